@@ -1,0 +1,119 @@
+# libcvnet — see README.md. Targets: all (default), test, bench, run, examples, install,
+# format, lint, clean. Options: SANITIZE=1 (ASan + UBSan), WERROR=1, PREFIX=/usr/local.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+SANFLAGS :=
+endif
+
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+CFLAGS  := -std=c11 $(OPT) -g -fPIC -fopenmp -D_GNU_SOURCE $(WARN) $(SANFLAGS) -Ilib -Ikernels
+LDLIBS  := -lopenblas -lz -lm -fopenmp -lpthread $(SANFLAGS)
+
+LIB_SRC := $(wildcard lib/core/*.c lib/ops/*.c lib/nn/*.c) \
+           $(filter-out kernels/cpu/simd_kernels.c,$(wildcard kernels/cpu/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The SIMD kernels are one source compiled once per instruction set; the dispatcher picks one at run time.
+SIMD_VARIANTS := avx512 avx2 scalar
+SIMD_OBJ := $(SIMD_VARIANTS:%=$(BUILD)/kernels/cpu/simd_kernels_%.o)
+FLAGS_avx512 := -DCVN_SIMD_NAME=avx512 -DCVN_VW=16 -mavx512f -mavx512dq -mavx512vl -mavx2 -mfma
+FLAGS_avx2   := -DCVN_SIMD_NAME=avx2 -DCVN_VW=8 -mavx2 -mfma
+FLAGS_scalar := -DCVN_SIMD_NAME=scalar -DCVN_VW=1
+
+HDRS    := $(wildcard lib/*.h lib/*/*.h kernels/*/*.h)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
+
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_COMMON := $(BUILD)/tests/testutil.o
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all deps test bench run examples install format lint clean
+
+all: $(BUILD)/libcvnet.a $(BUILD)/libcvnet.so $(BUILD)/cvnet.pc
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/kernels/cpu/simd_kernels_%.o: kernels/cpu/simd_kernels.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(FLAGS_$*) -c $< -o $@
+
+$(BUILD)/libcvnet.a: $(LIB_OBJ) $(SIMD_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcvnet.so: $(LIB_OBJ) $(SIMD_OBJ)
+	$(CC) -shared -Wl,-soname,libcvnet.so.0 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/cvnet.pc: Makefile
+	@mkdir -p $(BUILD)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: cvnet\nDescription: deep learning for vision in C11\nVersion: %s\nLibs: -L$${libdir} -lcvnet\nLibs.private: -lopenblas -lz -lm -fopenmp -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(BUILD)/libcvnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(TEST_COMMON) -o $@ $(BUILD)/libcvnet.a $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libcvnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcvnet.a $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libcvnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcvnet.a $(LDLIBS)
+
+# Each suite runs in its own process; CK_FORK stays on so a crash is reported, not fatal.
+test: deps
+	@$(MAKE) --no-print-directory $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; \
+	  CVN_TEST_DATA=tests/ref $$t || fail=1; done; \
+	  if [ $$fail = 0 ]; then echo "all suites passed"; else echo "SOME SUITES FAILED"; exit 1; fi
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b; done
+
+examples: deps
+	@$(MAKE) --no-print-directory $(EXAMPLE_BIN)
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/examples/train_cnn
+	$(BUILD)/examples/train_cnn $(RUN_ARGS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(BUILD)/libcvnet.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libcvnet.so $(DESTDIR)$(PREFIX)/lib/libcvnet.so.$(VERSION)
+	ln -sf libcvnet.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcvnet.so.0
+	ln -sf libcvnet.so.0 $(DESTDIR)$(PREFIX)/lib/libcvnet.so
+	install -m 644 lib/cvnet.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/cvnet.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+FMT_SRC = $(wildcard lib/*.h lib/*/*.c lib/*/*.h kernels/*/*.c kernels/*/*.h tests/*.c tests/*.h bench/*.c examples/*.c)
+format:
+	clang-format -i $(FMT_SRC)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -Ilib -Ikernels lib kernels
+
+clean:
+	rm -rf build build-san

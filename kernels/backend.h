@@ -1,0 +1,144 @@
+/* The backend table: every kernel an op needs, as a function pointer over raw memory.
+ * Kernels know nothing of tensors or tapes: they take pointers, sizes and strides, outputs first.
+ * Backward kernels accumulate (+=) into the gradient they write, so a tensor used twice gets the sum.
+ * One table per device; the CPU one lives in kernels/cpu/backend_cpu.c. Private to the library. */
+#ifndef CVN_BACKEND_H
+#define CVN_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { CVN_BIN_ADD, CVN_BIN_SUB, CVN_BIN_MUL, CVN_BIN_DIV } cvn_binop;
+
+/* Same order as cvn_activation in cvnet.h. */
+typedef enum {
+    CVN_K_RELU,
+    CVN_K_LEAKY_RELU,
+    CVN_K_SIGMOID,
+    CVN_K_TANH,
+    CVN_K_GELU,
+    CVN_K_SILU,
+    CVN_K_HARDSWISH,
+    CVN_K_HARDSIGMOID,
+} cvn_act_kind;
+
+/* Geometry of a 2-D window op (convolution or pooling) over one [C, H, W] image. */
+typedef struct {
+    int c, h, w;        /* input channels and size */
+    int kh, kw;         /* window */
+    int sh, sw;         /* stride */
+    int ph, pw;         /* padding */
+    int dh, dw;         /* dilation */
+    int oh, ow;         /* output size */
+} cvn_window;
+
+typedef struct cvn_backend {
+    const char *name;
+
+    /* memory */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *dst, size_t bytes);
+
+    /* C = alpha * op(A) op(B) + beta * C, row-major, op = transpose when ta / tb. */
+    void (*gemm)(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+
+    /* out = a (op) b over a broadcast shape; out is contiguous, sa / sb are element strides of the
+     * inputs in the output's shape (0 along broadcast dims). */
+    void (*binary)(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
+                   const int64_t *sa, const float *b, const int64_t *sb);
+    /* dx += reduction to x's broadcast strides sx of d(a op b)/dx * g; which = 0 for a, 1 for b;
+     * out is the forward result (used by div). */
+    void (*binary_bwd)(cvn_binop op, int which, int ndim, const int64_t *shape, float *dx,
+                       const int64_t *sx, const float *g, const float *a, const int64_t *sa,
+                       const float *b, const int64_t *sb, const float *out);
+    /* y = scale * x + shift */
+    void (*affine)(int64_t n, float *y, const float *x, float scale, float shift);
+    /* y += alpha * x */
+    void (*axpy)(int64_t n, float alpha, const float *x, float *y);
+    /* out[o] += x[i] summed over the dims where the output stride so is 0 (a broadcast reduction). */
+    void (*reduce_to)(int ndim, const int64_t *shape, float *out, const int64_t *so,
+                      const float *x, float scale);
+
+    /* out[i] += scale * x[offset of i under strides sx] for contiguous out over shape: the adjoint
+     * of reduce_to (broadcasts x back over the dims where sx is 0). */
+    void (*expand_add)(int ndim, const int64_t *shape, float *out, const float *x,
+                       const int64_t *sx, float scale);
+
+    /* activations: y = f(x); dx += dy * f'(x) (x and y both given) */
+    void (*act_fwd)(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x);
+    void (*act_bwd)(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
+                    const float *x, const float *y);
+
+    /* softmax (or log-softmax) along the middle axis of [outer, d, inner] */
+    void (*softmax_fwd)(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
+                        const float *x);
+    void (*softmax_bwd)(bool log, int64_t outer, int64_t d, int64_t inner, float *dx,
+                        const float *dy, const float *y);
+    /* Cross-entropy of logits [n, c] against class indices, mean over n, with label smoothing.
+     * Writes the loss and the softmax probabilities (for backward). */
+    void (*xent_fwd)(int64_t n, int64_t c, float *loss, float *prob, const float *logits,
+                     const int32_t *target, float smoothing);
+    /* dlogits += g[0] / n * (prob - smoothed one-hot); g is the loss's gradient (device memory) */
+    void (*xent_bwd)(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
+                     const int32_t *target, float smoothing);
+    /* Binary cross-entropy on logits, mean over n: max(x, 0) - x y + log(1 + exp(-|x|)). */
+    void (*bce_fwd)(int64_t n, float *loss, const float *x, const float *y);
+    /* dx += g[0] / n (sigmoid(x) - y); dy += g[0] / n (-x); NULL pointers are skipped */
+    void (*bce_bwd)(int64_t n, float *dx, float *dy, const float *g, const float *x,
+                    const float *y);
+
+    /* im2col of nimg images (img_stride floats apart) into one matrix of c * kh * kw rows and
+     * nimg * oh * ow columns, row stride ld: image i fills columns [i * oh * ow, (i + 1) * oh * ow).
+     * col2im accumulates such a matrix back into the images. */
+    void (*im2col)(const cvn_window *w, float *cols, int64_t ld, const float *img,
+                   int64_t img_stride, int nimg);
+    void (*col2im)(const cvn_window *w, float *img, int64_t img_stride, const float *cols,
+                   int64_t ld, int nimg);
+    /* dst[a * dsa + b * dsb + k] = src[a * ssa + b * ssb + k] (+ bias[a] when bias is not NULL),
+     * for a < na, b < nb, k < inner: moves blocks between [O, N, HW] and [N, O, HW] layouts. */
+    void (*copy_blocks)(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
+                        int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
+                        const float *bias);
+
+    /* pooling over planes (n * c of them), each [h, w] -> [oh, ow]; max keeps the argmax. */
+    void (*maxpool_fwd)(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
+                        const float *x);
+    void (*maxpool_bwd)(const cvn_window *w, int64_t planes, float *dx, const float *dy,
+                        const int32_t *argmax);
+    void (*avgpool_fwd)(const cvn_window *w, int64_t planes, float *y, const float *x);
+    void (*avgpool_bwd)(const cvn_window *w, int64_t planes, float *dx, const float *dy);
+    /* PyTorch's adaptive average pooling: window i spans [floor(i*h/oh), ceil((i+1)*h/oh)). */
+    void (*adaptive_avgpool_fwd)(int64_t planes, int h, int w, int oh, int ow, float *y,
+                                 const float *x);
+    void (*adaptive_avgpool_bwd)(int64_t planes, int h, int w, int oh, int ow, float *dx,
+                                 const float *dy);
+
+    /* batch norm over [n, c, hw]: per-channel mean and biased variance; normalize; backward */
+    void (*bn_stats)(int64_t n, int64_t c, int64_t hw, float *mean, float *var, const float *x);
+    void (*bn_fwd)(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
+                   const float *invstd, const float *gamma, const float *beta);
+    /* backward: dx += ..., dgamma += ..., dbeta += ... (NULL pointers are skipped). batch_stats:
+     * mean / invstd were computed from x itself (training), so dx gets their terms too. */
+    void (*bn_bwd)(bool batch_stats, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
+                   float *dbeta, const float *dy, const float *x, const float *mean,
+                   const float *invstd, const float *gamma);
+
+    /* dropout with a counter-based generator: element i is kept when hash(seed, i) >= p. */
+    void (*dropout_fwd)(int64_t n, float *y, uint8_t *mask, const float *x, float p,
+                        uint64_t seed);
+    void (*dropout_bwd)(int64_t n, float *dx, const float *dy, const uint8_t *mask, float scale);
+
+    /* sum of all n elements (double accumulation) */
+    double (*sum)(int64_t n, const float *x);
+} cvn_backend;
+
+/* The backend for a device, or NULL when it is not available (error set). */
+const cvn_backend *cvn_backend_get(int device);
+/* The CPU backend. */
+const cvn_backend *cvn_backend_cpu(void);
+
+#endif

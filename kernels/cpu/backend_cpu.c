@@ -1,0 +1,66 @@
+/* The CPU backend: memory, OpenBLAS GEMM, and the choice of SIMD variant at run time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "core/core.h"
+#include "cpu/cpu.h"
+
+void *cvn_cpu_alloc(size_t bytes) { return cvn_malloc(bytes); }
+void cvn_cpu_free(void *p) { cvn_free(p); }
+void cvn_cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memmove(dst, src, bytes);
+}
+void cvn_cpu_zero(void *dst, size_t bytes) {
+    if (bytes) memset(dst, 0, bytes);
+}
+
+void cvn_cpu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc) {
+    if (m == 0 || n == 0) return;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static bool cpu_can(const char *name) {
+    __builtin_cpu_init();
+    if (strcmp(name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    if (strcmp(name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return strcmp(name, "scalar") == 0;
+}
+
+const cvn_backend *cvn_cpu_backend_variant(const char *name) {
+    if (!cpu_can(name)) return NULL;
+    if (strcmp(name, "avx512") == 0) return &cvn_cpu_backend_avx512;
+    if (strcmp(name, "avx2") == 0) return &cvn_cpu_backend_avx2;
+    return &cvn_cpu_backend_scalar;
+}
+
+/* The best variant the CPU runs, lowered by CVN_SIMD if set. Picking is idempotent, so a race
+ * between two first callers is harmless. */
+const cvn_backend *cvn_backend_cpu(void) {
+    static const cvn_backend *chosen;
+    if (chosen) return chosen;
+    static const char *const order[] = {"avx512", "avx2", "scalar"};
+    const char *want = getenv("CVN_SIMD");
+    int start = 0;
+    for (int i = 0; want && i < 3; i++)
+        if (strcmp(want, order[i]) == 0) start = i;
+    const cvn_backend *b = NULL;
+    for (int i = start; i < 3 && !b; i++) b = cvn_cpu_backend_variant(order[i]);
+    chosen = b;
+    return b;
+}
+
+const char *cvn_simd_name(void) { return cvn_backend_cpu()->name + 4; }
+
+const cvn_backend *cvn_backend_get(int device) {
+    if (device == CVN_CPU) return cvn_backend_cpu();
+    cvn_set_error(CVN_ERR_DEVICE, "device %d (CUDA) is not available in this build", device);
+    return NULL;
+}

@@ -1,0 +1,829 @@
+/* The CPU compute kernels, written once over a vector type of CVN_VW floats (GCC vector
+ * extensions) and compiled once per instruction set by the Makefile: AVX-512 (16 lanes), AVX2 (8)
+ * and scalar (1). Each compilation defines one backend table, cvn_cpu_backend_<CVN_SIMD_NAME>;
+ * backend_cpu.c picks one at run time. Tails are handled by partial loads into a zeroed vector, so
+ * every kernel has one code path for all lengths. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+
+#ifndef CVN_VW
+#error "CVN_VW (vector width in floats) must be defined"
+#endif
+#define VW CVN_VW
+#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+#define TABLE_NAME CAT(cvn_cpu_backend_, CVN_SIMD_NAME)
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+
+/* Elementwise loops run on several threads only when the work pays for the wake-up. */
+#define PAR_MIN 32768
+
+static inline vf vload(const float *p, int64_t m) {
+    vf v = {0};
+    if (m >= VW) memcpy(&v, p, sizeof v);
+    else memcpy(&v, p, (size_t)m * sizeof(float));
+    return v;
+}
+static inline void vstore(float *p, vf v, int64_t m) {
+    if (m >= VW) memcpy(p, &v, sizeof v);
+    else memcpy(p, &v, (size_t)m * sizeof(float));
+}
+static inline vf vset(float x) {
+    vf v = {0};
+    return v + x;
+}
+static inline vf vsel(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
+static inline vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
+static inline vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
+static inline vf vabs(vf a) {
+    vi mask = {0};
+    mask += 0x7fffffff; /* every bit but the sign */
+    return (vf)((vi)a & mask);
+}
+static inline float hsum(vf v) {
+    float s = 0;
+    for (int i = 0; i < VW; i++) s += v[i];
+    return s;
+}
+static inline float hmax(vf v) {
+    float r = v[0];
+    for (int i = 1; i < VW; i++) r = v[i] > r ? v[i] : r;
+    return r;
+}
+
+/* exp(x) as Cephes' expf: x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r, and 2^n built
+ * in the exponent bits. About 1 ulp over the clamped range. */
+static inline vf vexp(vf x) {
+    x = vmin(vmax(x, vset(-87.3f)), vset(88.3f));
+    vf fx = x * 1.44269504088896341f + 0.5f;
+    vi n = __builtin_convertvector(fx, vi);
+    vf nf = __builtin_convertvector(n, vf);
+    n += (vi)(nf > fx); /* truncation rounds negatives up: take one off there (true is -1) */
+    nf = __builtin_convertvector(n, vf);
+    vf r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+    vf p = vset(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    vf y = p * r * r + r + 1.0f;
+    vi bits = (n + 127) << 23;
+    return y * (vf)bits;
+}
+
+/* tanh as Cephes' tanhf: an odd polynomial below 0.625 (where 1 - 2/(e^2x + 1) would cancel),
+ * the exponential form above. */
+static inline vf vtanh(vf x) {
+    vf ax = vabs(x);
+    vf z = x * x;
+    vf p = vset(-5.70498872745e-3f);
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    vf small = p * z * x + x;
+    vf e = vexp(vmin(ax + ax, vset(88.0f)));
+    vf big = 1.0f - 2.0f / (e + 1.0f);
+    big = vsel(x < 0.0f, -big, big);
+    return vsel(ax < 0.625f, small, big);
+}
+
+static inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
+
+static inline vf vgelu(vf x) {
+    vf r;
+    for (int i = 0; i < VW; i++) r[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+    return r;
+}
+static inline vf vgelu_grad(vf x) {
+    vf r;
+    for (int i = 0; i < VW; i++) {
+        float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        float pdf = expf(-0.5f * x[i] * x[i]) * 0.3989422804014327f;
+        r[i] = cdf + x[i] * pdf;
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------------ elementwise */
+
+static void k_affine(int64_t n, float *y, const float *x, float scale, float shift) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vstore(y + i, vload(x + i, m) * scale + shift, m);
+    }
+}
+
+static void k_axpy(int64_t n, float alpha, const float *x, float *y) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vstore(y + i, vload(y + i, m) + alpha * vload(x + i, m), m);
+    }
+}
+
+static inline vf binop(cvn_binop op, vf a, vf b) {
+    switch (op) {
+    case CVN_BIN_ADD: return a + b;
+    case CVN_BIN_SUB: return a - b;
+    case CVN_BIN_MUL: return a * b;
+    default: return a / b;
+    }
+}
+
+static inline bool is_contig(int ndim, const int64_t *shape, const int64_t *s) {
+    int64_t expect = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        if (shape[d] != 1 && s[d] != expect) return false;
+        expect *= shape[d];
+    }
+    return true;
+}
+
+static int64_t shape_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    return n;
+}
+
+/* Offset of flat (row-major) index i of shape under strides s. */
+static inline int64_t offset_of(int64_t i, int ndim, const int64_t *shape, const int64_t *s) {
+    int64_t off = 0;
+    for (int d = ndim - 1; d >= 0; d--) {
+        off += (i % shape[d]) * s[d];
+        i /= shape[d];
+    }
+    return off;
+}
+
+static void k_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
+                     const int64_t *sa, const float *b, const int64_t *sb) {
+    int64_t n = shape_numel(ndim, shape);
+    if (is_contig(ndim, shape, sa) && is_contig(ndim, shape, sb)) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i += VW) {
+            int64_t m = n - i;
+            vstore(out + i, binop(op, vload(a + i, m), vload(b + i, m)), m);
+        }
+        return;
+    }
+    /* General case: rows of the innermost dim; each row start found from its flat index. */
+    int64_t inner = ndim > 0 ? shape[ndim - 1] : 1;
+    int64_t ia = ndim > 0 ? sa[ndim - 1] : 0, ib = ndim > 0 ? sb[ndim - 1] : 0;
+    int64_t rows = n / (inner ? inner : 1);
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t oa = offset_of(r * inner, ndim, shape, sa);
+        int64_t ob = offset_of(r * inner, ndim, shape, sb);
+        float *o = out + r * inner;
+        if (ia == 1 && ib == 1) {
+            for (int64_t j = 0; j < inner; j += VW)
+                vstore(o + j, binop(op, vload(a + oa + j, inner - j), vload(b + ob + j, inner - j)),
+                       inner - j);
+        } else if (ia == 1 && ib == 0) {
+            vf bv = vset(b[ob]);
+            for (int64_t j = 0; j < inner; j += VW)
+                vstore(o + j, binop(op, vload(a + oa + j, inner - j), bv), inner - j);
+        } else {
+            for (int64_t j = 0; j < inner; j++) {
+                vf av = vset(a[oa + j * ia]), bv = vset(b[ob + j * ib]);
+                o[j] = binop(op, av, bv)[0];
+            }
+        }
+    }
+}
+
+/* d(a op b)/d(which) * g at one element. */
+static inline float binop_grad(cvn_binop op, int which, float g, float a, float b) {
+    switch (op) {
+    case CVN_BIN_ADD: return g;
+    case CVN_BIN_SUB: return which == 0 ? g : -g;
+    case CVN_BIN_MUL: return which == 0 ? g * b : g * a;
+    default: return which == 0 ? g / b : -g * a / (b * b);
+    }
+}
+
+static void k_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shape, float *dx,
+                         const int64_t *sx, const float *g, const float *a, const int64_t *sa,
+                         const float *b, const int64_t *sb, const float *out) {
+    (void)out;
+    int64_t n = shape_numel(ndim, shape);
+    if (is_contig(ndim, shape, sx) && is_contig(ndim, shape, sa) && is_contig(ndim, shape, sb)) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i += VW) {
+            int64_t m = n - i;
+            vf gv = vload(g + i, m), d;
+            switch (op) {
+            case CVN_BIN_ADD: d = gv; break;
+            case CVN_BIN_SUB: d = which == 0 ? gv : -gv; break;
+            case CVN_BIN_MUL: d = gv * vload(which == 0 ? b + i : a + i, m); break;
+            default: { /* padding lanes may divide by zero; they are never stored */
+                vf bv = vload(b + i, m);
+                d = which == 0 ? gv / bv : -gv * vload(a + i, m) / (bv * bv);
+            }
+            }
+            vstore(dx + i, vload(dx + i, m) + d, m);
+        }
+        return;
+    }
+    /* Broadcast: several output elements may land on one dx element, so run serially. */
+    for (int64_t i = 0; i < n; i++) {
+        float av = a ? a[offset_of(i, ndim, shape, sa)] : 0.0f;
+        float bv = b ? b[offset_of(i, ndim, shape, sb)] : 0.0f;
+        dx[offset_of(i, ndim, shape, sx)] += binop_grad(op, which, g[i], av, bv);
+    }
+}
+
+/* Row by row over the innermost dim: a row either sums into one element (stride 0) or adds onto a
+ * contiguous row of out. Rows may share out elements, so this runs on one thread. */
+static void k_reduce_to(int ndim, const int64_t *shape, float *out, const int64_t *so,
+                        const float *x, float scale) {
+    int64_t n = shape_numel(ndim, shape);
+    int64_t inner = ndim > 0 ? shape[ndim - 1] : 1, si = ndim > 0 ? so[ndim - 1] : 0;
+    if (n == 0) return;
+    for (int64_t r = 0; r < n / inner; r++) {
+        const float *row = x + r * inner;
+        float *o = out + offset_of(r * inner, ndim, shape, so);
+        if (si == 0) {
+            vf acc = vset(0.0f);
+            for (int64_t j = 0; j < inner; j += VW) acc += vload(row + j, inner - j);
+            *o += scale * hsum(acc);
+        } else if (si == 1) {
+            for (int64_t j = 0; j < inner; j += VW)
+                vstore(o + j, vload(o + j, inner - j) + scale * vload(row + j, inner - j), inner - j);
+        } else {
+            for (int64_t j = 0; j < inner; j++) o[j * si] += scale * row[j];
+        }
+    }
+}
+
+static void k_expand_add(int ndim, const int64_t *shape, float *out, const float *x,
+                         const int64_t *sx, float scale) {
+    int64_t n = shape_numel(ndim, shape);
+    int64_t inner = ndim > 0 ? shape[ndim - 1] : 1, si = ndim > 0 ? sx[ndim - 1] : 0;
+    if (n == 0) return;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < n / inner; r++) {
+        float *o = out + r * inner;
+        const float *src = x + offset_of(r * inner, ndim, shape, sx);
+        if (si == 0) {
+            float v = scale * *src;
+            for (int64_t j = 0; j < inner; j += VW) vstore(o + j, vload(o + j, inner - j) + v, inner - j);
+        } else if (si == 1) {
+            for (int64_t j = 0; j < inner; j += VW)
+                vstore(o + j, vload(o + j, inner - j) + scale * vload(src + j, inner - j), inner - j);
+        } else {
+            for (int64_t j = 0; j < inner; j++) o[j] += scale * src[j * si];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ activations */
+
+static inline vf act(cvn_act_kind kind, float alpha, vf x) {
+    switch (kind) {
+    case CVN_K_RELU: return vmax(x, vset(0.0f));
+    case CVN_K_LEAKY_RELU: return vsel(x > 0.0f, x, x * alpha);
+    case CVN_K_SIGMOID: return vsigmoid(x);
+    case CVN_K_TANH: return vtanh(x);
+    case CVN_K_GELU: return vgelu(x);
+    case CVN_K_SILU: return x * vsigmoid(x);
+    case CVN_K_HARDSWISH: return x * vmin(vmax(x + 3.0f, vset(0.0f)), vset(6.0f)) / 6.0f;
+    default: return vmin(vmax(x + 3.0f, vset(0.0f)), vset(6.0f)) / 6.0f; /* hardsigmoid */
+    }
+}
+
+/* f'(x), given x and y = f(x); boundaries follow PyTorch's backward formulas. */
+static inline vf act_grad(cvn_act_kind kind, float alpha, vf x, vf y) {
+    vf one = vset(1.0f), zero = vset(0.0f);
+    switch (kind) {
+    case CVN_K_RELU: return vsel(x > 0.0f, one, zero);
+    case CVN_K_LEAKY_RELU: return vsel(x > 0.0f, one, vset(alpha));
+    case CVN_K_SIGMOID: return y * (1.0f - y);
+    case CVN_K_TANH: return 1.0f - y * y;
+    case CVN_K_GELU: return vgelu_grad(x);
+    case CVN_K_SILU: {
+        vf s = vsigmoid(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case CVN_K_HARDSWISH:
+        return vsel(x < -3.0f, zero, vsel(x <= 3.0f, x / 3.0f + 0.5f, one));
+    default: return vsel((x > -3.0f) & (x < 3.0f), vset(1.0f / 6.0f), zero);
+    }
+}
+
+static void k_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vstore(y + i, act(kind, alpha, vload(x + i, m)), m);
+    }
+}
+
+static void k_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
+                      const float *x, const float *y) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vf d = vload(dy + i, m) * act_grad(kind, alpha, vload(x + i, m), vload(y + i, m));
+        vstore(dx + i, vload(dx + i, m) + d, m);
+    }
+}
+
+/* ------------------------------------------------------------------ softmax, cross-entropy */
+
+/* One contiguous row: y = softmax(x) or log_softmax(x). */
+static void softmax_row(bool log, int64_t d, float *y, const float *x) {
+    vf mx = vset(-INFINITY);
+    for (int64_t j = 0; j < d; j += VW) {
+        vf v = vload(x + j, d - j);
+        for (int64_t l = d - j; l < VW; l++) v[l] = -INFINITY;
+        mx = vmax(mx, v);
+    }
+    float m = hmax(mx);
+    vf sum = vset(0.0f);
+    for (int64_t j = 0; j < d; j += VW) {
+        vf e = vexp(vload(x + j, d - j) - m);
+        for (int64_t l = d - j; l < VW; l++) e[l] = 0.0f;
+        if (!log) vstore(y + j, e, d - j);
+        sum += e;
+    }
+    float s = hsum(sum);
+    if (log) {
+        float lse = m + logf(s);
+        for (int64_t j = 0; j < d; j += VW) vstore(y + j, vload(x + j, d - j) - lse, d - j);
+    } else {
+        float inv = 1.0f / s;
+        for (int64_t j = 0; j < d; j += VW) vstore(y + j, vload(y + j, d - j) * inv, d - j);
+    }
+}
+
+static void k_softmax_fwd(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
+                          const float *x) {
+    if (inner == 1) {
+#pragma omp parallel for if (outer * d > PAR_MIN) schedule(static)
+        for (int64_t o = 0; o < outer; o++) softmax_row(log, d, y + o * d, x + o * d);
+        return;
+    }
+#pragma omp parallel for if (outer * d * inner > PAR_MIN) schedule(static)
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t k = 0; k < inner; k++) {
+            const float *xs = x + o * d * inner + k;
+            float *ys = y + o * d * inner + k;
+            float m = -INFINITY, s = 0;
+            for (int64_t j = 0; j < d; j++) m = xs[j * inner] > m ? xs[j * inner] : m;
+            for (int64_t j = 0; j < d; j++) s += expf(xs[j * inner] - m);
+            float lse = m + logf(s);
+            for (int64_t j = 0; j < d; j++)
+                ys[j * inner] = log ? xs[j * inner] - lse : expf(xs[j * inner] - lse);
+        }
+    }
+}
+
+/* softmax: dx += y (dy - sum(dy y)); log-softmax: dx += dy - exp(y) sum(dy) */
+static void k_softmax_bwd(bool log, int64_t outer, int64_t d, int64_t inner, float *dx,
+                          const float *dy, const float *y) {
+#pragma omp parallel for if (outer * d * inner > PAR_MIN) schedule(static)
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t k = 0; k < inner; k++) {
+            int64_t base = o * d * inner + k;
+            float s = 0;
+            for (int64_t j = 0; j < d; j++) {
+                int64_t i = base + j * inner;
+                s += log ? dy[i] : dy[i] * y[i];
+            }
+            for (int64_t j = 0; j < d; j++) {
+                int64_t i = base + j * inner;
+                dx[i] += log ? dy[i] - expf(y[i]) * s : y[i] * (dy[i] - s);
+            }
+        }
+    }
+}
+
+/* loss_i = -((1 - s) log p[t] + s / C * sum_j log p[j]), averaged over rows. */
+static void k_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const float *logits,
+                       const int32_t *target, float smoothing) {
+    double total = 0;
+#pragma omp parallel for if (n * c > PAR_MIN) reduction(+ : total) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float *p = prob + i * c;
+        softmax_row(true, c, p, logits + i * c); /* log-probabilities first */
+        double sum_logp = 0;
+        for (int64_t j = 0; j < c; j++) sum_logp += p[j];
+        double li = -(1.0 - smoothing) * p[target[i]] - smoothing / (double)c * sum_logp;
+        total += li;
+        for (int64_t j = 0; j < c; j += VW) vstore(p + j, vexp(vload(p + j, c - j)), c - j);
+    }
+    *loss = (float)(total / (double)n);
+}
+
+static void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
+                       const int32_t *target, float smoothing) {
+    float scale = g[0] / (float)n, off = smoothing / (float)c;
+#pragma omp parallel for if (n * c > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float *d = dlogits + i * c;
+        const float *p = prob + i * c;
+        for (int64_t j = 0; j < c; j += VW)
+            vstore(d + j, vload(d + j, c - j) + scale * (vload(p + j, c - j) - off), c - j);
+        d[target[i]] -= scale * (1.0f - smoothing);
+    }
+}
+
+static void k_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
+    double total = 0;
+#pragma omp parallel for if (n > PAR_MIN) reduction(+ : total) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vf xv = vload(x + i, m);
+        vf l = vmax(xv, vset(0.0f)) - xv * vload(y + i, m);
+        vf e = vexp(-vabs(xv));
+        for (int64_t j = 0; j < VW && j < m; j++) total += (double)l[j] + log1pf(e[j]);
+    }
+    *loss = (float)(total / (double)n);
+}
+
+static void k_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const float *x,
+                      const float *y) {
+    float scale = g[0] / (float)n;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vf xv = vload(x + i, m);
+        if (dx) vstore(dx + i, vload(dx + i, m) + scale * (vsigmoid(xv) - vload(y + i, m)), m);
+        if (dy) vstore(dy + i, vload(dy + i, m) - scale * xv, m);
+    }
+}
+
+/* ------------------------------------------------------------------ im2col / col2im */
+
+/* One image's rows of the column matrix. */
+static void im2col_one(const cvn_window *w, float *cols, int64_t ld, const float *img) {
+    int64_t rows = (int64_t)w->c * w->kh * w->kw;
+    for (int64_t r = 0; r < rows; r++) {
+        int kj = (int)(r % w->kw), ki = (int)(r / w->kw % w->kh), ch = (int)(r / w->kw / w->kh);
+        const float *plane = img + (int64_t)ch * w->h * w->w;
+        float *row = cols + r * ld;
+        for (int oy = 0; oy < w->oh; oy++) {
+            int iy = oy * w->sh - w->ph + ki * w->dh;
+            float *o = row + (int64_t)oy * w->ow;
+            if (iy < 0 || iy >= w->h) {
+                memset(o, 0, (size_t)w->ow * sizeof(float));
+                continue;
+            }
+            const float *src = plane + (int64_t)iy * w->w;
+            int x0 = kj * w->dw - w->pw;
+            if (w->sw == 1) {
+                /* valid ox: 0 <= x0 + ox < w; a plain copy between zero margins */
+                int lo = x0 < 0 ? -x0 : 0, hi = w->w - x0;
+                if (hi > w->ow) hi = w->ow;
+                if (lo > w->ow) lo = w->ow;
+                if (hi < lo) hi = lo;
+                for (int ox = 0; ox < lo; ox++) o[ox] = 0;
+                if (hi > lo) memcpy(o + lo, src + x0 + lo, (size_t)(hi - lo) * sizeof(float));
+                for (int ox = hi; ox < w->ow; ox++) o[ox] = 0;
+            } else {
+                for (int ox = 0; ox < w->ow; ox++) {
+                    int ix = x0 + ox * w->sw;
+                    o[ox] = (ix >= 0 && ix < w->w) ? src[ix] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+static void k_im2col(const cvn_window *w, float *cols, int64_t ld, const float *img,
+                     int64_t img_stride, int nimg) {
+    int64_t osz = (int64_t)w->oh * w->ow;
+#pragma omp parallel for if ((int64_t)nimg * w->c * w->kh * w->kw * osz > PAR_MIN) schedule(static)
+    for (int i = 0; i < nimg; i++) im2col_one(w, cols + i * osz, ld, img + i * img_stride);
+}
+
+/* Rows of one channel touch only that channel's plane, so images and channels run in parallel. */
+static void k_col2im(const cvn_window *w, float *img, int64_t img_stride, const float *cols,
+                     int64_t ld, int nimg) {
+    int64_t osz = (int64_t)w->oh * w->ow;
+#pragma omp parallel for collapse(2) if ((int64_t)nimg * w->c * w->kh * w->kw * osz > PAR_MIN)  \
+    schedule(static)
+    for (int i = 0; i < nimg; i++)
+        for (int ch = 0; ch < w->c; ch++) {
+            float *plane = img + i * img_stride + (int64_t)ch * w->h * w->w;
+            for (int ki = 0; ki < w->kh; ki++)
+                for (int kj = 0; kj < w->kw; kj++) {
+                    const float *row =
+                        cols + ((int64_t)(ch * w->kh + ki) * w->kw + kj) * ld + i * osz;
+                    for (int oy = 0; oy < w->oh; oy++) {
+                        int iy = oy * w->sh - w->ph + ki * w->dh;
+                        if (iy < 0 || iy >= w->h) continue;
+                        float *dst = plane + (int64_t)iy * w->w;
+                        const float *o = row + (int64_t)oy * w->ow;
+                        int x0 = kj * w->dw - w->pw;
+                        for (int ox = 0; ox < w->ow; ox++) {
+                            int ix = x0 + ox * w->sw;
+                            if (ix >= 0 && ix < w->w) dst[ix] += o[ox];
+                        }
+                    }
+                }
+        }
+}
+
+static void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
+                          int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
+                          const float *bias) {
+#pragma omp parallel for collapse(2) if (na * nb * inner > PAR_MIN) schedule(static)
+    for (int64_t a = 0; a < na; a++)
+        for (int64_t b = 0; b < nb; b++) {
+            float *d = dst + a * dsa + b * dsb;
+            const float *s = src + a * ssa + b * ssb;
+            float add = bias ? bias[a] : 0.0f;
+            for (int64_t k = 0; k < inner; k += VW) vstore(d + k, vload(s + k, inner - k) + add, inner - k);
+        }
+}
+
+/* ------------------------------------------------------------------ pooling */
+
+static void k_maxpool_fwd(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
+                          const float *x) {
+    int64_t osz = (int64_t)w->oh * w->ow;
+#pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        const float *in = x + p * w->h * w->w;
+        for (int oy = 0; oy < w->oh; oy++)
+            for (int ox = 0; ox < w->ow; ox++) {
+                float best = -INFINITY;
+                int32_t at = -1;
+                for (int ki = 0; ki < w->kh; ki++) {
+                    int iy = oy * w->sh - w->ph + ki * w->dh;
+                    if (iy < 0 || iy >= w->h) continue;
+                    for (int kj = 0; kj < w->kw; kj++) {
+                        int ix = ox * w->sw - w->pw + kj * w->dw;
+                        if (ix < 0 || ix >= w->w) continue;
+                        float v = in[iy * w->w + ix];
+                        /* NaN propagates as in PyTorch */
+                        if (v > best || isnan(v) || at < 0) {
+                            best = v;
+                            at = iy * w->w + ix;
+                        }
+                    }
+                }
+                y[p * osz + oy * w->ow + ox] = best;
+                argmax[p * osz + oy * w->ow + ox] = at;
+            }
+    }
+}
+
+static void k_maxpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy,
+                          const int32_t *argmax) {
+    int64_t osz = (int64_t)w->oh * w->ow;
+#pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t o = 0; o < osz; o++)
+            if (argmax[p * osz + o] >= 0) dx[p * w->h * w->w + argmax[p * osz + o]] += dy[p * osz + o];
+}
+
+static void k_avgpool_fwd(const cvn_window *w, int64_t planes, float *y, const float *x) {
+    int64_t osz = (int64_t)w->oh * w->ow;
+    float inv = 1.0f / (float)(w->kh * w->kw);
+#pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        const float *in = x + p * w->h * w->w;
+        for (int oy = 0; oy < w->oh; oy++)
+            for (int ox = 0; ox < w->ow; ox++) {
+                float s = 0;
+                for (int ki = 0; ki < w->kh; ki++) {
+                    int iy = oy * w->sh - w->ph + ki;
+                    if (iy < 0 || iy >= w->h) continue;
+                    for (int kj = 0; kj < w->kw; kj++) {
+                        int ix = ox * w->sw - w->pw + kj;
+                        if (ix >= 0 && ix < w->w) s += in[iy * w->w + ix];
+                    }
+                }
+                y[p * osz + oy * w->ow + ox] = s * inv;
+            }
+    }
+}
+
+static void k_avgpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy) {
+    int64_t osz = (int64_t)w->oh * w->ow;
+    float inv = 1.0f / (float)(w->kh * w->kw);
+#pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        float *d = dx + p * w->h * w->w;
+        for (int oy = 0; oy < w->oh; oy++)
+            for (int ox = 0; ox < w->ow; ox++) {
+                float g = dy[p * osz + oy * w->ow + ox] * inv;
+                for (int ki = 0; ki < w->kh; ki++) {
+                    int iy = oy * w->sh - w->ph + ki;
+                    if (iy < 0 || iy >= w->h) continue;
+                    for (int kj = 0; kj < w->kw; kj++) {
+                        int ix = ox * w->sw - w->pw + kj;
+                        if (ix >= 0 && ix < w->w) d[iy * w->w + ix] += g;
+                    }
+                }
+            }
+    }
+}
+
+static void k_adaptive_avgpool_fwd(int64_t planes, int h, int w, int oh, int ow, float *y,
+                                   const float *x) {
+#pragma omp parallel for if (planes * h * w > PAR_MIN) schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        for (int oy = 0; oy < oh; oy++) {
+            int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+            for (int ox = 0; ox < ow; ox++) {
+                int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+                float s = 0;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) s += x[(p * h + iy) * w + ix];
+                y[(p * oh + oy) * ow + ox] = s / (float)((y1 - y0) * (x1 - x0));
+            }
+        }
+}
+
+static void k_adaptive_avgpool_bwd(int64_t planes, int h, int w, int oh, int ow, float *dx,
+                                   const float *dy) {
+#pragma omp parallel for if (planes * h * w > PAR_MIN) schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        for (int oy = 0; oy < oh; oy++) {
+            int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+            for (int ox = 0; ox < ow; ox++) {
+                int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+                float g = dy[(p * oh + oy) * ow + ox] / (float)((y1 - y0) * (x1 - x0));
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) dx[(p * h + iy) * w + ix] += g;
+            }
+        }
+}
+
+/* ------------------------------------------------------------------ batch norm */
+
+static void k_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var, const float *x) {
+#pragma omp parallel for if (n * c * hw > PAR_MIN) schedule(static)
+    for (int64_t ch = 0; ch < c; ch++) {
+        vf acc = vset(0.0f);
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = x + (i * c + ch) * hw;
+            acc = vset(0.0f);
+            for (int64_t j = 0; j < hw; j += VW) acc += vload(p + j, hw - j);
+            s += hsum(acc);
+        }
+        float m = (float)(s / (double)(n * hw));
+        double q = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = x + (i * c + ch) * hw;
+            acc = vset(0.0f);
+            for (int64_t j = 0; j < hw; j += VW) {
+                int64_t r = hw - j;
+                vf d = vload(p + j, r) - m;
+                for (int64_t l = r; l < VW; l++) d[l] = 0.0f;
+                acc += d * d;
+            }
+            q += hsum(acc);
+        }
+        mean[ch] = m;
+        var[ch] = (float)(q / (double)(n * hw));
+    }
+}
+
+static void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
+                     const float *invstd, const float *gamma, const float *beta) {
+#pragma omp parallel for collapse(2) if (n * c * hw > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            float sc = invstd[ch] * (gamma ? gamma[ch] : 1.0f);
+            float sh = (beta ? beta[ch] : 0.0f) - mean[ch] * sc;
+            const float *p = x + (i * c + ch) * hw;
+            float *q = y + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j += VW) vstore(q + j, vload(p + j, hw - j) * sc + sh, hw - j);
+        }
+}
+
+/* With batch statistics (xhat = (x - mean) invstd, M = n hw):
+ * dx = gamma invstd / M (M dy - sum dy - xhat sum(dy xhat)); dgamma = sum dy xhat; dbeta = sum dy. */
+static void k_bn_bwd(bool batch_stats, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
+                     float *dbeta, const float *dy, const float *x, const float *mean,
+                     const float *invstd, const float *gamma) {
+    double m_count = (double)(n * hw);
+#pragma omp parallel for if (n * c * hw > PAR_MIN) schedule(static)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double sdy = 0, sdyx = 0;
+        float mu = mean[ch], is = invstd[ch];
+        for (int64_t i = 0; i < n; i++) {
+            const float *g = dy + (i * c + ch) * hw, *p = x + (i * c + ch) * hw;
+            vf a = vset(0.0f), b = vset(0.0f);
+            for (int64_t j = 0; j < hw; j += VW) {
+                int64_t r = hw - j;
+                vf gv = vload(g + j, r), xh = (vload(p + j, r) - mu) * is;
+                for (int64_t l = r; l < VW; l++) xh[l] = 0.0f;
+                a += gv;
+                b += gv * xh;
+            }
+            sdy += hsum(a);
+            sdyx += hsum(b);
+        }
+        if (dbeta) dbeta[ch] += (float)sdy;
+        if (dgamma) dgamma[ch] += (float)sdyx;
+        if (!dx) continue;
+        float gm = gamma ? gamma[ch] : 1.0f;
+        float k = gm * is;
+        float mdy = (float)(sdy / m_count), mdyx = (float)(sdyx / m_count);
+        for (int64_t i = 0; i < n; i++) {
+            const float *g = dy + (i * c + ch) * hw, *p = x + (i * c + ch) * hw;
+            float *d = dx + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j += VW) {
+                int64_t r = hw - j;
+                vf gv = vload(g + j, r);
+                vf v;
+                if (batch_stats) {
+                    vf xh = (vload(p + j, r) - mu) * is;
+                    v = k * (gv - mdy - xh * mdyx);
+                } else {
+                    v = k * gv;
+                }
+                vstore(d + j, vload(d + j, r) + v, r);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ dropout, sum */
+
+static void k_dropout_fwd(int64_t n, float *y, uint8_t *mask, const float *x, float p,
+                          uint64_t seed) {
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        bool keep = cvn_counter_uniform(seed, (uint64_t)i) >= p;
+        mask[i] = keep;
+        y[i] = keep ? x[i] * scale : 0.0f;
+    }
+}
+
+static void k_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t *mask, float scale) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) dx[i] += mask[i] ? dy[i] * scale : 0.0f;
+}
+
+static double k_sum(int64_t n, const float *x) {
+    double total = 0;
+#pragma omp parallel for if (n > PAR_MIN) reduction(+ : total) schedule(static)
+    for (int64_t i = 0; i < n; i += 1024) {
+        vf acc = vset(0.0f);
+        int64_t end = i + 1024 < n ? i + 1024 : n;
+        for (int64_t j = i; j < end; j += VW) {
+            int64_t m = end - j;
+            vf v = vload(x + j, m);
+            acc += v;
+        }
+        total += hsum(acc);
+    }
+    return total;
+}
+
+const cvn_backend TABLE_NAME = {
+    .name = "cpu-" STR(CVN_SIMD_NAME),
+    .alloc = cvn_cpu_alloc,
+    .free = cvn_cpu_free,
+    .copy = cvn_cpu_copy,
+    .zero = cvn_cpu_zero,
+    .gemm = cvn_cpu_gemm,
+    .binary = k_binary,
+    .binary_bwd = k_binary_bwd,
+    .affine = k_affine,
+    .axpy = k_axpy,
+    .reduce_to = k_reduce_to,
+    .expand_add = k_expand_add,
+    .act_fwd = k_act_fwd,
+    .act_bwd = k_act_bwd,
+    .softmax_fwd = k_softmax_fwd,
+    .softmax_bwd = k_softmax_bwd,
+    .xent_fwd = k_xent_fwd,
+    .xent_bwd = k_xent_bwd,
+    .bce_fwd = k_bce_fwd,
+    .bce_bwd = k_bce_bwd,
+    .im2col = k_im2col,
+    .col2im = k_col2im,
+    .copy_blocks = k_copy_blocks,
+    .maxpool_fwd = k_maxpool_fwd,
+    .maxpool_bwd = k_maxpool_bwd,
+    .avgpool_fwd = k_avgpool_fwd,
+    .avgpool_bwd = k_avgpool_bwd,
+    .adaptive_avgpool_fwd = k_adaptive_avgpool_fwd,
+    .adaptive_avgpool_bwd = k_adaptive_avgpool_bwd,
+    .bn_stats = k_bn_stats,
+    .bn_fwd = k_bn_fwd,
+    .bn_bwd = k_bn_bwd,
+    .dropout_fwd = k_dropout_fwd,
+    .dropout_bwd = k_dropout_bwd,
+    .sum = k_sum,
+};

@@ -1,0 +1,84 @@
+/* The per-device bump allocator behind every tape. */
+#include "core/core.h"
+
+#define ARENA_ALIGN 64
+#define ARENA_MIN_CHUNK (1u << 20)
+
+struct cvn_chunk {
+    cvn_chunk *next;
+    char *base; /* from the backend (device memory for a GPU arena) */
+    size_t size, used;
+};
+
+void cvn_arena_init(cvn_arena *a, const cvn_backend *be) {
+    a->be = be;
+    a->chunks = NULL;
+    a->used = a->capacity = a->peak = 0;
+}
+
+static void free_chunks(cvn_arena *a) {
+    for (cvn_chunk *c = a->chunks, *next; c; c = next) {
+        next = c->next;
+        a->be->free(c->base);
+        cvn_free(c);
+    }
+    a->chunks = NULL;
+    a->capacity = 0;
+}
+
+void cvn_arena_release(cvn_arena *a) {
+    free_chunks(a);
+    a->used = 0;
+}
+
+static cvn_chunk *new_chunk(cvn_arena *a, size_t size) {
+    cvn_chunk *c = cvn_malloc(sizeof *c);
+    if (!c) return NULL;
+    c->base = a->be->alloc(size);
+    if (!c->base) {
+        cvn_free(c);
+        return NULL;
+    }
+    c->size = size;
+    c->used = 0;
+    c->next = a->chunks;
+    a->chunks = c;
+    a->capacity += size;
+    return c;
+}
+
+void *cvn_arena_alloc(cvn_arena *a, size_t bytes) {
+    size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (need == 0) need = ARENA_ALIGN;
+    cvn_chunk *c = a->chunks;
+    if (!c || c->size - c->used < need) {
+        size_t size = a->capacity > ARENA_MIN_CHUNK ? a->capacity : ARENA_MIN_CHUNK;
+        if (size < need + ARENA_ALIGN) size = need + ARENA_ALIGN;
+        c = new_chunk(a, size);
+        if (!c) return NULL;
+    }
+    /* the backend's allocation may be less aligned than we promise: align inside the chunk */
+    uintptr_t p = (uintptr_t)(c->base + c->used);
+    size_t pad = (ARENA_ALIGN - (p & (ARENA_ALIGN - 1))) & (ARENA_ALIGN - 1);
+    if (c->size - c->used < need + pad) {
+        c = new_chunk(a, need + ARENA_ALIGN);
+        if (!c) return NULL;
+        p = (uintptr_t)c->base;
+        pad = (ARENA_ALIGN - (p & (ARENA_ALIGN - 1))) & (ARENA_ALIGN - 1);
+    }
+    c->used += pad + need;
+    a->used += pad + need;
+    if (a->used > a->peak) a->peak = a->used;
+    return (void *)(p + pad);
+}
+
+void cvn_arena_reset(cvn_arena *a) {
+    if (a->chunks && a->chunks->next) {
+        /* Several chunks: replace them by one that holds the peak, so steps of this size fit. */
+        size_t total = a->peak + ARENA_ALIGN * 64;
+        free_chunks(a);
+        new_chunk(a, total); /* on failure the next alloc retries */
+    }
+    if (a->chunks) a->chunks->used = 0;
+    a->used = 0;
+}

@@ -1,0 +1,96 @@
+/* Private core of libcvnet: errors, heap, arena, tape nodes. Included by lib/ and kernels/ code,
+ * never installed. */
+#ifndef CVN_CORE_H
+#define CVN_CORE_H
+
+#include "cvnet.h"
+#include "backend.h"
+
+#ifdef __GNUC__
+#define CVN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CVN_PRINTF(a, b)
+#endif
+
+/* ---- errors: sets the calling thread's message; returns s for `return cvn_set_error(...)`. */
+cvn_status cvn_set_error(cvn_status s, const char *fmt, ...) CVN_PRINTF(2, 3);
+
+/* ---- heap: every allocation of the library goes through the user's allocator hook. */
+void *cvn_malloc(size_t size);
+void *cvn_calloc(size_t n, size_t size);
+void cvn_free(void *p);
+char *cvn_strdup(const char *s);
+
+/* ---- arena: a bump allocator over chunks from one backend. Reset is O(1); when a step needed
+ * more than one chunk, reset merges them into one chunk of the total size, so the next step of
+ * the same shape allocates nothing. */
+typedef struct cvn_chunk cvn_chunk;
+typedef struct {
+    const cvn_backend *be;
+    cvn_chunk *chunks; /* newest first */
+    size_t used;       /* bytes handed out since reset, over all chunks */
+    size_t capacity;   /* bytes in all chunks */
+    size_t peak;       /* largest `used` seen */
+} cvn_arena;
+
+void cvn_arena_init(cvn_arena *a, const cvn_backend *be);
+void cvn_arena_release(cvn_arena *a);
+void *cvn_arena_alloc(cvn_arena *a, size_t bytes); /* 64-byte aligned; NULL + error on failure */
+void cvn_arena_reset(cvn_arena *a);
+
+/* ---- tensors */
+enum {
+    CVN_TF_HEAP = 1u << 0,     /* struct and data on the heap (user-owned) */
+    CVN_TF_VIEW = 1u << 1,     /* data belongs to another tensor */
+    CVN_TF_GRAD_HEAP = 1u << 2 /* grad buffer on the heap (kept across tape resets) */
+};
+
+/* Fills in shape and contiguous strides. */
+void cvn_tensor_set_shape(cvn_tensor *t, int ndim, const int64_t *shape);
+bool cvn_same_shape(const cvn_tensor *a, const cvn_tensor *b);
+
+/* ---- tape */
+typedef struct cvn_node cvn_node;
+typedef void (*cvn_backward_fn)(cvn_tape *t, cvn_node *n);
+
+#define CVN_NODE_MAX_IN 4
+struct cvn_node {
+    const char *op;           /* "conv2d", ...: also the key for ONNX export */
+    cvn_backward_fn backward; /* accumulates into the inputs' grads */
+    cvn_tensor *out;
+    cvn_tensor *in[CVN_NODE_MAX_IN];
+    int n_in;
+    void *saved;      /* op-specific state in the tape's arena */
+    cvn_node *prev;   /* recording order, newest first */
+};
+
+struct cvn_tape {
+    cvn_device device;
+    const cvn_backend *be;
+    cvn_arena meta; /* tensor structs, nodes, saved state: host memory */
+    cvn_arena data; /* tensor data: device memory */
+    cvn_node *last;
+    int n_nodes;
+    bool grad_enabled;
+    bool backward_done;
+};
+
+/* An output tensor in the tape, contiguous, uninitialized. */
+cvn_tensor *cvn_tape_new_tensor(cvn_tape *t, cvn_dtype dtype, int ndim, const int64_t *shape);
+/* Host scratch memory in the tape's meta arena (for op-saved state) or device data arena. */
+void *cvn_tape_meta_alloc(cvn_tape *t, size_t bytes);
+void *cvn_tape_data_alloc(cvn_tape *t, size_t bytes);
+
+/* True when any input requires grad and recording is on. */
+bool cvn_tape_should_record(const cvn_tape *t, int n, cvn_tensor *const *in);
+/* Records a node producing out from the inputs (out->requires_grad becomes true). Returns the node
+ * (for saved state), or NULL on allocation failure (error set). */
+cvn_node *cvn_tape_record(cvn_tape *t, const char *op, cvn_backward_fn backward, cvn_tensor *out,
+                          int n, cvn_tensor *const *in);
+/* The gradient buffer of x during backward, zero-filled on first use; NULL when x needs none. */
+float *cvn_grad_buffer(cvn_tape *t, cvn_tensor *x);
+
+/* Common argument checks for ops; each sets an error naming the op and returns false. */
+bool cvn_check_f32(const char *op, const cvn_tape *t, const cvn_tensor *x, const char *what);
+
+#endif

@@ -1,0 +1,198 @@
+/* Tensors: shape bookkeeping, heap tensors and their fills. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+
+size_t cvn_dtype_size(cvn_dtype dtype) { return dtype == CVN_U8 ? 1 : 4; }
+
+int64_t cvn_numel(const cvn_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+bool cvn_is_contiguous(const cvn_tensor *t) {
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->strides[d] != expect) return false;
+        expect *= t->shape[d];
+    }
+    return true;
+}
+
+char *cvn_shape_str(const cvn_tensor *t, char *buf, size_t size) {
+    size_t at = 0;
+    at += (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < t->ndim && at < size; d++)
+        at += (size_t)snprintf(buf + at, size - at, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    if (at < size) snprintf(buf + at, size - at, "]");
+    return buf;
+}
+
+void cvn_tensor_set_shape(cvn_tensor *t, int ndim, const int64_t *shape) {
+    t->ndim = ndim;
+    int64_t stride = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        t->shape[d] = shape[d];
+        t->strides[d] = stride;
+        stride *= shape[d];
+    }
+    for (int d = ndim; d < CVN_MAX_DIMS; d++) t->shape[d] = 1, t->strides[d] = 1;
+}
+
+bool cvn_same_shape(const cvn_tensor *a, const cvn_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
+static bool valid_shape(const char *what, int ndim, const int64_t *shape) {
+    if (ndim < 0 || ndim > CVN_MAX_DIMS) {
+        cvn_set_error(CVN_ERR_SHAPE, "%s: %d dims; tensors have 0 to %d", what, ndim, CVN_MAX_DIMS);
+        return false;
+    }
+    if (ndim > 0 && !shape) {
+        cvn_set_error(CVN_ERR_ARG, "%s: shape is NULL", what);
+        return false;
+    }
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0 || (shape[d] > 0 && n > INT64_MAX / 16 / shape[d])) {
+            cvn_set_error(CVN_ERR_SHAPE, "%s: dim %d has invalid size %lld", what, d,
+                          (long long)shape[d]);
+            return false;
+        }
+        n *= shape[d];
+    }
+    return true;
+}
+
+cvn_tensor *cvn_tensor_new(cvn_dtype dtype, int ndim, const int64_t *shape) {
+    if ((unsigned)dtype > CVN_I32) {
+        cvn_set_error(CVN_ERR_DTYPE, "tensor_new: unknown dtype %d", (int)dtype);
+        return NULL;
+    }
+    if (!valid_shape("tensor_new", ndim, shape)) return NULL;
+    cvn_tensor *t = cvn_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->dtype = dtype;
+    t->device = CVN_CPU;
+    t->flags = CVN_TF_HEAP;
+    cvn_tensor_set_shape(t, ndim, shape);
+    t->data = cvn_calloc((size_t)cvn_numel(t), cvn_dtype_size(dtype));
+    if (!t->data) {
+        cvn_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+cvn_tensor *cvn_tensor_from_f32(int ndim, const int64_t *shape, const float *data, int64_t n) {
+    cvn_tensor *t = cvn_tensor_new(CVN_F32, ndim, shape);
+    if (!t) return NULL;
+    if (n != cvn_numel(t) || (n && !data)) {
+        char s[96];
+        cvn_set_error(CVN_ERR_SHAPE, "tensor_from_f32: %lld values for shape %s (%lld elements)",
+                      (long long)n, cvn_shape_str(t, s, sizeof s), (long long)cvn_numel(t));
+        cvn_tensor_free(t);
+        return NULL;
+    }
+    if (n) memcpy(t->data, data, (size_t)n * sizeof(float));
+    return t;
+}
+
+void cvn_tensor_free(cvn_tensor *t) {
+    if (!t) return;
+    if (t->grad && (t->flags & CVN_TF_GRAD_HEAP)) cvn_tensor_free(t->grad);
+    if ((t->flags & CVN_TF_HEAP) && !(t->flags & CVN_TF_VIEW)) cvn_free(t->data);
+    if (t->flags & CVN_TF_HEAP) cvn_free(t);
+}
+
+cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on) {
+    if (!t) return cvn_set_error(CVN_ERR_ARG, "set_requires_grad: tensor is NULL");
+    if (on && t->dtype != CVN_F32)
+        return cvn_set_error(CVN_ERR_DTYPE, "set_requires_grad: only f32 tensors have gradients");
+    t->requires_grad = on;
+    return CVN_OK;
+}
+
+void cvn_tensor_zero_grad(cvn_tensor *t) {
+    if (t && t->grad) memset(t->grad->data, 0, (size_t)cvn_numel(t->grad) * sizeof(float));
+}
+
+float *cvn_tensor_f32(const cvn_tensor *t) {
+    if (!t || t->dtype != CVN_F32) {
+        cvn_set_error(CVN_ERR_DTYPE, "tensor_f32: tensor is %s", t ? "not f32" : "NULL");
+        return NULL;
+    }
+    return t->data;
+}
+
+int32_t *cvn_tensor_i32(const cvn_tensor *t) {
+    if (!t || t->dtype != CVN_I32) {
+        cvn_set_error(CVN_ERR_DTYPE, "tensor_i32: tensor is %s", t ? "not i32" : "NULL");
+        return NULL;
+    }
+    return t->data;
+}
+
+uint8_t *cvn_tensor_u8(const cvn_tensor *t) {
+    if (!t || t->dtype != CVN_U8) {
+        cvn_set_error(CVN_ERR_DTYPE, "tensor_u8: tensor is %s", t ? "not u8" : "NULL");
+        return NULL;
+    }
+    return t->data;
+}
+
+static cvn_status check_fill(const cvn_tensor *t, const char *op) {
+    if (!t) return cvn_set_error(CVN_ERR_ARG, "%s: tensor is NULL", op);
+    if (t->dtype != CVN_F32) return cvn_set_error(CVN_ERR_DTYPE, "%s: tensor is not f32", op);
+    if (t->device != CVN_CPU) return cvn_set_error(CVN_ERR_DEVICE, "%s: tensor is not on the CPU", op);
+    if (!cvn_is_contiguous(t)) return cvn_set_error(CVN_ERR_ARG, "%s: tensor is not contiguous", op);
+    return CVN_OK;
+}
+
+cvn_status cvn_tensor_fill(cvn_tensor *t, float value) {
+    cvn_status s = check_fill(t, "tensor_fill");
+    if (s) return s;
+    float *p = t->data;
+    for (int64_t i = 0, n = cvn_numel(t); i < n; i++) p[i] = value;
+    return CVN_OK;
+}
+
+cvn_status cvn_tensor_uniform(cvn_tensor *t, cvn_rng *r, float lo, float hi) {
+    cvn_status s = check_fill(t, "tensor_uniform");
+    if (s) return s;
+    if (!r) return cvn_set_error(CVN_ERR_ARG, "tensor_uniform: rng is NULL");
+    float *p = t->data;
+    for (int64_t i = 0, n = cvn_numel(t); i < n; i++) p[i] = lo + (hi - lo) * cvn_rng_uniform(r);
+    return CVN_OK;
+}
+
+cvn_status cvn_tensor_normal(cvn_tensor *t, cvn_rng *r, float mean, float std) {
+    cvn_status s = check_fill(t, "tensor_normal");
+    if (s) return s;
+    if (!r) return cvn_set_error(CVN_ERR_ARG, "tensor_normal: rng is NULL");
+    float *p = t->data;
+    for (int64_t i = 0, n = cvn_numel(t); i < n; i++) p[i] = mean + std * cvn_rng_normal(r);
+    return CVN_OK;
+}
+
+cvn_status cvn_tensor_copy(cvn_tensor *dst, const cvn_tensor *src) {
+    if (!dst || !src) return cvn_set_error(CVN_ERR_ARG, "tensor_copy: tensor is NULL");
+    if (dst->dtype != src->dtype)
+        return cvn_set_error(CVN_ERR_DTYPE, "tensor_copy: dtypes differ");
+    if (cvn_numel(dst) != cvn_numel(src)) {
+        char a[96], b[96];
+        return cvn_set_error(CVN_ERR_SHAPE, "tensor_copy: %s and %s differ in size",
+                             cvn_shape_str(dst, a, sizeof a), cvn_shape_str(src, b, sizeof b));
+    }
+    if (!cvn_is_contiguous(dst) || !cvn_is_contiguous(src))
+        return cvn_set_error(CVN_ERR_ARG, "tensor_copy: tensors must be contiguous");
+    if (dst->device != CVN_CPU || src->device != CVN_CPU)
+        return cvn_set_error(CVN_ERR_DEVICE, "tensor_copy: only CPU tensors in this build");
+    memmove(dst->data, src->data, (size_t)cvn_numel(src) * cvn_dtype_size(src->dtype));
+    return CVN_OK;
+}

@@ -1,0 +1,335 @@
+/* libcvnet — deep learning for vision in C11. The one public header.
+ *
+ * Conventions
+ * - Functions that can fail return cvn_status, or NULL for those that return a pointer; the reason
+ *   is then in cvn_last_error() (a per-thread, one-line message).
+ * - Ops take NULL inputs gracefully: they return NULL and leave the first error in place, so a
+ *   forward pass can be written as a chain and checked once at the end.
+ * - Ownership: "caller owns" means free it with the matching _free function; "tape owns" means the
+ *   object lives in the tape's arena until cvn_tape_reset() or cvn_tape_free(); "module owns" means
+ *   it lives as long as the module.
+ */
+#ifndef CVNET_H
+#define CVNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    CVN_OK = 0,
+    CVN_ERR_ARG,         /* an argument is out of range or NULL */
+    CVN_ERR_SHAPE,       /* shapes do not fit together */
+    CVN_ERR_DTYPE,       /* wrong element type */
+    CVN_ERR_NOMEM,       /* an allocation failed */
+    CVN_ERR_IO,          /* a file could not be read or written */
+    CVN_ERR_FORMAT,      /* a file or buffer is malformed */
+    CVN_ERR_DEVICE,      /* the device is not available in this build or on this machine */
+    CVN_ERR_STATE,       /* the call does not fit the object's state (e.g. backward twice) */
+    CVN_ERR_UNSUPPORTED, /* a valid request that this build does not implement */
+} cvn_status;
+
+/* The last error message of the calling thread; never NULL, "" when none. */
+const char *cvn_last_error(void);
+/* The status of the last error of the calling thread (CVN_OK when none). */
+cvn_status cvn_last_status(void);
+/* Forgets the last error. */
+void cvn_clear_error(void);
+/* A constant name for a status, e.g. "CVN_ERR_SHAPE". */
+const char *cvn_status_name(cvn_status s);
+
+/* ---------------------------------------------------------------- memory, threads */
+
+/* Routes every heap allocation of the library through these functions (NULL restores the C
+ * library's). Meant for counting or tracking allocators; set it before creating any object. */
+typedef struct {
+    void *(*malloc_fn)(size_t size, void *ctx);
+    void (*free_fn)(void *ptr, void *ctx);
+    void *ctx;
+} cvn_allocator;
+void cvn_set_allocator(const cvn_allocator *a);
+
+/* Sets the number of threads used by libcvnet's kernels and by OpenBLAS (n >= 1). */
+cvn_status cvn_set_num_threads(int n);
+int cvn_get_num_threads(void);
+
+/* The SIMD instruction set the CPU kernels use: "avx512", "avx2" or "scalar". It is picked at first
+ * use from what the CPU supports; the environment variable CVN_SIMD=avx512|avx2|scalar lowers it. */
+const char *cvn_simd_name(void);
+
+/* ---------------------------------------------------------------- random numbers */
+
+/* A seeded random number generator (xoshiro256**). Plain data: copy it to fork a stream. There is
+ * no global generator: every function that draws random numbers takes one. */
+typedef struct {
+    uint64_t s[4];
+} cvn_rng;
+
+void cvn_rng_seed(cvn_rng *r, uint64_t seed);
+uint64_t cvn_rng_next(cvn_rng *r);
+/* Uniform in [0, 1). */
+float cvn_rng_uniform(cvn_rng *r);
+/* Standard normal (Box-Muller). */
+float cvn_rng_normal(cvn_rng *r);
+
+/* ---------------------------------------------------------------- tensors */
+
+#define CVN_MAX_DIMS 6
+
+typedef enum { CVN_F32 = 0, CVN_U8 = 1, CVN_I32 = 2 } cvn_dtype;
+typedef enum { CVN_CPU = 0, CVN_CUDA = 1 } cvn_device;
+
+typedef struct cvn_tensor cvn_tensor;
+struct cvn_tensor {
+    cvn_dtype dtype;
+    cvn_device device;
+    int ndim;
+    int64_t shape[CVN_MAX_DIMS];
+    int64_t strides[CVN_MAX_DIMS]; /* in elements; contiguous row-major (NCHW) unless a view */
+    void *data;
+    cvn_tensor *grad;   /* gradient after cvn_backward(), same shape; NULL before */
+    bool requires_grad; /* leaf tensors: set by the user; op results: derived */
+    /* private to the library */
+    uint32_t flags;
+    void *node; /* the tape node that produced this tensor, if any */
+};
+
+/* Size in bytes of one element of dtype. */
+size_t cvn_dtype_size(cvn_dtype dtype);
+/* Number of elements. */
+int64_t cvn_numel(const cvn_tensor *t);
+/* True when the strides are those of a contiguous row-major tensor. */
+bool cvn_is_contiguous(const cvn_tensor *t);
+/* Writes the shape as "[2, 3, 4]" into buf (always terminated); returns buf. */
+char *cvn_shape_str(const cvn_tensor *t, char *buf, size_t size);
+
+/* A tensor on the heap, zero-filled. Caller owns; free with cvn_tensor_free(). */
+cvn_tensor *cvn_tensor_new(cvn_dtype dtype, int ndim, const int64_t *shape);
+/* A heap tensor holding a copy of n values of data (n must equal the shape's element count).
+ * Caller owns. */
+cvn_tensor *cvn_tensor_from_f32(int ndim, const int64_t *shape, const float *data, int64_t n);
+/* Frees a heap tensor and its gradient. NULL is ignored. Tensors owned by a tape must not be freed. */
+void cvn_tensor_free(cvn_tensor *t);
+/* Marks a leaf tensor as needing a gradient; its grad buffer is allocated at the first backward and
+ * kept (gradients then accumulate until cvn_tensor_zero_grad()). */
+cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on);
+/* Sets the gradient of a leaf tensor to zero (no-op when it has none). */
+void cvn_tensor_zero_grad(cvn_tensor *t);
+/* Fills an f32 tensor with a constant. */
+cvn_status cvn_tensor_fill(cvn_tensor *t, float value);
+/* Fills an f32 tensor with uniform values in [lo, hi), or normal values. */
+cvn_status cvn_tensor_uniform(cvn_tensor *t, cvn_rng *r, float lo, float hi);
+cvn_status cvn_tensor_normal(cvn_tensor *t, cvn_rng *r, float mean, float std);
+/* Copies the values of src into dst (same dtype and element count, both contiguous). */
+cvn_status cvn_tensor_copy(cvn_tensor *dst, const cvn_tensor *src);
+/* Typed access to contiguous CPU data; NULL (with an error) on a dtype mismatch. */
+float *cvn_tensor_f32(const cvn_tensor *t);
+int32_t *cvn_tensor_i32(const cvn_tensor *t);
+uint8_t *cvn_tensor_u8(const cvn_tensor *t);
+
+/* ---------------------------------------------------------------- tape (autograd) */
+
+/* A tape records the ops of a forward pass (define-by-run) and owns an arena that holds every
+ * intermediate tensor of the step. cvn_tape_reset() drops both in O(1); after the first step the
+ * arena has grown to fit and further steps make no heap allocation. */
+typedef struct cvn_tape cvn_tape;
+
+/* Caller owns; free with cvn_tape_free(). */
+cvn_tape *cvn_tape_new(cvn_device device);
+void cvn_tape_free(cvn_tape *t);
+/* Forgets all recorded nodes and frees every tensor the tape owns (O(1)). Gradients of heap
+ * tensors (parameters) stay. */
+void cvn_tape_reset(cvn_tape *t);
+/* Turns recording on or off and returns the previous setting: the no-grad scope is
+ *   bool prev = cvn_tape_set_grad_enabled(t, false); ...; cvn_tape_set_grad_enabled(t, prev); */
+bool cvn_tape_set_grad_enabled(cvn_tape *t, bool enabled);
+bool cvn_tape_grad_enabled(const cvn_tape *t);
+/* Bytes the tape's arena holds from the heap (its capacity), and bytes in use now. */
+size_t cvn_tape_arena_capacity(const cvn_tape *t);
+size_t cvn_tape_arena_used(const cvn_tape *t);
+/* Number of nodes recorded since the last reset. */
+int cvn_tape_num_nodes(const cvn_tape *t);
+
+/* Back-propagates from a tensor with one element (seed gradient 1), or from any tensor with an
+ * explicit seed gradient of its shape (grad_output may be NULL for the scalar case). Gradients of
+ * leaves accumulate into their grad buffers. May be called once per recorded graph. */
+cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_output);
+
+/* A tensor in the tape's arena (uninitialized contents). Tape owns. */
+cvn_tensor *cvn_tape_tensor(cvn_tape *t, cvn_dtype dtype, int ndim, const int64_t *shape);
+/* A tape tensor holding a copy of the values. Tape owns. */
+cvn_tensor *cvn_tape_tensor_f32(cvn_tape *t, int ndim, const int64_t *shape, const float *data);
+
+/* ---------------------------------------------------------------- ops
+ * Every op returns a new tensor owned by the tape, or NULL on error. All tensors must be f32 on the
+ * tape's device unless stated otherwise. */
+
+/* Elementwise with NumPy broadcasting. */
+cvn_tensor *cvn_add(cvn_tape *t, cvn_tensor *a, cvn_tensor *b);
+cvn_tensor *cvn_sub(cvn_tape *t, cvn_tensor *a, cvn_tensor *b);
+cvn_tensor *cvn_mul(cvn_tape *t, cvn_tensor *a, cvn_tensor *b);
+cvn_tensor *cvn_div(cvn_tape *t, cvn_tensor *a, cvn_tensor *b);
+/* Scalar ops: x + c, x * c, and scale * x + shift in one pass. */
+cvn_tensor *cvn_add_scalar(cvn_tape *t, cvn_tensor *x, float c);
+cvn_tensor *cvn_mul_scalar(cvn_tape *t, cvn_tensor *x, float c);
+cvn_tensor *cvn_affine_scalar(cvn_tape *t, cvn_tensor *x, float scale, float shift);
+
+/* a [M, K] x b [K, N] -> [M, N]. */
+cvn_tensor *cvn_matmul(cvn_tape *t, cvn_tensor *a, cvn_tensor *b);
+/* x [N, in] , weight [out, in], bias [out] or NULL -> [N, out]  (y = x W^T + b, as PyTorch). */
+cvn_tensor *cvn_linear(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias);
+
+typedef struct {
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int dilation_h, dilation_w;
+    int groups;
+} cvn_conv2d_params;
+/* Stride 1, no padding, dilation 1, one group. */
+cvn_conv2d_params cvn_conv2d_defaults(void);
+/* x [N, C, H, W], weight [O, C/groups, KH, KW], bias [O] or NULL -> [N, O, OH, OW]. */
+cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
+                       const cvn_conv2d_params *p);
+
+/* Pooling over [N, C, H, W]; stride 0 means stride = kernel. avg_pool2d counts padded cells in the
+ * divisor (PyTorch's count_include_pad=True). */
+cvn_tensor *cvn_max_pool2d(cvn_tape *t, cvn_tensor *x, int kernel, int stride, int pad);
+cvn_tensor *cvn_avg_pool2d(cvn_tape *t, cvn_tensor *x, int kernel, int stride, int pad);
+/* PyTorch's adaptive_avg_pool2d: output [N, C, out_h, out_w]. */
+cvn_tensor *cvn_adaptive_avg_pool2d(cvn_tape *t, cvn_tensor *x, int out_h, int out_w);
+/* Mean over H and W: [N, C, H, W] -> [N, C, 1, 1]. */
+cvn_tensor *cvn_global_avg_pool2d(cvn_tape *t, cvn_tensor *x);
+
+/* Activations (elementwise). */
+cvn_tensor *cvn_relu(cvn_tape *t, cvn_tensor *x);
+cvn_tensor *cvn_leaky_relu(cvn_tape *t, cvn_tensor *x, float negative_slope);
+cvn_tensor *cvn_sigmoid(cvn_tape *t, cvn_tensor *x);
+cvn_tensor *cvn_tanh(cvn_tape *t, cvn_tensor *x);
+cvn_tensor *cvn_gelu(cvn_tape *t, cvn_tensor *x); /* exact, with erf */
+cvn_tensor *cvn_silu(cvn_tape *t, cvn_tensor *x);
+cvn_tensor *cvn_hardswish(cvn_tape *t, cvn_tensor *x);
+cvn_tensor *cvn_hardsigmoid(cvn_tape *t, cvn_tensor *x);
+
+/* Softmax and log-softmax along dim (negative counts from the end). */
+cvn_tensor *cvn_softmax(cvn_tape *t, cvn_tensor *x, int dim);
+cvn_tensor *cvn_log_softmax(cvn_tape *t, cvn_tensor *x, int dim);
+
+/* Inverted dropout: in training, zeroes each element with probability p and scales the rest by
+ * 1/(1-p), drawing from r; in eval (training == false) returns x unchanged. */
+cvn_tensor *cvn_dropout(cvn_tape *t, cvn_tensor *x, float p, bool training, cvn_rng *r);
+
+/* Batch normalization over [N, C, H, W] (or [N, C]). In training it normalizes with the batch
+ * statistics and, when running_mean / running_var are given, updates them in place with momentum
+ * (running = (1 - momentum) * running + momentum * batch, unbiased variance, as PyTorch). In eval it
+ * uses the running statistics. weight and bias ([C]) may be NULL. */
+cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
+                             cvn_tensor *running_mean, cvn_tensor *running_var, bool training,
+                             float momentum, float eps);
+
+/* A view with another shape (one entry may be -1); shares data with x. */
+cvn_tensor *cvn_reshape(cvn_tape *t, cvn_tensor *x, int ndim, const int64_t *shape);
+/* Merges dims start_dim..end into one: [N, C, H, W] -> [N, C*H*W] for start_dim 1. */
+cvn_tensor *cvn_flatten(cvn_tape *t, cvn_tensor *x, int start_dim);
+/* Concatenates n tensors along dim; all other dims must agree. */
+cvn_tensor *cvn_concat(cvn_tape *t, int n, cvn_tensor *const *xs, int dim);
+
+/* Sum or mean over the listed dims (ndims == 0: over all); keepdim keeps them as size 1. */
+cvn_tensor *cvn_sum(cvn_tape *t, cvn_tensor *x, int ndims, const int *dims, bool keepdim);
+cvn_tensor *cvn_mean(cvn_tape *t, cvn_tensor *x, int ndims, const int *dims, bool keepdim);
+
+/* Losses, averaged over the batch (a tensor of shape [1]). */
+/* logits [N, C], targets i32 [N] with values in [0, C); label_smoothing in [0, 1). */
+cvn_tensor *cvn_cross_entropy(cvn_tape *t, cvn_tensor *logits, const cvn_tensor *targets,
+                              float label_smoothing);
+/* Mean squared error over all elements; pred and target of one shape. */
+cvn_tensor *cvn_mse(cvn_tape *t, cvn_tensor *pred, cvn_tensor *target);
+/* Binary cross-entropy on logits, averaged over all elements (numerically stable form). */
+cvn_tensor *cvn_bce_with_logits(cvn_tape *t, cvn_tensor *logits, cvn_tensor *target);
+
+/* ---------------------------------------------------------------- gradient check */
+
+/* Compares the analytic gradient of a scalar function of the inputs with central finite differences
+ * (step eps) on every element of every input that requires grad. f must build its output on the
+ * tape from inputs[0..n-1] and return it (any shape: its sum is differentiated). Returns CVN_OK when
+ * |analytic - numeric| <= atol + rtol * |numeric| everywhere; otherwise the error message names the
+ * input, the element and both values. */
+typedef cvn_tensor *(*cvn_gradcheck_fn)(cvn_tape *t, cvn_tensor *const *inputs, void *ctx);
+cvn_status cvn_gradcheck(cvn_gradcheck_fn f, int n, cvn_tensor *const *inputs, void *ctx,
+                         float eps, float atol, float rtol);
+
+/* ---------------------------------------------------------------- modules */
+
+typedef struct cvn_module cvn_module;
+
+/* Runs the module on x; the result is owned by the tape (NULL on error). */
+cvn_tensor *cvn_module_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x);
+/* Frees the module, its children and its parameters. NULL is ignored. */
+void cvn_module_free(cvn_module *m);
+/* Sets training (true) or evaluation mode, recursively. */
+void cvn_module_train(cvn_module *m, bool training);
+bool cvn_module_is_training(const cvn_module *m);
+/* The module's kind, e.g. "Conv2d". */
+const char *cvn_module_kind(const cvn_module *m);
+
+/* Parameters and buffers, named as PyTorch's state_dict names them ("features.0.weight").
+ * cvn_module_num_params counts trainable parameters (weights, biases), cvn_module_param_at returns
+ * the i-th with its name; buffers (batch-norm running statistics) are listed separately. Names and
+ * tensors are module-owned. */
+int cvn_module_num_params(const cvn_module *m);
+cvn_tensor *cvn_module_param_at(const cvn_module *m, int i, const char **name);
+int cvn_module_num_buffers(const cvn_module *m);
+cvn_tensor *cvn_module_buffer_at(const cvn_module *m, int i, const char **name);
+/* The parameter or buffer with this dotted name, or NULL. */
+cvn_tensor *cvn_module_find(const cvn_module *m, const char *name);
+/* Total number of trainable parameter elements. */
+int64_t cvn_module_param_count(const cvn_module *m);
+/* Zeroes every parameter's gradient. */
+void cvn_module_zero_grad(cvn_module *m);
+
+/* Layers. Weights are initialized as PyTorch initializes them (kaiming_uniform with a = sqrt(5),
+ * biases uniform in +-1/sqrt(fan_in); batch norm weight 1, bias 0), drawing from r.
+ * Each returns a module the caller owns, or NULL. */
+cvn_module *cvn_linear_new(int in_features, int out_features, bool bias, cvn_rng *r);
+cvn_module *cvn_conv2d_new(int in_channels, int out_channels, int kernel_h, int kernel_w,
+                           const cvn_conv2d_params *p, bool bias, cvn_rng *r);
+cvn_module *cvn_max_pool2d_new(int kernel, int stride, int pad);
+cvn_module *cvn_avg_pool2d_new(int kernel, int stride, int pad);
+cvn_module *cvn_adaptive_avg_pool2d_new(int out_h, int out_w);
+/* Dropout keeps its own generator, seeded from seed. */
+cvn_module *cvn_dropout_new(float p, uint64_t seed);
+/* momentum 0.1 and eps 1e-5 are PyTorch's defaults. */
+cvn_module *cvn_batchnorm2d_new(int channels, float momentum, float eps);
+cvn_module *cvn_flatten_new(int start_dim);
+
+typedef enum {
+    CVN_ACT_RELU,
+    CVN_ACT_LEAKY_RELU,
+    CVN_ACT_SIGMOID,
+    CVN_ACT_TANH,
+    CVN_ACT_GELU,
+    CVN_ACT_SILU,
+    CVN_ACT_HARDSWISH,
+    CVN_ACT_HARDSIGMOID,
+} cvn_activation;
+/* alpha is the negative slope of leaky ReLU (ignored by the others). */
+cvn_module *cvn_activation_new(cvn_activation kind, float alpha);
+/* Applies an activation to x: the op behind cvn_activation_new. */
+cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float alpha);
+
+/* A sequential container; children are named "0", "1", ... */
+cvn_module *cvn_sequential_new(void);
+/* Appends child (the container takes ownership, also on failure). */
+cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child);
+int cvn_sequential_len(const cvn_module *seq);
+cvn_module *cvn_sequential_at(const cvn_module *seq, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CVNET_H */

@@ -1,0 +1,226 @@
+/* The module base: ownership, train / eval, named parameter listings. */
+#include <stdio.h>
+#include <string.h>
+
+#include "nn/module.h"
+
+cvn_module *cvn_module_alloc(size_t size, const cvn_module_vtable *vt) {
+    cvn_module *m = cvn_calloc(1, size);
+    if (m) {
+        m->vt = vt;
+        m->training = true;
+    }
+    return m;
+}
+
+static void drop_listing(cvn_module *m) {
+    cvn_free(m->flat_params);
+    cvn_free(m->flat_buffers);
+    cvn_free(m->flat_names);
+    m->flat_params = m->flat_buffers = NULL;
+    m->flat_names = NULL;
+    m->n_flat_params = m->n_flat_buffers = 0;
+}
+
+cvn_status cvn_module_own(cvn_module *m, const char *name, cvn_tensor *x, bool is_param) {
+    if (!x) return cvn_last_status();
+    int *n = is_param ? &m->n_params : &m->n_buffers;
+    if (*n == CVN_MODULE_MAX_OWN) {
+        cvn_tensor_free(x);
+        return cvn_set_error(CVN_ERR_STATE, "module: too many tensors in one module");
+    }
+    (is_param ? m->params : m->buffers)[*n] = x;
+    (is_param ? m->param_names : m->buffer_names)[*n] = name;
+    (*n)++;
+    if (is_param) cvn_tensor_set_requires_grad(x, true);
+    drop_listing(m);
+    return CVN_OK;
+}
+
+void cvn_module_free(cvn_module *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_children; i++) cvn_module_free(m->children[i]);
+    cvn_free(m->children);
+    for (int i = 0; i < m->n_params; i++) cvn_tensor_free(m->params[i]);
+    for (int i = 0; i < m->n_buffers; i++) cvn_tensor_free(m->buffers[i]);
+    drop_listing(m);
+    cvn_free(m);
+}
+
+cvn_tensor *cvn_module_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
+    if (!m || !t) {
+        cvn_set_error(CVN_ERR_ARG, "module_forward: module or tape is NULL");
+        return NULL;
+    }
+    if (!x) return NULL; /* keeps the error of whatever made x */
+    return m->vt->forward(m, t, x);
+}
+
+void cvn_module_train(cvn_module *m, bool training) {
+    if (!m) return;
+    m->training = training;
+    for (int i = 0; i < m->n_children; i++) cvn_module_train(m->children[i], training);
+}
+
+bool cvn_module_is_training(const cvn_module *m) { return m && m->training; }
+const char *cvn_module_kind(const cvn_module *m) { return m ? m->vt->kind : ""; }
+
+/* Walks the tree in registration order, calling visit(prefix, local name, tensor) for each owned
+ * tensor of the wanted kind. prefix is the dotted path of the module ("" at the root). */
+typedef void (*visit_fn)(void *ctx, const char *prefix, const char *name, cvn_tensor *x);
+
+static void walk(const cvn_module *m, bool params, char *prefix, size_t len, size_t cap,
+                 visit_fn visit, void *ctx) {
+    int n = params ? m->n_params : m->n_buffers;
+    for (int i = 0; i < n; i++)
+        visit(ctx, prefix, params ? m->param_names[i] : m->buffer_names[i],
+              params ? m->params[i] : m->buffers[i]);
+    for (int c = 0; c < m->n_children; c++) {
+        int w = snprintf(prefix + len, cap - len, "%s%d", len ? "." : "", c);
+        if (w < 0 || (size_t)w >= cap - len) continue; /* absurdly deep: skipped */
+        walk(m->children[c], params, prefix, len + (size_t)w, cap, visit, ctx);
+        prefix[len] = '\0';
+    }
+}
+
+typedef struct {
+    cvn_named_tensor *out;
+    char *names;
+    size_t used; /* bytes of names written (or needed, when names is NULL) */
+    int count;
+} listing;
+
+static void visit_listing(void *ctx, const char *prefix, const char *name, cvn_tensor *x) {
+    listing *l = ctx;
+    size_t need = strlen(prefix) + (prefix[0] ? 1 : 0) + strlen(name) + 1;
+    if (l->names) {
+        char *dst = l->names + l->used;
+        snprintf(dst, need, "%s%s%s", prefix, prefix[0] ? "." : "", name);
+        l->out[l->count].name = dst;
+        l->out[l->count].tensor = x;
+    }
+    l->used += need;
+    l->count++;
+}
+
+static bool build_listing(cvn_module *m) {
+    if (m->flat_names) return true;
+    char prefix[512] = "";
+    listing p = {0}, b = {0};
+    walk(m, true, prefix, 0, sizeof prefix, visit_listing, &p);
+    walk(m, false, prefix, 0, sizeof prefix, visit_listing, &b);
+    m->flat_names = cvn_malloc(p.used + b.used + 1);
+    m->flat_params = cvn_calloc((size_t)p.count + 1, sizeof(cvn_named_tensor));
+    m->flat_buffers = cvn_calloc((size_t)b.count + 1, sizeof(cvn_named_tensor));
+    if (!m->flat_names || !m->flat_params || !m->flat_buffers) {
+        drop_listing(m);
+        return false;
+    }
+    listing p2 = {m->flat_params, m->flat_names, 0, 0};
+    walk(m, true, prefix, 0, sizeof prefix, visit_listing, &p2);
+    listing b2 = {m->flat_buffers, m->flat_names + p.used, 0, 0};
+    walk(m, false, prefix, 0, sizeof prefix, visit_listing, &b2);
+    m->n_flat_params = p.count;
+    m->n_flat_buffers = b.count;
+    return true;
+}
+
+int cvn_module_num_params(const cvn_module *m) {
+    if (!m || !build_listing((cvn_module *)m)) return 0;
+    return m->n_flat_params;
+}
+
+int cvn_module_num_buffers(const cvn_module *m) {
+    if (!m || !build_listing((cvn_module *)m)) return 0;
+    return m->n_flat_buffers;
+}
+
+static cvn_tensor *listing_at(const cvn_named_tensor *l, int n, int i, const char **name,
+                              const char *what) {
+    if (i < 0 || i >= n) {
+        cvn_set_error(CVN_ERR_ARG, "module_%s_at: index %d is out of range (%d)", what, i, n);
+        return NULL;
+    }
+    if (name) *name = l[i].name;
+    return l[i].tensor;
+}
+
+cvn_tensor *cvn_module_param_at(const cvn_module *m, int i, const char **name) {
+    int n = cvn_module_num_params(m);
+    return listing_at(m ? m->flat_params : NULL, n, i, name, "param");
+}
+
+cvn_tensor *cvn_module_buffer_at(const cvn_module *m, int i, const char **name) {
+    int n = cvn_module_num_buffers(m);
+    return listing_at(m ? m->flat_buffers : NULL, n, i, name, "buffer");
+}
+
+cvn_tensor *cvn_module_find(const cvn_module *m, const char *name) {
+    if (!m || !name || !build_listing((cvn_module *)m)) return NULL;
+    for (int i = 0; i < m->n_flat_params; i++)
+        if (!strcmp(m->flat_params[i].name, name)) return m->flat_params[i].tensor;
+    for (int i = 0; i < m->n_flat_buffers; i++)
+        if (!strcmp(m->flat_buffers[i].name, name)) return m->flat_buffers[i].tensor;
+    return NULL;
+}
+
+int64_t cvn_module_param_count(const cvn_module *m) {
+    int64_t total = 0;
+    for (int i = 0, n = cvn_module_num_params(m); i < n; i++)
+        total += cvn_numel(m->flat_params[i].tensor);
+    return total;
+}
+
+void cvn_module_zero_grad(cvn_module *m) {
+    for (int i = 0, n = cvn_module_num_params(m); i < n; i++)
+        cvn_tensor_zero_grad(m->flat_params[i].tensor);
+}
+
+/* ------------------------------------------------------------------ sequential */
+
+static cvn_tensor *sequential_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
+    for (int i = 0; i < m->n_children && x; i++) x = cvn_module_forward(m->children[i], t, x);
+    return x;
+}
+
+static const cvn_module_vtable sequential_vt = {"Sequential", sequential_forward};
+
+cvn_module *cvn_sequential_new(void) {
+    return cvn_module_alloc(sizeof(cvn_module), &sequential_vt);
+}
+
+cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child) {
+    if (!seq || seq->vt != &sequential_vt) {
+        cvn_module_free(child);
+        return cvn_set_error(CVN_ERR_ARG, "sequential_add: not a Sequential module");
+    }
+    if (!child) return cvn_last_status() ? cvn_last_status() : CVN_ERR_ARG;
+    if (seq->n_children == seq->cap_children) {
+        int cap = seq->cap_children ? seq->cap_children * 2 : 8;
+        cvn_module **c = cvn_malloc((size_t)cap * sizeof *c);
+        if (!c) {
+            cvn_module_free(child);
+            return CVN_ERR_NOMEM;
+        }
+        if (seq->n_children) memcpy(c, seq->children, (size_t)seq->n_children * sizeof *c);
+        cvn_free(seq->children);
+        seq->children = c;
+        seq->cap_children = cap;
+    }
+    child->training = seq->training;
+    seq->children[seq->n_children++] = child;
+    drop_listing(seq);
+    return CVN_OK;
+}
+
+int cvn_sequential_len(const cvn_module *seq) {
+    return seq && seq->vt == &sequential_vt ? seq->n_children : 0;
+}
+
+cvn_module *cvn_sequential_at(const cvn_module *seq, int i) {
+    if (!seq || seq->vt != &sequential_vt || i < 0 || i >= seq->n_children) {
+        cvn_set_error(CVN_ERR_ARG, "sequential_at: index %d is out of range", i);
+        return NULL;
+    }
+    return seq->children[i];
+}

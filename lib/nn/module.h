@@ -1,0 +1,40 @@
+/* Private: the module base that every layer embeds as its first member. */
+#ifndef CVN_MODULE_H
+#define CVN_MODULE_H
+
+#include "core/core.h"
+
+#define CVN_MODULE_MAX_OWN 4
+
+typedef struct {
+    const char *kind;
+    cvn_tensor *(*forward)(cvn_module *m, cvn_tape *t, cvn_tensor *x);
+} cvn_module_vtable;
+
+typedef struct {
+    const char *name; /* full dotted name, owned by the root's listing */
+    cvn_tensor *tensor;
+} cvn_named_tensor;
+
+struct cvn_module {
+    const cvn_module_vtable *vt;
+    bool training;
+    /* this module's own tensors, named locally ("weight", "running_mean") */
+    int n_params, n_buffers;
+    cvn_tensor *params[CVN_MODULE_MAX_OWN], *buffers[CVN_MODULE_MAX_OWN];
+    const char *param_names[CVN_MODULE_MAX_OWN], *buffer_names[CVN_MODULE_MAX_OWN];
+    /* children, named "0", "1", ... by their container */
+    int n_children, cap_children;
+    cvn_module **children;
+    /* flattened listings with dotted names, built on first query and dropped on change */
+    cvn_named_tensor *flat_params, *flat_buffers;
+    int n_flat_params, n_flat_buffers;
+    char *flat_names; /* one block holding every dotted name */
+};
+
+/* Allocates a zeroed module of size bytes (a layer struct that starts with cvn_module). */
+cvn_module *cvn_module_alloc(size_t size, const cvn_module_vtable *vt);
+/* Adds an owned tensor (parameter when is_param, else buffer); the module frees it. */
+cvn_status cvn_module_own(cvn_module *m, const char *name, cvn_tensor *x, bool is_param);
+
+#endif

@@ -1,0 +1,161 @@
+/* 2-D convolution as im2col + GEMM. Several images share one column matrix so each GEMM is large
+ * enough to run near the machine's peak; the chunk of images is sized to a workspace budget. */
+#include <stdio.h>
+
+#include "ops/ops.h"
+
+/* Column-matrix budget per chunk (floats): 4 Mi floats = 16 MiB. */
+#define CONV_COLS_BUDGET (4 << 20)
+
+typedef struct {
+    cvn_conv2d_params p;
+    cvn_window win; /* one group's window */
+    int n, groups, out_c;
+} conv_saved;
+
+cvn_conv2d_params cvn_conv2d_defaults(void) {
+    return (cvn_conv2d_params){1, 1, 0, 0, 1, 1, 1};
+}
+
+static int chunk_images(const conv_saved *s) {
+    int64_t per = (int64_t)s->win.c * s->win.kh * s->win.kw * s->win.oh * s->win.ow;
+    int64_t nb = per ? CONV_COLS_BUDGET / per : s->n;
+    if (nb < 1) nb = 1;
+    if (nb > s->n) nb = s->n;
+    return (int)nb;
+}
+
+static void conv_backward(cvn_tape *t, cvn_node *node) {
+    const conv_saved *s = node->saved;
+    const cvn_backend *be = t->be;
+    cvn_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
+    const cvn_window *win = &s->win;
+    const float *dy = cvn_f(node->out->grad);
+    float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
+    int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
+    int og = s->out_c / s->groups, nb = chunk_images(s);
+    int64_t img = (int64_t)x->shape[1] * x->shape[2] * x->shape[3];
+    int64_t plane_in = (int64_t)win->c * win->h * win->w;
+    if (db)
+        be->reduce_to(3, (int64_t[]){s->n, s->out_c, hw}, db, (int64_t[]){0, 1, 0},
+                      dy, 1.0f);
+    if (!dx && !dw) return;
+    float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
+    float *dyc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
+    if (!cols || !dyc) return;
+    for (int n0 = 0; n0 < s->n; n0 += nb) {
+        int cnt = s->n - n0 < nb ? s->n - n0 : nb;
+        int64_t ld = cnt * hw;
+        for (int g = 0; g < s->groups; g++) {
+            /* dy of this group's channels as [og, cnt * hw] */
+            be->copy_blocks(og, cnt, hw, dyc, ld, hw, dy + ((int64_t)n0 * s->out_c + g * og) * hw,
+                            hw, s->out_c * hw, NULL);
+            const float *wg = cvn_f(w) + g * og * k;
+            const float *xg = cvn_f(x) + n0 * img + g * plane_in;
+            if (dw) {
+                be->im2col(win, cols, ld, xg, img, cnt);
+                be->gemm(false, true, og, (int)k, (int)ld, 1.0f, dyc, (int)ld, cols, (int)ld, 1.0f,
+                         dw + g * og * k, (int)k);
+            }
+            if (dx) {
+                be->gemm(true, false, (int)k, (int)ld, og, 1.0f, wg, (int)k, dyc, (int)ld, 0.0f,
+                         cols, (int)ld);
+                be->col2im(win, dx + n0 * img + g * plane_in, img, cols, ld, cnt);
+            }
+        }
+    }
+}
+
+static int out_size(int in, int k, int stride, int pad, int dil) {
+    return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+}
+
+cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
+                       const cvn_conv2d_params *p) {
+    const char *op = "conv2d";
+    if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, x, "input") ||
+        !cvn_check_f32(op, t, weight, "weight") || (bias && !cvn_check_f32(op, t, bias, "bias")))
+        return NULL;
+    cvn_conv2d_params prm = p ? *p : cvn_conv2d_defaults();
+    char s1[96], s2[96];
+    cvn_shape_str(x, s1, sizeof s1);
+    cvn_shape_str(weight, s2, sizeof s2);
+    if (x->ndim != 4 || weight->ndim != 4) {
+        cvn_set_error(CVN_ERR_SHAPE, "conv2d: input %s and weight %s must both be 4-D", s1, s2);
+        return NULL;
+    }
+    if (prm.stride_h < 1 || prm.stride_w < 1 || prm.pad_h < 0 || prm.pad_w < 0 ||
+        prm.dilation_h < 1 || prm.dilation_w < 1 || prm.groups < 1) {
+        cvn_set_error(CVN_ERR_ARG,
+                      "conv2d: stride %dx%d, padding %dx%d, dilation %dx%d, groups %d: strides, "
+                      "dilations and groups must be >= 1, padding >= 0",
+                      prm.stride_h, prm.stride_w, prm.pad_h, prm.pad_w, prm.dilation_h,
+                      prm.dilation_w, prm.groups);
+        return NULL;
+    }
+    int64_t c = x->shape[1], o = weight->shape[0];
+    if (c % prm.groups || o % prm.groups || weight->shape[1] * prm.groups != c) {
+        cvn_set_error(CVN_ERR_SHAPE,
+                      "conv2d: input %s has %lld channels but weight %s with %d group(s) expects "
+                      "%lld (and out channels divisible by groups)",
+                      s1, (long long)c, s2, prm.groups, (long long)(weight->shape[1] * prm.groups));
+        return NULL;
+    }
+    if (bias && (bias->ndim != 1 || bias->shape[0] != o)) {
+        char s3[96];
+        cvn_set_error(CVN_ERR_SHAPE, "conv2d: bias %s does not fit weight %s",
+                      cvn_shape_str(bias, s3, sizeof s3), s2);
+        return NULL;
+    }
+    if (x->shape[2] > INT32_MAX / 4 || x->shape[3] > INT32_MAX / 4 || c > INT32_MAX ||
+        weight->shape[2] > 4096 || weight->shape[3] > 4096 || x->shape[0] > INT32_MAX) {
+        cvn_set_error(CVN_ERR_SHAPE, "conv2d: input %s or weight %s is too large", s1, s2);
+        return NULL;
+    }
+    conv_saved s = {.p = prm, .n = (int)x->shape[0], .groups = prm.groups, .out_c = (int)o};
+    cvn_window *win = &s.win;
+    *win = (cvn_window){.c = (int)(c / prm.groups), .h = (int)x->shape[2], .w = (int)x->shape[3],
+                        .kh = (int)weight->shape[2], .kw = (int)weight->shape[3],
+                        .sh = prm.stride_h, .sw = prm.stride_w, .ph = prm.pad_h, .pw = prm.pad_w,
+                        .dh = prm.dilation_h, .dw = prm.dilation_w};
+    win->oh = out_size(win->h, win->kh, win->sh, win->ph, win->dh);
+    win->ow = out_size(win->w, win->kw, win->sw, win->pw, win->dw);
+    if (win->oh < 1 || win->ow < 1) {
+        cvn_set_error(CVN_ERR_SHAPE,
+                      "conv2d: kernel %dx%d (dilation %dx%d) does not fit input %s with padding "
+                      "%dx%d",
+                      win->kh, win->kw, win->dh, win->dw, s1, win->ph, win->pw);
+        return NULL;
+    }
+    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){s.n, o, win->oh, win->ow});
+    if (!out) return NULL;
+
+    const cvn_backend *be = t->be;
+    int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
+    int64_t img = c * win->h * win->w, plane_in = (int64_t)win->c * win->h * win->w;
+    int og = (int)(o / prm.groups), nb = chunk_images(&s);
+    float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
+    float *yc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
+    if (!cols || !yc) return NULL;
+    for (int n0 = 0; n0 < s.n; n0 += nb) {
+        int cnt = s.n - n0 < nb ? s.n - n0 : nb;
+        int64_t ld = cnt * hw;
+        for (int g = 0; g < prm.groups; g++) {
+            be->im2col(win, cols, ld, cvn_f(x) + n0 * img + g * plane_in, img, cnt);
+            be->gemm(false, false, og, (int)ld, (int)k, 1.0f, cvn_f(weight) + g * og * k, (int)k,
+                     cols, (int)ld, 0.0f, yc, (int)ld);
+            be->copy_blocks(og, cnt, hw, cvn_f(out) + ((int64_t)n0 * o + g * og) * hw, hw, o * hw,
+                            yc, ld, hw, bias ? cvn_f(bias) + g * og : NULL);
+        }
+    }
+    bool fail;
+    cvn_node *node = cvn_op_record(t, op, conv_backward, out, 3, CVN_IN(x, weight, bias), &fail);
+    if (fail) return NULL;
+    if (node) {
+        conv_saved *saved = cvn_tape_meta_alloc(t, sizeof s);
+        if (!saved) return NULL;
+        *saved = s;
+        node->saved = saved;
+    }
+    return out;
+}

@@ -1,0 +1,99 @@
+/* Batch normalization over the channel dim of [N, C, H, W] or [N, C]. */
+#include <math.h>
+
+#include "ops/ops.h"
+
+typedef struct {
+    int64_t n, c, hw;
+    float *mean, *invstd; /* the statistics used to normalize (data arena) */
+    bool batch_stats;
+} bn_saved;
+
+static void bn_backward(cvn_tape *t, cvn_node *node) {
+    const bn_saved *s = node->saved;
+    cvn_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
+    float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
+    t->be->bn_bwd(s->batch_stats, s->n, s->c, s->hw, dx, dw, db, cvn_f(node->out->grad), cvn_f(x),
+                  s->mean, s->invstd, w ? cvn_f(w) : NULL);
+}
+
+static bool check_channel_vec(const char *what, const cvn_tensor *v, int64_t c, const cvn_tape *t) {
+    if (!v) return true;
+    if (!cvn_check_f32("batch_norm2d", t, v, what)) return false;
+    if (cvn_numel(v) != c || v->ndim != 1) {
+        char s[96];
+        cvn_set_error(CVN_ERR_SHAPE, "batch_norm2d: %s %s must be [%lld] (one per channel)", what,
+                      cvn_shape_str(v, s, sizeof s), (long long)c);
+        return false;
+    }
+    return true;
+}
+
+cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
+                             cvn_tensor *running_mean, cvn_tensor *running_var, bool training,
+                             float momentum, float eps) {
+    const char *op = "batch_norm2d";
+    if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, x, "input")) return NULL;
+    char s1[96];
+    if (x->ndim != 4 && x->ndim != 2) {
+        cvn_set_error(CVN_ERR_SHAPE, "batch_norm2d: input %s must be [N, C, H, W] or [N, C]",
+                      cvn_shape_str(x, s1, sizeof s1));
+        return NULL;
+    }
+    int64_t n = x->shape[0], c = x->shape[1], hw = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+    if (!check_channel_vec("weight", weight, c, t) || !check_channel_vec("bias", bias, c, t) ||
+        !check_channel_vec("running_mean", running_mean, c, t) ||
+        !check_channel_vec("running_var", running_var, c, t))
+        return NULL;
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) {
+        cvn_set_error(CVN_ERR_ARG, "batch_norm2d: eps %g must be > 0 and momentum %g in [0, 1]",
+                      (double)eps, (double)momentum);
+        return NULL;
+    }
+    if (!training && (!running_mean || !running_var)) {
+        cvn_set_error(CVN_ERR_STATE, "batch_norm2d: eval mode needs running_mean and running_var");
+        return NULL;
+    }
+    if (training && n * hw < 2) {
+        cvn_set_error(CVN_ERR_SHAPE,
+                      "batch_norm2d: input %s has one value per channel; training needs more",
+                      cvn_shape_str(x, s1, sizeof s1));
+        return NULL;
+    }
+    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, x->ndim, x->shape);
+    float *mean = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
+    float *invstd = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
+    if (!out || !mean || !invstd) return NULL;
+    if (training) {
+        float *var = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
+        if (!var) return NULL;
+        t->be->bn_stats(n, c, hw, mean, var, cvn_f(x));
+        float unbias = (float)(n * hw) / (float)(n * hw - 1);
+        for (int64_t i = 0; i < c; i++) {
+            invstd[i] = 1.0f / sqrtf(var[i] + eps);
+            if (running_mean) {
+                float *rm = cvn_f(running_mean), *rv = cvn_f(running_var);
+                rm[i] = (1.0f - momentum) * rm[i] + momentum * mean[i];
+                if (rv) rv[i] = (1.0f - momentum) * rv[i] + momentum * var[i] * unbias;
+            }
+        }
+    } else {
+        const float *rm = cvn_f(running_mean), *rv = cvn_f(running_var);
+        for (int64_t i = 0; i < c; i++) {
+            mean[i] = rm[i];
+            invstd[i] = 1.0f / sqrtf(rv[i] + eps);
+        }
+    }
+    t->be->bn_fwd(n, c, hw, cvn_f(out), cvn_f(x), mean, invstd, weight ? cvn_f(weight) : NULL,
+                  bias ? cvn_f(bias) : NULL);
+    bool fail;
+    cvn_node *node = cvn_op_record(t, op, bn_backward, out, 3, CVN_IN(x, weight, bias), &fail);
+    if (fail) return NULL;
+    if (node) {
+        bn_saved *s = cvn_tape_meta_alloc(t, sizeof *s);
+        if (!s) return NULL;
+        *s = (bn_saved){n, c, hw, mean, invstd, training};
+        node->saved = s;
+    }
+    return out;
+}

@@ -1,0 +1,30 @@
+/* Private helpers shared by the op files. */
+#ifndef CVN_OPS_H
+#define CVN_OPS_H
+
+#include "core/core.h"
+
+/* An input list for cvn_tape_record / cvn_tape_should_record. */
+#define CVN_IN(...) ((cvn_tensor *const[]){__VA_ARGS__})
+#define CVN_NIN(...) ((int)(sizeof(CVN_IN(__VA_ARGS__)) / sizeof(cvn_tensor *)))
+
+/* Records a node when needed: returns the node, NULL when none is needed or on failure; *fail tells
+ * the two apart. */
+static inline cvn_node *cvn_op_record(cvn_tape *t, const char *op, cvn_backward_fn bw,
+                                      cvn_tensor *out, int n, cvn_tensor *const *in, bool *fail) {
+    *fail = false;
+    if (!cvn_tape_should_record(t, n, in)) return NULL;
+    cvn_node *node = cvn_tape_record(t, op, bw, out, n, in);
+    if (!node) *fail = true;
+    return node;
+}
+
+static inline bool cvn_op_tape_ok(const char *op, const cvn_tape *t) {
+    if (t) return true;
+    cvn_set_error(CVN_ERR_ARG, "%s: tape is NULL", op);
+    return false;
+}
+
+static inline float *cvn_f(const cvn_tensor *x) { return (float *)x->data; }
+
+#endif
