@@ -1,0 +1,106 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ref_array *refs;
+static int n_refs;
+
+static void load_refs(void) {
+    if (refs) return;
+    const char *dir = getenv("CVN_TEST_DATA");
+    char path[512];
+    snprintf(path, sizeof path, "%s/ops_ref.txt", dir ? dir : "tests/ref");
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cannot open %s (set CVN_TEST_DATA)\n", path);
+        abort();
+    }
+    int cap = 512;
+    refs = calloc((size_t)cap, sizeof *refs);
+    char name[96];
+    while (fscanf(f, "%95s", name) == 1) {
+        if (name[0] == '#') {
+            int c;
+            while ((c = fgetc(f)) != '\n' && c != EOF) {}
+            continue;
+        }
+        if (n_refs == cap) refs = realloc(refs, (size_t)(cap *= 2) * sizeof *refs);
+        ref_array *r = &refs[n_refs++];
+        snprintf(r->name, sizeof r->name, "%s", name);
+        if (fscanf(f, "%d", &r->ndim) != 1) abort();
+        r->n = 1;
+        for (int d = 0; d < r->ndim; d++) {
+            long long v;
+            if (fscanf(f, "%lld", &v) != 1) abort();
+            r->shape[d] = v;
+            r->n *= v;
+        }
+        r->v = malloc((size_t)(r->n ? r->n : 1) * sizeof(float));
+        for (int64_t i = 0; i < r->n; i++) {
+            double v;
+            if (fscanf(f, "%lf", &v) != 1) abort();
+            r->v[i] = (float)v;
+        }
+    }
+    fclose(f);
+}
+
+const ref_array *ref_get(const char *name) {
+    load_refs();
+    for (int i = 0; i < n_refs; i++)
+        if (!strcmp(refs[i].name, name)) return &refs[i];
+    ck_abort_msg("reference array %s not found", name);
+    return NULL;
+}
+
+cvn_tensor *ref_tensor(const char *name, bool requires_grad) {
+    const ref_array *r = ref_get(name);
+    cvn_tensor *t = cvn_tensor_from_f32(r->ndim, r->shape, r->v, r->n);
+    ck_assert_msg(t != NULL, "%s", cvn_last_error());
+    if (requires_grad) cvn_tensor_set_requires_grad(t, true);
+    return t;
+}
+
+cvn_tensor *ref_tape_tensor(cvn_tape *t, const char *name) {
+    const ref_array *r = ref_get(name);
+    return cvn_tape_tensor_f32(t, r->ndim, r->shape, r->v);
+}
+
+void expect_close(const char *what, const float *got, const ref_array *want, float rtol,
+                  float atol) {
+    ck_assert_msg(got != NULL, "%s: no values (%s)", what, cvn_last_error());
+    for (int64_t i = 0; i < want->n; i++) {
+        float err = fabsf(got[i] - want->v[i]);
+        ck_assert_msg(err <= atol + rtol * fabsf(want->v[i]),
+                      "%s[%lld]: got %.8g, PyTorch %.8g (diff %.3g)", what, (long long)i,
+                      (double)got[i], (double)want->v[i], (double)err);
+    }
+}
+
+void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, float rtol,
+                   float atol) {
+    const ref_array *want = ref_get(ref);
+    ck_assert_msg(got != NULL, "%s: NULL tensor (%s)", what, cvn_last_error());
+    ck_assert_msg(cvn_numel(got) == want->n, "%s: %lld elements, PyTorch %lld", what,
+                  (long long)cvn_numel(got), (long long)want->n);
+    int nd = got->ndim;
+    /* shapes must agree up to PyTorch's scalar () vs our [1] */
+    if (!(want->ndim == 0 && cvn_numel(got) == 1)) {
+        ck_assert_msg(nd == want->ndim, "%s: %d dims, PyTorch %d", what, nd, want->ndim);
+        for (int d = 0; d < nd; d++)
+            ck_assert_msg(got->shape[d] == want->shape[d], "%s: dim %d is %lld, PyTorch %lld",
+                          what, d, (long long)got->shape[d], (long long)want->shape[d]);
+    }
+    expect_close(what, got->data, want, rtol, atol);
+}
+
+int run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed;
+}
