@@ -322,10 +322,14 @@ cvn_module *cvn_activation_new(cvn_activation kind, float alpha);
 /* Applies an activation to x: the op behind cvn_activation_new. */
 cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float alpha);
 
-/* A sequential container; children are named "0", "1", ... */
+/* A sequential container. Its children are named by position ("0", "1", ...) unless given a name,
+ * so a Sequential named "features" inside another gives "features.0.weight" as PyTorch does.
+ * Add every child before listing parameters of an enclosing module (listings are cached). */
 cvn_module *cvn_sequential_new(void);
-/* Appends child (the container takes ownership, also on failure). */
+/* Appends child, named by its position (the container takes ownership, also on failure). */
 cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child);
+/* Appends child under a name (no dots); NULL names it by position. Takes ownership. */
+cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_module *child);
 int cvn_sequential_len(const cvn_module *seq);
 cvn_module *cvn_sequential_at(const cvn_module *seq, int i);
 

@@ -39,8 +39,12 @@ cvn_status cvn_module_own(cvn_module *m, const char *name, cvn_tensor *x, bool i
 
 void cvn_module_free(cvn_module *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_children; i++) cvn_module_free(m->children[i]);
+    for (int i = 0; i < m->n_children; i++) {
+        cvn_module_free(m->children[i]);
+        cvn_free(m->child_names[i]);
+    }
     cvn_free(m->children);
+    cvn_free(m->child_names);
     for (int i = 0; i < m->n_params; i++) cvn_tensor_free(m->params[i]);
     for (int i = 0; i < m->n_buffers; i++) cvn_tensor_free(m->buffers[i]);
     drop_listing(m);
@@ -76,7 +80,7 @@ static void walk(const cvn_module *m, bool params, char *prefix, size_t len, siz
         visit(ctx, prefix, params ? m->param_names[i] : m->buffer_names[i],
               params ? m->params[i] : m->buffers[i]);
     for (int c = 0; c < m->n_children; c++) {
-        int w = snprintf(prefix + len, cap - len, "%s%d", len ? "." : "", c);
+        int w = snprintf(prefix + len, cap - len, "%s%s", len ? "." : "", m->child_names[c]);
         if (w < 0 || (size_t)w >= cap - len) continue; /* absurdly deep: skipped */
         walk(m->children[c], params, prefix, len + (size_t)w, cap, visit, ctx);
         prefix[len] = '\0';
@@ -189,28 +193,51 @@ cvn_module *cvn_sequential_new(void) {
     return cvn_module_alloc(sizeof(cvn_module), &sequential_vt);
 }
 
-cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child) {
+cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_module *child) {
     if (!seq || seq->vt != &sequential_vt) {
         cvn_module_free(child);
         return cvn_set_error(CVN_ERR_ARG, "sequential_add: not a Sequential module");
     }
     if (!child) return cvn_last_status() ? cvn_last_status() : CVN_ERR_ARG;
+    char index[16];
+    if (!name) snprintf(index, sizeof index, "%d", seq->n_children);
+    if (name && (!name[0] || strchr(name, '.'))) {
+        cvn_module_free(child);
+        return cvn_set_error(CVN_ERR_ARG, "sequential_add: child name \"%s\" must be non-empty "
+                                          "and have no dot", name);
+    }
     if (seq->n_children == seq->cap_children) {
         int cap = seq->cap_children ? seq->cap_children * 2 : 8;
         cvn_module **c = cvn_malloc((size_t)cap * sizeof *c);
-        if (!c) {
+        char **nm = cvn_malloc((size_t)cap * sizeof *nm);
+        if (!c || !nm) {
+            cvn_free(c), cvn_free(nm);
             cvn_module_free(child);
             return CVN_ERR_NOMEM;
         }
-        if (seq->n_children) memcpy(c, seq->children, (size_t)seq->n_children * sizeof *c);
-        cvn_free(seq->children);
+        if (seq->n_children) {
+            memcpy(c, seq->children, (size_t)seq->n_children * sizeof *c);
+            memcpy(nm, seq->child_names, (size_t)seq->n_children * sizeof *nm);
+        }
+        cvn_free(seq->children), cvn_free(seq->child_names);
         seq->children = c;
+        seq->child_names = nm;
         seq->cap_children = cap;
     }
+    char *copy = cvn_strdup(name ? name : index);
+    if (!copy) {
+        cvn_module_free(child);
+        return CVN_ERR_NOMEM;
+    }
     child->training = seq->training;
+    seq->child_names[seq->n_children] = copy;
     seq->children[seq->n_children++] = child;
     drop_listing(seq);
     return CVN_OK;
+}
+
+cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child) {
+    return cvn_sequential_add_named(seq, NULL, child);
 }
 
 int cvn_sequential_len(const cvn_module *seq) {

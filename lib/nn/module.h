@@ -23,9 +23,10 @@ struct cvn_module {
     int n_params, n_buffers;
     cvn_tensor *params[CVN_MODULE_MAX_OWN], *buffers[CVN_MODULE_MAX_OWN];
     const char *param_names[CVN_MODULE_MAX_OWN], *buffer_names[CVN_MODULE_MAX_OWN];
-    /* children, named "0", "1", ... by their container */
+    /* children with their names ("0", "1", ... unless named) */
     int n_children, cap_children;
     cvn_module **children;
+    char **child_names;
     /* flattened listings with dotted names, built on first query and dropped on change */
     cvn_named_tensor *flat_params, *flat_buffers;
     int n_flat_params, n_flat_buffers;

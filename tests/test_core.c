@@ -1,0 +1,272 @@
+/* Core: errors, RNG, tensors, tape semantics, arena steady state, modules. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+START_TEST(test_rng) {
+    cvn_rng a, b;
+    cvn_rng_seed(&a, 123);
+    cvn_rng_seed(&b, 123);
+    for (int i = 0; i < 100; i++) ck_assert_uint_eq(cvn_rng_next(&a), cvn_rng_next(&b));
+    cvn_rng_seed(&b, 124);
+    ck_assert_uint_ne(cvn_rng_next(&a), cvn_rng_next(&b));
+    double s = 0, s2 = 0, mn = 1, mx = 0;
+    int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double u = cvn_rng_uniform(&a);
+        mn = u < mn ? u : mn, mx = u > mx ? u : mx;
+        double z = cvn_rng_normal(&a);
+        s += z, s2 += z * z;
+    }
+    ck_assert(mn >= 0.0 && mx < 1.0 && mn < 1e-3 && mx > 1 - 1e-3);
+    ck_assert_msg(fabs(s / n) < 0.01 && fabs(s2 / n - 1.0) < 0.02, "normal mean %g var %g", s / n,
+                  s2 / n);
+}
+END_TEST
+
+START_TEST(test_tensor_basics) {
+    int64_t shape[3] = {2, 3, 4};
+    cvn_tensor *t = CK_NOTNULL(cvn_tensor_new(CVN_F32, 3, shape));
+    ck_assert_int_eq(cvn_numel(t), 24);
+    ck_assert_int_eq(t->strides[0], 12);
+    ck_assert_int_eq(t->strides[2], 1);
+    ck_assert(cvn_is_contiguous(t));
+    char buf[32];
+    ck_assert_str_eq(cvn_shape_str(t, buf, sizeof buf), "[2, 3, 4]");
+    for (int i = 0; i < 24; i++) ck_assert_float_eq(((float *)t->data)[i], 0.0f);
+    CK_OK(cvn_tensor_fill(t, 2.5f));
+    ck_assert_float_eq(cvn_tensor_f32(t)[23], 2.5f);
+    ck_assert_ptr_null(cvn_tensor_i32(t));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_DTYPE);
+    float vals[3] = {1, 2, 3};
+    ck_assert_ptr_null(cvn_tensor_from_f32(1, (int64_t[]){4}, vals, 3));
+    ck_assert(strstr(cvn_last_error(), "[4]") != NULL);
+    ck_assert_ptr_null(cvn_tensor_new(CVN_F32, 7, (int64_t[]){1, 1, 1, 1, 1, 1, 1}));
+    ck_assert_ptr_null(cvn_tensor_new(CVN_F32, 1, (int64_t[]){-3}));
+    cvn_tensor *u = CK_NOTNULL(cvn_tensor_new(CVN_U8, 1, (int64_t[]){5}));
+    ck_assert_int_eq(cvn_tensor_set_requires_grad(u, true), CVN_ERR_DTYPE);
+    cvn_tensor_free(u);
+    cvn_tensor_free(t);
+    cvn_tensor_free(NULL);
+    ck_assert_str_eq(cvn_status_name(CVN_ERR_SHAPE), "CVN_ERR_SHAPE");
+}
+END_TEST
+
+/* y = x * x + x  ->  dy/dx = 2x + 1: a tensor used twice gets both contributions. */
+START_TEST(test_tape_accumulates) {
+    float v[4] = {-1.5f, 0.0f, 2.0f, 3.25f};
+    cvn_tensor *x = cvn_tensor_from_f32(1, (int64_t[]){4}, v, 4);
+    cvn_tensor_set_requires_grad(x, true);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    cvn_tensor *y = cvn_sum(t, cvn_add(t, cvn_mul(t, x, x), x), 0, NULL, false);
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 3);
+    CK_OK(cvn_backward(t, y, NULL));
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(((float *)x->grad->data)[i], 2 * v[i] + 1);
+    /* backward twice on one graph is an error */
+    ck_assert_int_eq(cvn_backward(t, y, NULL), CVN_ERR_STATE);
+    /* a second step accumulates into the leaf's gradient until zero_grad */
+    cvn_tape_reset(t);
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 0);
+    y = cvn_sum(t, cvn_mul_scalar(t, x, 3.0f), 0, NULL, false);
+    CK_OK(cvn_backward(t, y, NULL));
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(((float *)x->grad->data)[i], 2 * v[i] + 4);
+    cvn_tensor_zero_grad(x);
+    ck_assert_float_eq(((float *)x->grad->data)[2], 0.0f);
+    /* a non-scalar output needs a seed gradient */
+    cvn_tape_reset(t);
+    y = cvn_mul_scalar(t, x, 2.0f);
+    ck_assert_int_eq(cvn_backward(t, y, NULL), CVN_ERR_SHAPE);
+    cvn_tape_free(t);
+    cvn_tensor_free(x);
+}
+END_TEST
+
+START_TEST(test_no_grad) {
+    cvn_tensor *x = cvn_tensor_new(CVN_F32, 1, (int64_t[]){3});
+    cvn_tensor_set_requires_grad(x, true);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    bool prev = cvn_tape_set_grad_enabled(t, false);
+    ck_assert(prev);
+    cvn_tensor *y = cvn_relu(t, x);
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 0);
+    ck_assert(!y->requires_grad);
+    ck_assert_int_eq(cvn_backward(t, y, NULL), CVN_ERR_STATE);
+    cvn_tape_set_grad_enabled(t, prev);
+    /* inputs without requires_grad record nothing either */
+    cvn_tensor *c = cvn_tensor_new(CVN_F32, 1, (int64_t[]){3});
+    cvn_relu(t, c);
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 0);
+    cvn_tape_free(t);
+    cvn_tensor_free(x);
+    cvn_tensor_free(c);
+}
+END_TEST
+
+/* ---- counting allocator: after the first step, a step allocates nothing */
+static long n_mallocs;
+static void *count_malloc(size_t n, void *ctx) {
+    n_mallocs++;
+    return malloc(n);
+}
+static void count_free(void *p, void *ctx) { free(p); }
+
+static cvn_module *small_cnn(cvn_rng *r) {
+    cvn_conv2d_params pad1 = cvn_conv2d_defaults();
+    pad1.pad_h = pad1.pad_w = 1;
+    cvn_module *features = cvn_sequential_new();
+    cvn_sequential_add(features, cvn_conv2d_new(1, 8, 3, 3, &pad1, true, r));
+    cvn_sequential_add(features, cvn_batchnorm2d_new(8, 0.1f, 1e-5f));
+    cvn_sequential_add(features, cvn_activation_new(CVN_ACT_RELU, 0));
+    cvn_sequential_add(features, cvn_max_pool2d_new(2, 2, 0));
+    cvn_module *classifier = cvn_sequential_new();
+    cvn_sequential_add(classifier, cvn_flatten_new(1));
+    cvn_sequential_add(classifier, cvn_linear_new(8 * 7 * 7, 16, true, r));
+    cvn_sequential_add(classifier, cvn_activation_new(CVN_ACT_HARDSWISH, 0));
+    cvn_sequential_add(classifier, cvn_dropout_new(0.25f, 7));
+    cvn_sequential_add(classifier, cvn_linear_new(16, 10, true, r));
+    cvn_module *net = cvn_sequential_new();
+    cvn_sequential_add_named(net, "features", features);
+    cvn_sequential_add_named(net, "classifier", classifier);
+    return net;
+}
+
+static float train_step(cvn_module *net, cvn_tape *t, const float *xs, const int32_t *ys) {
+    cvn_tensor *x = cvn_tape_tensor_f32(t, 4, (int64_t[]){4, 1, 14, 14}, xs);
+    cvn_tensor *y = cvn_tape_tensor(t, CVN_I32, 1, (int64_t[]){4});
+    memcpy(y->data, ys, 4 * sizeof(int32_t));
+    cvn_tensor *loss = cvn_cross_entropy(t, cvn_module_forward(net, t, x), y, 0.0f);
+    ck_assert_msg(loss != NULL, "%s", cvn_last_error());
+    CK_OK(cvn_backward(t, loss, NULL));
+    float l = ((float *)loss->data)[0];
+    /* plain SGD so the step changes the weights */
+    for (int i = 0; i < cvn_module_num_params(net); i++) {
+        cvn_tensor *p = cvn_module_param_at(net, i, NULL);
+        float *w = p->data, *g = p->grad->data;
+        for (int64_t k = 0; k < cvn_numel(p); k++) w[k] -= 0.05f * g[k];
+    }
+    cvn_module_zero_grad(net);
+    cvn_tape_reset(t);
+    return l;
+}
+
+START_TEST(test_steady_state_no_alloc) {
+    cvn_set_allocator(&(cvn_allocator){count_malloc, count_free, NULL});
+    cvn_rng r;
+    cvn_rng_seed(&r, 1);
+    cvn_module *net = small_cnn(&r);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    float xs[4 * 196];
+    for (int i = 0; i < 4 * 196; i++) xs[i] = cvn_rng_normal(&r);
+    int32_t ys[4] = {1, 3, 5, 7};
+    float first = train_step(net, t, xs, ys);
+    train_step(net, t, xs, ys); /* the arena settles into one chunk at the first reset */
+    n_mallocs = 0;
+    float last = 0;
+    for (int step = 0; step < 20; step++) last = train_step(net, t, xs, ys);
+    long counted = n_mallocs;
+    cvn_tape_free(t);
+    cvn_module_free(net);
+    cvn_set_allocator(NULL);
+    ck_assert_msg(counted == 0, "%ld heap allocations in 20 steady steps", counted);
+    ck_assert_msg(last < first, "loss did not fall: %g -> %g", (double)first, (double)last);
+}
+END_TEST
+
+START_TEST(test_module_names_and_init) {
+    cvn_rng r;
+    cvn_rng_seed(&r, 2);
+    cvn_module *net = small_cnn(&r);
+    const char *expect[] = {"features.0.weight",    "features.0.bias",    "features.1.weight",
+                            "features.1.bias",      "classifier.1.weight", "classifier.1.bias",
+                            "classifier.4.weight", "classifier.4.bias"};
+    ck_assert_int_eq(cvn_module_num_params(net), 8);
+    for (int i = 0; i < 8; i++) {
+        const char *name;
+        CK_NOTNULL(cvn_module_param_at(net, i, &name));
+        ck_assert_str_eq(name, expect[i]);
+    }
+    ck_assert_int_eq(cvn_module_num_buffers(net), 2);
+    const char *bname;
+    cvn_module_buffer_at(net, 1, &bname);
+    ck_assert_str_eq(bname, "features.1.running_var");
+    ck_assert_ptr_nonnull(cvn_module_find(net, "classifier.4.bias"));
+    ck_assert_ptr_null(cvn_module_find(net, "classifier.9.bias"));
+    ck_assert_int_eq(cvn_module_param_count(net),
+                     8 * 9 + 8 + 8 + 8 + 392 * 16 + 16 + 16 * 10 + 10);
+    /* Linear(392, 16): weights uniform in +-1/sqrt(392), variance bound^2 / 3 */
+    cvn_tensor *w = cvn_module_find(net, "classifier.1.weight");
+    float bound = 1.0f / sqrtf(392.0f);
+    double s2 = 0;
+    for (int64_t i = 0; i < cvn_numel(w); i++) {
+        float v = ((float *)w->data)[i];
+        ck_assert(fabsf(v) <= bound);
+        s2 += (double)v * v;
+    }
+    double var = s2 / (double)cvn_numel(w), want = bound * bound / 3.0;
+    ck_assert_msg(fabs(var - want) < 0.1 * want, "weight variance %g, expected %g", var, want);
+    /* batch norm starts at weight 1, bias 0, running var 1 */
+    ck_assert_float_eq(((float *)cvn_module_find(net, "features.1.weight")->data)[3], 1.0f);
+    ck_assert_float_eq(((float *)cvn_module_find(net, "features.1.running_var")->data)[0], 1.0f);
+    ck_assert_str_eq(cvn_module_kind(cvn_sequential_at(cvn_sequential_at(net, 0), 1)),
+                     "BatchNorm2d");
+    /* train / eval reach every child */
+    cvn_module_train(net, false);
+    ck_assert(!cvn_module_is_training(cvn_sequential_at(cvn_sequential_at(net, 1), 3)));
+    /* bad constructor arguments give errors */
+    ck_assert_ptr_null(cvn_linear_new(0, 3, true, &r));
+    ck_assert_ptr_null(cvn_conv2d_new(3, 4, 3, 3, &(cvn_conv2d_params){1, 1, 0, 0, 1, 1, 2}, true, &r));
+    ck_assert_int_eq(cvn_sequential_add_named(net, "a.b", cvn_flatten_new(1)), CVN_ERR_ARG);
+    cvn_module_free(net);
+}
+END_TEST
+
+/* In eval mode dropout is the identity and batch norm uses its running statistics, so two
+ * forwards of one input agree exactly; in training they differ (dropout). */
+START_TEST(test_train_eval_modes) {
+    cvn_rng r;
+    cvn_rng_seed(&r, 3);
+    cvn_module *net = small_cnn(&r);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    float xs[4 * 196];
+    for (int i = 0; i < 4 * 196; i++) xs[i] = cvn_rng_normal(&r);
+    cvn_tensor *x = cvn_tape_tensor_f32(t, 4, (int64_t[]){4, 1, 14, 14}, xs);
+    cvn_tensor *a = cvn_module_forward(net, t, x), *b = cvn_module_forward(net, t, x);
+    ck_assert(memcmp(a->data, b->data, 40 * sizeof(float)) != 0);
+    cvn_module_train(net, false);
+    bool prev = cvn_tape_set_grad_enabled(t, false);
+    a = cvn_module_forward(net, t, x), b = cvn_module_forward(net, t, x);
+    ck_assert(memcmp(a->data, b->data, 40 * sizeof(float)) == 0);
+    cvn_tape_set_grad_enabled(t, prev);
+    cvn_tape_free(t);
+    cvn_module_free(net);
+}
+END_TEST
+
+START_TEST(test_threads) {
+    ck_assert_int_eq(cvn_set_num_threads(0), CVN_ERR_ARG);
+    CK_OK(cvn_set_num_threads(1));
+    ck_assert_int_eq(cvn_get_num_threads(), 1);
+    CK_OK(cvn_set_num_threads(2));
+    ck_assert_int_eq(cvn_get_num_threads(), 2);
+    ck_assert_ptr_null(cvn_tape_new(CVN_CUDA));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_DEVICE);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_rng);
+    tcase_add_test(tc, test_tensor_basics);
+    tcase_add_test(tc, test_tape_accumulates);
+    tcase_add_test(tc, test_no_grad);
+    tcase_add_test(tc, test_steady_state_no_alloc);
+    tcase_add_test(tc, test_module_names_and_init);
+    tcase_add_test(tc, test_train_eval_modes);
+    tcase_add_test(tc, test_threads);
+    suite_add_tcase(s, tc);
+    return run_suite(s) ? 1 : 0;
+}

@@ -1,0 +1,178 @@
+/* The AVX-512, AVX2 and scalar kernel tables agree on odd sizes and tails. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "cpu/cpu.h"
+
+static const char *const variants[] = {"avx512", "avx2", "scalar"};
+
+static float *random_buf(int64_t n, uint64_t seed, float scale) {
+    cvn_rng r;
+    cvn_rng_seed(&r, seed);
+    float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) p[i] = scale * cvn_rng_normal(&r);
+    return p;
+}
+
+static void expect_same(const char *what, const char *variant, int64_t n, const float *got,
+                        const float *want, float rtol) {
+    for (int64_t i = 0; i < n; i++) {
+        float err = fabsf(got[i] - want[i]);
+        ck_assert_msg(err <= rtol * (1.0f + fabsf(want[i])), "%s (%s, n=%lld) [%lld]: %.8g vs scalar %.8g",
+                      what, variant, (long long)n, (long long)i, (double)got[i], (double)want[i]);
+    }
+}
+
+static const int64_t sizes[] = {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 1001};
+#define N_SIZES ((int)(sizeof sizes / sizeof sizes[0]))
+
+START_TEST(test_activations_agree) {
+    const cvn_backend *ref = cvn_cpu_backend_variant("scalar");
+    for (int v = 0; v < 2; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue; /* this CPU lacks the instruction set */
+        for (int s = 0; s < N_SIZES; s++) {
+            int64_t n = sizes[s];
+            float *x = random_buf(n, 7 + (uint64_t)n, 4.0f), *dy = random_buf(n, 9, 1.0f);
+            float *y1 = calloc((size_t)n, 4), *y2 = calloc((size_t)n, 4);
+            float *d1 = calloc((size_t)n, 4), *d2 = calloc((size_t)n, 4);
+            for (int k = CVN_K_RELU; k <= CVN_K_HARDSIGMOID; k++) {
+                be->act_fwd(k, 0.1f, n, y1, x);
+                ref->act_fwd(k, 0.1f, n, y2, x);
+                expect_same("act_fwd", variants[v], n, y1, y2, 1e-6f);
+                memset(d1, 0, (size_t)n * 4), memset(d2, 0, (size_t)n * 4);
+                be->act_bwd(k, 0.1f, n, d1, dy, x, y1);
+                ref->act_bwd(k, 0.1f, n, d2, dy, x, y2);
+                expect_same("act_bwd", variants[v], n, d1, d2, 1e-6f);
+            }
+            free(x), free(dy), free(y1), free(y2), free(d1), free(d2);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_elementwise_agree) {
+    const cvn_backend *ref = cvn_cpu_backend_variant("scalar");
+    for (int v = 0; v < 2; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        for (int s = 0; s < N_SIZES; s++) {
+            int64_t n = sizes[s];
+            float *a = random_buf(n, 1, 1.0f), *b = random_buf(n, 2, 1.0f);
+            for (int64_t i = 0; i < n; i++) b[i] += b[i] >= 0 ? 0.5f : -0.5f;
+            float *o1 = calloc((size_t)n, 4), *o2 = calloc((size_t)n, 4);
+            int64_t st[1] = {1};
+            for (int op = CVN_BIN_ADD; op <= CVN_BIN_DIV; op++) {
+                be->binary(op, 1, &n, o1, a, st, b, st);
+                ref->binary(op, 1, &n, o2, a, st, b, st);
+                expect_same("binary", variants[v], n, o1, o2, 1e-6f);
+                for (int which = 0; which < 2; which++) {
+                    memset(o1, 0, (size_t)n * 4), memset(o2, 0, (size_t)n * 4);
+                    be->binary_bwd(op, which, 1, &n, o1, st, a, a, st, b, st, NULL);
+                    ref->binary_bwd(op, which, 1, &n, o2, st, a, a, st, b, st, NULL);
+                    expect_same("binary_bwd", variants[v], n, o1, o2, 1e-6f);
+                }
+            }
+            be->affine(n, o1, a, 1.5f, -2.0f);
+            ref->affine(n, o2, a, 1.5f, -2.0f);
+            expect_same("affine", variants[v], n, o1, o2, 1e-6f);
+            ck_assert_msg(fabs(be->sum(n, a) - ref->sum(n, a)) < 1e-4, "sum n=%lld", (long long)n);
+            /* softmax and cross-entropy rows of odd width */
+            be->softmax_fwd(false, 1, n, 1, o1, a);
+            ref->softmax_fwd(false, 1, n, 1, o2, a);
+            expect_same("softmax", variants[v], n, o1, o2, 1e-6f);
+            be->softmax_fwd(true, 1, n, 1, o1, a);
+            ref->softmax_fwd(true, 1, n, 1, o2, a);
+            expect_same("log_softmax", variants[v], n, o1, o2, 1e-6f);
+            int32_t tg = (int32_t)(n / 2);
+            float l1, l2;
+            be->xent_fwd(1, n, &l1, o1, a, &tg, 0.1f);
+            ref->xent_fwd(1, n, &l2, o2, a, &tg, 0.1f);
+            ck_assert_msg(fabsf(l1 - l2) <= 1e-6f * (1 + fabsf(l2)), "xent n=%lld", (long long)n);
+            be->bce_fwd(n, &l1, a, o2);
+            ref->bce_fwd(n, &l2, a, o2);
+            ck_assert_msg(fabsf(l1 - l2) <= 1e-6f * (1 + fabsf(l2)), "bce n=%lld", (long long)n);
+            free(a), free(b), free(o1), free(o2);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_batchnorm_agree) {
+    const cvn_backend *ref = cvn_cpu_backend_variant("scalar");
+    int64_t n = 3, c = 5, hw = 13; /* hw not a multiple of any vector width */
+    int64_t total = n * c * hw;
+    float *x = random_buf(total, 3, 2.0f), *dy = random_buf(total, 4, 1.0f);
+    float *gamma = random_buf(c, 5, 1.0f), *beta = random_buf(c, 6, 1.0f);
+    for (int v = 0; v < 2; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        float m1[5], v1[5], m2[5], v2[5], is[5];
+        be->bn_stats(n, c, hw, m1, v1, x);
+        ref->bn_stats(n, c, hw, m2, v2, x);
+        expect_same("bn mean", variants[v], c, m1, m2, 1e-6f);
+        expect_same("bn var", variants[v], c, v1, v2, 1e-6f);
+        for (int i = 0; i < c; i++) is[i] = 1.0f / sqrtf(v2[i] + 1e-5f);
+        float *y1 = calloc((size_t)total, 4), *y2 = calloc((size_t)total, 4);
+        be->bn_fwd(n, c, hw, y1, x, m2, is, gamma, beta);
+        ref->bn_fwd(n, c, hw, y2, x, m2, is, gamma, beta);
+        expect_same("bn_fwd", variants[v], total, y1, y2, 1e-6f);
+        float dg1[5] = {0}, db1[5] = {0}, dg2[5] = {0}, db2[5] = {0};
+        memset(y1, 0, (size_t)total * 4), memset(y2, 0, (size_t)total * 4);
+        be->bn_bwd(true, n, c, hw, y1, dg1, db1, dy, x, m2, is, gamma);
+        ref->bn_bwd(true, n, c, hw, y2, dg2, db2, dy, x, m2, is, gamma);
+        expect_same("bn_bwd dx", variants[v], total, y1, y2, 1e-5f);
+        expect_same("bn_bwd dgamma", variants[v], c, dg1, dg2, 1e-5f);
+        expect_same("bn_bwd dbeta", variants[v], c, db1, db2, 1e-5f);
+        free(y1), free(y2);
+    }
+    free(x), free(dy), free(gamma), free(beta);
+}
+END_TEST
+
+START_TEST(test_window_ops_agree) {
+    const cvn_backend *ref = cvn_cpu_backend_variant("scalar");
+    cvn_window w = {.c = 3, .h = 9, .w = 11, .kh = 3, .kw = 3, .sh = 2, .sw = 1, .ph = 1, .pw = 2,
+                    .dh = 1, .dw = 2};
+    w.oh = (w.h + 2 * w.ph - w.dh * (w.kh - 1) - 1) / w.sh + 1;
+    w.ow = (w.w + 2 * w.pw - w.dw * (w.kw - 1) - 1) / w.sw + 1;
+    int64_t img = (int64_t)w.c * w.h * w.w, rows = (int64_t)w.c * w.kh * w.kw, osz = w.oh * w.ow;
+    float *x = random_buf(2 * img, 8, 1.0f);
+    for (int v = 0; v < 2; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        float *c1 = calloc((size_t)(rows * 2 * osz), 4), *c2 = calloc((size_t)(rows * 2 * osz), 4);
+        be->im2col(&w, c1, 2 * osz, x, img, 2);
+        ref->im2col(&w, c2, 2 * osz, x, img, 2);
+        expect_same("im2col", variants[v], rows * 2 * osz, c1, c2, 0);
+        float *i1 = calloc((size_t)(2 * img), 4), *i2 = calloc((size_t)(2 * img), 4);
+        be->col2im(&w, i1, img, c1, 2 * osz, 2);
+        ref->col2im(&w, i2, img, c2, 2 * osz, 2);
+        expect_same("col2im", variants[v], 2 * img, i1, i2, 1e-6f);
+        free(c1), free(c2), free(i1), free(i2);
+    }
+    free(x);
+}
+END_TEST
+
+START_TEST(test_dispatch) {
+    const char *name = cvn_simd_name();
+    ck_assert(!strcmp(name, "avx512") || !strcmp(name, "avx2") || !strcmp(name, "scalar"));
+    ck_assert_ptr_nonnull(cvn_cpu_backend_variant("scalar"));
+    ck_assert_ptr_null(cvn_cpu_backend_variant("sse9"));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("simd");
+    TCase *tc = tcase_create("variants");
+    tcase_add_test(tc, test_dispatch);
+    tcase_add_test(tc, test_activations_agree);
+    tcase_add_test(tc, test_elementwise_agree);
+    tcase_add_test(tc, test_batchnorm_agree);
+    tcase_add_test(tc, test_window_ops_agree);
+    suite_add_tcase(s, tc);
+    return run_suite(s) ? 1 : 0;
+}
