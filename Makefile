@@ -21,7 +21,7 @@ endif
 CFLAGS  := -std=c11 $(OPT) -g -fPIC -fopenmp -D_GNU_SOURCE $(WARN) $(SANFLAGS) -Ilib -Ikernels
 LDLIBS  := -lopenblas -lz -lm -fopenmp -lpthread $(SANFLAGS)
 
-LIB_SRC := $(wildcard lib/core/*.c lib/ops/*.c lib/nn/*.c) \
+LIB_SRC := $(wildcard lib/core/*.c lib/ops/*.c lib/nn/*.c lib/data/*.c) \
            $(filter-out kernels/cpu/simd_kernels.c,$(wildcard kernels/cpu/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 # The SIMD kernels are one source compiled once per instruction set; the dispatcher picks one at run time.
@@ -43,6 +43,7 @@ EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all deps test bench run examples install format lint clean
+.SECONDARY:
 
 all: $(BUILD)/libcvnet.a $(BUILD)/libcvnet.so $(BUILD)/cvnet.pc
 

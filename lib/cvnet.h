@@ -263,6 +263,13 @@ typedef cvn_tensor *(*cvn_gradcheck_fn)(cvn_tape *t, cvn_tensor *const *inputs, 
 cvn_status cvn_gradcheck(cvn_gradcheck_fn f, int n, cvn_tensor *const *inputs, void *ctx,
                          float eps, float atol, float rtol);
 
+/* ---------------------------------------------------------------- data */
+
+/* Reads an IDX file of unsigned bytes (MNIST / FashionMNIST images or labels), plain or .gz, into
+ * a u8 tensor of the file's shape. Truncated, oversized or malformed files give CVN_ERR_FORMAT,
+ * unreadable ones CVN_ERR_IO. Caller owns the tensor. */
+cvn_tensor *cvn_idx_load(const char *path);
+
 /* ---------------------------------------------------------------- modules */
 
 typedef struct cvn_module cvn_module;
