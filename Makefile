@@ -93,7 +93,7 @@ test: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do $$b; done
+	@bench/run.sh $(BUILD)
 
 examples: deps
 	@$(MAKE) --no-print-directory $(EXAMPLE_BIN)

@@ -1,0 +1,21 @@
+#!/bin/sh
+# make bench: libcvnet's kernel benchmark, then PyTorch on the same ops in the same run when
+# Debian's python3-torch is installed (scripts/install-deps.sh --peers), and the ratio per line
+# (PyTorch time / libcvnet time: above 1 means libcvnet is faster).
+set -eu
+build=${1:-build}
+threads=${THREADS:-2}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+"$build/bench/bench_ops" --threads "$threads" | tee "$out/cvn.txt"
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    echo
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/compare_torch.py --threads "$threads" > "$out/torch.txt"
+    echo "# ratio PyTorch / libcvnet (time; > 1: libcvnet faster), $(head -1 "$out/torch.txt" | cut -c3-)"
+    awk -F'  +' 'NR == FNR { if ($0 !~ /^#/) t[$1] = $2 + 0; next }
+                 /^#/ { next }
+                 ($1 in t) { printf "%-34s libcvnet %8.3f ms  torch %8.3f ms  ratio %5.2f\n", $1, $2 + 0, t[$1], t[$1] / ($2 + 0) }' \
+        "$out/torch.txt" "$out/cvn.txt"
+else
+    echo "(python3-torch not installed: no PyTorch comparison; scripts/install-deps.sh --peers adds it)"
+fi
