@@ -65,12 +65,24 @@ static void run_layer(void *p) {
     cvn_tensor *y = NULL;
     cvn_conv2d_params pad1 = {1, 1, 1, 1, 1, 1, 1};
     switch (c->kind) {
-    case 0: y = cvn_conv2d(c->t, c->x, c->w, c->b, &pad1); break;
-    case 1: y = cvn_linear(c->t, c->x, c->w, c->b); break;
-    case 2: y = cvn_max_pool2d(c->t, c->x, 2, 2, 0); break;
-    case 3: y = cvn_relu(c->t, c->x); break;
-    case 4: y = cvn_cross_entropy(c->t, c->x, c->target, 0); break;
-    case 5: y = cvn_batch_norm2d(c->t, c->x, c->w, c->b, NULL, NULL, true, 0.1f, 1e-5f); break;
+    case 0:
+        y = cvn_conv2d(c->t, c->x, c->w, c->b, &pad1);
+        break;
+    case 1:
+        y = cvn_linear(c->t, c->x, c->w, c->b);
+        break;
+    case 2:
+        y = cvn_max_pool2d(c->t, c->x, 2, 2, 0);
+        break;
+    case 3:
+        y = cvn_relu(c->t, c->x);
+        break;
+    case 4:
+        y = cvn_cross_entropy(c->t, c->x, c->target, 0);
+        break;
+    case 5:
+        y = cvn_batch_norm2d(c->t, c->x, c->w, c->b, NULL, NULL, true, 0.1f, 1e-5f);
+        break;
     }
     if (!y) {
         fprintf(stderr, "bench: %s\n", cvn_last_error());
@@ -92,8 +104,8 @@ static cvn_tensor *rand_tensor(int ndim, const int64_t *shape, cvn_rng *r, bool 
 
 static void bench_layer(const char *name, int kind, int xnd, const int64_t *xs, int wnd,
                         const int64_t *ws, double fwd_flops, double bytes, cvn_rng *r) {
-    layer_ctx c = {cvn_tape_new(CVN_CPU), rand_tensor(xnd, xs, r, true), NULL, NULL, kind, false,
-                   NULL};
+    layer_ctx c = {
+        cvn_tape_new(CVN_CPU), rand_tensor(xnd, xs, r, true), NULL, NULL, kind, false, NULL};
     if (wnd) {
         c.w = rand_tensor(wnd, ws, r, true);
         c.b = rand_tensor(1, ws, r, true);
@@ -122,8 +134,10 @@ typedef struct {
 
 static void run_kernel(void *p) {
     kernel_ctx *k = p;
-    if (k->kind < 0) k->be->softmax_fwd(false, k->n / 1000, 1000, 1, k->y, k->x);
-    else k->be->act_fwd(k->kind, 0.1f, k->n, k->y, k->x);
+    if (k->kind < 0)
+        k->be->softmax_fwd(false, k->n / 1000, 1000, 1, k->y, k->x);
+    else
+        k->be->act_fwd(k->kind, 0.1f, k->n, k->y, k->x);
 }
 
 int main(int argc, char **argv) {
@@ -148,15 +162,15 @@ int main(int argc, char **argv) {
                 64.0 * 32 * 784 * 4 * 1.25, &r);
     bench_layer("relu 64x32x28x28", 3, 4, (int64_t[]){64, 32, 28, 28}, 0, NULL, 0,
                 64.0 * 32 * 784 * 8, &r);
-    bench_layer("batchnorm 64x32x28x28", 5, 4, (int64_t[]){64, 32, 28, 28}, 1,
-                (int64_t[]){32}, 0, 64.0 * 32 * 784 * 12, &r);
+    bench_layer("batchnorm 64x32x28x28", 5, 4, (int64_t[]){64, 32, 28, 28}, 1, (int64_t[]){32}, 0,
+                64.0 * 32 * 784 * 12, &r);
     bench_layer("cross_entropy 64x10", 4, 2, (int64_t[]){64, 10}, 0, NULL, 0, 0, &r);
 
     /* elementwise kernels per instruction set: the scalar build is the in-run reference */
     int64_t n = 1 << 20;
     kernel_ctx k = {NULL, n, malloc((size_t)n * 4), malloc((size_t)n * 4), 0};
     for (int64_t i = 0; i < n; i++) k.x[i] = (float)(i % 1000) * 0.01f - 5.0f;
-    static const char *const kinds[] = {"relu", "leaky_relu", "sigmoid", "tanh",
+    static const char *const kinds[] = {"relu", "leaky_relu", "sigmoid",   "tanh",
                                         "gelu", "silu",       "hardswish", "hardsigmoid"};
     static const char *const variants[] = {"scalar", "avx2", "avx512"};
     for (int kind = -1; kind < 8; kind++) {

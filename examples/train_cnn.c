@@ -34,14 +34,22 @@ static int parse(int argc, char **argv, options *o) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) return usage(), 1;
         if (!v) return fprintf(stderr, "train_cnn: %s needs a value\n", a), 2;
-        if (!strcmp(a, "--data")) o->data = v;
-        else if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
-        else if (!strcmp(a, "--batch")) o->batch = atoi(v);
-        else if (!strcmp(a, "--lr")) o->lr = (float)atof(v);
-        else if (!strcmp(a, "--limit")) o->limit = atoi(v);
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
-        else return fprintf(stderr, "train_cnn: unknown option %s\n", a), 2;
+        if (!strcmp(a, "--data"))
+            o->data = v;
+        else if (!strcmp(a, "--epochs"))
+            o->epochs = atoi(v);
+        else if (!strcmp(a, "--batch"))
+            o->batch = atoi(v);
+        else if (!strcmp(a, "--lr"))
+            o->lr = (float)atof(v);
+        else if (!strcmp(a, "--limit"))
+            o->limit = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            o->threads = atoi(v);
+        else if (!strcmp(a, "--seed"))
+            o->seed = strtoull(v, NULL, 10);
+        else
+            return fprintf(stderr, "train_cnn: unknown option %s\n", a), 2;
         i++;
     }
     if (o->epochs < 1 || o->batch < 1 || o->limit < 0 || o->threads < 1 || !(o->lr > 0))
@@ -54,8 +62,9 @@ static cvn_tensor *load(const char *dir, const char *name) {
     snprintf(path, sizeof path, "%s/%s", dir, name);
     cvn_tensor *t = cvn_idx_load(path);
     if (!t)
-        fprintf(stderr, "train_cnn: %s\n  (FashionMNIST comes with Debian's dataset-fashion-mnist: "
-                        "run scripts/install-deps.sh)\n",
+        fprintf(stderr,
+                "train_cnn: %s\n  (FashionMNIST comes with Debian's dataset-fashion-mnist: "
+                "run scripts/install-deps.sh)\n",
                 cvn_last_error());
     return t;
 }

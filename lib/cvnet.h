@@ -60,7 +60,8 @@ cvn_status cvn_set_num_threads(int n);
 int cvn_get_num_threads(void);
 
 /* The SIMD instruction set the CPU kernels use: "avx512", "avx2" or "scalar". It is picked at first
- * use from what the CPU supports; the environment variable CVN_SIMD=avx512|avx2|scalar lowers it. */
+ * use from what the CPU supports; the environment variable CVN_SIMD=avx512|avx2|scalar lowers it.
+ */
 const char *cvn_simd_name(void);
 
 /* ---------------------------------------------------------------- random numbers */
@@ -114,7 +115,8 @@ cvn_tensor *cvn_tensor_new(cvn_dtype dtype, int ndim, const int64_t *shape);
 /* A heap tensor holding a copy of n values of data (n must equal the shape's element count).
  * Caller owns. */
 cvn_tensor *cvn_tensor_from_f32(int ndim, const int64_t *shape, const float *data, int64_t n);
-/* Frees a heap tensor and its gradient. NULL is ignored. Tensors owned by a tape must not be freed. */
+/* Frees a heap tensor and its gradient. NULL is ignored. Tensors owned by a tape must not be freed.
+ */
 void cvn_tensor_free(cvn_tensor *t);
 /* Marks a leaf tensor as needing a gradient; its grad buffer is allocated at the first backward and
  * kept (gradients then accumulate until cvn_tensor_zero_grad()). */
@@ -226,8 +228,8 @@ cvn_tensor *cvn_dropout(cvn_tape *t, cvn_tensor *x, float p, bool training, cvn_
 
 /* Batch normalization over [N, C, H, W] (or [N, C]). In training it normalizes with the batch
  * statistics and, when running_mean / running_var are given, updates them in place with momentum
- * (running = (1 - momentum) * running + momentum * batch, unbiased variance, as PyTorch). In eval it
- * uses the running statistics. weight and bias ([C]) may be NULL. */
+ * (running = (1 - momentum) * running + momentum * batch, unbiased variance, as PyTorch). In eval
+ * it uses the running statistics. weight and bias ([C]) may be NULL. */
 cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
                              cvn_tensor *running_mean, cvn_tensor *running_var, bool training,
                              float momentum, float eps);
@@ -256,12 +258,12 @@ cvn_tensor *cvn_bce_with_logits(cvn_tape *t, cvn_tensor *logits, cvn_tensor *tar
 
 /* Compares the analytic gradient of a scalar function of the inputs with central finite differences
  * (step eps) on every element of every input that requires grad. f must build its output on the
- * tape from inputs[0..n-1] and return it (any shape: its sum is differentiated). Returns CVN_OK when
- * |analytic - numeric| <= atol + rtol * |numeric| everywhere; otherwise the error message names the
- * input, the element and both values. */
+ * tape from inputs[0..n-1] and return it (any shape: its sum is differentiated). Returns CVN_OK
+ * when |analytic - numeric| <= atol + rtol * |numeric| everywhere; otherwise the error message
+ * names the input, the element and both values. */
 typedef cvn_tensor *(*cvn_gradcheck_fn)(cvn_tape *t, cvn_tensor *const *inputs, void *ctx);
-cvn_status cvn_gradcheck(cvn_gradcheck_fn f, int n, cvn_tensor *const *inputs, void *ctx,
-                         float eps, float atol, float rtol);
+cvn_status cvn_gradcheck(cvn_gradcheck_fn f, int n, cvn_tensor *const *inputs, void *ctx, float eps,
+                         float atol, float rtol);
 
 /* ---------------------------------------------------------------- data */
 

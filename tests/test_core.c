@@ -110,7 +110,9 @@ static void *count_malloc(size_t n, void *ctx) {
     n_mallocs++;
     return malloc(n);
 }
-static void count_free(void *p, void *ctx) { free(p); }
+static void count_free(void *p, void *ctx) {
+    free(p);
+}
 
 static cvn_module *small_cnn(cvn_rng *r) {
     cvn_conv2d_params pad1 = cvn_conv2d_defaults();
@@ -178,8 +180,8 @@ START_TEST(test_module_names_and_init) {
     cvn_rng r;
     cvn_rng_seed(&r, 2);
     cvn_module *net = small_cnn(&r);
-    const char *expect[] = {"features.0.weight",    "features.0.bias",    "features.1.weight",
-                            "features.1.bias",      "classifier.1.weight", "classifier.1.bias",
+    const char *expect[] = {"features.0.weight",   "features.0.bias",     "features.1.weight",
+                            "features.1.bias",     "classifier.1.weight", "classifier.1.bias",
                             "classifier.4.weight", "classifier.4.bias"};
     ck_assert_int_eq(cvn_module_num_params(net), 8);
     for (int i = 0; i < 8; i++) {
@@ -193,8 +195,7 @@ START_TEST(test_module_names_and_init) {
     ck_assert_str_eq(bname, "features.1.running_var");
     ck_assert_ptr_nonnull(cvn_module_find(net, "classifier.4.bias"));
     ck_assert_ptr_null(cvn_module_find(net, "classifier.9.bias"));
-    ck_assert_int_eq(cvn_module_param_count(net),
-                     8 * 9 + 8 + 8 + 8 + 392 * 16 + 16 + 16 * 10 + 10);
+    ck_assert_int_eq(cvn_module_param_count(net), 8 * 9 + 8 + 8 + 8 + 392 * 16 + 16 + 16 * 10 + 10);
     /* Linear(392, 16): weights uniform in +-1/sqrt(392), variance bound^2 / 3 */
     cvn_tensor *w = cvn_module_find(net, "classifier.1.weight");
     float bound = 1.0f / sqrtf(392.0f);
@@ -216,7 +217,8 @@ START_TEST(test_module_names_and_init) {
     ck_assert(!cvn_module_is_training(cvn_sequential_at(cvn_sequential_at(net, 1), 3)));
     /* bad constructor arguments give errors */
     ck_assert_ptr_null(cvn_linear_new(0, 3, true, &r));
-    ck_assert_ptr_null(cvn_conv2d_new(3, 4, 3, 3, &(cvn_conv2d_params){1, 1, 0, 0, 1, 1, 2}, true, &r));
+    ck_assert_ptr_null(
+        cvn_conv2d_new(3, 4, 3, 3, &(cvn_conv2d_params){1, 1, 0, 0, 1, 1, 2}, true, &r));
     ck_assert_int_eq(cvn_sequential_add_named(net, "a.b", cvn_flatten_new(1)), CVN_ERR_ARG);
     cvn_module_free(net);
 }

@@ -106,6 +106,7 @@ int main(void) {
     int failed = run_suite(s);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {}
+    if (system(cmd)) {
+    }
     return failed ? 1 : 0;
 }

@@ -12,17 +12,25 @@ typedef struct {
     const char *name;      /* reference case */
     const char *inputs[3]; /* reference names of the inputs, in argument order */
     op_fn fn;
-    float rtol, atol;      /* against PyTorch */
-    float eps;             /* finite-difference step; 0 skips the gradient check */
+    float rtol, atol; /* against PyTorch */
+    float eps;        /* finite-difference step; 0 skips the gradient check */
 } op_case;
 
 #define ELEM 1e-5f, 1e-6f
 #define LONG 1e-4f, 1e-5f
 
-static cvn_tensor *f_add(cvn_tape *t, cvn_tensor *const *in, void *c) { return cvn_add(t, in[0], in[1]); }
-static cvn_tensor *f_sub(cvn_tape *t, cvn_tensor *const *in, void *c) { return cvn_sub(t, in[0], in[1]); }
-static cvn_tensor *f_mul(cvn_tape *t, cvn_tensor *const *in, void *c) { return cvn_mul(t, in[0], in[1]); }
-static cvn_tensor *f_div(cvn_tape *t, cvn_tensor *const *in, void *c) { return cvn_div(t, in[0], in[1]); }
+static cvn_tensor *f_add(cvn_tape *t, cvn_tensor *const *in, void *c) {
+    return cvn_add(t, in[0], in[1]);
+}
+static cvn_tensor *f_sub(cvn_tape *t, cvn_tensor *const *in, void *c) {
+    return cvn_sub(t, in[0], in[1]);
+}
+static cvn_tensor *f_mul(cvn_tape *t, cvn_tensor *const *in, void *c) {
+    return cvn_mul(t, in[0], in[1]);
+}
+static cvn_tensor *f_div(cvn_tape *t, cvn_tensor *const *in, void *c) {
+    return cvn_div(t, in[0], in[1]);
+}
 static cvn_tensor *f_affine(cvn_tape *t, cvn_tensor *const *in, void *c) {
     return cvn_affine_scalar(t, in[0], 1.7f, -0.3f);
 }
@@ -121,7 +129,9 @@ static cvn_tensor *f_xent(cvn_tape *t, cvn_tensor *const *in, void *c) {
 static cvn_tensor *f_xent_smooth(cvn_tape *t, cvn_tensor *const *in, void *c) {
     return cvn_cross_entropy(t, in[0], targets_on(t), 0.1f);
 }
-static cvn_tensor *f_mse(cvn_tape *t, cvn_tensor *const *in, void *c) { return cvn_mse(t, in[0], in[1]); }
+static cvn_tensor *f_mse(cvn_tape *t, cvn_tensor *const *in, void *c) {
+    return cvn_mse(t, in[0], in[1]);
+}
 static cvn_tensor *f_bce(cvn_tape *t, cvn_tensor *const *in, void *c) {
     return cvn_bce_with_logits(t, in[0], in[1]);
 }
@@ -275,8 +285,10 @@ START_TEST(test_dropout) {
     int64_t zeros = 0, n = cvn_numel(y);
     const float *v = y->data;
     for (int64_t i = 0; i < n; i++) {
-        if (v[i] == 0.0f) zeros++;
-        else ck_assert_msg(fabsf(v[i] - 2.0f / 0.7f) < 1e-6f, "kept value %g", (double)v[i]);
+        if (v[i] == 0.0f)
+            zeros++;
+        else
+            ck_assert_msg(fabsf(v[i] - 2.0f / 0.7f) < 1e-6f, "kept value %g", (double)v[i]);
     }
     double frac = (double)zeros / (double)n; /* binomial: sd = sqrt(.21 / 100100) = 0.0014 */
     ck_assert_msg(fabs(frac - 0.3) < 0.01, "dropped fraction %.4f, expected 0.3", frac);
@@ -311,7 +323,8 @@ START_TEST(test_shape_errors) {
     cvn_tensor *w = cvn_tape_tensor(t, CVN_F32, 4, (int64_t[]){4, 2, 3, 3});
     ck_assert_ptr_null(cvn_conv2d(t, x, w, NULL, NULL));
     ck_assert_int_eq(cvn_last_status(), CVN_ERR_SHAPE);
-    ck_assert_msg(strstr(cvn_last_error(), "[2, 3, 8, 8]") && strstr(cvn_last_error(), "[4, 2, 3, 3]"),
+    ck_assert_msg(strstr(cvn_last_error(), "[2, 3, 8, 8]") &&
+                      strstr(cvn_last_error(), "[4, 2, 3, 3]"),
                   "message: %s", cvn_last_error());
 
     cvn_tensor *a = cvn_tape_tensor(t, CVN_F32, 2, (int64_t[]){5, 7});
@@ -367,7 +380,8 @@ START_TEST(test_reshape_flatten) {
     ck_assert_int_eq(r->shape[0], 6);
     cvn_tensor *y = cvn_mul_scalar(t, r, 3.0f);
     CK_OK(cvn_backward(t, cvn_sum(t, y, 0, NULL, false), NULL));
-    for (int64_t i = 0; i < cvn_numel(x); i++) ck_assert_float_eq(((float *)x->grad->data)[i], 3.0f);
+    for (int64_t i = 0; i < cvn_numel(x); i++)
+        ck_assert_float_eq(((float *)x->grad->data)[i], 3.0f);
     cvn_tape_free(t);
     cvn_tensor_free(x);
 }

@@ -20,8 +20,9 @@ static void expect_same(const char *what, const char *variant, int64_t n, const 
                         const float *want, float rtol) {
     for (int64_t i = 0; i < n; i++) {
         float err = fabsf(got[i] - want[i]);
-        ck_assert_msg(err <= rtol * (1.0f + fabsf(want[i])), "%s (%s, n=%lld) [%lld]: %.8g vs scalar %.8g",
-                      what, variant, (long long)n, (long long)i, (double)got[i], (double)want[i]);
+        ck_assert_msg(err <= rtol * (1.0f + fabsf(want[i])),
+                      "%s (%s, n=%lld) [%lld]: %.8g vs scalar %.8g", what, variant, (long long)n,
+                      (long long)i, (double)got[i], (double)want[i]);
     }
 }
 
@@ -134,8 +135,17 @@ END_TEST
 
 START_TEST(test_window_ops_agree) {
     const cvn_backend *ref = cvn_cpu_backend_variant("scalar");
-    cvn_window w = {.c = 3, .h = 9, .w = 11, .kh = 3, .kw = 3, .sh = 2, .sw = 1, .ph = 1, .pw = 2,
-                    .dh = 1, .dw = 2};
+    cvn_window w = {.c = 3,
+                    .h = 9,
+                    .w = 11,
+                    .kh = 3,
+                    .kw = 3,
+                    .sh = 2,
+                    .sw = 1,
+                    .ph = 1,
+                    .pw = 2,
+                    .dh = 1,
+                    .dw = 2};
     w.oh = (w.h + 2 * w.ph - w.dh * (w.kh - 1) - 1) / w.sh + 1;
     w.ow = (w.w + 2 * w.pw - w.dw * (w.kw - 1) - 1) / w.sw + 1;
     int64_t img = (int64_t)w.c * w.h * w.w, rows = (int64_t)w.c * w.kh * w.kw, osz = w.oh * w.ow;

@@ -24,7 +24,8 @@ static void load_refs(void) {
     while (fscanf(f, "%95s", name) == 1) {
         if (name[0] == '#') {
             int c;
-            while ((c = fgetc(f)) != '\n' && c != EOF) {}
+            while ((c = fgetc(f)) != '\n' && c != EOF) {
+            }
             continue;
         }
         if (n_refs == cap) refs = realloc(refs, (size_t)(cap *= 2) * sizeof *refs);
@@ -91,8 +92,8 @@ void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, flo
     if (!(want->ndim == 0 && cvn_numel(got) == 1)) {
         ck_assert_msg(nd == want->ndim, "%s: %d dims, PyTorch %d", what, nd, want->ndim);
         for (int d = 0; d < nd; d++)
-            ck_assert_msg(got->shape[d] == want->shape[d], "%s: dim %d is %lld, PyTorch %lld",
-                          what, d, (long long)got->shape[d], (long long)want->shape[d]);
+            ck_assert_msg(got->shape[d] == want->shape[d], "%s: dim %d is %lld, PyTorch %lld", what,
+                          d, (long long)got->shape[d], (long long)want->shape[d]);
     }
     expect_close(what, got->data, want, rtol, atol);
 }

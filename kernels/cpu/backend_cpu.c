@@ -7,8 +7,12 @@
 #include "core/core.h"
 #include "cpu/cpu.h"
 
-void *cvn_cpu_alloc(size_t bytes) { return cvn_malloc(bytes); }
-void cvn_cpu_free(void *p) { cvn_free(p); }
+void *cvn_cpu_alloc(size_t bytes) {
+    return cvn_malloc(bytes);
+}
+void cvn_cpu_free(void *p) {
+    cvn_free(p);
+}
 void cvn_cpu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) memmove(dst, src, bytes);
 }
@@ -19,8 +23,8 @@ void cvn_cpu_zero(void *dst, size_t bytes) {
 void cvn_cpu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+                k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 static bool cpu_can(const char *name) {
@@ -57,7 +61,9 @@ const cvn_backend *cvn_backend_cpu(void) {
     return b;
 }
 
-const char *cvn_simd_name(void) { return cvn_backend_cpu()->name + 4; }
+const char *cvn_simd_name(void) {
+    return cvn_backend_cpu()->name + 4;
+}
 
 const cvn_backend *cvn_backend_get(int device) {
     if (device == CVN_CPU) return cvn_backend_cpu();

@@ -21,8 +21,8 @@ extern const cvn_backend cvn_cpu_backend_scalar;
 /* The variant table for "avx512", "avx2" or "scalar" when this CPU can run it, else NULL. */
 const cvn_backend *cvn_cpu_backend_variant(const char *name);
 
-/* Uniform in [0, 1) from (seed, counter): splitmix64's finalizer over seed + counter * golden ratio.
- * Counter-based, so any thread (or a GPU) draws element i's number without shared state. */
+/* Uniform in [0, 1) from (seed, counter): splitmix64's finalizer over seed + counter * golden
+ * ratio. Counter-based, so any thread (or a GPU) draws element i's number without shared state. */
 static inline float cvn_counter_uniform(uint64_t seed, uint64_t counter) {
     uint64_t z = seed + (counter + 1) * 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;

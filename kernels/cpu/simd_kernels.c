@@ -27,21 +27,31 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 
 static inline vf vload(const float *p, int64_t m) {
     vf v = {0};
-    if (m >= VW) memcpy(&v, p, sizeof v);
-    else memcpy(&v, p, (size_t)m * sizeof(float));
+    if (m >= VW)
+        memcpy(&v, p, sizeof v);
+    else
+        memcpy(&v, p, (size_t)m * sizeof(float));
     return v;
 }
 static inline void vstore(float *p, vf v, int64_t m) {
-    if (m >= VW) memcpy(p, &v, sizeof v);
-    else memcpy(p, &v, (size_t)m * sizeof(float));
+    if (m >= VW)
+        memcpy(p, &v, sizeof v);
+    else
+        memcpy(p, &v, (size_t)m * sizeof(float));
 }
 static inline vf vset(float x) {
     vf v = {0};
     return v + x;
 }
-static inline vf vsel(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
-static inline vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
-static inline vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
+static inline vf vsel(vi mask, vf a, vf b) {
+    return (vf)((mask & (vi)a) | (~mask & (vi)b));
+}
+static inline vf vmax(vf a, vf b) {
+    return vsel(a > b, a, b);
+}
+static inline vf vmin(vf a, vf b) {
+    return vsel(a < b, a, b);
+}
 static inline vf vabs(vf a) {
     vi mask = {0};
     mask += 0x7fffffff; /* every bit but the sign */
@@ -96,7 +106,9 @@ static inline vf vtanh(vf x) {
     return vsel(ax < 0.625f, small, big);
 }
 
-static inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
+static inline vf vsigmoid(vf x) {
+    return 1.0f / (1.0f + vexp(-x));
+}
 
 static inline vf vgelu(vf x) {
     vf r;
@@ -133,10 +145,14 @@ static void k_axpy(int64_t n, float alpha, const float *x, float *y) {
 
 static inline vf binop(cvn_binop op, vf a, vf b) {
     switch (op) {
-    case CVN_BIN_ADD: return a + b;
-    case CVN_BIN_SUB: return a - b;
-    case CVN_BIN_MUL: return a * b;
-    default: return a / b;
+    case CVN_BIN_ADD:
+        return a + b;
+    case CVN_BIN_SUB:
+        return a - b;
+    case CVN_BIN_MUL:
+        return a * b;
+    default:
+        return a / b;
     }
 }
 
@@ -205,10 +221,14 @@ static void k_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, c
 /* d(a op b)/d(which) * g at one element. */
 static inline float binop_grad(cvn_binop op, int which, float g, float a, float b) {
     switch (op) {
-    case CVN_BIN_ADD: return g;
-    case CVN_BIN_SUB: return which == 0 ? g : -g;
-    case CVN_BIN_MUL: return which == 0 ? g * b : g * a;
-    default: return which == 0 ? g / b : -g * a / (b * b);
+    case CVN_BIN_ADD:
+        return g;
+    case CVN_BIN_SUB:
+        return which == 0 ? g : -g;
+    case CVN_BIN_MUL:
+        return which == 0 ? g * b : g * a;
+    default:
+        return which == 0 ? g / b : -g * a / (b * b);
     }
 }
 
@@ -223,9 +243,15 @@ static void k_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shape
             int64_t m = n - i;
             vf gv = vload(g + i, m), d;
             switch (op) {
-            case CVN_BIN_ADD: d = gv; break;
-            case CVN_BIN_SUB: d = which == 0 ? gv : -gv; break;
-            case CVN_BIN_MUL: d = gv * vload(which == 0 ? b + i : a + i, m); break;
+            case CVN_BIN_ADD:
+                d = gv;
+                break;
+            case CVN_BIN_SUB:
+                d = which == 0 ? gv : -gv;
+                break;
+            case CVN_BIN_MUL:
+                d = gv * vload(which == 0 ? b + i : a + i, m);
+                break;
             default: { /* padding lanes may divide by zero; they are never stored */
                 vf bv = vload(b + i, m);
                 d = which == 0 ? gv / bv : -gv * vload(a + i, m) / (bv * bv);
@@ -259,7 +285,8 @@ static void k_reduce_to(int ndim, const int64_t *shape, float *out, const int64_
             *o += scale * hsum(acc);
         } else if (si == 1) {
             for (int64_t j = 0; j < inner; j += VW)
-                vstore(o + j, vload(o + j, inner - j) + scale * vload(row + j, inner - j), inner - j);
+                vstore(o + j, vload(o + j, inner - j) + scale * vload(row + j, inner - j),
+                       inner - j);
         } else {
             for (int64_t j = 0; j < inner; j++) o[j * si] += scale * row[j];
         }
@@ -277,10 +304,12 @@ static void k_expand_add(int ndim, const int64_t *shape, float *out, const float
         const float *src = x + offset_of(r * inner, ndim, shape, sx);
         if (si == 0) {
             float v = scale * *src;
-            for (int64_t j = 0; j < inner; j += VW) vstore(o + j, vload(o + j, inner - j) + v, inner - j);
+            for (int64_t j = 0; j < inner; j += VW)
+                vstore(o + j, vload(o + j, inner - j) + v, inner - j);
         } else if (si == 1) {
             for (int64_t j = 0; j < inner; j += VW)
-                vstore(o + j, vload(o + j, inner - j) + scale * vload(src + j, inner - j), inner - j);
+                vstore(o + j, vload(o + j, inner - j) + scale * vload(src + j, inner - j),
+                       inner - j);
         } else {
             for (int64_t j = 0; j < inner; j++) o[j] += scale * src[j * si];
         }
@@ -291,14 +320,22 @@ static void k_expand_add(int ndim, const int64_t *shape, float *out, const float
 
 static inline vf act(cvn_act_kind kind, float alpha, vf x) {
     switch (kind) {
-    case CVN_K_RELU: return vmax(x, vset(0.0f));
-    case CVN_K_LEAKY_RELU: return vsel(x > 0.0f, x, x * alpha);
-    case CVN_K_SIGMOID: return vsigmoid(x);
-    case CVN_K_TANH: return vtanh(x);
-    case CVN_K_GELU: return vgelu(x);
-    case CVN_K_SILU: return x * vsigmoid(x);
-    case CVN_K_HARDSWISH: return x * vmin(vmax(x + 3.0f, vset(0.0f)), vset(6.0f)) / 6.0f;
-    default: return vmin(vmax(x + 3.0f, vset(0.0f)), vset(6.0f)) / 6.0f; /* hardsigmoid */
+    case CVN_K_RELU:
+        return vmax(x, vset(0.0f));
+    case CVN_K_LEAKY_RELU:
+        return vsel(x > 0.0f, x, x * alpha);
+    case CVN_K_SIGMOID:
+        return vsigmoid(x);
+    case CVN_K_TANH:
+        return vtanh(x);
+    case CVN_K_GELU:
+        return vgelu(x);
+    case CVN_K_SILU:
+        return x * vsigmoid(x);
+    case CVN_K_HARDSWISH:
+        return x * vmin(vmax(x + 3.0f, vset(0.0f)), vset(6.0f)) / 6.0f;
+    default:
+        return vmin(vmax(x + 3.0f, vset(0.0f)), vset(6.0f)) / 6.0f; /* hardsigmoid */
     }
 }
 
@@ -306,18 +343,24 @@ static inline vf act(cvn_act_kind kind, float alpha, vf x) {
 static inline vf act_grad(cvn_act_kind kind, float alpha, vf x, vf y) {
     vf one = vset(1.0f), zero = vset(0.0f);
     switch (kind) {
-    case CVN_K_RELU: return vsel(x > 0.0f, one, zero);
-    case CVN_K_LEAKY_RELU: return vsel(x > 0.0f, one, vset(alpha));
-    case CVN_K_SIGMOID: return y * (1.0f - y);
-    case CVN_K_TANH: return 1.0f - y * y;
-    case CVN_K_GELU: return vgelu_grad(x);
+    case CVN_K_RELU:
+        return vsel(x > 0.0f, one, zero);
+    case CVN_K_LEAKY_RELU:
+        return vsel(x > 0.0f, one, vset(alpha));
+    case CVN_K_SIGMOID:
+        return y * (1.0f - y);
+    case CVN_K_TANH:
+        return 1.0f - y * y;
+    case CVN_K_GELU:
+        return vgelu_grad(x);
     case CVN_K_SILU: {
         vf s = vsigmoid(x);
         return s * (1.0f + x * (1.0f - s));
     }
     case CVN_K_HARDSWISH:
         return vsel(x < -3.0f, zero, vsel(x <= 3.0f, x / 3.0f + 0.5f, one));
-    default: return vsel((x > -3.0f) & (x < 3.0f), vset(1.0f / 6.0f), zero);
+    default:
+        return vsel((x > -3.0f) & (x < 3.0f), vset(1.0f / 6.0f), zero);
     }
 }
 
@@ -512,7 +555,7 @@ static void k_im2col(const cvn_window *w, float *cols, int64_t ld, const float *
 static void k_col2im(const cvn_window *w, float *img, int64_t img_stride, const float *cols,
                      int64_t ld, int nimg) {
     int64_t osz = (int64_t)w->oh * w->ow;
-#pragma omp parallel for collapse(2) if ((int64_t)nimg * w->c * w->kh * w->kw * osz > PAR_MIN)  \
+#pragma omp parallel for collapse(2) if ((int64_t)nimg * w->c * w->kh * w->kw * osz > PAR_MIN)     \
     schedule(static)
     for (int i = 0; i < nimg; i++)
         for (int ch = 0; ch < w->c; ch++) {
@@ -545,7 +588,8 @@ static void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int
             float *d = dst + a * dsa + b * dsb;
             const float *s = src + a * ssa + b * ssb;
             float add = bias ? bias[a] : 0.0f;
-            for (int64_t k = 0; k < inner; k += VW) vstore(d + k, vload(s + k, inner - k) + add, inner - k);
+            for (int64_t k = 0; k < inner; k += VW)
+                vstore(d + k, vload(s + k, inner - k) + add, inner - k);
         }
 }
 
@@ -587,7 +631,8 @@ static void k_maxpool_bwd(const cvn_window *w, int64_t planes, float *dx, const 
 #pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
     for (int64_t p = 0; p < planes; p++)
         for (int64_t o = 0; o < osz; o++)
-            if (argmax[p * osz + o] >= 0) dx[p * w->h * w->w + argmax[p * osz + o]] += dy[p * osz + o];
+            if (argmax[p * osz + o] >= 0)
+                dx[p * w->h * w->w + argmax[p * osz + o]] += dy[p * osz + o];
 }
 
 static void k_avgpool_fwd(const cvn_window *w, int64_t planes, float *y, const float *x) {
@@ -704,12 +749,14 @@ static void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
             float sh = (beta ? beta[ch] : 0.0f) - mean[ch] * sc;
             const float *p = x + (i * c + ch) * hw;
             float *q = y + (i * c + ch) * hw;
-            for (int64_t j = 0; j < hw; j += VW) vstore(q + j, vload(p + j, hw - j) * sc + sh, hw - j);
+            for (int64_t j = 0; j < hw; j += VW)
+                vstore(q + j, vload(p + j, hw - j) * sc + sh, hw - j);
         }
 }
 
 /* With batch statistics (xhat = (x - mean) invstd, M = n hw):
- * dx = gamma invstd / M (M dy - sum dy - xhat sum(dy xhat)); dgamma = sum dy xhat; dbeta = sum dy. */
+ * dx = gamma invstd / M (M dy - sum dy - xhat sum(dy xhat)); dgamma = sum dy xhat; dbeta = sum dy.
+ */
 static void k_bn_bwd(bool batch_stats, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
                      float *dbeta, const float *dy, const float *x, const float *mean,
                      const float *invstd, const float *gamma) {

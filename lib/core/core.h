@@ -60,8 +60,8 @@ struct cvn_node {
     cvn_tensor *out;
     cvn_tensor *in[CVN_NODE_MAX_IN];
     int n_in;
-    void *saved;      /* op-specific state in the tape's arena */
-    cvn_node *prev;   /* recording order, newest first */
+    void *saved;    /* op-specific state in the tape's arena */
+    cvn_node *prev; /* recording order, newest first */
 };
 
 struct cvn_tape {

@@ -16,12 +16,14 @@ static cvn_status eval_sum(cvn_gradcheck_fn f, cvn_tape *t, cvn_tensor *const *i
     return CVN_OK;
 }
 
-cvn_status cvn_gradcheck(cvn_gradcheck_fn f, int n, cvn_tensor *const *inputs, void *ctx,
-                         float eps, float atol, float rtol) {
-    if (!f || n < 1 || !inputs) return cvn_set_error(CVN_ERR_ARG, "gradcheck: no function or inputs");
+cvn_status cvn_gradcheck(cvn_gradcheck_fn f, int n, cvn_tensor *const *inputs, void *ctx, float eps,
+                         float atol, float rtol) {
+    if (!f || n < 1 || !inputs)
+        return cvn_set_error(CVN_ERR_ARG, "gradcheck: no function or inputs");
     for (int i = 0; i < n; i++)
         if (!inputs[i] || !(inputs[i]->flags & CVN_TF_HEAP) || inputs[i]->device != CVN_CPU)
-            return cvn_set_error(CVN_ERR_ARG, "gradcheck: input %d must be a heap tensor on the CPU", i);
+            return cvn_set_error(CVN_ERR_ARG,
+                                 "gradcheck: input %d must be a heap tensor on the CPU", i);
     cvn_tape *t = cvn_tape_new(CVN_CPU);
     if (!t) return cvn_last_status();
     for (int i = 0; i < n; i++) cvn_tensor_zero_grad(inputs[i]);

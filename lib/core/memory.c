@@ -12,8 +12,10 @@ void openblas_set_num_threads(int n);
 static cvn_allocator hook;
 
 void cvn_set_allocator(const cvn_allocator *a) {
-    if (a) hook = *a;
-    else memset(&hook, 0, sizeof hook);
+    if (a)
+        hook = *a;
+    else
+        memset(&hook, 0, sizeof hook);
 }
 
 void *cvn_malloc(size_t size) {
@@ -35,8 +37,10 @@ void *cvn_calloc(size_t n, size_t size) {
 
 void cvn_free(void *p) {
     if (!p) return;
-    if (hook.free_fn) hook.free_fn(p, hook.ctx);
-    else free(p);
+    if (hook.free_fn)
+        hook.free_fn(p, hook.ctx);
+    else
+        free(p);
 }
 
 char *cvn_strdup(const char *s) {
@@ -53,4 +57,6 @@ cvn_status cvn_set_num_threads(int n) {
     return CVN_OK;
 }
 
-int cvn_get_num_threads(void) { return omp_get_max_threads(); }
+int cvn_get_num_threads(void) {
+    return omp_get_max_threads();
+}

@@ -14,7 +14,9 @@ void cvn_rng_seed(cvn_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t cvn_rng_next(cvn_rng *r) {
     uint64_t *s = r->s;
@@ -29,7 +31,9 @@ uint64_t cvn_rng_next(cvn_rng *r) {
     return result;
 }
 
-float cvn_rng_uniform(cvn_rng *r) { return (float)(cvn_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+float cvn_rng_uniform(cvn_rng *r) {
+    return (float)(cvn_rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
 
 float cvn_rng_normal(cvn_rng *r) {
     /* Box-Muller on (0, 1] x [0, 1) */

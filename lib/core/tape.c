@@ -38,13 +38,25 @@ bool cvn_tape_set_grad_enabled(cvn_tape *t, bool enabled) {
     return prev;
 }
 
-bool cvn_tape_grad_enabled(const cvn_tape *t) { return t->grad_enabled; }
-size_t cvn_tape_arena_capacity(const cvn_tape *t) { return t->meta.capacity + t->data.capacity; }
-size_t cvn_tape_arena_used(const cvn_tape *t) { return t->meta.used + t->data.used; }
-int cvn_tape_num_nodes(const cvn_tape *t) { return t->n_nodes; }
+bool cvn_tape_grad_enabled(const cvn_tape *t) {
+    return t->grad_enabled;
+}
+size_t cvn_tape_arena_capacity(const cvn_tape *t) {
+    return t->meta.capacity + t->data.capacity;
+}
+size_t cvn_tape_arena_used(const cvn_tape *t) {
+    return t->meta.used + t->data.used;
+}
+int cvn_tape_num_nodes(const cvn_tape *t) {
+    return t->n_nodes;
+}
 
-void *cvn_tape_meta_alloc(cvn_tape *t, size_t bytes) { return cvn_arena_alloc(&t->meta, bytes); }
-void *cvn_tape_data_alloc(cvn_tape *t, size_t bytes) { return cvn_arena_alloc(&t->data, bytes); }
+void *cvn_tape_meta_alloc(cvn_tape *t, size_t bytes) {
+    return cvn_arena_alloc(&t->meta, bytes);
+}
+void *cvn_tape_data_alloc(cvn_tape *t, size_t bytes) {
+    return cvn_arena_alloc(&t->data, bytes);
+}
 
 cvn_tensor *cvn_tape_new_tensor(cvn_tape *t, cvn_dtype dtype, int ndim, const int64_t *shape) {
     cvn_tensor *x = cvn_arena_alloc(&t->meta, sizeof *x);
@@ -139,8 +151,7 @@ cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_
                                  cvn_shape_str(grad_output, a, sizeof a),
                                  cvn_shape_str(output, b, sizeof b));
     } else if (cvn_numel(output) != 1) {
-        return cvn_set_error(CVN_ERR_SHAPE,
-                             "backward: output %s is not a scalar; pass grad_output",
+        return cvn_set_error(CVN_ERR_SHAPE, "backward: output %s is not a scalar; pass grad_output",
                              cvn_shape_str(output, a, sizeof a));
     }
     float *seed = cvn_grad_buffer(t, output);
@@ -163,8 +174,7 @@ cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_
 
 bool cvn_check_f32(const char *op, const cvn_tape *t, const cvn_tensor *x, const char *what) {
     if (!x) {
-        if (cvn_last_status() == CVN_OK)
-            cvn_set_error(CVN_ERR_ARG, "%s: %s is NULL", op, what);
+        if (cvn_last_status() == CVN_OK) cvn_set_error(CVN_ERR_ARG, "%s: %s is NULL", op, what);
         return false;
     }
     if (x->dtype != CVN_F32) {

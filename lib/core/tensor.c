@@ -4,7 +4,9 @@
 
 #include "core/core.h"
 
-size_t cvn_dtype_size(cvn_dtype dtype) { return dtype == CVN_U8 ? 1 : 4; }
+size_t cvn_dtype_size(cvn_dtype dtype) {
+    return dtype == CVN_U8 ? 1 : 4;
+}
 
 int64_t cvn_numel(const cvn_tensor *t) {
     int64_t n = 1;
@@ -149,8 +151,10 @@ uint8_t *cvn_tensor_u8(const cvn_tensor *t) {
 static cvn_status check_fill(const cvn_tensor *t, const char *op) {
     if (!t) return cvn_set_error(CVN_ERR_ARG, "%s: tensor is NULL", op);
     if (t->dtype != CVN_F32) return cvn_set_error(CVN_ERR_DTYPE, "%s: tensor is not f32", op);
-    if (t->device != CVN_CPU) return cvn_set_error(CVN_ERR_DEVICE, "%s: tensor is not on the CPU", op);
-    if (!cvn_is_contiguous(t)) return cvn_set_error(CVN_ERR_ARG, "%s: tensor is not contiguous", op);
+    if (t->device != CVN_CPU)
+        return cvn_set_error(CVN_ERR_DEVICE, "%s: tensor is not on the CPU", op);
+    if (!cvn_is_contiguous(t))
+        return cvn_set_error(CVN_ERR_ARG, "%s: tensor is not contiguous", op);
     return CVN_OK;
 }
 
@@ -182,8 +186,7 @@ cvn_status cvn_tensor_normal(cvn_tensor *t, cvn_rng *r, float mean, float std) {
 
 cvn_status cvn_tensor_copy(cvn_tensor *dst, const cvn_tensor *src) {
     if (!dst || !src) return cvn_set_error(CVN_ERR_ARG, "tensor_copy: tensor is NULL");
-    if (dst->dtype != src->dtype)
-        return cvn_set_error(CVN_ERR_DTYPE, "tensor_copy: dtypes differ");
+    if (dst->dtype != src->dtype) return cvn_set_error(CVN_ERR_DTYPE, "tensor_copy: dtypes differ");
     if (cvn_numel(dst) != cvn_numel(src)) {
         char a[96], b[96];
         return cvn_set_error(CVN_ERR_SHAPE, "tensor_copy: %s and %s differ in size",

@@ -246,8 +246,7 @@ cvn_module *cvn_activation_new(cvn_activation kind, float alpha) {
         cvn_set_error(CVN_ERR_ARG, "activation_new: unknown activation %d", (int)kind);
         return NULL;
     }
-    activation_module *a =
-        (activation_module *)cvn_module_alloc(sizeof *a, &activation_vts[kind]);
+    activation_module *a = (activation_module *)cvn_module_alloc(sizeof *a, &activation_vts[kind]);
     if (!a) return NULL;
     a->kind = kind;
     a->alpha = alpha;

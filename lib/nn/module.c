@@ -66,8 +66,12 @@ void cvn_module_train(cvn_module *m, bool training) {
     for (int i = 0; i < m->n_children; i++) cvn_module_train(m->children[i], training);
 }
 
-bool cvn_module_is_training(const cvn_module *m) { return m && m->training; }
-const char *cvn_module_kind(const cvn_module *m) { return m ? m->vt->kind : ""; }
+bool cvn_module_is_training(const cvn_module *m) {
+    return m && m->training;
+}
+const char *cvn_module_kind(const cvn_module *m) {
+    return m ? m->vt->kind : "";
+}
 
 /* Walks the tree in registration order, calling visit(prefix, local name, tensor) for each owned
  * tensor of the wanted kind. prefix is the dotted path of the module ("" at the root). */
@@ -203,8 +207,10 @@ cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_modul
     if (!name) snprintf(index, sizeof index, "%d", seq->n_children);
     if (name && (!name[0] || strchr(name, '.'))) {
         cvn_module_free(child);
-        return cvn_set_error(CVN_ERR_ARG, "sequential_add: child name \"%s\" must be non-empty "
-                                          "and have no dot", name);
+        return cvn_set_error(CVN_ERR_ARG,
+                             "sequential_add: child name \"%s\" must be non-empty "
+                             "and have no dot",
+                             name);
     }
     if (seq->n_children == seq->cap_children) {
         int cap = seq->cap_children ? seq->cap_children * 2 : 8;

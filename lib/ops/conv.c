@@ -36,9 +36,7 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     int og = s->out_c / s->groups, nb = chunk_images(s);
     int64_t img = (int64_t)x->shape[1] * x->shape[2] * x->shape[3];
     int64_t plane_in = (int64_t)win->c * win->h * win->w;
-    if (db)
-        be->reduce_to(3, (int64_t[]){s->n, s->out_c, hw}, db, (int64_t[]){0, 1, 0},
-                      dy, 1.0f);
+    if (db) be->reduce_to(3, (int64_t[]){s->n, s->out_c, hw}, db, (int64_t[]){0, 1, 0}, dy, 1.0f);
     if (!dx && !dw) return;
     float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
     float *dyc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
@@ -114,10 +112,17 @@ cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
     }
     conv_saved s = {.p = prm, .n = (int)x->shape[0], .groups = prm.groups, .out_c = (int)o};
     cvn_window *win = &s.win;
-    *win = (cvn_window){.c = (int)(c / prm.groups), .h = (int)x->shape[2], .w = (int)x->shape[3],
-                        .kh = (int)weight->shape[2], .kw = (int)weight->shape[3],
-                        .sh = prm.stride_h, .sw = prm.stride_w, .ph = prm.pad_h, .pw = prm.pad_w,
-                        .dh = prm.dilation_h, .dw = prm.dilation_w};
+    *win = (cvn_window){.c = (int)(c / prm.groups),
+                        .h = (int)x->shape[2],
+                        .w = (int)x->shape[3],
+                        .kh = (int)weight->shape[2],
+                        .kw = (int)weight->shape[3],
+                        .sh = prm.stride_h,
+                        .sw = prm.stride_w,
+                        .ph = prm.pad_h,
+                        .pw = prm.pad_w,
+                        .dh = prm.dilation_h,
+                        .dw = prm.dilation_w};
     win->oh = out_size(win->h, win->kh, win->sh, win->ph, win->dh);
     win->ow = out_size(win->w, win->kw, win->sw, win->pw, win->dw);
     if (win->oh < 1 || win->ow < 1) {

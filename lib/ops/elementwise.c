@@ -137,8 +137,8 @@ static void act_backward(cvn_tape *t, cvn_node *n) {
     const act_saved *s = n->saved;
     float *dx = cvn_grad_buffer(t, n->in[0]);
     if (dx)
-        t->be->act_bwd((cvn_act_kind)s->kind, s->alpha, cvn_numel(n->out), dx,
-                       cvn_f(n->out->grad), cvn_f(n->in[0]), cvn_f(n->out));
+        t->be->act_bwd((cvn_act_kind)s->kind, s->alpha, cvn_numel(n->out), dx, cvn_f(n->out->grad),
+                       cvn_f(n->in[0]), cvn_f(n->out));
 }
 
 cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float alpha) {
@@ -163,16 +163,24 @@ cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float 
     return out;
 }
 
-cvn_tensor *cvn_relu(cvn_tape *t, cvn_tensor *x) { return cvn_activate(t, x, CVN_ACT_RELU, 0); }
+cvn_tensor *cvn_relu(cvn_tape *t, cvn_tensor *x) {
+    return cvn_activate(t, x, CVN_ACT_RELU, 0);
+}
 cvn_tensor *cvn_leaky_relu(cvn_tape *t, cvn_tensor *x, float negative_slope) {
     return cvn_activate(t, x, CVN_ACT_LEAKY_RELU, negative_slope);
 }
 cvn_tensor *cvn_sigmoid(cvn_tape *t, cvn_tensor *x) {
     return cvn_activate(t, x, CVN_ACT_SIGMOID, 0);
 }
-cvn_tensor *cvn_tanh(cvn_tape *t, cvn_tensor *x) { return cvn_activate(t, x, CVN_ACT_TANH, 0); }
-cvn_tensor *cvn_gelu(cvn_tape *t, cvn_tensor *x) { return cvn_activate(t, x, CVN_ACT_GELU, 0); }
-cvn_tensor *cvn_silu(cvn_tape *t, cvn_tensor *x) { return cvn_activate(t, x, CVN_ACT_SILU, 0); }
+cvn_tensor *cvn_tanh(cvn_tape *t, cvn_tensor *x) {
+    return cvn_activate(t, x, CVN_ACT_TANH, 0);
+}
+cvn_tensor *cvn_gelu(cvn_tape *t, cvn_tensor *x) {
+    return cvn_activate(t, x, CVN_ACT_GELU, 0);
+}
+cvn_tensor *cvn_silu(cvn_tape *t, cvn_tensor *x) {
+    return cvn_activate(t, x, CVN_ACT_SILU, 0);
+}
 cvn_tensor *cvn_hardswish(cvn_tape *t, cvn_tensor *x) {
     return cvn_activate(t, x, CVN_ACT_HARDSWISH, 0);
 }

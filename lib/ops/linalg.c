@@ -34,8 +34,10 @@ cvn_tensor *cvn_matmul(cvn_tape *t, cvn_tensor *a, cvn_tensor *b) {
     int m = (int)a->shape[0], k = (int)a->shape[1], n = (int)b->shape[1];
     cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, 2, (int64_t[]){m, n});
     if (!out) return NULL;
-    if (k == 0) t->be->zero(out->data, (size_t)m * n * sizeof(float));
-    else t->be->gemm(false, false, m, n, k, 1.0f, cvn_f(a), k, cvn_f(b), n, 0.0f, cvn_f(out), n);
+    if (k == 0)
+        t->be->zero(out->data, (size_t)m * n * sizeof(float));
+    else
+        t->be->gemm(false, false, m, n, k, 1.0f, cvn_f(a), k, cvn_f(b), n, 0.0f, cvn_f(out), n);
     bool fail;
     cvn_op_record(t, op, matmul_backward, out, 2, CVN_IN(a, b), &fail);
     return fail ? NULL : out;
@@ -47,10 +49,12 @@ static void linear_backward(cvn_tape *t, cvn_node *n) {
     int rows = (int)(cvn_numel(x) / in_f);
     const float *g = cvn_f(n->out->grad);
     float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
-    if (dx) t->be->gemm(false, false, rows, in_f, out_f, 1.0f, g, out_f, cvn_f(w), in_f, 1.0f, dx, in_f);
-    if (dw) t->be->gemm(true, false, out_f, in_f, rows, 1.0f, g, out_f, cvn_f(x), in_f, 1.0f, dw, in_f);
-    if (db)
-        t->be->reduce_to(2, (int64_t[]){rows, out_f}, db, (int64_t[]){0, 1}, g, 1.0f);
+    if (dx)
+        t->be->gemm(false, false, rows, in_f, out_f, 1.0f, g, out_f, cvn_f(w), in_f, 1.0f, dx,
+                    in_f);
+    if (dw)
+        t->be->gemm(true, false, out_f, in_f, rows, 1.0f, g, out_f, cvn_f(x), in_f, 1.0f, dw, in_f);
+    if (db) t->be->reduce_to(2, (int64_t[]){rows, out_f}, db, (int64_t[]){0, 1}, g, 1.0f);
 }
 
 cvn_tensor *cvn_linear(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias) {
@@ -82,10 +86,11 @@ cvn_tensor *cvn_linear(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
     shape[x->ndim - 1] = out_f;
     cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, x->ndim, shape);
     if (!out) return NULL;
-    if (in_f == 0) t->be->zero(out->data, (size_t)rows * out_f * sizeof(float));
+    if (in_f == 0)
+        t->be->zero(out->data, (size_t)rows * out_f * sizeof(float));
     else
-        t->be->gemm(false, true, rows, out_f, in_f, 1.0f, cvn_f(x), in_f, cvn_f(weight), in_f,
-                    0.0f, cvn_f(out), out_f);
+        t->be->gemm(false, true, rows, out_f, in_f, 1.0f, cvn_f(x), in_f, cvn_f(weight), in_f, 0.0f,
+                    cvn_f(out), out_f);
     if (bias) {
         int64_t sh[2] = {rows, out_f}, so[2] = {out_f, 1}, sb[2] = {0, 1};
         t->be->binary(CVN_BIN_ADD, 2, sh, cvn_f(out), cvn_f(out), so, cvn_f(bias), sb);

@@ -62,8 +62,7 @@ static void xent_backward(cvn_tape *t, cvn_node *node) {
     const xent_saved *s = node->saved;
     float *dx = cvn_grad_buffer(t, node->in[0]);
     if (dx)
-        t->be->xent_bwd(s->n, s->c, dx, cvn_f(node->out->grad), s->prob, s->target,
-                        s->smoothing);
+        t->be->xent_bwd(s->n, s->c, dx, cvn_f(node->out->grad), s->prob, s->target, s->smoothing);
 }
 
 cvn_tensor *cvn_cross_entropy(cvn_tape *t, cvn_tensor *logits, const cvn_tensor *targets,
@@ -71,7 +70,8 @@ cvn_tensor *cvn_cross_entropy(cvn_tape *t, cvn_tensor *logits, const cvn_tensor 
     const char *op = "cross_entropy";
     if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, logits, "logits")) return NULL;
     if (!targets) {
-        if (cvn_last_status() == CVN_OK) cvn_set_error(CVN_ERR_ARG, "cross_entropy: targets is NULL");
+        if (cvn_last_status() == CVN_OK)
+            cvn_set_error(CVN_ERR_ARG, "cross_entropy: targets is NULL");
         return NULL;
     }
     char s1[96], s2[96];
@@ -83,7 +83,8 @@ cvn_tensor *cvn_cross_entropy(cvn_tape *t, cvn_tensor *logits, const cvn_tensor 
     }
     if (logits->ndim != 2 || targets->ndim != 1 || targets->shape[0] != logits->shape[0] ||
         logits->shape[1] < 1 || logits->shape[0] < 1) {
-        cvn_set_error(CVN_ERR_SHAPE, "cross_entropy: logits %s and targets %s must be [N, C] and [N]",
+        cvn_set_error(CVN_ERR_SHAPE,
+                      "cross_entropy: logits %s and targets %s must be [N, C] and [N]",
                       cvn_shape_str(logits, s1, sizeof s1), cvn_shape_str(targets, s2, sizeof s2));
         return NULL;
     }

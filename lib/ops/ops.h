@@ -25,6 +25,8 @@ static inline bool cvn_op_tape_ok(const char *op, const cvn_tape *t) {
     return false;
 }
 
-static inline float *cvn_f(const cvn_tensor *x) { return (float *)x->data; }
+static inline float *cvn_f(const cvn_tensor *x) {
+    return (float *)x->data;
+}
 
 #endif

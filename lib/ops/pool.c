@@ -39,8 +39,8 @@ static bool check_nchw(const char *op, const cvn_tape *t, const cvn_tensor *x) {
 }
 
 /* The shared part of every pooling op: output, window, recording. */
-static cvn_tensor *pool(cvn_tape *t, const char *op, cvn_tensor *x, int kernel, int stride,
-                        int pad, bool is_max) {
+static cvn_tensor *pool(cvn_tape *t, const char *op, cvn_tensor *x, int kernel, int stride, int pad,
+                        bool is_max) {
     if (!check_nchw(op, t, x)) return NULL;
     if (stride == 0) stride = kernel;
     char s[96];
@@ -51,9 +51,17 @@ static cvn_tensor *pool(cvn_tape *t, const char *op, cvn_tensor *x, int kernel, 
                       op, kernel, stride, pad);
         return NULL;
     }
-    cvn_window w = {.c = (int)x->shape[1], .h = (int)x->shape[2], .w = (int)x->shape[3],
-                    .kh = kernel, .kw = kernel, .sh = stride, .sw = stride, .ph = pad, .pw = pad,
-                    .dh = 1, .dw = 1};
+    cvn_window w = {.c = (int)x->shape[1],
+                    .h = (int)x->shape[2],
+                    .w = (int)x->shape[3],
+                    .kh = kernel,
+                    .kw = kernel,
+                    .sh = stride,
+                    .sw = stride,
+                    .ph = pad,
+                    .pw = pad,
+                    .dh = 1,
+                    .dw = 1};
     w.oh = (w.h + 2 * pad - kernel) / stride + 1;
     w.ow = (w.w + 2 * pad - kernel) / stride + 1;
     if (w.h + 2 * pad < kernel || w.w + 2 * pad < kernel) {
@@ -62,8 +70,8 @@ static cvn_tensor *pool(cvn_tape *t, const char *op, cvn_tensor *x, int kernel, 
         return NULL;
     }
     int64_t planes = x->shape[0] * x->shape[1];
-    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, 4,
-                                          (int64_t[]){x->shape[0], x->shape[1], w.oh, w.ow});
+    cvn_tensor *out =
+        cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){x->shape[0], x->shape[1], w.oh, w.ow});
     if (!out) return NULL;
     int32_t *argmax = NULL;
     if (is_max) {
@@ -100,8 +108,8 @@ static cvn_tensor *adaptive(cvn_tape *t, const char *op, cvn_tensor *x, int oh, 
         cvn_set_error(CVN_ERR_ARG, "%s: output size %dx%d must be at least 1x1", op, oh, ow);
         return NULL;
     }
-    cvn_window w = {.c = (int)x->shape[1], .h = (int)x->shape[2], .w = (int)x->shape[3],
-                    .oh = oh, .ow = ow};
+    cvn_window w = {
+        .c = (int)x->shape[1], .h = (int)x->shape[2], .w = (int)x->shape[3], .oh = oh, .ow = ow};
     if (w.h < 1 || w.w < 1) {
         char s[96];
         cvn_set_error(CVN_ERR_SHAPE, "%s: input %s has an empty plane", op,
@@ -109,7 +117,8 @@ static cvn_tensor *adaptive(cvn_tape *t, const char *op, cvn_tensor *x, int oh, 
         return NULL;
     }
     int64_t planes = x->shape[0] * x->shape[1];
-    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){x->shape[0], x->shape[1], oh, ow});
+    cvn_tensor *out =
+        cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){x->shape[0], x->shape[1], oh, ow});
     if (!out) return NULL;
     t->be->adaptive_avgpool_fwd(planes, w.h, w.w, oh, ow, cvn_f(out), cvn_f(x));
     bool fail;

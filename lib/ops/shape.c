@@ -28,9 +28,12 @@ cvn_tensor *cvn_reshape(cvn_tape *t, cvn_tensor *x, int ndim, const int64_t *sha
     int infer = -1;
     for (int d = 0; d < ndim; d++) {
         sh[d] = shape[d];
-        if (shape[d] == -1 && infer < 0) infer = d;
-        else if (shape[d] < 0) infer = -2;
-        else known *= shape[d];
+        if (shape[d] == -1 && infer < 0)
+            infer = d;
+        else if (shape[d] < 0)
+            infer = -2;
+        else
+            known *= shape[d];
     }
     if (infer >= 0) sh[infer] = known ? n / known : 0;
     int64_t total = 1;
@@ -117,7 +120,8 @@ cvn_tensor *cvn_concat(cvn_tape *t, int n, cvn_tensor *const *xs, int dim) {
         if (!ok) {
             char a[96], b[96];
             cvn_set_error(CVN_ERR_SHAPE, "concat: %s and %s differ outside dim %d",
-                          cvn_shape_str(xs[0], a, sizeof a), cvn_shape_str(xs[i], b, sizeof b), dim);
+                          cvn_shape_str(xs[0], a, sizeof a), cvn_shape_str(xs[i], b, sizeof b),
+                          dim);
             return NULL;
         }
         shape[dim] += xs[i]->shape[dim];
