@@ -105,6 +105,12 @@ static cvn_tensor *f_log_softmax_first(cvn_tape *t, cvn_tensor *const *in, void 
 static cvn_tensor *f_bn_batch(cvn_tape *t, cvn_tensor *const *in, void *c) {
     return cvn_batch_norm2d(t, in[0], in[1], in[2], NULL, NULL, true, 0.1f, 1e-5f);
 }
+/* eval mode: normalizes with the running statistics of the reference case */
+static cvn_tensor *f_bn_eval(cvn_tape *t, cvn_tensor *const *in, void *c) {
+    static cvn_tensor *rm, *rv;
+    if (!rm) rm = ref_tensor("bn_eval.rm", false), rv = ref_tensor("bn_eval.rv", false);
+    return cvn_batch_norm2d(t, in[0], in[1], in[2], rm, rv, false, 0.1f, 1e-5f);
+}
 static cvn_tensor *f_concat(cvn_tape *t, cvn_tensor *const *in, void *c) {
     return cvn_concat(t, 2, in, 1);
 }
@@ -170,6 +176,8 @@ static const op_case cases[] = {
     {"log_softmax_last", {"x"}, f_log_softmax_last, ELEM, 1e-2f},
     {"log_softmax_first", {"x"}, f_log_softmax_first, ELEM, 1e-2f},
     {"bn_2d", {"x", "w", "b"}, f_bn_batch, LONG, 1e-2f},
+    {"bn_train", {"x", "w", "b"}, f_bn_batch, LONG, 1e-2f},
+    {"bn_eval", {"x", "w", "b"}, f_bn_eval, LONG, 1e-2f},
     {"concat", {"a", "b"}, f_concat, ELEM, 1e-2f},
     {"sum_02", {"x"}, f_sum_02, ELEM, 1e-2f},
     {"mean_1k", {"x"}, f_mean_1k, ELEM, 1e-2f},

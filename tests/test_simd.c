@@ -167,6 +167,42 @@ START_TEST(test_window_ops_agree) {
 }
 END_TEST
 
+START_TEST(test_pool_dropout_agree) {
+    const cvn_backend *ref = cvn_cpu_backend_variant("scalar");
+    cvn_window w = {.c = 1, .h = 13, .w = 9, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1,
+                    .dh = 1, .dw = 1};
+    w.oh = (w.h + 2 - 3) / 2 + 1;
+    w.ow = (w.w + 2 - 3) / 2 + 1;
+    int64_t planes = 5, in_n = planes * w.h * w.w, out_n = planes * w.oh * w.ow;
+    float *x = random_buf(in_n, 11, 1.0f), *dy = random_buf(out_n, 12, 1.0f);
+    float *y1 = calloc((size_t)out_n, 4), *y2 = calloc((size_t)out_n, 4);
+    float *d1 = calloc((size_t)in_n, 4), *d2 = calloc((size_t)in_n, 4);
+    int32_t *a1 = calloc((size_t)out_n, 4), *a2 = calloc((size_t)out_n, 4);
+    uint8_t *m1 = calloc((size_t)in_n, 1), *m2 = calloc((size_t)in_n, 1);
+    for (int v = 0; v < 2; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        be->maxpool_fwd(&w, planes, y1, a1, x);
+        ref->maxpool_fwd(&w, planes, y2, a2, x);
+        expect_same("maxpool_fwd", variants[v], out_n, y1, y2, 0);
+        ck_assert(memcmp(a1, a2, (size_t)out_n * 4) == 0);
+        memset(d1, 0, (size_t)in_n * 4), memset(d2, 0, (size_t)in_n * 4);
+        be->maxpool_bwd(&w, planes, d1, dy, a1);
+        ref->maxpool_bwd(&w, planes, d2, dy, a2);
+        expect_same("maxpool_bwd", variants[v], in_n, d1, d2, 0);
+        be->avgpool_fwd(&w, planes, y1, x);
+        ref->avgpool_fwd(&w, planes, y2, x);
+        expect_same("avgpool_fwd", variants[v], out_n, y1, y2, 1e-6f);
+        be->dropout_fwd(in_n, d1, m1, x, 0.4f, 99);
+        ref->dropout_fwd(in_n, d2, m2, x, 0.4f, 99);
+        expect_same("dropout_fwd", variants[v], in_n, d1, d2, 0);
+        ck_assert(memcmp(m1, m2, (size_t)in_n) == 0);
+    }
+    free(x), free(dy), free(y1), free(y2), free(d1), free(d2), free(a1), free(a2), free(m1),
+        free(m2);
+}
+END_TEST
+
 START_TEST(test_dispatch) {
     const char *name = cvn_simd_name();
     ck_assert(!strcmp(name, "avx512") || !strcmp(name, "avx2") || !strcmp(name, "scalar"));
@@ -183,6 +219,7 @@ int main(void) {
     tcase_add_test(tc, test_elementwise_agree);
     tcase_add_test(tc, test_batchnorm_agree);
     tcase_add_test(tc, test_window_ops_agree);
+    tcase_add_test(tc, test_pool_dropout_agree);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

@@ -33,6 +33,7 @@ void cvn_tape_reset(cvn_tape *t) {
 }
 
 bool cvn_tape_set_grad_enabled(cvn_tape *t, bool enabled) {
+    if (!t) return false;
     bool prev = t->grad_enabled;
     t->grad_enabled = enabled;
     return prev;
