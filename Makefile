@@ -25,7 +25,7 @@ BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lm -fopenmp -lpthread $(SANFLAGS)
 
 LIB_SRC := $(wildcard lib/core/*.c lib/ops/*.c lib/nn/*.c lib/data/*.c) \
-           $(filter-out kernels/cpu/simd_kernels.c,$(wildcard kernels/cpu/*.c))
+           kernels/backend.c $(filter-out kernels/cpu/simd_kernels.c,$(wildcard kernels/cpu/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 # The SIMD kernels are one source compiled once per instruction set; the dispatcher picks one at run time.
 SIMD_VARIANTS := avx512 avx2 scalar

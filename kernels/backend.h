@@ -39,7 +39,9 @@ typedef struct cvn_backend {
     /* memory */
     void *(*alloc)(size_t bytes);
     void (*free)(void *p);
-    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);     /* within the device */
+    void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
+    void (*download)(void *dst, const void *src, size_t bytes); /* device -> host, synchronous */
     void (*zero)(void *dst, size_t bytes);
 
     /* C = alpha * op(A) op(B) + beta * C, row-major, op = transpose when ta / tb. */
@@ -118,6 +120,11 @@ typedef struct cvn_backend {
                                  const float *dy);
 
     /* batch norm over [n, c, hw]: per-channel mean and biased variance; normalize; backward */
+    /* Per channel: training turns the batch variance var into invstd = 1 / sqrt(var + eps) and, when
+     * rm / rv are given, updates them: r = (1 - momentum) r + momentum * batch (variance times
+     * unbias); eval copies mean = rm and derives invstd from rv (var unused). */
+    void (*bn_prepare)(bool training, int64_t c, float *mean, const float *var, float *invstd,
+                       float *rm, float *rv, float momentum, float eps, float unbias);
     void (*bn_stats)(int64_t n, int64_t c, int64_t hw, float *mean, float *var, const float *x);
     void (*bn_fwd)(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
                    const float *invstd, const float *gamma, const float *beta);
@@ -136,9 +143,12 @@ typedef struct cvn_backend {
     double (*sum)(int64_t n, const float *x);
 } cvn_backend;
 
-/* The backend for a device, or NULL when it is not available (error set). */
+/* The backend for a device, or NULL when it is not available (error set). kernels/backend.c. */
 const cvn_backend *cvn_backend_get(int device);
-/* The CPU backend. */
+/* The CPU backend (kernels/cpu/backend_cpu.c). */
 const cvn_backend *cvn_backend_cpu(void);
+/* The CUDA backend, or NULL with an error when there is no usable GPU (kernels/cuda/, built with
+ * CUDA=1 only). */
+const cvn_backend *cvn_backend_cuda(void);
 
 #endif

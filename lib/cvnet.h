@@ -112,6 +112,16 @@ char *cvn_shape_str(const cvn_tensor *t, char *buf, size_t size);
 
 /* A tensor on the heap, zero-filled. Caller owns; free with cvn_tensor_free(). */
 cvn_tensor *cvn_tensor_new(cvn_dtype dtype, int ndim, const int64_t *shape);
+/* A zero-filled heap tensor on a device (CVN_ERR_DEVICE when the device is not available).
+ * Caller owns; free with cvn_tensor_free(). */
+cvn_tensor *cvn_tensor_new_on(cvn_dtype dtype, int ndim, const int64_t *shape, cvn_device device);
+/* A copy of t on device (caller owns), e.g. a batch uploaded to the GPU or a result downloaded. */
+cvn_tensor *cvn_tensor_to(const cvn_tensor *t, cvn_device device);
+/* Moves a heap tensor's data to device in place (its gradient is dropped). */
+cvn_status cvn_tensor_move(cvn_tensor *t, cvn_device device);
+/* Copies a contiguous tensor's bytes (bytes must equal its size) to host memory dst, from any
+ * device. */
+cvn_status cvn_tensor_read(const cvn_tensor *t, void *dst, size_t bytes);
 /* A heap tensor holding a copy of n values of data (n must equal the shape's element count).
  * Caller owns. */
 cvn_tensor *cvn_tensor_from_f32(int ndim, const int64_t *shape, const float *data, int64_t n);
@@ -128,7 +138,7 @@ cvn_status cvn_tensor_fill(cvn_tensor *t, float value);
 /* Fills an f32 tensor with uniform values in [lo, hi), or normal values. */
 cvn_status cvn_tensor_uniform(cvn_tensor *t, cvn_rng *r, float lo, float hi);
 cvn_status cvn_tensor_normal(cvn_tensor *t, cvn_rng *r, float mean, float std);
-/* Copies the values of src into dst (same dtype and element count, both contiguous). */
+/* Copies the values of src into dst (same dtype and element count, both contiguous; any devices). */
 cvn_status cvn_tensor_copy(cvn_tensor *dst, const cvn_tensor *src);
 /* Typed access to contiguous CPU data; NULL (with an error) on a dtype mismatch. */
 float *cvn_tensor_f32(const cvn_tensor *t);
@@ -300,6 +310,8 @@ cvn_tensor *cvn_module_find(const cvn_module *m, const char *name);
 int64_t cvn_module_param_count(const cvn_module *m);
 /* Zeroes every parameter's gradient. */
 void cvn_module_zero_grad(cvn_module *m);
+/* Moves every parameter and buffer to device (gradients are dropped). */
+cvn_status cvn_module_to(cvn_module *m, cvn_device device);
 
 /* Layers. Weights are initialized as PyTorch initializes them (kaiming_uniform with a = sqrt(5),
  * biases uniform in +-1/sqrt(fan_in); batch norm weight 1, bias 0), drawing from r.

@@ -65,8 +65,3 @@ const char *cvn_simd_name(void) {
     return cvn_backend_cpu()->name + 4;
 }
 
-const cvn_backend *cvn_backend_get(int device) {
-    if (device == CVN_CPU) return cvn_backend_cpu();
-    cvn_set_error(CVN_ERR_DEVICE, "device %d (CUDA) is not available in this build", device);
-    return NULL;
-}

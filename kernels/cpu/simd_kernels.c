@@ -740,6 +740,20 @@ static void k_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var
     }
 }
 
+static void k_bn_prepare(bool training, int64_t c, float *mean, const float *var, float *invstd,
+                         float *rm, float *rv, float momentum, float eps, float unbias) {
+    for (int64_t i = 0; i < c; i++) {
+        if (training) {
+            invstd[i] = 1.0f / sqrtf(var[i] + eps);
+            if (rm) rm[i] = (1.0f - momentum) * rm[i] + momentum * mean[i];
+            if (rv) rv[i] = (1.0f - momentum) * rv[i] + momentum * var[i] * unbias;
+        } else {
+            mean[i] = rm[i];
+            invstd[i] = 1.0f / sqrtf(rv[i] + eps);
+        }
+    }
+}
+
 static void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
                      const float *invstd, const float *gamma, const float *beta) {
 #pragma omp parallel for collapse(2) if (n * c * hw > PAR_MIN) schedule(static)
@@ -842,6 +856,8 @@ const cvn_backend TABLE_NAME = {
     .alloc = cvn_cpu_alloc,
     .free = cvn_cpu_free,
     .copy = cvn_cpu_copy,
+    .upload = cvn_cpu_copy,
+    .download = cvn_cpu_copy,
     .zero = cvn_cpu_zero,
     .gemm = cvn_cpu_gemm,
     .binary = k_binary,
@@ -868,6 +884,7 @@ const cvn_backend TABLE_NAME = {
     .adaptive_avgpool_fwd = k_adaptive_avgpool_fwd,
     .adaptive_avgpool_bwd = k_adaptive_avgpool_bwd,
     .bn_stats = k_bn_stats,
+    .bn_prepare = k_bn_prepare,
     .bn_fwd = k_bn_fwd,
     .bn_bwd = k_bn_bwd,
     .dropout_fwd = k_dropout_fwd,

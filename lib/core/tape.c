@@ -91,7 +91,7 @@ cvn_tensor *cvn_tape_tensor(cvn_tape *t, cvn_dtype dtype, int ndim, const int64_
 
 cvn_tensor *cvn_tape_tensor_f32(cvn_tape *t, int ndim, const int64_t *shape, const float *data) {
     cvn_tensor *x = cvn_tape_tensor(t, CVN_F32, ndim, shape);
-    if (x && data) t->be->copy(x->data, data, (size_t)cvn_numel(x) * sizeof(float));
+    if (x && data) t->be->upload(x->data, data, (size_t)cvn_numel(x) * sizeof(float));
     return x;
 }
 
@@ -125,7 +125,8 @@ float *cvn_grad_buffer(cvn_tape *t, cvn_tensor *x) {
     if (!x->grad) {
         cvn_tensor *g;
         if (x->flags & CVN_TF_HEAP) {
-            g = cvn_tensor_new(CVN_F32, x->ndim, x->shape); /* zero-filled, kept across steps */
+            /* zero-filled, kept across steps */
+            g = cvn_tensor_new_on(CVN_F32, x->ndim, x->shape, x->device);
             if (g) x->flags |= CVN_TF_GRAD_HEAP;
         } else {
             g = cvn_tape_new_tensor(t, CVN_F32, x->ndim, x->shape);
@@ -147,6 +148,8 @@ cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_
                                             "that requires grad (or grad was disabled)");
     char a[96], b[96];
     if (grad_output) {
+        if (grad_output->device != t->device)
+            return cvn_set_error(CVN_ERR_DEVICE, "backward: grad_output is on another device");
         if (!cvn_same_shape(grad_output, output) || grad_output->dtype != CVN_F32)
             return cvn_set_error(CVN_ERR_SHAPE, "backward: grad_output %s does not match output %s",
                                  cvn_shape_str(grad_output, a, sizeof a),
@@ -161,7 +164,7 @@ cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_
         t->be->axpy(cvn_numel(output), 1.0f, grad_output->data, seed);
     } else {
         float one = 1.0f;
-        t->be->copy(seed, &one, sizeof one);
+        t->be->upload(seed, &one, sizeof one);
     }
     cvn_clear_error(); /* a backward function that fails to allocate leaves CVN_ERR_NOMEM */
     for (cvn_node *n = t->last; n; n = n->prev) {

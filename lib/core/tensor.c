@@ -71,24 +71,83 @@ static bool valid_shape(const char *what, int ndim, const int64_t *shape) {
     return true;
 }
 
-cvn_tensor *cvn_tensor_new(cvn_dtype dtype, int ndim, const int64_t *shape) {
+cvn_tensor *cvn_tensor_new_on(cvn_dtype dtype, int ndim, const int64_t *shape,
+                              cvn_device device) {
     if ((unsigned)dtype > CVN_I32) {
         cvn_set_error(CVN_ERR_DTYPE, "tensor_new: unknown dtype %d", (int)dtype);
         return NULL;
     }
     if (!valid_shape("tensor_new", ndim, shape)) return NULL;
+    const cvn_backend *be = cvn_backend_get(device);
+    if (!be) return NULL;
     cvn_tensor *t = cvn_calloc(1, sizeof *t);
     if (!t) return NULL;
     t->dtype = dtype;
-    t->device = CVN_CPU;
+    t->device = device;
     t->flags = CVN_TF_HEAP;
     cvn_tensor_set_shape(t, ndim, shape);
-    t->data = cvn_calloc((size_t)cvn_numel(t), cvn_dtype_size(dtype));
+    size_t bytes = (size_t)cvn_numel(t) * cvn_dtype_size(dtype);
+    t->data = be->alloc(bytes ? bytes : 1);
     if (!t->data) {
         cvn_free(t);
         return NULL;
     }
+    be->zero(t->data, bytes);
     return t;
+}
+
+cvn_tensor *cvn_tensor_new(cvn_dtype dtype, int ndim, const int64_t *shape) {
+    return cvn_tensor_new_on(dtype, ndim, shape, CVN_CPU);
+}
+
+/* Copies bytes between two buffers on any pair of devices. */
+static void copy_between(void *dst, cvn_device dd, const void *src, cvn_device sd, size_t bytes) {
+    if (dd == CVN_CPU && sd == CVN_CPU) cvn_backend_cpu()->copy(dst, src, bytes);
+    else if (sd == CVN_CPU) cvn_backend_get(dd)->upload(dst, src, bytes);
+    else if (dd == CVN_CPU) cvn_backend_get(sd)->download(dst, src, bytes);
+    else cvn_backend_get(dd)->copy(dst, src, bytes);
+}
+
+cvn_tensor *cvn_tensor_to(const cvn_tensor *t, cvn_device device) {
+    if (!t) {
+        if (cvn_last_status() == CVN_OK) cvn_set_error(CVN_ERR_ARG, "tensor_to: tensor is NULL");
+        return NULL;
+    }
+    if (!cvn_is_contiguous(t)) {
+        cvn_set_error(CVN_ERR_ARG, "tensor_to: tensor must be contiguous");
+        return NULL;
+    }
+    cvn_tensor *d = cvn_tensor_new_on(t->dtype, t->ndim, t->shape, device);
+    if (!d) return NULL;
+    copy_between(d->data, device, t->data, t->device, (size_t)cvn_numel(t) * cvn_dtype_size(t->dtype));
+    d->requires_grad = t->requires_grad;
+    return d;
+}
+
+cvn_status cvn_tensor_move(cvn_tensor *t, cvn_device device) {
+    if (!t || !(t->flags & CVN_TF_HEAP) || (t->flags & CVN_TF_VIEW))
+        return cvn_set_error(CVN_ERR_ARG, "tensor_move: only heap tensors that own their data move");
+    if (t->device == device) return CVN_OK;
+    cvn_tensor *d = cvn_tensor_to(t, device);
+    if (!d) return cvn_last_status();
+    cvn_backend_get(t->device)->free(t->data);
+    t->data = d->data;
+    t->device = device;
+    cvn_free(d);
+    if (t->grad && (t->flags & CVN_TF_GRAD_HEAP)) cvn_tensor_free(t->grad);
+    t->grad = NULL;
+    t->flags &= ~(uint32_t)CVN_TF_GRAD_HEAP;
+    return CVN_OK;
+}
+
+cvn_status cvn_tensor_read(const cvn_tensor *t, void *dst, size_t bytes) {
+    if (!t || !dst) return cvn_set_error(CVN_ERR_ARG, "tensor_read: tensor or buffer is NULL");
+    size_t have = (size_t)cvn_numel(t) * cvn_dtype_size(t->dtype);
+    if (bytes != have || !cvn_is_contiguous(t))
+        return cvn_set_error(CVN_ERR_ARG, "tensor_read: %zu bytes asked, the tensor holds %zu%s",
+                             bytes, have, cvn_is_contiguous(t) ? "" : " (not contiguous)");
+    copy_between(dst, CVN_CPU, t->data, t->device, bytes);
+    return CVN_OK;
 }
 
 cvn_tensor *cvn_tensor_from_f32(int ndim, const int64_t *shape, const float *data, int64_t n) {
@@ -108,7 +167,10 @@ cvn_tensor *cvn_tensor_from_f32(int ndim, const int64_t *shape, const float *dat
 void cvn_tensor_free(cvn_tensor *t) {
     if (!t) return;
     if (t->grad && (t->flags & CVN_TF_GRAD_HEAP)) cvn_tensor_free(t->grad);
-    if ((t->flags & CVN_TF_HEAP) && !(t->flags & CVN_TF_VIEW)) cvn_free(t->data);
+    if ((t->flags & CVN_TF_HEAP) && !(t->flags & CVN_TF_VIEW)) {
+        const cvn_backend *be = cvn_backend_get(t->device);
+        if (be) be->free(t->data);
+    }
     if (t->flags & CVN_TF_HEAP) cvn_free(t);
 }
 
@@ -121,7 +183,9 @@ cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on) {
 }
 
 void cvn_tensor_zero_grad(cvn_tensor *t) {
-    if (t && t->grad) memset(t->grad->data, 0, (size_t)cvn_numel(t->grad) * sizeof(float));
+    if (t && t->grad)
+        cvn_backend_get(t->grad->device)->zero(t->grad->data,
+                                               (size_t)cvn_numel(t->grad) * sizeof(float));
 }
 
 float *cvn_tensor_f32(const cvn_tensor *t) {
@@ -194,8 +258,7 @@ cvn_status cvn_tensor_copy(cvn_tensor *dst, const cvn_tensor *src) {
     }
     if (!cvn_is_contiguous(dst) || !cvn_is_contiguous(src))
         return cvn_set_error(CVN_ERR_ARG, "tensor_copy: tensors must be contiguous");
-    if (dst->device != CVN_CPU || src->device != CVN_CPU)
-        return cvn_set_error(CVN_ERR_DEVICE, "tensor_copy: only CPU tensors in this build");
-    memmove(dst->data, src->data, (size_t)cvn_numel(src) * cvn_dtype_size(src->dtype));
+    copy_between(dst->data, dst->device, src->data, src->device,
+                 (size_t)cvn_numel(src) * cvn_dtype_size(src->dtype));
     return CVN_OK;
 }

@@ -184,6 +184,20 @@ void cvn_module_zero_grad(cvn_module *m) {
         cvn_tensor_zero_grad(m->flat_params[i].tensor);
 }
 
+cvn_status cvn_module_to(cvn_module *m, cvn_device device) {
+    if (!m) return cvn_set_error(CVN_ERR_ARG, "module_to: module is NULL");
+    if (!cvn_backend_get(device)) return cvn_last_status();
+    for (int i = 0, n = cvn_module_num_params(m); i < n; i++) {
+        cvn_status s = cvn_tensor_move(m->flat_params[i].tensor, device);
+        if (s) return s;
+    }
+    for (int i = 0, n = cvn_module_num_buffers(m); i < n; i++) {
+        cvn_status s = cvn_tensor_move(m->flat_buffers[i].tensor, device);
+        if (s) return s;
+    }
+    return CVN_OK;
+}
+
 /* ------------------------------------------------------------------ sequential */
 
 static cvn_tensor *sequential_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {

@@ -64,26 +64,15 @@ cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn
     float *mean = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
     float *invstd = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
     if (!out || !mean || !invstd) return NULL;
+    float *var = NULL;
     if (training) {
-        float *var = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
+        var = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
         if (!var) return NULL;
         t->be->bn_stats(n, c, hw, mean, var, cvn_f(x));
-        float unbias = (float)(n * hw) / (float)(n * hw - 1);
-        for (int64_t i = 0; i < c; i++) {
-            invstd[i] = 1.0f / sqrtf(var[i] + eps);
-            if (running_mean) {
-                float *rm = cvn_f(running_mean), *rv = cvn_f(running_var);
-                rm[i] = (1.0f - momentum) * rm[i] + momentum * mean[i];
-                if (rv) rv[i] = (1.0f - momentum) * rv[i] + momentum * var[i] * unbias;
-            }
-        }
-    } else {
-        const float *rm = cvn_f(running_mean), *rv = cvn_f(running_var);
-        for (int64_t i = 0; i < c; i++) {
-            mean[i] = rm[i];
-            invstd[i] = 1.0f / sqrtf(rv[i] + eps);
-        }
     }
+    t->be->bn_prepare(training, c, mean, var, invstd, running_mean ? cvn_f(running_mean) : NULL,
+                      running_var ? cvn_f(running_var) : NULL, momentum, eps,
+                      (float)(n * hw) / (float)(n * hw > 1 ? n * hw - 1 : 1));
     t->be->bn_fwd(n, c, hw, cvn_f(out), cvn_f(x), mean, invstd, weight ? cvn_f(weight) : NULL,
                   bias ? cvn_f(bias) : NULL);
     bool fail;
