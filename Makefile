@@ -24,6 +24,23 @@ CFLAGS  := -std=c11 $(OPT) -g -fPIC -fopenmp -D_GNU_SOURCE $(WARN) $(SANFLAGS) -
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lm -fopenmp -lpthread $(SANFLAGS)
 
+# CUDA: CUDA=1 builds kernels/cuda with nvcc; CUDA=auto turns it on where nvcc and cudnn.h exist.
+CUDA_HOME ?= /usr/local/cuda
+NVCC    := $(CUDA_HOME)/bin/nvcc
+ifeq ($(CUDA),auto)
+CUDA := $(shell test -x $(NVCC) && test -f $(CUDA_HOME)/include/cudnn.h && echo 1 || echo 0)
+endif
+ifeq ($(CUDA),1)
+BUILD   := $(BUILD)-cuda
+CU_SRC  := $(wildcard kernels/cuda/*.cu)
+CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
+CFLAGS  += -DCVN_WITH_CUDA
+NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Ilib -Ikernels -DCVN_WITH_CUDA \
+           -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+           -gencode arch=compute_90,code=compute_90
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lstdc++
+endif
+
 LIB_SRC := $(wildcard lib/core/*.c lib/ops/*.c lib/nn/*.c lib/data/*.c) \
            kernels/backend.c $(filter-out kernels/cpu/simd_kernels.c,$(wildcard kernels/cpu/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -34,7 +51,7 @@ FLAGS_avx512 := -DCVN_SIMD_NAME=avx512 -DCVN_VW=16 -mavx512f -mavx512dq -mavx512
 FLAGS_avx2   := -DCVN_SIMD_NAME=avx2 -DCVN_VW=8 -mavx2 -mfma
 FLAGS_scalar := -DCVN_SIMD_NAME=scalar -DCVN_VW=1
 
-HDRS    := $(wildcard lib/*.h lib/*/*.h kernels/*/*.h)
+HDRS    := $(wildcard lib/*.h lib/*/*.h kernels/*.h kernels/*/*.h)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -61,11 +78,15 @@ $(BUILD)/kernels/cpu/simd_kernels_%.o: kernels/cpu/simd_kernels.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(FLAGS_$*) -c $< -o $@
 
-$(BUILD)/libcvnet.a: $(LIB_OBJ) $(SIMD_OBJ)
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu $(HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(BUILD)/libcvnet.a: $(LIB_OBJ) $(SIMD_OBJ) $(CU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libcvnet.so: $(LIB_OBJ) $(SIMD_OBJ)
+$(BUILD)/libcvnet.so: $(LIB_OBJ) $(SIMD_OBJ) $(CU_OBJ)
 	$(CC) -shared -Wl,-soname,libcvnet.so.0 -o $@ $^ $(LDLIBS)
 
 $(BUILD)/cvnet.pc: Makefile

@@ -1,0 +1,846 @@
+/* The CUDA backend: a hand-written kernel for every entry of the backend table, cuBLAS for GEMM
+ * (CVN_CUDA_GEMM=native picks our tiled shared-memory SGEMM instead), one stream per process.
+ * Memory comes from cudaMalloc only when an arena grows; tapes reuse it step after step.
+ * Kernels follow the CPU kernels' definitions (kernels/backend.h) so the two can be compared
+ * element by element; dropout uses the same counter-based hash as cvn_counter_uniform (cpu/cpu.h)
+ * and so draws the same masks. */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "core/core.h"
+#include "cuda/cuda.h"
+}
+
+static cudaStream_t stream;
+static cublasHandle_t blas;
+static bool use_native_gemm;
+
+#define THREADS 256
+static inline int blocks_for(int64_t n) {
+    int64_t b = (n + THREADS - 1) / THREADS;
+    return (int)(b < 65535 ? (b > 0 ? b : 1) : 65535);
+}
+#define GRID_LOOP(i, n)                                                                            \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                       \
+         i += (int64_t)blockDim.x * gridDim.x)
+
+/* ------------------------------------------------------------------ memory */
+
+static void *cu_alloc(size_t bytes) {
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %zu bytes: %s", bytes, cudaGetErrorString(e));
+        return NULL;
+    }
+    return p;
+}
+static void cu_free(void *p) {
+    if (p) {
+        cudaStreamSynchronize(stream);
+        cudaFree(p);
+    }
+}
+static void cu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream);
+}
+static void cu_upload(void *dst, const void *src, size_t bytes) {
+    /* synchronous from the host's view: src may be a stack buffer */
+    if (bytes) {
+        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream);
+        cudaStreamSynchronize(stream);
+    }
+}
+static void cu_download(void *dst, const void *src, size_t bytes) {
+    if (bytes) {
+        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream);
+        cudaStreamSynchronize(stream);
+    }
+}
+static void cu_zero(void *dst, size_t bytes) {
+    if (bytes) cudaMemsetAsync(dst, 0, bytes, stream);
+}
+
+/* ------------------------------------------------------------------ GEMM */
+
+/* Tiled SGEMM, row-major C = alpha op(A) op(B) + beta C: 64x64 tiles of C per block of 16x16
+ * threads, each thread computing a 4x4 sub-tile, K in steps of 16 through shared memory. */
+#define TM 64
+#define TN 64
+#define TK 16
+__global__ void k_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                        const float *b, int ldb, float beta, float *c, int ldc) {
+    __shared__ float as[TK][TM + 1];
+    __shared__ float bs[TK][TN + 1];
+    int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+    int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
+    float acc[4][4] = {{0}};
+    for (int k0 = 0; k0 < k; k0 += TK) {
+        for (int l = tid; l < TM * TK; l += 256) {
+            int r = l / TK, kk = l % TK, gr = row0 + r, gk = k0 + kk;
+            float v = 0.0f;
+            if (gr < m && gk < k) v = ta ? a[(int64_t)gk * lda + gr] : a[(int64_t)gr * lda + gk];
+            as[kk][r] = v;
+        }
+        for (int l = tid; l < TN * TK; l += 256) {
+            int cc = l % TN, kk = l / TN, gc = col0 + cc, gk = k0 + kk;
+            float v = 0.0f;
+            if (gc < n && gk < k) v = tb ? b[(int64_t)gc * ldb + gk] : b[(int64_t)gk * ldb + gc];
+            bs[kk][cc] = v;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TK; kk++) {
+            float av[4], bv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) av[i] = as[kk][ty + 16 * i];
+#pragma unroll
+            for (int j = 0; j < 4; j++) bv[j] = bs[kk][tx + 16 * j];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            int r = row0 + ty + 16 * i, cc = col0 + tx + 16 * j;
+            if (r < m && cc < n) {
+                float *p = c + (int64_t)r * ldc + cc;
+                *p = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * *p);
+            }
+        }
+}
+
+static void cu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc) {
+    if (m == 0 || n == 0) return;
+    if (use_native_gemm) {
+        dim3 grid((n + TN - 1) / TN, (m + TM - 1) / TM), block(16, 16);
+        k_sgemm<<<grid, block, 0, stream>>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* row-major C = A B is column-major C^T = B^T A^T: swap the operands */
+    cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k,
+                &alpha, b, ldb, a, lda, &beta, c, ldc);
+}
+
+/* ------------------------------------------------------------------ elementwise */
+
+typedef struct {
+    int ndim;
+    int64_t shape[CVN_MAX_DIMS], s1[CVN_MAX_DIMS], s2[CVN_MAX_DIMS], s3[CVN_MAX_DIMS];
+} strides3;
+
+__device__ inline int64_t offset_of(int64_t i, int ndim, const int64_t *shape, const int64_t *s) {
+    int64_t off = 0;
+    for (int d = ndim - 1; d >= 0; d--) {
+        off += (i % shape[d]) * s[d];
+        i /= shape[d];
+    }
+    return off;
+}
+
+__device__ inline float binop(cvn_binop op, float a, float b) {
+    switch (op) {
+    case CVN_BIN_ADD: return a + b;
+    case CVN_BIN_SUB: return a - b;
+    case CVN_BIN_MUL: return a * b;
+    default: return a / b;
+    }
+}
+
+static int64_t numel_of(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    return n;
+}
+
+static strides3 pack(int ndim, const int64_t *shape, const int64_t *a, const int64_t *b,
+                     const int64_t *c) {
+    strides3 s;
+    memset(&s, 0, sizeof s);
+    s.ndim = ndim;
+    for (int d = 0; d < ndim; d++) {
+        s.shape[d] = shape[d];
+        s.s1[d] = a ? a[d] : 0;
+        s.s2[d] = b ? b[d] : 0;
+        s.s3[d] = c ? c[d] : 0;
+    }
+    return s;
+}
+
+__global__ void k_binary(cvn_binop op, int64_t n, strides3 s, float *out, const float *a,
+                         const float *b) {
+    GRID_LOOP(i, n) {
+        out[i] = binop(op, a[offset_of(i, s.ndim, s.shape, s.s1)],
+                       b[offset_of(i, s.ndim, s.shape, s.s2)]);
+    }
+}
+static void cu_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
+                      const int64_t *sa, const float *b, const int64_t *sb) {
+    int64_t n = numel_of(ndim, shape);
+    k_binary<<<blocks_for(n), THREADS, 0, stream>>>(op, n, pack(ndim, shape, sa, sb, NULL), out,
+                                                    a, b);
+}
+
+/* s1: dx strides, s2: a, s3: b; several elements may hit one dx element: atomics */
+__global__ void k_binary_bwd(cvn_binop op, int which, int64_t n, strides3 s, float *dx,
+                             const float *g, const float *a, const float *b) {
+    GRID_LOOP(i, n) {
+        float av = a ? a[offset_of(i, s.ndim, s.shape, s.s2)] : 0.0f;
+        float bv = b ? b[offset_of(i, s.ndim, s.shape, s.s3)] : 0.0f;
+        float d;
+        switch (op) {
+        case CVN_BIN_ADD: d = g[i]; break;
+        case CVN_BIN_SUB: d = which == 0 ? g[i] : -g[i]; break;
+        case CVN_BIN_MUL: d = which == 0 ? g[i] * bv : g[i] * av; break;
+        default: d = which == 0 ? g[i] / bv : -g[i] * av / (bv * bv);
+        }
+        atomicAdd(dx + offset_of(i, s.ndim, s.shape, s.s1), d);
+    }
+}
+static void cu_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shape, float *dx,
+                          const int64_t *sx, const float *g, const float *a, const int64_t *sa,
+                          const float *b, const int64_t *sb, const float *out) {
+    int64_t n = numel_of(ndim, shape);
+    k_binary_bwd<<<blocks_for(n), THREADS, 0, stream>>>(op, which, n, pack(ndim, shape, sx, sa, sb),
+                                                        dx, g, a, b);
+}
+
+__global__ void k_affine(int64_t n, float *y, const float *x, float scale, float shift) {
+    GRID_LOOP(i, n) y[i] = x[i] * scale + shift;
+}
+static void cu_affine(int64_t n, float *y, const float *x, float scale, float shift) {
+    k_affine<<<blocks_for(n), THREADS, 0, stream>>>(n, y, x, scale, shift);
+}
+
+__global__ void k_axpy(int64_t n, float alpha, const float *x, float *y) {
+    GRID_LOOP(i, n) y[i] += alpha * x[i];
+}
+static void cu_axpy(int64_t n, float alpha, const float *x, float *y) {
+    k_axpy<<<blocks_for(n), THREADS, 0, stream>>>(n, alpha, x, y);
+}
+
+__global__ void k_reduce_to(int64_t n, strides3 s, float *out, const float *x, float scale) {
+    GRID_LOOP(i, n) atomicAdd(out + offset_of(i, s.ndim, s.shape, s.s1), scale * x[i]);
+}
+static void cu_reduce_to(int ndim, const int64_t *shape, float *out, const int64_t *so,
+                         const float *x, float scale) {
+    int64_t n = numel_of(ndim, shape);
+    k_reduce_to<<<blocks_for(n), THREADS, 0, stream>>>(n, pack(ndim, shape, so, NULL, NULL), out,
+                                                       x, scale);
+}
+
+__global__ void k_expand_add(int64_t n, strides3 s, float *out, const float *x, float scale) {
+    GRID_LOOP(i, n) out[i] += scale * x[offset_of(i, s.ndim, s.shape, s.s1)];
+}
+static void cu_expand_add(int ndim, const int64_t *shape, float *out, const float *x,
+                          const int64_t *sx, float scale) {
+    int64_t n = numel_of(ndim, shape);
+    k_expand_add<<<blocks_for(n), THREADS, 0, stream>>>(n, pack(ndim, shape, sx, NULL, NULL), out,
+                                                        x, scale);
+}
+
+/* ------------------------------------------------------------------ activations */
+
+__device__ inline float act(cvn_act_kind kind, float alpha, float x) {
+    switch (kind) {
+    case CVN_K_RELU: return x > 0.0f ? x : 0.0f;
+    case CVN_K_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
+    case CVN_K_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case CVN_K_TANH: return tanhf(x);
+    case CVN_K_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case CVN_K_SILU: return x / (1.0f + expf(-x));
+    case CVN_K_HARDSWISH: return x * fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f;
+    default: return fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f;
+    }
+}
+
+__device__ inline float act_grad(cvn_act_kind kind, float alpha, float x, float y) {
+    switch (kind) {
+    case CVN_K_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case CVN_K_LEAKY_RELU: return x > 0.0f ? 1.0f : alpha;
+    case CVN_K_SIGMOID: return y * (1.0f - y);
+    case CVN_K_TANH: return 1.0f - y * y;
+    case CVN_K_GELU: {
+        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+        return cdf + x * expf(-0.5f * x * x) * 0.3989422804014327f;
+    }
+    case CVN_K_SILU: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case CVN_K_HARDSWISH: return x < -3.0f ? 0.0f : (x <= 3.0f ? x / 3.0f + 0.5f : 1.0f);
+    default: return (x > -3.0f && x < 3.0f) ? 1.0f / 6.0f : 0.0f;
+    }
+}
+
+__global__ void k_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x) {
+    GRID_LOOP(i, n) y[i] = act(kind, alpha, x[i]);
+}
+__global__ void k_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
+                          const float *x, const float *y) {
+    GRID_LOOP(i, n) dx[i] += dy[i] * act_grad(kind, alpha, x[i], y[i]);
+}
+static void cu_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x) {
+    k_act_fwd<<<blocks_for(n), THREADS, 0, stream>>>(kind, alpha, n, y, x);
+}
+static void cu_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
+                       const float *x, const float *y) {
+    k_act_bwd<<<blocks_for(n), THREADS, 0, stream>>>(kind, alpha, n, dx, dy, x, y);
+}
+
+/* ------------------------------------------------------------------ softmax, losses */
+
+/* one thread per (outer, inner) line of d elements */
+__global__ void k_softmax_fwd(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
+                              const float *x) {
+    GRID_LOOP(line, outer * inner) {
+        int64_t base = (line / inner) * d * inner + line % inner;
+        float m = -INFINITY, s = 0.0f;
+        for (int64_t j = 0; j < d; j++) m = fmaxf(m, x[base + j * inner]);
+        for (int64_t j = 0; j < d; j++) s += expf(x[base + j * inner] - m);
+        float lse = m + logf(s);
+        for (int64_t j = 0; j < d; j++) {
+            float v = x[base + j * inner] - lse;
+            y[base + j * inner] = log ? v : expf(v);
+        }
+    }
+}
+__global__ void k_softmax_bwd(bool log, int64_t outer, int64_t d, int64_t inner, float *dx,
+                              const float *dy, const float *y) {
+    GRID_LOOP(line, outer * inner) {
+        int64_t base = (line / inner) * d * inner + line % inner;
+        float s = 0.0f;
+        for (int64_t j = 0; j < d; j++) {
+            int64_t i = base + j * inner;
+            s += log ? dy[i] : dy[i] * y[i];
+        }
+        for (int64_t j = 0; j < d; j++) {
+            int64_t i = base + j * inner;
+            dx[i] += log ? dy[i] - expf(y[i]) * s : y[i] * (dy[i] - s);
+        }
+    }
+}
+static void cu_softmax_fwd(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
+                           const float *x) {
+    k_softmax_fwd<<<blocks_for(outer * inner), THREADS, 0, stream>>>(log, outer, d, inner, y, x);
+}
+static void cu_softmax_bwd(bool log, int64_t outer, int64_t d, int64_t inner, float *dx,
+                           const float *dy, const float *y) {
+    k_softmax_bwd<<<blocks_for(outer * inner), THREADS, 0, stream>>>(log, outer, d, inner, dx, dy,
+                                                                     y);
+}
+
+/* one thread per row; an out-of-range target makes the loss NaN (the host checks CPU targets) */
+__global__ void k_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const float *logits,
+                           const int32_t *target, float smoothing) {
+    GRID_LOOP(i, n) {
+        const float *l = logits + i * c;
+        float *p = prob + i * c;
+        float m = -INFINITY, s = 0.0f, sum_logp = 0.0f;
+        for (int64_t j = 0; j < c; j++) m = fmaxf(m, l[j]);
+        for (int64_t j = 0; j < c; j++) s += expf(l[j] - m);
+        float lse = m + logf(s);
+        for (int64_t j = 0; j < c; j++) {
+            float lp = l[j] - lse;
+            sum_logp += lp;
+            p[j] = expf(lp);
+        }
+        int32_t t = target[i];
+        float li = (t < 0 || t >= c) ? NAN
+                                     : -(1.0f - smoothing) * (l[t] - lse) -
+                                           smoothing / (float)c * sum_logp;
+        atomicAdd(loss, li / (float)n);
+    }
+}
+static void cu_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const float *logits,
+                        const int32_t *target, float smoothing) {
+    cudaMemsetAsync(loss, 0, sizeof(float), stream);
+    k_xent_fwd<<<blocks_for(n), THREADS, 0, stream>>>(n, c, loss, prob, logits, target, smoothing);
+}
+__global__ void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
+                           const int32_t *target, float smoothing) {
+    GRID_LOOP(i, n * c) {
+        int64_t row = i / c, j = i % c;
+        float onehot = (1.0f - smoothing) * (target[row] == j) + smoothing / (float)c;
+        dlogits[i] += g[0] / (float)n * (prob[i] - onehot);
+    }
+}
+static void cu_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
+                        const int32_t *target, float smoothing) {
+    k_xent_bwd<<<blocks_for(n * c), THREADS, 0, stream>>>(n, c, dlogits, g, prob, target,
+                                                          smoothing);
+}
+
+__global__ void k_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
+    GRID_LOOP(i, n) {
+        float v = fmaxf(x[i], 0.0f) - x[i] * y[i] + log1pf(expf(-fabsf(x[i])));
+        atomicAdd(loss, v / (float)n);
+    }
+}
+static void cu_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
+    cudaMemsetAsync(loss, 0, sizeof(float), stream);
+    k_bce_fwd<<<blocks_for(n), THREADS, 0, stream>>>(n, loss, x, y);
+}
+__global__ void k_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const float *x,
+                          const float *y) {
+    GRID_LOOP(i, n) {
+        float s = g[0] / (float)n;
+        if (dx) dx[i] += s * (1.0f / (1.0f + expf(-x[i])) - y[i]);
+        if (dy) dy[i] -= s * x[i];
+    }
+}
+static void cu_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const float *x,
+                       const float *y) {
+    k_bce_bwd<<<blocks_for(n), THREADS, 0, stream>>>(n, dx, dy, g, x, y);
+}
+
+/* ------------------------------------------------------------------ im2col, col2im, blocks */
+
+/* one thread per element of the column matrix: (row, image, oy, ox) */
+__global__ void k_im2col(cvn_window w, float *cols, int64_t ld, const float *img,
+                         int64_t img_stride, int nimg) {
+    int64_t osz = (int64_t)w.oh * w.ow, rows = (int64_t)w.c * w.kh * w.kw;
+    GRID_LOOP(i, rows * nimg * osz) {
+        int64_t r = i / (nimg * osz), rest = i % (nimg * osz);
+        int im = (int)(rest / osz), o = (int)(rest % osz);
+        int oy = o / w.ow, ox = o % w.ow;
+        int kj = (int)(r % w.kw), ki = (int)(r / w.kw % w.kh), ch = (int)(r / w.kw / w.kh);
+        int iy = oy * w.sh - w.ph + ki * w.dh, ix = ox * w.sw - w.pw + kj * w.dw;
+        float v = 0.0f;
+        if (iy >= 0 && iy < w.h && ix >= 0 && ix < w.w)
+            v = img[im * img_stride + ((int64_t)ch * w.h + iy) * w.w + ix];
+        cols[r * ld + im * osz + o] = v;
+    }
+}
+static void cu_im2col(const cvn_window *w, float *cols, int64_t ld, const float *img,
+                      int64_t img_stride, int nimg) {
+    int64_t n = (int64_t)w->c * w->kh * w->kw * nimg * w->oh * w->ow;
+    k_im2col<<<blocks_for(n), THREADS, 0, stream>>>(*w, cols, ld, img, img_stride, nimg);
+}
+
+/* one thread per image pixel, gathering every column entry that read it: no atomics */
+__global__ void k_col2im(cvn_window w, float *img, int64_t img_stride, const float *cols,
+                         int64_t ld, int nimg) {
+    int64_t osz = (int64_t)w.oh * w.ow, plane = (int64_t)w.h * w.w;
+    GRID_LOOP(i, (int64_t)nimg * w.c * plane) {
+        int im = (int)(i / (w.c * plane));
+        int64_t rest = i % (w.c * plane);
+        int ch = (int)(rest / plane), iy = (int)(rest % plane / w.w), ix = (int)(rest % w.w);
+        float s = 0.0f;
+        for (int ki = 0; ki < w.kh; ki++) {
+            int ty = iy + w.ph - ki * w.dh;
+            if (ty < 0 || ty % w.sh) continue;
+            int oy = ty / w.sh;
+            if (oy >= w.oh) continue;
+            for (int kj = 0; kj < w.kw; kj++) {
+                int tx = ix + w.pw - kj * w.dw;
+                if (tx < 0 || tx % w.sw) continue;
+                int ox = tx / w.sw;
+                if (ox >= w.ow) continue;
+                int64_t r = ((int64_t)ch * w.kh + ki) * w.kw + kj;
+                s += cols[r * ld + im * osz + (int64_t)oy * w.ow + ox];
+            }
+        }
+        img[im * img_stride + rest] += s;
+    }
+}
+static void cu_col2im(const cvn_window *w, float *img, int64_t img_stride, const float *cols,
+                      int64_t ld, int nimg) {
+    int64_t n = (int64_t)nimg * w->c * w->h * w->w;
+    k_col2im<<<blocks_for(n), THREADS, 0, stream>>>(*w, img, img_stride, cols, ld, nimg);
+}
+
+__global__ void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
+                              int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
+                              const float *bias) {
+    GRID_LOOP(i, na * nb * inner) {
+        int64_t a = i / (nb * inner), b = i / inner % nb, k = i % inner;
+        dst[a * dsa + b * dsb + k] = src[a * ssa + b * ssb + k] + (bias ? bias[a] : 0.0f);
+    }
+}
+static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
+                           int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
+                           const float *bias) {
+    k_copy_blocks<<<blocks_for(na * nb * inner), THREADS, 0, stream>>>(na, nb, inner, dst, dsa, dsb,
+                                                                       src, ssa, ssb, bias);
+}
+
+/* ------------------------------------------------------------------ pooling */
+
+__global__ void k_maxpool_fwd(cvn_window w, int64_t planes, float *y, int32_t *argmax,
+                              const float *x) {
+    int64_t osz = (int64_t)w.oh * w.ow;
+    GRID_LOOP(i, planes * osz) {
+        int64_t p = i / osz;
+        int oy = (int)(i % osz / w.ow), ox = (int)(i % w.ow);
+        const float *in = x + p * w.h * w.w;
+        float best = -INFINITY;
+        int32_t at = -1;
+        for (int ki = 0; ki < w.kh; ki++) {
+            int iy = oy * w.sh - w.ph + ki * w.dh;
+            if (iy < 0 || iy >= w.h) continue;
+            for (int kj = 0; kj < w.kw; kj++) {
+                int ix = ox * w.sw - w.pw + kj * w.dw;
+                if (ix < 0 || ix >= w.w) continue;
+                float v = in[iy * w.w + ix];
+                if (v > best || isnan(v) || at < 0) best = v, at = iy * w.w + ix;
+            }
+        }
+        y[i] = best;
+        argmax[i] = at;
+    }
+}
+__global__ void k_maxpool_bwd(cvn_window w, int64_t planes, float *dx, const float *dy,
+                              const int32_t *argmax) {
+    int64_t osz = (int64_t)w.oh * w.ow;
+    GRID_LOOP(i, planes * osz) {
+        if (argmax[i] >= 0) atomicAdd(dx + (i / osz) * w.h * w.w + argmax[i], dy[i]);
+    }
+}
+__global__ void k_avgpool_fwd(cvn_window w, int64_t planes, float *y, const float *x) {
+    int64_t osz = (int64_t)w.oh * w.ow;
+    GRID_LOOP(i, planes * osz) {
+        int64_t p = i / osz;
+        int oy = (int)(i % osz / w.ow), ox = (int)(i % w.ow);
+        float s = 0.0f;
+        for (int ki = 0; ki < w.kh; ki++) {
+            int iy = oy * w.sh - w.ph + ki;
+            if (iy < 0 || iy >= w.h) continue;
+            for (int kj = 0; kj < w.kw; kj++) {
+                int ix = ox * w.sw - w.pw + kj;
+                if (ix >= 0 && ix < w.w) s += x[(p * w.h + iy) * w.w + ix];
+            }
+        }
+        y[i] = s / (float)(w.kh * w.kw);
+    }
+}
+__global__ void k_avgpool_bwd(cvn_window w, int64_t planes, float *dx, const float *dy) {
+    int64_t osz = (int64_t)w.oh * w.ow;
+    GRID_LOOP(i, planes * osz) {
+        int64_t p = i / osz;
+        int oy = (int)(i % osz / w.ow), ox = (int)(i % w.ow);
+        float g = dy[i] / (float)(w.kh * w.kw);
+        for (int ki = 0; ki < w.kh; ki++) {
+            int iy = oy * w.sh - w.ph + ki;
+            if (iy < 0 || iy >= w.h) continue;
+            for (int kj = 0; kj < w.kw; kj++) {
+                int ix = ox * w.sw - w.pw + kj;
+                if (ix >= 0 && ix < w.w) atomicAdd(dx + (p * w.h + iy) * w.w + ix, g);
+            }
+        }
+    }
+}
+__global__ void k_adaptive_fwd(int64_t planes, int h, int w, int oh, int ow, float *y,
+                               const float *x) {
+    GRID_LOOP(i, planes * oh * ow) {
+        int64_t p = i / (oh * ow);
+        int oy = (int)(i % (oh * ow) / ow), ox = (int)(i % ow);
+        int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+        int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+        float s = 0.0f;
+        for (int iy = y0; iy < y1; iy++)
+            for (int ix = x0; ix < x1; ix++) s += x[(p * h + iy) * w + ix];
+        y[i] = s / (float)((y1 - y0) * (x1 - x0));
+    }
+}
+__global__ void k_adaptive_bwd(int64_t planes, int h, int w, int oh, int ow, float *dx,
+                               const float *dy) {
+    GRID_LOOP(i, planes * oh * ow) {
+        int64_t p = i / (oh * ow);
+        int oy = (int)(i % (oh * ow) / ow), ox = (int)(i % ow);
+        int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+        int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+        float g = dy[i] / (float)((y1 - y0) * (x1 - x0));
+        for (int iy = y0; iy < y1; iy++)
+            for (int ix = x0; ix < x1; ix++) atomicAdd(dx + (p * h + iy) * w + ix, g);
+    }
+}
+static void cu_maxpool_fwd(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
+                           const float *x) {
+    k_maxpool_fwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, y,
+                                                                              argmax, x);
+}
+static void cu_maxpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy,
+                           const int32_t *argmax) {
+    k_maxpool_bwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, dx, dy,
+                                                                              argmax);
+}
+static void cu_avgpool_fwd(const cvn_window *w, int64_t planes, float *y, const float *x) {
+    k_avgpool_fwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, y, x);
+}
+static void cu_avgpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy) {
+    k_avgpool_bwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, dx, dy);
+}
+static void cu_adaptive_fwd(int64_t planes, int h, int w, int oh, int ow, float *y, const float *x) {
+    k_adaptive_fwd<<<blocks_for(planes * oh * ow), THREADS, 0, stream>>>(planes, h, w, oh, ow, y, x);
+}
+static void cu_adaptive_bwd(int64_t planes, int h, int w, int oh, int ow, float *dx,
+                            const float *dy) {
+    k_adaptive_bwd<<<blocks_for(planes * oh * ow), THREADS, 0, stream>>>(planes, h, w, oh, ow, dx,
+                                                                         dy);
+}
+
+/* ------------------------------------------------------------------ batch norm */
+
+/* Block-wide sum of one float per thread (blockDim.x == THREADS). */
+__device__ float block_sum(float v) {
+    __shared__ float part[THREADS / 32];
+    for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+    __syncthreads();
+    float s = 0.0f;
+    if (threadIdx.x < 32) {
+        s = threadIdx.x < THREADS / 32 ? part[threadIdx.x] : 0.0f;
+        for (int o = 16; o > 0; o /= 2) s += __shfl_down_sync(0xffffffffu, s, o);
+    }
+    __syncthreads();
+    return s; /* valid in thread 0 */
+}
+
+/* one block per channel: two passes for a stable variance */
+__global__ void k_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var,
+                           const float *x) {
+    int64_t ch = blockIdx.x, count = n * hw;
+    __shared__ float m_shared;
+    float s = 0.0f;
+    for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += x[(i / hw * c + ch) * hw + i % hw];
+    s = block_sum(s);
+    if (threadIdx.x == 0) m_shared = s / (float)count;
+    __syncthreads();
+    float m = m_shared, q = 0.0f;
+    for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
+        float d = x[(i / hw * c + ch) * hw + i % hw] - m;
+        q += d * d;
+    }
+    q = block_sum(q);
+    if (threadIdx.x == 0) {
+        mean[ch] = m;
+        var[ch] = q / (float)count;
+    }
+}
+static void cu_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var, const float *x) {
+    k_bn_stats<<<(unsigned)c, THREADS, 0, stream>>>(n, c, hw, mean, var, x);
+}
+
+__global__ void k_bn_prepare(bool training, int64_t c, float *mean, const float *var, float *invstd,
+                             float *rm, float *rv, float momentum, float eps, float unbias) {
+    GRID_LOOP(i, c) {
+        if (training) {
+            invstd[i] = rsqrtf(var[i] + eps);
+            if (rm) rm[i] = (1.0f - momentum) * rm[i] + momentum * mean[i];
+            if (rv) rv[i] = (1.0f - momentum) * rv[i] + momentum * var[i] * unbias;
+        } else {
+            mean[i] = rm[i];
+            invstd[i] = rsqrtf(rv[i] + eps);
+        }
+    }
+}
+static void cu_bn_prepare(bool training, int64_t c, float *mean, const float *var, float *invstd,
+                          float *rm, float *rv, float momentum, float eps, float unbias) {
+    k_bn_prepare<<<blocks_for(c), THREADS, 0, stream>>>(training, c, mean, var, invstd, rm, rv,
+                                                        momentum, eps, unbias);
+}
+
+__global__ void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
+                         const float *mean, const float *invstd, const float *gamma,
+                         const float *beta) {
+    GRID_LOOP(i, n * c * hw) {
+        int64_t ch = i / hw % c;
+        float sc = invstd[ch] * (gamma ? gamma[ch] : 1.0f);
+        y[i] = (x[i] - mean[ch]) * sc + (beta ? beta[ch] : 0.0f);
+    }
+}
+static void cu_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
+                      const float *invstd, const float *gamma, const float *beta) {
+    k_bn_fwd<<<blocks_for(n * c * hw), THREADS, 0, stream>>>(n, c, hw, y, x, mean, invstd, gamma,
+                                                             beta);
+}
+
+/* one block per channel: sums of dy and dy * xhat, then dgamma / dbeta, then sums[] for dx */
+__global__ void k_bn_bwd_sums(int64_t n, int64_t c, int64_t hw, float *sums, float *dgamma,
+                              float *dbeta, const float *dy, const float *x, const float *mean,
+                              const float *invstd) {
+    int64_t ch = blockIdx.x, count = n * hw;
+    float a = 0.0f, b = 0.0f, mu = mean[ch], is = invstd[ch];
+    for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
+        int64_t at = (i / hw * c + ch) * hw + i % hw;
+        a += dy[at];
+        b += dy[at] * (x[at] - mu) * is;
+    }
+    a = block_sum(a);
+    b = block_sum(b);
+    if (threadIdx.x == 0) {
+        if (dbeta) dbeta[ch] += a;
+        if (dgamma) dgamma[ch] += b;
+        sums[2 * ch] = a / (float)count;
+        sums[2 * ch + 1] = b / (float)count;
+    }
+}
+__global__ void k_bn_bwd_dx(bool batch_stats, int64_t n, int64_t c, int64_t hw, float *dx,
+                            const float *sums, const float *dy, const float *x, const float *mean,
+                            const float *invstd, const float *gamma) {
+    GRID_LOOP(i, n * c * hw) {
+        int64_t ch = i / hw % c;
+        float k = (gamma ? gamma[ch] : 1.0f) * invstd[ch];
+        if (batch_stats) {
+            float xh = (x[i] - mean[ch]) * invstd[ch];
+            dx[i] += k * (dy[i] - sums[2 * ch] - xh * sums[2 * ch + 1]);
+        } else {
+            dx[i] += k * dy[i];
+        }
+    }
+}
+
+static float *bn_scratch;
+static int64_t bn_scratch_c;
+
+static void cu_bn_bwd(bool batch_stats, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
+                      float *dbeta, const float *dy, const float *x, const float *mean,
+                      const float *invstd, const float *gamma) {
+    if (c > bn_scratch_c) { /* grows to the widest layer once, then is reused */
+        cu_free(bn_scratch);
+        bn_scratch = (float *)cu_alloc((size_t)c * 2 * sizeof(float));
+        bn_scratch_c = bn_scratch ? c : 0;
+        if (!bn_scratch) return;
+    }
+    k_bn_bwd_sums<<<(unsigned)c, THREADS, 0, stream>>>(n, c, hw, bn_scratch, dgamma, dbeta, dy, x,
+                                                       mean, invstd);
+    if (dx)
+        k_bn_bwd_dx<<<blocks_for(n * c * hw), THREADS, 0, stream>>>(batch_stats, n, c, hw, dx,
+                                                                    bn_scratch, dy, x, mean,
+                                                                    invstd, gamma);
+}
+
+/* ------------------------------------------------------------------ dropout, sum */
+
+__global__ void k_dropout_fwd(int64_t n, float *y, uint8_t *mask, const float *x, float p,
+                              uint64_t seed) {
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    GRID_LOOP(i, n) {
+        uint64_t z = seed + ((uint64_t)i + 1) * 0x9E3779B97F4A7C15ULL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        bool keep = (float)(z >> 40) * (1.0f / 16777216.0f) >= p;
+        mask[i] = keep;
+        y[i] = keep ? x[i] * scale : 0.0f;
+    }
+}
+__global__ void k_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t *mask,
+                              float scale) {
+    GRID_LOOP(i, n) dx[i] += mask[i] ? dy[i] * scale : 0.0f;
+}
+static void cu_dropout_fwd(int64_t n, float *y, uint8_t *mask, const float *x, float p,
+                           uint64_t seed) {
+    k_dropout_fwd<<<blocks_for(n), THREADS, 0, stream>>>(n, y, mask, x, p, seed);
+}
+static void cu_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t *mask, float scale) {
+    k_dropout_bwd<<<blocks_for(n), THREADS, 0, stream>>>(n, dx, dy, mask, scale);
+}
+
+__global__ void k_sum(int64_t n, double *out, const float *x) {
+    float s = 0.0f;
+    GRID_LOOP(i, n) s += x[i];
+    s = block_sum(s);
+    if (threadIdx.x == 0) atomicAdd(out, (double)s);
+}
+static double cu_sum(int64_t n, const float *x) {
+    double *d = (double *)cu_alloc(sizeof(double)), h = 0.0;
+    if (!d) return NAN;
+    cudaMemsetAsync(d, 0, sizeof(double), stream);
+    k_sum<<<blocks_for(n), THREADS, 0, stream>>>(n, d, x);
+    cu_download(&h, d, sizeof h);
+    cu_free(d);
+    return h;
+}
+
+extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
+extern "C" void cvn_cuda_synchronize(void) { cudaStreamSynchronize(stream); }
+
+/* ------------------------------------------------------------------ the table */
+
+static cvn_backend table;
+
+static void fill_table(void) {
+    table.name = "cuda";
+    table.alloc = cu_alloc;
+    table.free = cu_free;
+    table.copy = cu_copy;
+    table.upload = cu_upload;
+    table.download = cu_download;
+    table.zero = cu_zero;
+    table.gemm = cu_gemm;
+    table.binary = cu_binary;
+    table.binary_bwd = cu_binary_bwd;
+    table.affine = cu_affine;
+    table.axpy = cu_axpy;
+    table.reduce_to = cu_reduce_to;
+    table.expand_add = cu_expand_add;
+    table.act_fwd = cu_act_fwd;
+    table.act_bwd = cu_act_bwd;
+    table.softmax_fwd = cu_softmax_fwd;
+    table.softmax_bwd = cu_softmax_bwd;
+    table.xent_fwd = cu_xent_fwd;
+    table.xent_bwd = cu_xent_bwd;
+    table.bce_fwd = cu_bce_fwd;
+    table.bce_bwd = cu_bce_bwd;
+    table.im2col = cu_im2col;
+    table.col2im = cu_col2im;
+    table.copy_blocks = cu_copy_blocks;
+    table.maxpool_fwd = cu_maxpool_fwd;
+    table.maxpool_bwd = cu_maxpool_bwd;
+    table.avgpool_fwd = cu_avgpool_fwd;
+    table.avgpool_bwd = cu_avgpool_bwd;
+    table.adaptive_avgpool_fwd = cu_adaptive_fwd;
+    table.adaptive_avgpool_bwd = cu_adaptive_bwd;
+    table.bn_stats = cu_bn_stats;
+    table.bn_prepare = cu_bn_prepare;
+    table.bn_fwd = cu_bn_fwd;
+    table.bn_bwd = cu_bn_bwd;
+    table.dropout_fwd = cu_dropout_fwd;
+    table.dropout_bwd = cu_dropout_bwd;
+    table.sum = cu_sum;
+}
+
+extern "C" const cvn_backend *cvn_backend_cuda(void) {
+    static int state; /* 0 untried, 1 ready, -1 unavailable */
+    static char why[256];
+    if (state == 1) return &table;
+    if (state == -1) {
+        cvn_set_error(CVN_ERR_DEVICE, "%s", why);
+        return NULL;
+    }
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        snprintf(why, sizeof why, "no CUDA GPU is available (%s)",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        state = -1;
+        cvn_set_error(CVN_ERR_DEVICE, "%s", why);
+        return NULL;
+    }
+    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(why, sizeof why, "CUDA or cuBLAS failed to initialize");
+        state = -1;
+        cvn_set_error(CVN_ERR_DEVICE, "%s", why);
+        return NULL;
+    }
+    cublasSetStream(blas, stream);
+    /* exact FP32 products, as the CPU computes them (no TF32) */
+    cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
+    const char *g = getenv("CVN_CUDA_GEMM");
+    use_native_gemm = g && !strcmp(g, "native");
+    fill_table();
+    state = 1;
+    return &table;
+}

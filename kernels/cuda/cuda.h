@@ -1,0 +1,19 @@
+/* Private switches of the CUDA backend, for tests and benchmarks. */
+#ifndef CVN_CUDA_H
+#define CVN_CUDA_H
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* GEMM path: our tiled kernel (true) or cuBLAS (false); CVN_CUDA_GEMM=native|cublas sets the
+ * default. */
+void cvn_cuda_set_native_gemm(bool native);
+/* Waits for every queued kernel (timing). */
+void cvn_cuda_synchronize(void);
+#ifdef __cplusplus
+}
+#endif
+
+#endif
