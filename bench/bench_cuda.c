@@ -1,0 +1,167 @@
+/* GPU benchmark: convolution layers (im2col + our tiled SGEMM against im2col + cuBLAS), a large
+ * SGEMM, and training steps of the reference CNN, in images/s. bench/compare_torch_cuda.py
+ * measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints a skip line without a GPU.
+ *   build-cuda/bench/bench_cuda */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cvnet.h"
+#ifdef CVN_WITH_CUDA
+#include "cuda/cuda.h"
+#endif
+
+#define REPS 7
+
+#ifdef CVN_WITH_CUDA
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+typedef void (*bench_fn)(void *);
+static double median_time(bench_fn fn, void *ctx) {
+    double t[REPS];
+    fn(ctx);
+    cvn_cuda_synchronize();
+    for (int r = 0; r < REPS; r++) {
+        int iters = 0;
+        double t0 = now(), el;
+        do {
+            fn(ctx);
+            cvn_cuda_synchronize();
+            iters++;
+            el = now() - t0;
+        } while (el < 0.05);
+        t[r] = el / iters;
+    }
+    qsort(t, REPS, sizeof t[0], cmp);
+    return t[REPS / 2];
+}
+
+static cvn_tensor *gpu_rand(int nd, const int64_t *shape, cvn_rng *r, bool grad) {
+    cvn_tensor *h = cvn_tensor_new(CVN_F32, nd, shape);
+    cvn_tensor_normal(h, r, 0, 1);
+    cvn_tensor *d = cvn_tensor_to(h, CVN_CUDA);
+    cvn_tensor_free(h);
+    cvn_tensor_set_requires_grad(d, grad);
+    return d;
+}
+
+typedef struct {
+    cvn_tape *t;
+    cvn_tensor *x, *w, *b;
+    bool backward;
+} conv_ctx;
+
+static void run_conv(void *p) {
+    conv_ctx *c = p;
+    cvn_tape_reset(c->t);
+    cvn_conv2d_params pad1 = {1, 1, 1, 1, 1, 1, 1};
+    cvn_tensor *y = cvn_conv2d(c->t, c->x, c->w, c->b, &pad1);
+    if (c->backward) cvn_backward(c->t, cvn_sum(c->t, y, 0, NULL, false), NULL);
+}
+
+static void bench_conv(const char *name, const int64_t *xs, const int64_t *ws, cvn_rng *r) {
+    conv_ctx c = {cvn_tape_new(CVN_CUDA), gpu_rand(4, xs, r, true), gpu_rand(4, ws, r, true),
+                  gpu_rand(1, ws, r, true), false};
+    double flops = 2.0 * xs[0] * ws[0] * ws[1] * ws[2] * ws[3] * xs[2] * xs[3];
+    for (int bw = 0; bw < 2; bw++) {
+        c.backward = bw;
+        double sec[2];
+        for (int native = 0; native < 2; native++) {
+            cvn_cuda_set_native_gemm(native);
+            sec[native] = median_time(run_conv, &c);
+        }
+        double f = bw ? 3 * flops : flops;
+        printf("%-28s %-8s cublas %8.3f ms %8.0f GFLOP/s | native %8.3f ms %8.0f GFLOP/s | "
+               "native/cublas %.2f\n",
+               name, bw ? "fwd+bwd" : "fwd", sec[0] * 1e3, f / sec[0] * 1e-9, sec[1] * 1e3,
+               f / sec[1] * 1e-9, sec[0] / sec[1]);
+    }
+    cvn_tape_free(c.t);
+    cvn_tensor_free(c.x), cvn_tensor_free(c.w), cvn_tensor_free(c.b);
+}
+
+typedef struct {
+    cvn_tape *t;
+    cvn_module *net;
+    cvn_tensor *x, *y;
+} train_ctx;
+
+static void run_train_step(void *p) {
+    train_ctx *c = p;
+    cvn_tensor *loss = cvn_cross_entropy(c->t, cvn_module_forward(c->net, c->t, c->x), c->y, 0);
+    cvn_backward(c->t, loss, NULL);
+    bool prev = cvn_tape_set_grad_enabled(c->t, false);
+    for (int i = 0; i < cvn_module_num_params(c->net); i++) { /* SGD through ops */
+        cvn_tensor *w = cvn_module_param_at(c->net, i, NULL);
+        cvn_tensor_copy(w, cvn_add(c->t, w, cvn_mul_scalar(c->t, w->grad, -0.01f)));
+    }
+    cvn_tape_set_grad_enabled(c->t, prev);
+    cvn_module_zero_grad(c->net);
+    cvn_tape_reset(c->t);
+}
+
+static cvn_module *reference_cnn(cvn_rng *r) {
+    cvn_conv2d_params pad1 = {1, 1, 1, 1, 1, 1, 1};
+    cvn_module *m = cvn_sequential_new();
+    cvn_sequential_add(m, cvn_conv2d_new(1, 32, 3, 3, &pad1, true, r));
+    cvn_sequential_add(m, cvn_activation_new(CVN_ACT_RELU, 0));
+    cvn_sequential_add(m, cvn_max_pool2d_new(2, 2, 0));
+    cvn_sequential_add(m, cvn_conv2d_new(32, 64, 3, 3, &pad1, true, r));
+    cvn_sequential_add(m, cvn_activation_new(CVN_ACT_RELU, 0));
+    cvn_sequential_add(m, cvn_max_pool2d_new(2, 2, 0));
+    cvn_sequential_add(m, cvn_flatten_new(1));
+    cvn_sequential_add(m, cvn_linear_new(3136, 128, true, r));
+    cvn_sequential_add(m, cvn_activation_new(CVN_ACT_RELU, 0));
+    cvn_sequential_add(m, cvn_dropout_new(0.25f, 1));
+    cvn_sequential_add(m, cvn_linear_new(128, 10, true, r));
+    return m;
+}
+
+static void bench_training(int batch, cvn_rng *r) {
+    train_ctx c = {cvn_tape_new(CVN_CUDA), reference_cnn(r), NULL, NULL};
+    cvn_module_to(c.net, CVN_CUDA);
+    int64_t xs[4] = {batch, 1, 28, 28};
+    c.x = gpu_rand(4, xs, r, false);
+    cvn_tensor *yh = cvn_tensor_new(CVN_I32, 1, xs);
+    for (int i = 0; i < batch; i++) ((int32_t *)yh->data)[i] = i % 10;
+    c.y = cvn_tensor_to(yh, CVN_CUDA);
+    for (int native = 0; native < 2; native++) {
+        cvn_cuda_set_native_gemm(native);
+        double sec = median_time(run_train_step, &c);
+        printf("train reference CNN batch %-4d %-6s %8.3f ms/step %9.0f images/s\n", batch,
+               native ? "native" : "cublas", sec * 1e3, batch / sec);
+    }
+    cvn_tape_free(c.t);
+    cvn_module_free(c.net);
+    cvn_tensor_free(c.x), cvn_tensor_free(c.y), cvn_tensor_free(yh);
+}
+#endif
+
+int main(void) {
+    cvn_tape *probe = cvn_tape_new(CVN_CUDA);
+    if (!probe) {
+        printf("bench_cuda: skipped: %s\n", cvn_last_error());
+        return 0;
+    }
+    cvn_tape_free(probe);
+#ifdef CVN_WITH_CUDA
+    printf("# libcvnet bench_cuda: median of %d runs (each >= 50 ms)\n", REPS);
+    cvn_rng r;
+    cvn_rng_seed(&r, 1);
+    bench_conv("conv1 64x1x28x28->32", (int64_t[]){64, 1, 28, 28}, (int64_t[]){32, 1, 3, 3}, &r);
+    bench_conv("conv2 64x32x14x14->64", (int64_t[]){64, 32, 14, 14}, (int64_t[]){64, 32, 3, 3}, &r);
+    bench_conv("conv 256x64x32x32->128", (int64_t[]){256, 64, 32, 32}, (int64_t[]){128, 64, 3, 3},
+               &r);
+    bench_training(64, &r);
+    bench_training(256, &r);
+#endif
+    return 0;
+}
