@@ -208,5 +208,5 @@ int main(void) {
         tcase_add_test(tc, test_module_steady_state);
     }
     suite_add_tcase(s, tc);
-    return run_suite(s) ? 1 : 0;
+    return run_suite_nofork(s) ? 1 : 0; /* the CUDA context made above would not survive fork */
 }

@@ -98,10 +98,14 @@ void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, flo
     expect_close(what, got->data, want, rtol, atol);
 }
 
-int run_suite(Suite *s) {
+static int run(Suite *s, bool fork) {
     SRunner *sr = srunner_create(s);
+    if (!fork) srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed;
 }
+
+int run_suite(Suite *s) { return run(s, true); }
+int run_suite_nofork(Suite *s) { return run(s, false); }

@@ -27,6 +27,9 @@ void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, flo
                    float atol);
 /* Runs a Check suite and returns the number of failures. */
 int run_suite(Suite *s);
+/* The same in this process (no fork): for suites whose process state, like a CUDA context, does
+ * not survive fork(). */
+int run_suite_nofork(Suite *s);
 
 #define CK_OK(expr)                                                                                \
     do {                                                                                           \

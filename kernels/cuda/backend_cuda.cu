@@ -228,14 +228,76 @@ static void cu_axpy(int64_t n, float alpha, const float *x, float *y) {
     k_axpy<<<blocks_for(n), THREADS, 0, stream>>>(n, alpha, x, y);
 }
 
-__global__ void k_reduce_to(int64_t n, strides3 s, float *out, const float *x, float scale) {
-    GRID_LOOP(i, n) atomicAdd(out + offset_of(i, s.ndim, s.shape, s.s1), scale * x[i]);
+/* A reduction split into kept dims (one output element each) and reduced dims (summed). */
+typedef struct {
+    int nk, nr;
+    int64_t kshape[CVN_MAX_DIMS], kin[CVN_MAX_DIMS], kout[CVN_MAX_DIMS];
+    int64_t rshape[CVN_MAX_DIMS], rin[CVN_MAX_DIMS];
+} reduce_plan;
+
+__device__ inline void plan_offsets(const reduce_plan *p, int64_t o, int64_t *in, int64_t *out) {
+    *in = 0, *out = 0;
+    for (int d = p->nk - 1; d >= 0; d--) {
+        int64_t c = o % p->kshape[d];
+        o /= p->kshape[d];
+        *in += c * p->kin[d];
+        *out += c * p->kout[d];
+    }
+}
+__device__ inline int64_t plan_reduced(const reduce_plan *p, int64_t r) {
+    int64_t in = 0;
+    for (int d = p->nr - 1; d >= 0; d--) {
+        in += (r % p->rshape[d]) * p->rin[d];
+        r /= p->rshape[d];
+    }
+    return in;
+}
+
+/* Deterministic and free of atomics: one block sums each output element (long reductions, e.g.
+ * a conv bias gradient over N * H * W), or one thread does (short ones). */
+__device__ float block_sum(float v);
+__global__ void k_reduce_block(reduce_plan p, int64_t n_out, int64_t n_red, float *out,
+                               const float *x, float scale) {
+    for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
+        int64_t in0, off;
+        plan_offsets(&p, o, &in0, &off);
+        float s = 0.0f;
+        for (int64_t r = threadIdx.x; r < n_red; r += blockDim.x) s += x[in0 + plan_reduced(&p, r)];
+        s = block_sum(s);
+        if (threadIdx.x == 0) out[off] += scale * s;
+    }
+}
+__global__ void k_reduce_thread(reduce_plan p, int64_t n_out, int64_t n_red, float *out,
+                                const float *x, float scale) {
+    GRID_LOOP(o, n_out) {
+        int64_t in0, off;
+        plan_offsets(&p, o, &in0, &off);
+        float s = 0.0f;
+        for (int64_t r = 0; r < n_red; r++) s += x[in0 + plan_reduced(&p, r)];
+        out[off] += scale * s;
+    }
 }
 static void cu_reduce_to(int ndim, const int64_t *shape, float *out, const int64_t *so,
                          const float *x, float scale) {
-    int64_t n = numel_of(ndim, shape);
-    k_reduce_to<<<blocks_for(n), THREADS, 0, stream>>>(n, pack(ndim, shape, so, NULL, NULL), out,
-                                                       x, scale);
+    reduce_plan p;
+    memset(&p, 0, sizeof p);
+    int64_t n_out = 1, n_red = 1, stride = 1, in_stride[CVN_MAX_DIMS];
+    for (int d = ndim - 1; d >= 0; d--) in_stride[d] = stride, stride *= shape[d];
+    for (int d = 0; d < ndim; d++) {
+        if (so[d] == 0 && shape[d] > 1) {
+            p.rshape[p.nr] = shape[d], p.rin[p.nr++] = in_stride[d];
+            n_red *= shape[d];
+        } else {
+            p.kshape[p.nk] = shape[d], p.kin[p.nk] = in_stride[d], p.kout[p.nk++] = so[d];
+            n_out *= shape[d];
+        }
+    }
+    if (n_out == 0 || n_red == 0) return;
+    if (n_red >= 64)
+        k_reduce_block<<<(unsigned)(n_out < 65535 ? n_out : 65535), THREADS, 0, stream>>>(
+            p, n_out, n_red, out, x, scale);
+    else
+        k_reduce_thread<<<blocks_for(n_out), THREADS, 0, stream>>>(p, n_out, n_red, out, x, scale);
 }
 
 __global__ void k_expand_add(int64_t n, strides3 s, float *out, const float *x, float scale) {

@@ -163,8 +163,8 @@ cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_
     if (grad_output) {
         t->be->axpy(cvn_numel(output), 1.0f, grad_output->data, seed);
     } else {
-        float one = 1.0f;
-        t->be->upload(seed, &one, sizeof one);
+        /* seed = 0 * seed + 1 on the device: no host round trip (seed was zero-filled) */
+        t->be->affine(1, seed, seed, 0.0f, 1.0f);
     }
     cvn_clear_error(); /* a backward function that fails to allocate leaves CVN_ERR_NOMEM */
     for (cvn_node *n = t->last; n; n = n->prev) {
