@@ -253,18 +253,24 @@ __device__ inline int64_t plan_reduced(const reduce_plan *p, int64_t r) {
     return in;
 }
 
-/* Deterministic and free of atomics: one block sums each output element (long reductions, e.g.
- * a conv bias gradient over N * H * W), or one thread does (short ones). */
+/* Long reductions (a conv bias gradient over N * H * W): blocks sum slices of each output's
+ * elements; short ones: one thread per output element. */
 __device__ float block_sum(float v);
-__global__ void k_reduce_block(reduce_plan p, int64_t n_out, int64_t n_red, float *out,
-                               const float *x, float scale) {
+__global__ void k_reduce_block(reduce_plan p, int64_t n_out, int64_t n_red, int64_t chunk,
+                               float *out, const float *x, float scale) {
+    /* blockIdx.y picks a slice of chunk reduced elements; several slices meet in one atomicAdd
+     * each, so contention stays at gridDim.y per output */
+    int64_t r0 = (int64_t)blockIdx.y * chunk, r1 = r0 + chunk < n_red ? r0 + chunk : n_red;
     for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
         int64_t in0, off;
         plan_offsets(&p, o, &in0, &off);
         float s = 0.0f;
-        for (int64_t r = threadIdx.x; r < n_red; r += blockDim.x) s += x[in0 + plan_reduced(&p, r)];
+        for (int64_t r = r0 + threadIdx.x; r < r1; r += blockDim.x) s += x[in0 + plan_reduced(&p, r)];
         s = block_sum(s);
-        if (threadIdx.x == 0) out[off] += scale * s;
+        if (threadIdx.x == 0) {
+            if (gridDim.y == 1) out[off] += scale * s;
+            else atomicAdd(out + off, scale * s);
+        }
     }
 }
 __global__ void k_reduce_thread(reduce_plan p, int64_t n_out, int64_t n_red, float *out,
@@ -293,9 +299,13 @@ static void cu_reduce_to(int ndim, const int64_t *shape, float *out, const int64
         }
     }
     if (n_out == 0 || n_red == 0) return;
-    if (n_red >= 64)
-        k_reduce_block<<<(unsigned)(n_out < 65535 ? n_out : 65535), THREADS, 0, stream>>>(
-            p, n_out, n_red, out, x, scale);
+    if (n_red >= 64) {
+        int64_t slices = (n_red + 16383) / 16384;
+        if (slices > 1024) slices = 1024;
+        int64_t chunk = (n_red + slices - 1) / slices;
+        dim3 grid((unsigned)(n_out < 65535 ? n_out : 65535), (unsigned)slices);
+        k_reduce_block<<<grid, THREADS, 0, stream>>>(p, n_out, n_red, chunk, out, x, scale);
+    }
     else
         k_reduce_thread<<<blocks_for(n_out), THREADS, 0, stream>>>(p, n_out, n_red, out, x, scale);
 }
