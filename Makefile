@@ -114,7 +114,7 @@ test: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
-	@bench/run.sh $(BUILD)
+	@bench/run.sh $(BUILD) $(CUDA)
 
 examples: deps
 	@$(MAKE) --no-print-directory $(EXAMPLE_BIN)

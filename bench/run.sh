@@ -1,9 +1,11 @@
 #!/bin/sh
 # make bench: libcvnet's kernel benchmark, then PyTorch on the same ops in the same run when
 # Debian's python3-torch is installed (scripts/install-deps.sh --peers), and the ratio per line
-# (PyTorch time / libcvnet time: above 1 means libcvnet is faster).
+# (PyTorch time / libcvnet time: above 1 means libcvnet is faster). With CUDA=1 it also runs the
+# GPU benchmark and, where a CUDA PyTorch is found ($TORCH_PYTHON), its GPU peer script.
 set -eu
 build=${1:-build}
+cuda=${2:-0}
 threads=${THREADS:-2}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -18,4 +20,14 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
         "$out/torch.txt" "$out/cvn.txt"
 else
     echo "(python3-torch not installed: no PyTorch comparison; scripts/install-deps.sh --peers adds it)"
+fi
+if [ "$cuda" = 1 ]; then
+    echo
+    "$build/bench/bench_cuda"
+    py=${TORCH_PYTHON:-/usr/bin/python3}
+    if "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+        "$py" bench/compare_torch_cuda.py
+    else
+        echo "(no CUDA PyTorch at $py: set TORCH_PYTHON to compare on the GPU)"
+    fi
 fi
