@@ -1,5 +1,5 @@
-/* GPU benchmark: convolution layers (im2col + our tiled SGEMM against im2col + cuBLAS), a large
- * SGEMM, and training steps of the reference CNN, in images/s. bench/compare_torch_cuda.py
+/* GPU benchmark: convolution layers by cuDNN, by im2col + cuBLAS and by im2col + our tiled SGEMM,
+ * and training steps of the reference CNN on each path, in images/s. bench/compare_torch_cuda.py
  * measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints a skip line without a GPU.
  *   build-cuda/bench/bench_cuda */
 #include <stdio.h>
@@ -73,16 +73,17 @@ static void bench_conv(const char *name, const int64_t *xs, const int64_t *ws, c
     double flops = 2.0 * xs[0] * ws[0] * ws[1] * ws[2] * ws[3] * xs[2] * xs[3];
     for (int bw = 0; bw < 2; bw++) {
         c.backward = bw;
-        double sec[2];
-        for (int native = 0; native < 2; native++) {
-            cvn_cuda_set_native_gemm(native);
-            sec[native] = median_time(run_conv, &c);
+        double sec[3];
+        for (int path = 0; path < 3; path++) {
+            cvn_cuda_set_native_conv(path > 0);
+            cvn_cuda_set_native_gemm(path == 2);
+            sec[path] = median_time(run_conv, &c);
         }
         double f = bw ? 3 * flops : flops;
-        printf("%-28s %-8s cublas %8.3f ms %8.0f GFLOP/s | native %8.3f ms %8.0f GFLOP/s | "
-               "native/cublas %.2f\n",
+        printf("%-26s %-7s cudnn %8.3f ms %6.0f GF/s | im2col+cublas %8.3f ms %6.0f GF/s | "
+               "im2col+native %8.3f ms %6.0f GF/s | native/cudnn %.2f\n",
                name, bw ? "fwd+bwd" : "fwd", sec[0] * 1e3, f / sec[0] * 1e-9, sec[1] * 1e3,
-               f / sec[1] * 1e-9, sec[0] / sec[1]);
+               f / sec[1] * 1e-9, sec[2] * 1e3, f / sec[2] * 1e-9, sec[0] / sec[2]);
     }
     cvn_tape_free(c.t);
     cvn_tensor_free(c.x), cvn_tensor_free(c.w), cvn_tensor_free(c.b);
@@ -133,11 +134,13 @@ static void bench_training(int batch, cvn_rng *r) {
     cvn_tensor *yh = cvn_tensor_new(CVN_I32, 1, xs);
     for (int i = 0; i < batch; i++) ((int32_t *)yh->data)[i] = i % 10;
     c.y = cvn_tensor_to(yh, CVN_CUDA);
-    for (int native = 0; native < 2; native++) {
-        cvn_cuda_set_native_gemm(native);
+    static const char *const paths[] = {"cudnn+cublas", "im2col+cublas", "im2col+native"};
+    for (int path = 0; path < 3; path++) {
+        cvn_cuda_set_native_conv(path > 0);
+        cvn_cuda_set_native_gemm(path == 2);
         double sec = median_time(run_train_step, &c);
-        printf("train reference CNN batch %-4d %-6s %8.3f ms/step %9.0f images/s\n", batch,
-               native ? "native" : "cublas", sec * 1e3, batch / sec);
+        printf("train reference CNN batch %-4d %-14s %8.3f ms/step %9.0f images/s\n", batch,
+               paths[path], sec * 1e3, batch / sec);
     }
     cvn_tape_free(c.t);
     cvn_module_free(c.net);
@@ -153,7 +156,8 @@ int main(void) {
     }
     cvn_tape_free(probe);
 #ifdef CVN_WITH_CUDA
-    printf("# libcvnet bench_cuda: median of %d runs (each >= 50 ms)\n", REPS);
+    printf("# libcvnet bench_cuda: median of %d runs (each >= 50 ms); cuDNN %s\n", REPS,
+           cvn_cuda_has_cudnn() ? "in use" : "did not start (its rows are im2col + cuBLAS)");
     cvn_rng r;
     cvn_rng_seed(&r, 1);
     bench_conv("conv1 64x1x28x28->32", (int64_t[]){64, 1, 28, 28}, (int64_t[]){32, 1, 3, 3}, &r);

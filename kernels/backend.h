@@ -33,6 +33,14 @@ typedef struct {
     int oh, ow;         /* output size */
 } cvn_window;
 
+/* A whole 2-D convolution, for backends with a fused implementation (cuDNN). */
+typedef struct {
+    int n, c, h, w;  /* input */
+    int o, kh, kw;   /* weight [o, c / groups, kh, kw] */
+    int oh, ow;      /* output */
+    int sh, sw, ph, pw, dh, dw, groups;
+} cvn_conv_desc;
+
 typedef struct cvn_backend {
     const char *name;
 
@@ -105,6 +113,14 @@ typedef struct cvn_backend {
     void (*copy_blocks)(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
                         int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
                         const float *bias);
+
+    /* Optional fused convolution (NULL on the CPU). Each returns false to decline, and the op then
+     * uses im2col + gemm. Forward: y = conv(x, w) + b (b may be NULL). Backward accumulates into
+     * dx, dw, db (NULL pointers are skipped). */
+    bool (*conv2d_fwd)(const cvn_conv_desc *d, float *y, const float *x, const float *w,
+                       const float *b);
+    bool (*conv2d_bwd)(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
+                       const float *x, const float *w);
 
     /* pooling over planes (n * c of them), each [h, w] -> [oh, ow]; max keeps the argmax. */
     void (*maxpool_fwd)(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,

@@ -1,5 +1,6 @@
 /* The CUDA backend against the CPU and PyTorch: every op case of op_cases.h runs on the GPU with
- * cuBLAS and with our own GEMM, forward and backward, within 1e-4 relative; dropout draws the same
+ * cuDNN convolution, with im2col + cuBLAS and with im2col + our own GEMM, forward and backward,
+ * within 1e-4 relative; dropout draws the same
  * mask on both devices; a steady GPU training step does not grow its arena. Skips with a message
  * where there is no GPU or the build has no CUDA. */
 #include <math.h>
@@ -62,38 +63,47 @@ static void run_case(const op_case *c) {
     cvn_tensor_free(stats[0]), cvn_tensor_free(stats[1]);
 }
 
-START_TEST(test_ops_cublas) {
+/* The three paths: 0 cuDNN convolution + cuBLAS, 1 im2col + cuBLAS, 2 im2col + our SGEMM. */
+static const char *const paths[] = {"cudnn+cublas", "im2col+cublas", "im2col+native-gemm"};
+static void use_path(int path) {
 #ifdef CVN_WITH_CUDA
-    cvn_cuda_set_native_gemm(false);
+    cvn_cuda_set_native_conv(path > 0);
+    cvn_cuda_set_native_gemm(path == 2);
 #endif
+}
+
+START_TEST(test_ops_cudnn) {
+    use_path(0);
     run_case(&cases[_i]);
 }
 END_TEST
 
-START_TEST(test_ops_native) {
-#ifdef CVN_WITH_CUDA
-    cvn_cuda_set_native_gemm(true);
-#endif
+START_TEST(test_ops_im2col_cublas) {
+    use_path(1);
     run_case(&cases[_i]);
 }
 END_TEST
 
-/* A larger convolution and GEMM: GPU (both GEMM paths) against the CPU. */
+START_TEST(test_ops_im2col_native) {
+    use_path(2);
+    run_case(&cases[_i]);
+}
+END_TEST
+
+/* A larger grouped, strided convolution: GPU (every path) against the CPU. */
 START_TEST(test_large_conv_matches_cpu) {
     cvn_rng r;
     cvn_rng_seed(&r, 4);
-    int64_t xs[4] = {8, 16, 20, 20}, ws[4] = {32, 16, 3, 3};
+    int64_t xs[4] = {8, 16, 20, 20}, ws[4] = {32, 8, 3, 3};
     cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 4, ws);
     cvn_tensor_normal(x, &r, 0, 1), cvn_tensor_normal(w, &r, 0, 0.1f);
     cvn_tensor_set_requires_grad(w, true);
-    cvn_conv2d_params p = {2, 1, 1, 1, 1, 1, 1};
+    cvn_conv2d_params p = {2, 1, 1, 1, 1, 1, 2};
     cvn_tape *tc = cvn_tape_new(CVN_CPU);
     cvn_tensor *yc = CK_NOTNULL(cvn_conv2d(tc, x, w, NULL, &p));
     CK_OK(cvn_backward(tc, cvn_sum(tc, cvn_mul(tc, yc, yc), 0, NULL, false), NULL));
-    for (int native = 0; native < 2; native++) {
-#ifdef CVN_WITH_CUDA
-        cvn_cuda_set_native_gemm(native);
-#endif
+    for (int path = 0; path < 3; path++) {
+        use_path(path);
         cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w);
         cvn_tape *tg = cvn_tape_new(CVN_CUDA);
         cvn_tensor *yg = CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p));
@@ -102,11 +112,11 @@ START_TEST(test_large_conv_matches_cpu) {
         const float *a = yh->data, *b = yc->data, *ga = gh->data, *gb = w->grad->data;
         for (int64_t i = 0; i < cvn_numel(yh); i++)
             ck_assert_msg(fabsf(a[i] - b[i]) <= GPU_RTOL * (fabsf(b[i]) + 1e-2f),
-                          "y[%lld] %s: gpu %g cpu %g", (long long)i, native ? "native" : "cublas",
+                          "y[%lld] %s: gpu %g cpu %g", (long long)i, paths[path],
                           (double)a[i], (double)b[i]);
         for (int64_t i = 0; i < cvn_numel(gh); i++)
             ck_assert_msg(fabsf(ga[i] - gb[i]) <= GPU_RTOL * (fabsf(gb[i]) + 1.0f),
-                          "dw[%lld] %s: gpu %g cpu %g", (long long)i, native ? "native" : "cublas",
+                          "dw[%lld] %s: gpu %g cpu %g", (long long)i, paths[path],
                           (double)ga[i], (double)gb[i]);
         cvn_tensor_free(yh), cvn_tensor_free(gh), cvn_tensor_free(xg), cvn_tensor_free(wg);
         cvn_tape_free(tg);
@@ -201,8 +211,13 @@ int main(void) {
         tcase_add_test(tc, test_no_gpu_is_an_error);
     } else {
         cvn_tape_free(probe);
-        tcase_add_loop_test(tc, test_ops_cublas, 0, N_CASES);
-        tcase_add_loop_test(tc, test_ops_native, 0, N_CASES);
+#ifdef CVN_WITH_CUDA
+        printf("test_cuda: cuDNN %s\n", cvn_cuda_has_cudnn() ? "started" : "did not start: "
+                                                                "its path falls back to im2col");
+#endif
+        tcase_add_loop_test(tc, test_ops_cudnn, 0, N_CASES);
+        tcase_add_loop_test(tc, test_ops_im2col_cublas, 0, N_CASES);
+        tcase_add_loop_test(tc, test_ops_im2col_native, 0, N_CASES);
         tcase_add_test(tc, test_large_conv_matches_cpu);
         tcase_add_test(tc, test_dropout_same_mask);
         tcase_add_test(tc, test_module_steady_state);

@@ -1,10 +1,12 @@
 /* The CUDA backend: a hand-written kernel for every entry of the backend table, cuBLAS for GEMM
- * (CVN_CUDA_GEMM=native picks our tiled shared-memory SGEMM instead), one stream per process.
+ * (CVN_CUDA_GEMM=native picks our tiled shared-memory SGEMM instead), cuDNN for convolution
+ * (CVN_CUDA_CONV=native picks im2col + GEMM with our kernels), one stream per process.
  * Memory comes from cudaMalloc only when an arena grows; tapes reuse it step after step.
  * Kernels follow the CPU kernels' definitions (kernels/backend.h) so the two can be compared
  * element by element; dropout uses the same counter-based hash as cvn_counter_uniform (cpu/cpu.h)
  * and so draws the same masks. */
 #include <cublas_v2.h>
+#include <cudnn.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,7 +20,8 @@ extern "C" {
 
 static cudaStream_t stream;
 static cublasHandle_t blas;
-static bool use_native_gemm;
+static cudnnHandle_t dnn; /* NULL when cuDNN failed to start: convolution then runs natively */
+static bool use_native_gemm, use_native_conv;
 
 #define THREADS 256
 static inline int blocks_for(int64_t n) {
@@ -546,6 +549,111 @@ static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, in
                                                                        src, ssa, ssb, bias);
 }
 
+/* ------------------------------------------------------------------ cuDNN convolution */
+
+/* Descriptors and algorithms for one convolution shape, found once and kept (training repeats a
+ * handful of shapes). FP32 FMA math, no TF32, so results match the CPU to float rounding. */
+typedef struct {
+    bool used;
+    cvn_conv_desc d;
+    cudnnTensorDescriptor_t x, y, b;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t ws_fwd, ws_data, ws_filter;
+} conv_plan;
+
+#define CONV_PLANS 32
+static conv_plan plans[CONV_PLANS];
+static int next_plan;
+static void *workspace;
+static size_t workspace_size;
+
+static bool ensure_workspace(size_t bytes) {
+    if (bytes <= workspace_size) return true;
+    cu_free(workspace);
+    workspace = cu_alloc(bytes);
+    workspace_size = workspace ? bytes : 0;
+    return workspace != NULL;
+}
+
+static conv_plan *plan_for(const cvn_conv_desc *d) {
+    for (int i = 0; i < CONV_PLANS; i++)
+        if (plans[i].used && !memcmp(&plans[i].d, d, sizeof *d)) return &plans[i];
+    conv_plan *p = &plans[next_plan];
+    next_plan = (next_plan + 1) % CONV_PLANS;
+    if (!p->used) {
+        cudnnCreateTensorDescriptor(&p->x);
+        cudnnCreateTensorDescriptor(&p->y);
+        cudnnCreateTensorDescriptor(&p->b);
+        cudnnCreateFilterDescriptor(&p->w);
+        cudnnCreateConvolutionDescriptor(&p->conv);
+    }
+    p->used = false;
+    p->d = *d;
+    if (cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->c, d->h, d->w) ||
+        cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->o, d->oh, d->ow) ||
+        cudnnSetTensor4dDescriptor(p->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, d->o, 1, 1) ||
+        cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, d->o, d->c / d->groups,
+                                   d->kh, d->kw) ||
+        cudnnSetConvolution2dDescriptor(p->conv, d->ph, d->pw, d->sh, d->sw, d->dh, d->dw,
+                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT) ||
+        cudnnSetConvolutionGroupCount(p->conv, d->groups) ||
+        cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH))
+        return NULL;
+    int got = 0;
+    cudnnConvolutionFwdAlgoPerf_t f;
+    cudnnConvolutionBwdDataAlgoPerf_t bd;
+    cudnnConvolutionBwdFilterAlgoPerf_t bf;
+    if (cudnnGetConvolutionForwardAlgorithm_v7(dnn, p->x, p->w, p->conv, p->y, 1, &got, &f) || !got ||
+        cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, p->w, p->y, p->conv, p->x, 1, &got, &bd) ||
+        !got ||
+        cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, p->x, p->y, p->conv, p->w, 1, &got, &bf) ||
+        !got)
+        return NULL;
+    p->fwd = f.algo, p->bwd_data = bd.algo, p->bwd_filter = bf.algo;
+    if (cudnnGetConvolutionForwardWorkspaceSize(dnn, p->x, p->w, p->conv, p->y, p->fwd, &p->ws_fwd) ||
+        cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->w, p->y, p->conv, p->x, p->bwd_data,
+                                                     &p->ws_data) ||
+        cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn, p->x, p->y, p->conv, p->w,
+                                                       p->bwd_filter, &p->ws_filter))
+        return NULL;
+    p->used = true;
+    return p;
+}
+
+static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
+                          const float *b) {
+    if (use_native_conv || !dnn) return false;
+    conv_plan *p = plan_for(d);
+    if (!p || !ensure_workspace(p->ws_fwd)) return false;
+    const float one = 1.0f, zero = 0.0f;
+    if (cudnnConvolutionForward(dnn, &one, p->x, x, p->w, w, p->conv, p->fwd, workspace,
+                                p->ws_fwd, &zero, p->y, y))
+        return false;
+    if (b) cudnnAddTensor(dnn, &one, p->b, b, &one, p->y, y);
+    return true;
+}
+
+static bool cu_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
+                          const float *x, const float *w) {
+    if (use_native_conv || !dnn) return false;
+    conv_plan *p = plan_for(d);
+    size_t ws = p ? (p->ws_data > p->ws_filter ? p->ws_data : p->ws_filter) : 0;
+    if (!p || !ensure_workspace(ws)) return false;
+    const float one = 1.0f; /* beta = 1: accumulate, as every backward kernel does */
+    if (db && cudnnConvolutionBackwardBias(dnn, &one, p->y, dy, &one, p->b, db)) return false;
+    if (dw && cudnnConvolutionBackwardFilter(dnn, &one, p->x, x, p->y, dy, p->conv, p->bwd_filter,
+                                             workspace, p->ws_filter, &one, p->w, dw))
+        return false;
+    if (dx && cudnnConvolutionBackwardData(dnn, &one, p->w, w, p->y, dy, p->conv, p->bwd_data,
+                                           workspace, p->ws_data, &one, p->x, dx))
+        return false;
+    return true;
+}
+
 /* ------------------------------------------------------------------ pooling */
 
 __global__ void k_maxpool_fwd(cvn_window w, int64_t planes, float *y, int32_t *argmax,
@@ -836,6 +944,8 @@ static double cu_sum(int64_t n, const float *x) {
 }
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
+extern "C" void cvn_cuda_set_native_conv(bool native) { use_native_conv = native; }
+extern "C" bool cvn_cuda_has_cudnn(void) { return dnn != NULL; }
 extern "C" void cvn_cuda_synchronize(void) { cudaStreamSynchronize(stream); }
 
 /* ------------------------------------------------------------------ the table */
@@ -868,6 +978,8 @@ static void fill_table(void) {
     table.im2col = cu_im2col;
     table.col2im = cu_col2im;
     table.copy_blocks = cu_copy_blocks;
+    table.conv2d_fwd = cu_conv2d_fwd;
+    table.conv2d_bwd = cu_conv2d_bwd;
     table.maxpool_fwd = cu_maxpool_fwd;
     table.maxpool_bwd = cu_maxpool_bwd;
     table.avgpool_fwd = cu_avgpool_fwd;
@@ -910,8 +1022,11 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     cublasSetStream(blas, stream);
     /* exact FP32 products, as the CPU computes them (no TF32) */
     cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
-    const char *g = getenv("CVN_CUDA_GEMM");
+    const char *g = getenv("CVN_CUDA_GEMM"), *c = getenv("CVN_CUDA_CONV");
     use_native_gemm = g && !strcmp(g, "native");
+    use_native_conv = c && !strcmp(c, "native");
+    if (cudnnCreate(&dnn) == CUDNN_STATUS_SUCCESS) cudnnSetStream(dnn, stream);
+    else dnn = NULL; /* convolution falls back to im2col + GEMM */
     fill_table();
     state = 1;
     return &table;

@@ -10,6 +10,10 @@ extern "C" {
 /* GEMM path: our tiled kernel (true) or cuBLAS (false); CVN_CUDA_GEMM=native|cublas sets the
  * default. */
 void cvn_cuda_set_native_gemm(bool native);
+/* Convolution path: im2col + GEMM with our kernels (true) or cuDNN (false, the default unless
+ * CVN_CUDA_CONV=native); cuDNN is used only where it started (cvn_cuda_has_cudnn). */
+void cvn_cuda_set_native_conv(bool native);
+bool cvn_cuda_has_cudnn(void);
 /* Waits for every queued kernel (timing). */
 void cvn_cuda_synchronize(void);
 #ifdef __cplusplus

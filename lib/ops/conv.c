@@ -17,6 +17,14 @@ cvn_conv2d_params cvn_conv2d_defaults(void) {
     return (cvn_conv2d_params){1, 1, 0, 0, 1, 1, 1};
 }
 
+static cvn_conv_desc describe(const conv_saved *s) {
+    const cvn_window *w = &s->win;
+    return (cvn_conv_desc){.n = s->n, .c = w->c * s->groups, .h = w->h, .w = w->w, .o = s->out_c,
+                           .kh = w->kh, .kw = w->kw, .oh = w->oh, .ow = w->ow, .sh = w->sh,
+                           .sw = w->sw, .ph = w->ph, .pw = w->pw, .dh = w->dh, .dw = w->dw,
+                           .groups = s->groups};
+}
+
 static int chunk_images(const conv_saved *s) {
     int64_t per = (int64_t)s->win.c * s->win.kh * s->win.kw * s->win.oh * s->win.ow;
     int64_t nb = per ? CONV_COLS_BUDGET / per : s->n;
@@ -32,6 +40,10 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     const cvn_window *win = &s->win;
     const float *dy = cvn_f(node->out->grad);
     float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
+    cvn_conv_desc cd = describe(s);
+    if (be->conv2d_bwd &&
+        be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w)))
+        return; /* the backend's own convolution did it all */
     int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
     int og = s->out_c / s->groups, nb = chunk_images(s);
     int64_t img = (int64_t)x->shape[1] * x->shape[2] * x->shape[3];
@@ -62,6 +74,32 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
             }
         }
     }
+}
+
+/* The generic forward: per chunk of images and per group, im2col then one GEMM, then the
+ * [og, images * hw] result is moved into NCHW with the bias added. */
+static bool im2col_forward(cvn_tape *t, const conv_saved *s, float *y, const float *x,
+                           const float *w, const float *bias) {
+    const cvn_backend *be = t->be;
+    const cvn_window *win = &s->win;
+    int64_t o = s->out_c, hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
+    int64_t plane_in = (int64_t)win->c * win->h * win->w, img = plane_in * s->groups;
+    int og = (int)(o / s->groups), nb = chunk_images(s);
+    float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
+    float *yc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
+    if (!cols || !yc) return false;
+    for (int n0 = 0; n0 < s->n; n0 += nb) {
+        int cnt = s->n - n0 < nb ? s->n - n0 : nb;
+        int64_t ld = cnt * hw;
+        for (int g = 0; g < s->groups; g++) {
+            be->im2col(win, cols, ld, x + n0 * img + g * plane_in, img, cnt);
+            be->gemm(false, false, og, (int)ld, (int)k, 1.0f, w + g * og * k, (int)k, cols,
+                     (int)ld, 0.0f, yc, (int)ld);
+            be->copy_blocks(og, cnt, hw, y + ((int64_t)n0 * o + g * og) * hw, hw, o * hw, yc, ld,
+                            hw, bias ? bias + g * og : NULL);
+        }
+    }
+    return true;
 }
 
 static int out_size(int in, int k, int stride, int pad, int dil) {
@@ -136,23 +174,11 @@ cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
     if (!out) return NULL;
 
     const cvn_backend *be = t->be;
-    int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
-    int64_t img = c * win->h * win->w, plane_in = (int64_t)win->c * win->h * win->w;
-    int og = (int)(o / prm.groups), nb = chunk_images(&s);
-    float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
-    float *yc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
-    if (!cols || !yc) return NULL;
-    for (int n0 = 0; n0 < s.n; n0 += nb) {
-        int cnt = s.n - n0 < nb ? s.n - n0 : nb;
-        int64_t ld = cnt * hw;
-        for (int g = 0; g < prm.groups; g++) {
-            be->im2col(win, cols, ld, cvn_f(x) + n0 * img + g * plane_in, img, cnt);
-            be->gemm(false, false, og, (int)ld, (int)k, 1.0f, cvn_f(weight) + g * og * k, (int)k,
-                     cols, (int)ld, 0.0f, yc, (int)ld);
-            be->copy_blocks(og, cnt, hw, cvn_f(out) + ((int64_t)n0 * o + g * og) * hw, hw, o * hw,
-                            yc, ld, hw, bias ? cvn_f(bias) + g * og : NULL);
-        }
-    }
+    cvn_conv_desc cd = describe(&s);
+    if (!(be->conv2d_fwd &&
+          be->conv2d_fwd(&cd, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL)) &&
+        !im2col_forward(t, &s, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL))
+        return NULL;
     bool fail;
     cvn_node *node = cvn_op_record(t, op, conv_backward, out, 3, CVN_IN(x, weight, bias), &fail);
     if (fail) return NULL;
