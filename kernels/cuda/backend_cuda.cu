@@ -76,24 +76,28 @@ static void cu_zero(void *dst, size_t bytes) {
 #define TM 64
 #define TN 64
 #define TK 16
-__global__ void k_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
-                        const float *b, int ldb, float beta, float *c, int ldc) {
+/* blockIdx.z takes a slice [k_begin, k_end) of K (split-K): with several slices each block adds its
+ * partial product into C atomically, C having been scaled by beta first. */
+__global__ void k_sgemm(bool ta, bool tb, int m, int n, int k, int k_slice, float alpha,
+                        const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                        int ldc) {
     __shared__ float as[TK][TM + 1];
     __shared__ float bs[TK][TN + 1];
     int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
     int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
     float acc[4][4] = {{0}};
-    for (int k0 = 0; k0 < k; k0 += TK) {
+    int k_begin = blockIdx.z * k_slice, k_end = min(k, k_begin + k_slice);
+    for (int k0 = k_begin; k0 < k_end; k0 += TK) {
         for (int l = tid; l < TM * TK; l += 256) {
             int r = l / TK, kk = l % TK, gr = row0 + r, gk = k0 + kk;
             float v = 0.0f;
-            if (gr < m && gk < k) v = ta ? a[(int64_t)gk * lda + gr] : a[(int64_t)gr * lda + gk];
+            if (gr < m && gk < k_end) v = ta ? a[(int64_t)gk * lda + gr] : a[(int64_t)gr * lda + gk];
             as[kk][r] = v;
         }
         for (int l = tid; l < TN * TK; l += 256) {
             int cc = l % TN, kk = l / TN, gc = col0 + cc, gk = k0 + kk;
             float v = 0.0f;
-            if (gc < n && gk < k) v = tb ? b[(int64_t)gc * ldb + gk] : b[(int64_t)gk * ldb + gc];
+            if (gc < n && gk < k_end) v = tb ? b[(int64_t)gc * ldb + gk] : b[(int64_t)gk * ldb + gc];
             bs[kk][cc] = v;
         }
         __syncthreads();
@@ -116,17 +120,41 @@ __global__ void k_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, cons
             int r = row0 + ty + 16 * i, cc = col0 + tx + 16 * j;
             if (r < m && cc < n) {
                 float *p = c + (int64_t)r * ldc + cc;
-                *p = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * *p);
+                if (gridDim.z > 1) atomicAdd(p, alpha * acc[i][j]);
+                else *p = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * *p);
             }
         }
+}
+
+__global__ void k_scale_matrix(int m, int n, float beta, float *c, int ldc) {
+    GRID_LOOP(i, (int64_t)m * n) {
+        float *p = c + (i / n) * ldc + i % n;
+        *p = beta == 0.0f ? 0.0f : beta * *p;
+    }
+}
+static void scale_matrix(int m, int n, float beta, float *c, int ldc) {
+    if (beta != 1.0f) k_scale_matrix<<<blocks_for((int64_t)m * n), THREADS, 0, stream>>>(m, n, beta, c, ldc);
 }
 
 static void cu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                     const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
     if (use_native_gemm) {
-        dim3 grid((n + TN - 1) / TN, (m + TM - 1) / TM), block(16, 16);
-        k_sgemm<<<grid, block, 0, stream>>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        int tiles = ((n + TN - 1) / TN) * ((m + TM - 1) / TM);
+        /* Few output tiles and a long K (a convolution's weight gradient): split K so that about
+         * 264 blocks (two per SM of an H100) share the work, each slice at least 256 deep. */
+        int splits = 1;
+        if (tiles < 132 && k >= 512) {
+            splits = 264 / tiles;
+            if (splits > k / 256) splits = k / 256;
+            if (splits < 1) splits = 1;
+        }
+        int k_slice = ((k + splits - 1) / splits + TK - 1) / TK * TK;
+        splits = (k + k_slice - 1) / k_slice;
+        if (splits > 1) scale_matrix(m, n, beta, c, ldc);
+        dim3 grid((n + TN - 1) / TN, (m + TM - 1) / TM, splits), block(16, 16);
+        k_sgemm<<<grid, block, 0, stream>>>(ta, tb, m, n, k, k_slice, alpha, a, lda, b, ldb, beta,
+                                            c, ldc);
         return;
     }
     /* row-major C = A B is column-major C^T = B^T A^T: swap the operands */
@@ -603,17 +631,24 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
         cudnnSetConvolutionGroupCount(p->conv, d->groups) ||
         cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH))
         return NULL;
+    /* cuDNN times its algorithms on this shape once (as PyTorch's cudnn.benchmark does); the
+     * fastest that succeeds wins. */
     int got = 0;
-    cudnnConvolutionFwdAlgoPerf_t f;
-    cudnnConvolutionBwdDataAlgoPerf_t bd;
-    cudnnConvolutionBwdFilterAlgoPerf_t bf;
-    if (cudnnGetConvolutionForwardAlgorithm_v7(dnn, p->x, p->w, p->conv, p->y, 1, &got, &f) || !got ||
-        cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, p->w, p->y, p->conv, p->x, 1, &got, &bd) ||
-        !got ||
-        cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn, p->x, p->y, p->conv, p->w, 1, &got, &bf) ||
-        !got)
+    cudnnConvolutionFwdAlgoPerf_t f[8];
+    cudnnConvolutionBwdDataAlgoPerf_t bd[8];
+    cudnnConvolutionBwdFilterAlgoPerf_t bf[8];
+    if (cudnnFindConvolutionForwardAlgorithm(dnn, p->x, p->w, p->conv, p->y, 8, &got, f) ||
+        !got || f[0].status)
         return NULL;
-    p->fwd = f.algo, p->bwd_data = bd.algo, p->bwd_filter = bf.algo;
+    p->fwd = f[0].algo;
+    if (cudnnFindConvolutionBackwardDataAlgorithm(dnn, p->w, p->y, p->conv, p->x, 8, &got, bd) ||
+        !got || bd[0].status)
+        return NULL;
+    p->bwd_data = bd[0].algo;
+    if (cudnnFindConvolutionBackwardFilterAlgorithm(dnn, p->x, p->y, p->conv, p->w, 8, &got, bf) ||
+        !got || bf[0].status)
+        return NULL;
+    p->bwd_filter = bf[0].algo;
     if (cudnnGetConvolutionForwardWorkspaceSize(dnn, p->x, p->w, p->conv, p->y, p->fwd, &p->ws_fwd) ||
         cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->w, p->y, p->conv, p->x, p->bwd_data,
                                                      &p->ws_data) ||
