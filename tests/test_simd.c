@@ -203,6 +203,45 @@ START_TEST(test_pool_dropout_agree) {
 }
 END_TEST
 
+/* The 2x2 stride-2 max-pool fast path against a plain scan, on odd sizes, with ties and a NaN. */
+START_TEST(test_maxpool2x2_fast_path) {
+    cvn_window w = {.c = 1, .h = 9, .w = 37, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .dh = 1, .dw = 1};
+    w.oh = 4, w.ow = 18;
+    int64_t planes = 3, in_n = planes * w.h * w.w, out_n = planes * w.oh * w.ow;
+    float *x = random_buf(in_n, 21, 1.0f);
+    for (int64_t i = 0; i < in_n; i += 7) x[i] = 0.5f; /* ties */
+    x[40] = NAN;
+    float *want = calloc((size_t)out_n, 4), *got = calloc((size_t)out_n, 4);
+    int32_t *want_at = calloc((size_t)out_n, 4), *got_at = calloc((size_t)out_n, 4);
+    for (int64_t p = 0; p < planes; p++)
+        for (int oy = 0; oy < w.oh; oy++)
+            for (int ox = 0; ox < w.ow; ox++) {
+                const float *in = x + p * w.h * w.w;
+                float best = 0;
+                int32_t at = -1;
+                for (int ki = 0; ki < 2; ki++)
+                    for (int kj = 0; kj < 2; kj++) {
+                        int32_t i = (2 * oy + ki) * w.w + 2 * ox + kj;
+                        if (at < 0 || in[i] > best || isnan(in[i])) best = in[i], at = i;
+                    }
+                want[(p * w.oh + oy) * w.ow + ox] = best;
+                want_at[(p * w.oh + oy) * w.ow + ox] = at;
+            }
+    for (int v = 0; v < 3; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        be->maxpool_fwd(&w, planes, got, got_at, x);
+        ck_assert_msg(memcmp(got_at, want_at, (size_t)out_n * 4) == 0, "argmax differs (%s)",
+                      variants[v]);
+        for (int64_t i = 0; i < out_n; i++)
+            ck_assert_msg(got[i] == want[i] || (isnan(got[i]) && isnan(want[i])),
+                          "%s [%lld]: %g vs %g", variants[v], (long long)i, (double)got[i],
+                          (double)want[i]);
+    }
+    free(x), free(want), free(got), free(want_at), free(got_at);
+}
+END_TEST
+
 START_TEST(test_dispatch) {
     const char *name = cvn_simd_name();
     ck_assert(!strcmp(name, "avx512") || !strcmp(name, "avx2") || !strcmp(name, "scalar"));
@@ -220,6 +259,7 @@ int main(void) {
     tcase_add_test(tc, test_batchnorm_agree);
     tcase_add_test(tc, test_window_ops_agree);
     tcase_add_test(tc, test_pool_dropout_agree);
+    tcase_add_test(tc, test_maxpool2x2_fast_path);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

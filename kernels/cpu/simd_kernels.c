@@ -595,9 +595,50 @@ static void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int
 
 /* ------------------------------------------------------------------ pooling */
 
+/* The common 2x2 stride-2 window: a vector of outputs at a time. Each input row pair is split into
+ * even and odd columns by shuffles, and the four candidates are compared in the generic loop's
+ * order (strictly greater wins, NaN wins), so values and argmax agree with it exactly. */
+static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, const float *in) {
+    vi even, odd, lane;
+    for (int i = 0; i < VW; i++) even[i] = 2 * i, odd[i] = 2 * i + 1, lane[i] = 2 * i;
+    for (int oy = 0; oy < w->oh; oy++) {
+        const float *r0 = in + (int64_t)2 * oy * w->w, *r1 = r0 + w->w;
+        for (int ox = 0; ox < w->ow; ox += VW) {
+            int64_t m = w->ow - ox, cols = 2 * (m < VW ? m : VW);
+            vf cand[4];
+            for (int r = 0; r < 2; r++) {
+                const float *row = (r ? r1 : r0) + 2 * ox;
+                vf lo = vload(row, cols), hi = vload(row + VW, cols > VW ? cols - VW : 0);
+                cand[2 * r] = __builtin_shuffle(lo, hi, even);
+                cand[2 * r + 1] = __builtin_shuffle(lo, hi, odd);
+            }
+            vi base = lane + 2 * ox + 2 * oy * w->w;
+            vi offs[4] = {base, base + 1, base + w->w, base + w->w + 1};
+            vf best = cand[0];
+            vi at = offs[0];
+            for (int c = 1; c < 4; c++) {
+                vi take = (cand[c] > best) | (cand[c] != cand[c]);
+                best = vsel(take, cand[c], best);
+                at = (take & offs[c]) | (~take & at);
+            }
+            float *yo = y + (int64_t)oy * w->ow + ox;
+            int32_t *ao = argmax + (int64_t)oy * w->ow + ox;
+            vstore(yo, best, m);
+            memcpy(ao, &at, (size_t)(m < VW ? m : VW) * sizeof(int32_t));
+        }
+    }
+}
+
 static void k_maxpool_fwd(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
                           const float *x) {
     int64_t osz = (int64_t)w->oh * w->ow;
+    if (w->kh == 2 && w->kw == 2 && w->sh == 2 && w->sw == 2 && w->ph == 0 && w->pw == 0 &&
+        w->dh == 1 && w->dw == 1) {
+#pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
+        for (int64_t p = 0; p < planes; p++)
+            maxpool2x2_plane(w, y + p * osz, argmax + p * osz, x + p * w->h * w->w);
+        return;
+    }
 #pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
     for (int64_t p = 0; p < planes; p++) {
         const float *in = x + p * w->h * w->w;
