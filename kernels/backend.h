@@ -41,6 +41,23 @@ typedef struct {
     int sh, sw, ph, pw, dh, dw, groups;
 } cvn_conv_desc;
 
+/* One optimizer step's hyperparameters, as the fused update kernels read them (lib/optim fills it;
+ * the rules are torch.optim's, see lib/optim/optim.c). */
+typedef enum { CVN_UPD_SGD, CVN_UPD_ADAM, CVN_UPD_ADAMW, CVN_UPD_RMSPROP, CVN_UPD_RPROP } cvn_update_kind;
+typedef struct {
+    cvn_update_kind kind;
+    float lr, weight_decay;
+    float momentum, dampening; /* SGD, RMSprop (momentum) */
+    bool nesterov;
+    bool first;                  /* SGD: the momentum buffer starts as the first gradient */
+    float beta1, beta2, eps;     /* Adam(W), RMSprop (eps) */
+    float bias1, bias2_sqrt;     /* 1 - beta1^t, sqrt(1 - beta2^t) */
+    bool amsgrad;
+    float alpha;                 /* RMSprop smoothing */
+    bool centered;
+    float eta_minus, eta_plus, step_min, step_max; /* Rprop */
+} cvn_update_params;
+
 typedef struct cvn_backend {
     const char *name;
 
@@ -154,6 +171,12 @@ typedef struct cvn_backend {
     void (*dropout_fwd)(int64_t n, float *y, uint8_t *mask, const float *x, float p,
                         uint64_t seed);
     void (*dropout_bwd)(int64_t n, float *dx, const float *dy, const uint8_t *mask, float scale);
+
+    /* One fused optimizer step over n parameters w with gradients g and up to three state buffers
+     * (SGD: momentum; Adam: m, v, vmax; RMSprop: square avg, momentum, grad avg; Rprop: previous
+     * gradient, step size). */
+    void (*optim_update)(const cvn_update_params *p, int64_t n, float *w, const float *g,
+                         float *s0, float *s1, float *s2);
 
     /* sum of all n elements (double accumulation) */
     double (*sum)(int64_t n, const float *x);

@@ -131,6 +131,9 @@ void cvn_tensor_free(cvn_tensor *t);
 /* Marks a leaf tensor as needing a gradient; its grad buffer is allocated at the first backward and
  * kept (gradients then accumulate until cvn_tensor_zero_grad()). */
 cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on);
+/* The gradient buffer of a heap tensor that requires grad, made zero-filled on its device when it
+ * has none yet (for gradients computed outside the tape). Owned by t. */
+cvn_tensor *cvn_tensor_grad(cvn_tensor *t);
 /* Sets the gradient of a leaf tensor to zero (no-op when it has none). */
 void cvn_tensor_zero_grad(cvn_tensor *t);
 /* Fills an f32 tensor with a constant. */
@@ -274,6 +277,60 @@ cvn_tensor *cvn_bce_with_logits(cvn_tape *t, cvn_tensor *logits, cvn_tensor *tar
 typedef cvn_tensor *(*cvn_gradcheck_fn)(cvn_tape *t, cvn_tensor *const *inputs, void *ctx);
 cvn_status cvn_gradcheck(cvn_gradcheck_fn f, int n, cvn_tensor *const *inputs, void *ctx, float eps,
                          float atol, float rtol);
+
+/* ---------------------------------------------------------------- optimizers */
+
+/* Optimizers with the update rules of their torch.optim namesakes. Their state lives in contiguous
+ * buffers on the parameters' device, updated by one fused kernel per parameter. */
+typedef enum { CVN_SGD, CVN_ADAM, CVN_ADAMW, CVN_RMSPROP, CVN_RPROP } cvn_optimizer;
+
+typedef struct {
+    cvn_optimizer kind;
+    float lr;
+    float weight_decay;          /* L2 term added to the gradient; AdamW: decoupled decay; not Rprop */
+    float momentum, dampening;   /* SGD; RMSprop uses momentum too */
+    bool nesterov;               /* SGD */
+    float beta1, beta2, eps;     /* Adam, AdamW; RMSprop uses eps */
+    bool amsgrad;                /* Adam, AdamW */
+    float alpha;                 /* RMSprop smoothing constant */
+    bool centered;               /* RMSprop */
+    float eta_minus, eta_plus;   /* Rprop step-size factors */
+    float step_min, step_max;    /* Rprop step-size bounds */
+} cvn_optim_config;
+
+typedef struct cvn_optim cvn_optim;
+typedef struct cvn_module cvn_module; /* see "modules" below */
+
+/* torch.optim's defaults for kind (SGD, which has none in PyTorch, gets lr 0.01). */
+cvn_optim_config cvn_optim_defaults(cvn_optimizer kind);
+/* A new optimizer with no parameters; caller owns, free with cvn_optim_free(). Errors: a
+ * hyperparameter out of range (the message names it). */
+cvn_optim *cvn_optim_new(const cvn_optim_config *config);
+void cvn_optim_free(cvn_optim *o);
+/* Adds a parameter group with its own learning rate and weight decay (lr < 0 or weight_decay < 0:
+ * the config's). The tensors stay owned by their module; all must be f32 heap tensors on one
+ * device. Parameters without requires_grad, or without a gradient at a step, are left alone
+ * (frozen). Groups can be added until the first step. Returns the group's index, or -1. */
+int cvn_optim_add_group(cvn_optim *o, int n, cvn_tensor *const *params, float lr,
+                        float weight_decay);
+/* Adds every parameter of a module as one group with the config's lr and weight decay. */
+int cvn_optim_add_module(cvn_optim *o, const cvn_module *m);
+/* One update of every parameter that has a gradient. */
+cvn_status cvn_optim_step(cvn_optim *o);
+/* Zeroes the gradients of every parameter. */
+void cvn_optim_zero_grad(cvn_optim *o);
+/* Learning rate of a group (group -1: set every group; get returns group 0's). */
+cvn_status cvn_optim_set_lr(cvn_optim *o, int group, float lr);
+float cvn_optim_get_lr(const cvn_optim *o, int group);
+int cvn_optim_num_groups(const cvn_optim *o);
+/* Steps taken so far; setting it restores a checkpoint (with the state buffers). */
+int64_t cvn_optim_steps(const cvn_optim *o);
+void cvn_optim_set_steps(cvn_optim *o, int64_t steps);
+/* The state buffers ("momentum_buffer", "exp_avg", ...), one f32 tensor each over all parameters
+ * in group order; optimizer-owned, valid until cvn_optim_free(). Write into them (cvn_tensor_copy)
+ * to restore a checkpoint. */
+int cvn_optim_num_state(const cvn_optim *o);
+cvn_tensor *cvn_optim_state_at(cvn_optim *o, int i, const char **name);
 
 /* ---------------------------------------------------------------- data */
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "op_cases.h"
+#include "optim_cases.h"
 #ifdef CVN_WITH_CUDA
 #include "cuda/cuda.h"
 #endif
@@ -143,7 +144,8 @@ START_TEST(test_dropout_same_mask) {
 }
 END_TEST
 
-/* A module moved to the GPU trains: loss falls, and the arena stops growing after step two. */
+/* A module moved to the GPU trains with SGD + momentum (fused update kernel): loss falls, and the
+ * arena stops growing after step two. */
 START_TEST(test_module_steady_state) {
     cvn_rng r;
     cvn_rng_seed(&r, 5);
@@ -163,6 +165,10 @@ START_TEST(test_module_steady_state) {
     for (int i = 0; i < 16; i++) ((int32_t *)y->data)[i] = i % 10;
     cvn_tensor *xg = on_gpu(x), *yg = on_gpu(y);
     cvn_tape *t = cvn_tape_new(CVN_CUDA);
+    cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
+    oc.lr = 0.1f, oc.momentum = 0.5f;
+    cvn_optim *opt = cvn_optim_new(&oc);
+    ck_assert_int_eq(cvn_optim_add_module(opt, net), 0);
     float first = 0, last = 0;
     size_t cap2 = 0;
     for (int step = 0; step < 30; step++) {
@@ -173,23 +179,46 @@ START_TEST(test_module_steady_state) {
         CK_OK(cvn_tensor_read(loss, &l, sizeof l));
         if (step == 0) first = l;
         last = l;
-        /* SGD through ops: p <- p - 0.1 grad, computed on the device by affine + add */
-        for (int i = 0; i < cvn_module_num_params(net); i++) {
-            cvn_tensor *p = cvn_module_param_at(net, i, NULL);
-            bool prev = cvn_tape_set_grad_enabled(t, false);
-            cvn_tensor *np = cvn_add(t, p, cvn_mul_scalar(t, p->grad, -0.1f));
-            cvn_tape_set_grad_enabled(t, prev);
-            CK_OK(cvn_tensor_copy(p, np));
-        }
-        cvn_module_zero_grad(net);
+        CK_OK(cvn_optim_step(opt));
+        cvn_optim_zero_grad(opt);
         cvn_tape_reset(t);
         if (step == 2) cap2 = cvn_tape_arena_capacity(t);
         if (step > 2) ck_assert_uint_eq(cvn_tape_arena_capacity(t), cap2);
     }
     ck_assert_msg(last < first * 0.5f, "loss %g -> %g", (double)first, (double)last);
+    cvn_optim_free(opt);
     cvn_tape_free(t);
     cvn_module_free(net);
     cvn_tensor_free(x), cvn_tensor_free(y), cvn_tensor_free(xg), cvn_tensor_free(yg);
+}
+END_TEST
+
+/* The fused update kernels on the GPU reproduce torch.optim's trajectories. */
+START_TEST(test_optim_trajectory) {
+    optim_case oc = make_case(_i);
+    cvn_tensor *h1 = ref_tensor("optim.w1", true), *h2 = ref_tensor("optim.w2", true);
+    cvn_tensor *p1 = on_gpu(h1), *p2 = on_gpu(h2);
+    const ref_array *c1 = ref_get("optim.c1"), *c2 = ref_get("optim.c2");
+    const ref_array *noise = ref_get("optim.noise");
+    cvn_optim *o = CK_NOTNULL(cvn_optim_new(&oc.cfg));
+    if (!strcmp(oc.name, "groups")) {
+        cvn_optim_add_group(o, 1, &p1, -1.0f, -1.0f);
+        cvn_optim_add_group(o, 1, &p2, 0.05f, 0.1f);
+    } else {
+        cvn_optim_add_group(o, 2, (cvn_tensor *[]){p1, p2}, -1.0f, -1.0f);
+    }
+    for (int t = 1; t <= 100; t++) {
+        set_grad(p1, c1, noise->v + (t - 1) * 42);
+        if (strcmp(oc.name, "frozen")) set_grad(p2, c2, noise->v + (t - 1) * 42 + 37);
+        CK_OK(cvn_optim_step(o));
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s.p1.100", oc.name);
+    expect_gpu(name, p1, name);
+    snprintf(name, sizeof name, "%s.p2.100", oc.name);
+    expect_gpu(name, p2, name);
+    cvn_optim_free(o);
+    cvn_tensor_free(p1), cvn_tensor_free(p2), cvn_tensor_free(h1), cvn_tensor_free(h2);
 }
 END_TEST
 
@@ -219,6 +248,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_ops_im2col_cublas, 0, N_CASES);
         tcase_add_loop_test(tc, test_ops_im2col_native, 0, N_CASES);
         tcase_add_test(tc, test_large_conv_matches_cpu);
+        tcase_add_loop_test(tc, test_optim_trajectory, 0, N_OPTIM_CASES);
         tcase_add_test(tc, test_dropout_same_mask);
         tcase_add_test(tc, test_module_steady_state);
     }

@@ -8,18 +8,18 @@
 static ref_array *refs;
 static int n_refs;
 
-static void load_refs(void) {
-    if (refs) return;
+static int cap_refs;
+
+static void load_file(const char *file) {
     const char *dir = getenv("CVN_TEST_DATA");
     char path[512];
-    snprintf(path, sizeof path, "%s/ops_ref.txt", dir ? dir : "tests/ref");
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "tests/ref", file);
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "cannot open %s (set CVN_TEST_DATA)\n", path);
         abort();
     }
-    int cap = 512;
-    refs = calloc((size_t)cap, sizeof *refs);
+    int cap = cap_refs;
     char name[96];
     while (fscanf(f, "%95s", name) == 1) {
         if (name[0] == '#') {
@@ -47,6 +47,15 @@ static void load_refs(void) {
         }
     }
     fclose(f);
+    cap_refs = cap;
+}
+
+static void load_refs(void) {
+    if (refs) return;
+    cap_refs = 512;
+    refs = calloc((size_t)cap_refs, sizeof *refs);
+    load_file("ops_ref.txt");
+    load_file("optim_ref.txt");
 }
 
 const ref_array *ref_get(const char *name) {

@@ -876,6 +876,80 @@ static void k_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t *
     for (int64_t i = 0; i < n; i++) dx[i] += mask[i] ? dy[i] * scale : 0.0f;
 }
 
+/* The update rules of torch.optim (SGD, Adam, AdamW, RMSprop, Rprop), one pass over the
+ * parameters; lanes past n compute on zeros and are never stored. */
+static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, const float *g,
+                           float *s0, float *s1, float *s2) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vf wv = vload(w + i, m), gv = vload(g + i, m);
+        switch (p->kind) {
+        case CVN_UPD_SGD: {
+            gv += p->weight_decay * wv;
+            if (p->momentum != 0.0f) {
+                vf buf = p->first ? gv : p->momentum * vload(s0 + i, m) + (1.0f - p->dampening) * gv;
+                vstore(s0 + i, buf, m);
+                gv = p->nesterov ? gv + p->momentum * buf : buf;
+            }
+            wv -= p->lr * gv;
+            break;
+        }
+        case CVN_UPD_ADAM:
+        case CVN_UPD_ADAMW: {
+            if (p->kind == CVN_UPD_ADAMW) wv *= 1.0f - p->lr * p->weight_decay;
+            else gv += p->weight_decay * wv;
+            vf mv = p->beta1 * vload(s0 + i, m) + (1.0f - p->beta1) * gv;
+            vf vv = p->beta2 * vload(s1 + i, m) + (1.0f - p->beta2) * gv * gv;
+            vstore(s0 + i, mv, m);
+            vstore(s1 + i, vv, m);
+            if (p->amsgrad) {
+                vv = vmax(vload(s2 + i, m), vv);
+                vstore(s2 + i, vv, m);
+            }
+            vf denom;
+            for (int l = 0; l < VW; l++) denom[l] = sqrtf(vv[l]);
+            denom = denom / p->bias2_sqrt + p->eps;
+            wv -= (p->lr / p->bias1) * mv / denom;
+            break;
+        }
+        case CVN_UPD_RMSPROP: {
+            gv += p->weight_decay * wv;
+            vf sq = p->alpha * vload(s0 + i, m) + (1.0f - p->alpha) * gv * gv;
+            vstore(s0 + i, sq, m);
+            vf avg = sq;
+            if (p->centered) {
+                vf ga = p->alpha * vload(s2 + i, m) + (1.0f - p->alpha) * gv;
+                vstore(s2 + i, ga, m);
+                avg = sq - ga * ga;
+            }
+            for (int l = 0; l < VW; l++) avg[l] = sqrtf(avg[l]);
+            avg += p->eps;
+            if (p->momentum > 0.0f) {
+                vf buf = p->momentum * vload(s1 + i, m) + gv / avg;
+                vstore(s1 + i, buf, m);
+                wv -= p->lr * buf;
+            } else {
+                wv -= p->lr * gv / avg;
+            }
+            break;
+        }
+        default: { /* Rprop: s0 previous gradient, s1 step size */
+            vf prev = vload(s0 + i, m), step = vload(s1 + i, m), prod = gv * prev;
+            vf zero = vset(0.0f), one = vset(1.0f);
+            vf factor = vsel(prod > 0.0f, vset(p->eta_plus), vsel(prod < 0.0f, vset(p->eta_minus), one));
+            step = vmin(vmax(step * factor, vset(p->step_min)), vset(p->step_max));
+            gv = vsel(prod < 0.0f, zero, gv);
+            vf sign = vsel(gv > 0.0f, one, vsel(gv < 0.0f, -one, zero));
+            wv -= sign * step;
+            vstore(s0 + i, gv, m);
+            vstore(s1 + i, step, m);
+        }
+        }
+        vstore(w + i, wv, m);
+    }
+}
+
 static double k_sum(int64_t n, const float *x) {
     double total = 0;
 #pragma omp parallel for if (n > PAR_MIN) reduction(+ : total) schedule(static)
@@ -930,5 +1004,6 @@ const cvn_backend TABLE_NAME = {
     .bn_bwd = k_bn_bwd,
     .dropout_fwd = k_dropout_fwd,
     .dropout_bwd = k_dropout_bwd,
+    .optim_update = k_optim_update,
     .sum = k_sum,
 };

@@ -962,6 +962,68 @@ static void cu_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t 
     k_dropout_bwd<<<blocks_for(n), THREADS, 0, stream>>>(n, dx, dy, mask, scale);
 }
 
+/* torch.optim's update rules; see lib/optim/optim.c */
+__global__ void k_optim_update(cvn_update_params p, int64_t n, float *w, const float *g, float *s0,
+                               float *s1, float *s2) {
+    GRID_LOOP(i, n) {
+        float wv = w[i], gv = g[i];
+        switch (p.kind) {
+        case CVN_UPD_SGD:
+            gv += p.weight_decay * wv;
+            if (p.momentum != 0.0f) {
+                float buf = p.first ? gv : p.momentum * s0[i] + (1.0f - p.dampening) * gv;
+                s0[i] = buf;
+                gv = p.nesterov ? gv + p.momentum * buf : buf;
+            }
+            wv -= p.lr * gv;
+            break;
+        case CVN_UPD_ADAM:
+        case CVN_UPD_ADAMW: {
+            if (p.kind == CVN_UPD_ADAMW) wv *= 1.0f - p.lr * p.weight_decay;
+            else gv += p.weight_decay * wv;
+            float m = p.beta1 * s0[i] + (1.0f - p.beta1) * gv;
+            float v = p.beta2 * s1[i] + (1.0f - p.beta2) * gv * gv;
+            s0[i] = m, s1[i] = v;
+            if (p.amsgrad) v = s2[i] = fmaxf(s2[i], v);
+            wv -= (p.lr / p.bias1) * m / (sqrtf(v) / p.bias2_sqrt + p.eps);
+            break;
+        }
+        case CVN_UPD_RMSPROP: {
+            gv += p.weight_decay * wv;
+            float sq = p.alpha * s0[i] + (1.0f - p.alpha) * gv * gv, avg = sq;
+            s0[i] = sq;
+            if (p.centered) {
+                float ga = p.alpha * s2[i] + (1.0f - p.alpha) * gv;
+                s2[i] = ga;
+                avg = sq - ga * ga;
+            }
+            avg = sqrtf(avg) + p.eps;
+            if (p.momentum > 0.0f) {
+                float buf = p.momentum * s1[i] + gv / avg;
+                s1[i] = buf;
+                wv -= p.lr * buf;
+            } else {
+                wv -= p.lr * gv / avg;
+            }
+            break;
+        }
+        default: {
+            float prod = gv * s0[i];
+            float step = s1[i] * (prod > 0.0f ? p.eta_plus : (prod < 0.0f ? p.eta_minus : 1.0f));
+            step = fminf(fmaxf(step, p.step_min), p.step_max);
+            if (prod < 0.0f) gv = 0.0f;
+            wv -= (gv > 0.0f ? 1.0f : (gv < 0.0f ? -1.0f : 0.0f)) * step;
+            s0[i] = gv, s1[i] = step;
+        }
+        }
+        w[i] = wv;
+    }
+}
+static void cu_optim_update(const cvn_update_params *p, int64_t n, float *w, const float *g,
+                            float *s0, float *s1, float *s2) {
+    k_optim_update<<<blocks_for(n), THREADS, 0, stream>>>(*p, n, w, g, s0, s1, s2);
+}
+
 __global__ void k_sum(int64_t n, double *out, const float *x) {
     float s = 0.0f;
     GRID_LOOP(i, n) s += x[i];
@@ -1027,6 +1089,7 @@ static void fill_table(void) {
     table.bn_bwd = cu_bn_bwd;
     table.dropout_fwd = cu_dropout_fwd;
     table.dropout_bwd = cu_dropout_bwd;
+    table.optim_update = cu_optim_update;
     table.sum = cu_sum;
 }
 

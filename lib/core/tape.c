@@ -123,16 +123,10 @@ cvn_node *cvn_tape_record(cvn_tape *t, const char *op, cvn_backward_fn backward,
 float *cvn_grad_buffer(cvn_tape *t, cvn_tensor *x) {
     if (!x || !x->requires_grad) return NULL;
     if (!x->grad) {
-        cvn_tensor *g;
-        if (x->flags & CVN_TF_HEAP) {
-            /* zero-filled, kept across steps */
-            g = cvn_tensor_new_on(CVN_F32, x->ndim, x->shape, x->device);
-            if (g) x->flags |= CVN_TF_GRAD_HEAP;
-        } else {
-            g = cvn_tape_new_tensor(t, CVN_F32, x->ndim, x->shape);
-            if (g) t->be->zero(g->data, (size_t)cvn_numel(g) * sizeof(float));
-        }
+        if (x->flags & CVN_TF_HEAP) return cvn_tensor_grad(x) ? x->grad->data : NULL;
+        cvn_tensor *g = cvn_tape_new_tensor(t, CVN_F32, x->ndim, x->shape);
         if (!g) return NULL;
+        t->be->zero(g->data, (size_t)cvn_numel(g) * sizeof(float));
         x->grad = g;
     }
     return x->grad->data;

@@ -182,6 +182,18 @@ cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on) {
     return CVN_OK;
 }
 
+cvn_tensor *cvn_tensor_grad(cvn_tensor *t) {
+    if (!t || !(t->flags & CVN_TF_HEAP) || !t->requires_grad) {
+        cvn_set_error(CVN_ERR_ARG, "tensor_grad: needs a heap tensor that requires grad");
+        return NULL;
+    }
+    if (!t->grad) {
+        t->grad = cvn_tensor_new_on(CVN_F32, t->ndim, t->shape, t->device);
+        if (t->grad) t->flags |= CVN_TF_GRAD_HEAP;
+    }
+    return t->grad;
+}
+
 void cvn_tensor_zero_grad(cvn_tensor *t) {
     if (t && t->grad)
         cvn_backend_get(t->grad->device)->zero(t->grad->data,

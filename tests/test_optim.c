@@ -1,0 +1,101 @@
+/* Optimizers against torch.optim: 100-step trajectories of every optimizer and option on the
+ * small problem of tests/ref/make_optim_ref.py, parameter groups, frozen parameters, state access,
+ * and argument errors. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "optim_cases.h"
+
+START_TEST(test_trajectory) {
+    optim_case oc = make_case(_i);
+    cvn_tensor *p1 = ref_tensor("optim.w1", true), *p2 = ref_tensor("optim.w2", true);
+    const ref_array *c1 = ref_get("optim.c1"), *c2 = ref_get("optim.c2");
+    const ref_array *noise = ref_get("optim.noise");
+    cvn_optim *o = CK_NOTNULL(cvn_optim_new(&oc.cfg));
+    if (!strcmp(oc.name, "groups")) {
+        ck_assert_int_eq(cvn_optim_add_group(o, 1, &p1, -1.0f, -1.0f), 0);
+        ck_assert_int_eq(cvn_optim_add_group(o, 1, &p2, 0.05f, 0.1f), 1);
+    } else {
+        ck_assert_int_eq(cvn_optim_add_group(o, 2, (cvn_tensor *[]){p1, p2}, -1.0f, -1.0f), 0);
+    }
+    char name[96];
+    for (int t = 1; t <= 100; t++) {
+        set_grad(p1, c1, noise->v + (t - 1) * 42);
+        if (strcmp(oc.name, "frozen")) set_grad(p2, c2, noise->v + (t - 1) * 42 + 37);
+        CK_OK(cvn_optim_step(o));
+        if (t == 1 || t == 10 || t == 100) {
+            snprintf(name, sizeof name, "%s.p1.%d", oc.name, t);
+            expect_tensor(name, p1, name, 1e-5f, 1e-5f);
+            snprintf(name, sizeof name, "%s.p2.%d", oc.name, t);
+            expect_tensor(name, p2, name, 1e-5f, 1e-5f);
+        }
+    }
+    ck_assert_int_eq(cvn_optim_steps(o), 100);
+    cvn_optim_free(o);
+    cvn_tensor_free(p1), cvn_tensor_free(p2);
+}
+END_TEST
+
+/* Every SIMD variant computes the same update. */
+START_TEST(test_state_and_zero_grad) {
+    cvn_tensor *p1 = ref_tensor("optim.w1", true);
+    cvn_optim_config c = cvn_optim_defaults(CVN_ADAM);
+    c.amsgrad = true;
+    cvn_optim *o = cvn_optim_new(&c);
+    ck_assert_int_eq(cvn_optim_add_group(o, 1, &p1, -1, -1), 0);
+    ck_assert_int_eq(cvn_optim_num_state(o), 3);
+    const char *name;
+    cvn_tensor *m = CK_NOTNULL(cvn_optim_state_at(o, 0, &name));
+    ck_assert_str_eq(name, "exp_avg");
+    ck_assert_int_eq(cvn_numel(m), 37);
+    set_grad(p1, ref_get("optim.c1"), ref_get("optim.noise")->v);
+    float g0 = ((float *)p1->grad->data)[0];
+    CK_OK(cvn_optim_step(o));
+    /* after one step exp_avg = (1 - beta1) g */
+    ck_assert_float_eq_tol(((float *)m->data)[0], 0.1f * g0, 1e-6f);
+    cvn_optim_zero_grad(o);
+    ck_assert_float_eq(((float *)p1->grad->data)[5], 0.0f);
+    CK_OK(cvn_optim_set_lr(o, -1, 0.5f));
+    ck_assert_float_eq(cvn_optim_get_lr(o, 0), 0.5f);
+    /* groups cannot be added after the first step */
+    ck_assert_int_eq(cvn_optim_add_group(o, 1, &p1, -1, -1), -1);
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_STATE);
+    cvn_optim_free(o);
+    cvn_tensor_free(p1);
+}
+END_TEST
+
+START_TEST(test_bad_config) {
+    cvn_optim_config c = cvn_optim_defaults(CVN_ADAM);
+    c.beta1 = 1.0f;
+    ck_assert_ptr_null(cvn_optim_new(&c));
+    ck_assert(strstr(cvn_last_error(), "beta1") != NULL);
+    c = cvn_optim_defaults(CVN_SGD);
+    c.nesterov = true;
+    ck_assert_ptr_null(cvn_optim_new(&c));
+    ck_assert(strstr(cvn_last_error(), "nesterov") != NULL);
+    c = cvn_optim_defaults(CVN_SGD);
+    c.lr = -1.0f;
+    ck_assert_ptr_null(cvn_optim_new(&c));
+    cvn_optim *o = cvn_optim_new(&(cvn_optim_config){.kind = CVN_SGD, .lr = 0.1f, .eta_minus = 0.5f,
+                                                      .eta_plus = 1.2f});
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(cvn_optim_step(o), CVN_ERR_STATE); /* no parameters */
+    cvn_tensor *u8 = cvn_tensor_new(CVN_U8, 1, (int64_t[]){3});
+    ck_assert_int_eq(cvn_optim_add_group(o, 1, &u8, -1, -1), -1);
+    cvn_tensor_free(u8);
+    cvn_optim_free(o);
+    ck_assert_ptr_null(cvn_optim_new(NULL));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("optim");
+    TCase *tc = tcase_create("optim");
+    tcase_add_loop_test(tc, test_trajectory, 0, N_OPTIM_CASES);
+    tcase_add_test(tc, test_state_and_zero_grad);
+    tcase_add_test(tc, test_bad_config);
+    suite_add_tcase(s, tc);
+    return run_suite(s) ? 1 : 0;
+}
