@@ -92,6 +92,7 @@ static void bench_conv(const char *name, const int64_t *xs, const int64_t *ws, c
 typedef struct {
     cvn_tape *t;
     cvn_module *net;
+    cvn_optim *opt;
     cvn_tensor *x, *y;
 } train_ctx;
 
@@ -99,13 +100,8 @@ static void run_train_step(void *p) {
     train_ctx *c = p;
     cvn_tensor *loss = cvn_cross_entropy(c->t, cvn_module_forward(c->net, c->t, c->x), c->y, 0);
     cvn_backward(c->t, loss, NULL);
-    bool prev = cvn_tape_set_grad_enabled(c->t, false);
-    for (int i = 0; i < cvn_module_num_params(c->net); i++) { /* SGD through ops */
-        cvn_tensor *w = cvn_module_param_at(c->net, i, NULL);
-        cvn_tensor_copy(w, cvn_add(c->t, w, cvn_mul_scalar(c->t, w->grad, -0.01f)));
-    }
-    cvn_tape_set_grad_enabled(c->t, prev);
-    cvn_module_zero_grad(c->net);
+    cvn_optim_step(c->opt); /* SGD, lr 0.01: one fused kernel per parameter */
+    cvn_optim_zero_grad(c->opt);
     cvn_tape_reset(c->t);
 }
 
@@ -127,8 +123,11 @@ static cvn_module *reference_cnn(cvn_rng *r) {
 }
 
 static void bench_training(int batch, cvn_rng *r) {
-    train_ctx c = {cvn_tape_new(CVN_CUDA), reference_cnn(r), NULL, NULL};
+    train_ctx c = {cvn_tape_new(CVN_CUDA), reference_cnn(r), NULL, NULL, NULL};
     cvn_module_to(c.net, CVN_CUDA);
+    cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
+    c.opt = cvn_optim_new(&oc);
+    cvn_optim_add_module(c.opt, c.net);
     int64_t xs[4] = {batch, 1, 28, 28};
     c.x = gpu_rand(4, xs, r, false);
     cvn_tensor *yh = cvn_tensor_new(CVN_I32, 1, xs);
@@ -142,6 +141,7 @@ static void bench_training(int batch, cvn_rng *r) {
         printf("train reference CNN batch %-4d %-14s %8.3f ms/step %9.0f images/s\n", batch,
                paths[path], sec * 1e3, batch / sec);
     }
+    cvn_optim_free(c.opt);
     cvn_tape_free(c.t);
     cvn_module_free(c.net);
     cvn_tensor_free(c.x), cvn_tensor_free(c.y), cvn_tensor_free(yh);
