@@ -178,8 +178,12 @@ typedef struct cvn_backend {
     void (*optim_update)(const cvn_update_params *p, int64_t n, float *w, const float *g,
                          float *s0, float *s1, float *s2);
 
-    /* sum of all n elements (double accumulation) */
+    /* sum of all n elements, and of their squares (double accumulation; the result reaches the
+     * host) */
     double (*sum)(int64_t n, const float *x);
+    double (*sum_sq)(int64_t n, const float *x);
+    /* x = min(max(x, lo), hi) in place */
+    void (*clamp)(int64_t n, float *x, float lo, float hi);
 } cvn_backend;
 
 /* The backend for a device, or NULL when it is not available (error set). kernels/backend.c. */

@@ -332,6 +332,51 @@ void cvn_optim_set_steps(cvn_optim *o, int64_t steps);
 int cvn_optim_num_state(const cvn_optim *o);
 cvn_tensor *cvn_optim_state_at(cvn_optim *o, int i, const char **name);
 
+/* Gradient clipping over every parameter of the optimizer that has a gradient, as
+ * torch.nn.utils.clip_grad_norm_ (global L2 norm; scale by max_norm / (norm + 1e-6) when that is
+ * below 1; the norm before clipping goes to *norm when not NULL) and clip_grad_value_. */
+cvn_status cvn_optim_clip_grad_norm(cvn_optim *o, float max_norm, float *norm);
+cvn_status cvn_optim_clip_grad_value(cvn_optim *o, float clip_value);
+
+/* Learning-rate schedules, as torch.optim.lr_scheduler's (closed forms). A scheduler drives the
+ * learning rate of every group of one optimizer from each group's lr at creation (OneCycle: from
+ * max_lr); cvn_scheduler_step() is called once per epoch (OneCycle: once per batch) after the
+ * optimizer's step. OneCycle cycles the learning rate only, not momentum. */
+typedef enum {
+    CVN_SCHED_STEP,        /* lr = base gamma^floor(epoch / step_size) */
+    CVN_SCHED_MULTISTEP,   /* lr = base gamma^(number of milestones <= epoch) */
+    CVN_SCHED_EXPONENTIAL, /* lr = base gamma^epoch */
+    CVN_SCHED_COSINE,      /* lr = eta_min + (base - eta_min)(1 + cos(pi epoch / t_max)) / 2 */
+    CVN_SCHED_ONECYCLE,    /* cosine warm-up to max_lr over pct_start, then cosine decay */
+    CVN_SCHED_PLATEAU,     /* lr *= factor after patience epochs without improvement */
+} cvn_schedule_kind;
+
+#define CVN_MAX_MILESTONES 16
+typedef struct {
+    cvn_schedule_kind kind;
+    float gamma;                          /* step, multistep, exponential */
+    int step_size;                        /* step */
+    int milestones[CVN_MAX_MILESTONES];   /* multistep, increasing */
+    int n_milestones;
+    int t_max;                            /* cosine */
+    float eta_min;                        /* cosine */
+    float max_lr;                         /* onecycle */
+    int total_steps;                      /* onecycle */
+    float pct_start, div_factor, final_div_factor; /* onecycle: 0.3, 25, 1e4 in PyTorch */
+    bool maximize;                        /* plateau: the metric should rise */
+    float factor, threshold, min_lr;      /* plateau: 0.1, 1e-4 (relative), 0 */
+    int patience, cooldown;               /* plateau: 10, 0 */
+} cvn_schedule_config;
+
+typedef struct cvn_scheduler cvn_scheduler;
+/* PyTorch's defaults for kind (gamma 0.1, step_size 1, onecycle and plateau as noted above). */
+cvn_schedule_config cvn_schedule_defaults(cvn_schedule_kind kind);
+/* Caller owns; the optimizer must outlive it and have its groups already. */
+cvn_scheduler *cvn_scheduler_new(cvn_optim *o, const cvn_schedule_config *config);
+/* Advances one epoch (or batch); metric is read by the plateau schedule only. */
+cvn_status cvn_scheduler_step(cvn_scheduler *s, float metric);
+void cvn_scheduler_free(cvn_scheduler *s);
+
 /* ---------------------------------------------------------------- data */
 
 /* Reads an IDX file of unsigned bytes (MNIST / FashionMNIST images or labels), plain or .gz, into

@@ -966,6 +966,29 @@ static double k_sum(int64_t n, const float *x) {
     return total;
 }
 
+static double k_sum_sq(int64_t n, const float *x) {
+    double total = 0;
+#pragma omp parallel for if (n > PAR_MIN) reduction(+ : total) schedule(static)
+    for (int64_t i = 0; i < n; i += 1024) {
+        vf acc = vset(0.0f);
+        int64_t end = i + 1024 < n ? i + 1024 : n;
+        for (int64_t j = i; j < end; j += VW) {
+            vf v = vload(x + j, end - j);
+            acc += v * v;
+        }
+        total += hsum(acc);
+    }
+    return total;
+}
+
+static void k_clamp(int64_t n, float *x, float lo, float hi) {
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t m = n - i;
+        vstore(x + i, vmin(vmax(vload(x + i, m), vset(lo)), vset(hi)), m);
+    }
+}
+
 const cvn_backend TABLE_NAME = {
     .name = "cpu-" STR(CVN_SIMD_NAME),
     .alloc = cvn_cpu_alloc,
@@ -1006,4 +1029,6 @@ const cvn_backend TABLE_NAME = {
     .dropout_bwd = k_dropout_bwd,
     .optim_update = k_optim_update,
     .sum = k_sum,
+    .sum_sq = k_sum_sq,
+    .clamp = k_clamp,
 };

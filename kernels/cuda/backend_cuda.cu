@@ -1030,14 +1030,30 @@ __global__ void k_sum(int64_t n, double *out, const float *x) {
     s = block_sum(s);
     if (threadIdx.x == 0) atomicAdd(out, (double)s);
 }
-static double cu_sum(int64_t n, const float *x) {
+__global__ void k_sum_sq(int64_t n, double *out, const float *x) {
+    float s = 0.0f;
+    GRID_LOOP(i, n) s += x[i] * x[i];
+    s = block_sum(s);
+    if (threadIdx.x == 0) atomicAdd(out, (double)s);
+}
+static double reduce_to_host(bool squares, int64_t n, const float *x) {
     double *d = (double *)cu_alloc(sizeof(double)), h = 0.0;
     if (!d) return NAN;
     cudaMemsetAsync(d, 0, sizeof(double), stream);
-    k_sum<<<blocks_for(n), THREADS, 0, stream>>>(n, d, x);
+    if (squares) k_sum_sq<<<blocks_for(n), THREADS, 0, stream>>>(n, d, x);
+    else k_sum<<<blocks_for(n), THREADS, 0, stream>>>(n, d, x);
     cu_download(&h, d, sizeof h);
     cu_free(d);
     return h;
+}
+static double cu_sum(int64_t n, const float *x) { return reduce_to_host(false, n, x); }
+static double cu_sum_sq(int64_t n, const float *x) { return reduce_to_host(true, n, x); }
+
+__global__ void k_clamp(int64_t n, float *x, float lo, float hi) {
+    GRID_LOOP(i, n) x[i] = fminf(fmaxf(x[i], lo), hi);
+}
+static void cu_clamp(int64_t n, float *x, float lo, float hi) {
+    k_clamp<<<blocks_for(n), THREADS, 0, stream>>>(n, x, lo, hi);
 }
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
@@ -1091,6 +1107,8 @@ static void fill_table(void) {
     table.dropout_bwd = cu_dropout_bwd;
     table.optim_update = cu_optim_update;
     table.sum = cu_sum;
+    table.sum_sq = cu_sum_sq;
+    table.clamp = cu_clamp;
 }
 
 extern "C" const cvn_backend *cvn_backend_cuda(void) {

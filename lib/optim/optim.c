@@ -265,3 +265,33 @@ cvn_tensor *cvn_optim_state_at(cvn_optim *o, int i, const char **name) {
     if (name) *name = state_names[o->cfg.kind][i];
     return o->state[i];
 }
+
+/* ------------------------------------------------------------------ gradient clipping */
+
+cvn_status cvn_optim_clip_grad_norm(cvn_optim *o, float max_norm, float *norm) {
+    if (!o || !(max_norm > 0.0f))
+        return cvn_set_error(CVN_ERR_ARG, "clip_grad_norm: max_norm %g must be > 0", (double)max_norm);
+    double sq = 0.0;
+    for (int i = 0; i < o->n_params; i++)
+        if (o->params[i]->grad) sq += o->be->sum_sq(cvn_numel(o->params[i]), o->params[i]->grad->data);
+    float total = (float)sqrt(sq);
+    if (norm) *norm = total;
+    float coef = max_norm / (total + 1e-6f);
+    if (coef < 1.0f)
+        for (int i = 0; i < o->n_params; i++)
+            if (o->params[i]->grad) {
+                float *g = o->params[i]->grad->data;
+                o->be->affine(cvn_numel(o->params[i]), g, g, coef, 0.0f);
+            }
+    return CVN_OK;
+}
+
+cvn_status cvn_optim_clip_grad_value(cvn_optim *o, float clip_value) {
+    if (!o || !(clip_value >= 0.0f))
+        return cvn_set_error(CVN_ERR_ARG, "clip_grad_value: clip value %g must be >= 0",
+                             (double)clip_value);
+    for (int i = 0; i < o->n_params; i++)
+        if (o->params[i]->grad)
+            o->be->clamp(cvn_numel(o->params[i]), o->params[i]->grad->data, -clip_value, clip_value);
+    return CVN_OK;
+}
