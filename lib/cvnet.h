@@ -384,6 +384,49 @@ void cvn_scheduler_free(cvn_scheduler *s);
  * unreadable ones CVN_ERR_IO. Caller owns the tensor. */
 cvn_tensor *cvn_idx_load(const char *path);
 
+/* An in-memory image classification dataset: u8 images [N, C, H, W] and i32 labels, with class
+ * names. Images stay u8; loaders convert each batch. */
+typedef struct cvn_dataset cvn_dataset;
+
+/* From an IDX image file ([N, H, W] or [N, C, H, W]) and an IDX label file ([N]); the counts must
+ * agree. Classes are named "0", "1", ... up to the largest label. Caller owns. */
+cvn_dataset *cvn_dataset_idx(const char *images_path, const char *labels_path);
+/* FashionMNIST's training (60,000) or test (10,000) set from dir (NULL: Debian's
+ * /usr/share/datasets/fashion-mnist), with its class names ("T-shirt/top", ...). When the files are
+ * missing the error names the package that ships them (dataset-fashion-mnist). Caller owns. */
+cvn_dataset *cvn_dataset_fashion_mnist(const char *dir, bool train);
+void cvn_dataset_free(cvn_dataset *ds);
+int64_t cvn_dataset_len(const cvn_dataset *ds);
+int cvn_dataset_num_classes(const cvn_dataset *ds);
+const char *cvn_dataset_class_name(const cvn_dataset *ds, int label);
+/* Image shape: channels, height, width. */
+void cvn_dataset_image_shape(const cvn_dataset *ds, int *c, int *h, int *w);
+/* Keeps only the first n samples (n <= len). */
+cvn_status cvn_dataset_limit(cvn_dataset *ds, int64_t n);
+/* The u8 images and i32 labels (dataset-owned). */
+const cvn_tensor *cvn_dataset_images(const cvn_dataset *ds);
+const cvn_tensor *cvn_dataset_labels(const cvn_dataset *ds);
+
+/* Batches of a dataset: a shuffled order per epoch drawn from the seed (the same seed gives the
+ * same batches), each image converted to f32 as (pixel / 255 - mean[c]) / std[c]. */
+typedef struct {
+    int batch_size;
+    bool shuffle, drop_last;
+    uint64_t seed;
+    float mean[3], std[3]; /* per channel; std 0 means 1 */
+} cvn_loader_config;
+
+typedef struct cvn_loader cvn_loader;
+/* The dataset must outlive the loader. Caller owns. */
+cvn_loader *cvn_loader_new(const cvn_dataset *ds, const cvn_loader_config *config);
+void cvn_loader_free(cvn_loader *l);
+/* The next batch as tape tensors on the tape's device (x f32 [B, C, H, W], y i32 [B]). Returns
+ * false at the end of an epoch (with *x = *y = NULL) and starts the next one, reshuffled; false with
+ * an error set on failure. */
+bool cvn_loader_next(cvn_loader *l, cvn_tape *t, cvn_tensor **x, cvn_tensor **y);
+int64_t cvn_loader_num_batches(const cvn_loader *l);
+int cvn_loader_epoch(const cvn_loader *l);
+
 /* ---------------------------------------------------------------- modules */
 
 typedef struct cvn_module cvn_module;
