@@ -101,7 +101,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcvnet.a $(LDLIBS)
 
-$(BUILD)/examples/%: examples/%.c $(BUILD)/libcvnet.a
+$(BUILD)/examples/%: examples/%.c examples/example_args.h $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcvnet.a $(LDLIBS)
 
@@ -120,8 +120,8 @@ examples: deps
 	@$(MAKE) --no-print-directory $(EXAMPLE_BIN)
 
 run: deps
-	@$(MAKE) --no-print-directory $(BUILD)/examples/train_cnn
-	$(BUILD)/examples/train_cnn $(RUN_ARGS)
+	@$(MAKE) --no-print-directory $(BUILD)/examples/quickstart
+	$(BUILD)/examples/quickstart $(RUN_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

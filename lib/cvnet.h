@@ -488,6 +488,11 @@ cvn_module *cvn_activation_new(cvn_activation kind, float alpha);
 /* Applies an activation to x: the op behind cvn_activation_new. */
 cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float alpha);
 
+/* The reference CNN of the documentation, for 1x28x28 inputs: conv 1->32 3x3 pad 1, ReLU, max-pool
+ * 2; conv 32->64 3x3 pad 1, ReLU, max-pool 2; flatten; linear 3136->128, ReLU, dropout 0.25 (seeded
+ * from r); linear 128->10. Caller owns. */
+cvn_module *cvn_reference_cnn(cvn_rng *r);
+
 /* A sequential container. Its children are named by position ("0", "1", ...) unless given a name,
  * so a Sequential named "features" inside another gives "features.0.weight" as PyTorch does.
  * Add every child before listing parameters of an enclosing module (listings are cached). */
@@ -498,6 +503,40 @@ cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child);
 cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_module *child);
 int cvn_sequential_len(const cvn_module *seq);
 cvn_module *cvn_sequential_at(const cvn_module *seq, int i);
+
+/* ---------------------------------------------------------------- training loop */
+
+/* Mean cross-entropy loss and accuracy (in [0, 1]) of a classifier over one pass of a loader, in
+ * eval mode without recording (the module's mode and the tape's grad mode are restored). */
+cvn_status cvn_evaluate(cvn_module *model, cvn_tape *t, cvn_loader *loader, float *loss,
+                        float *accuracy);
+
+/* One epoch's figures, as cvn_fit reports them. */
+typedef struct {
+    int epoch;
+    float train_loss, test_loss, test_accuracy; /* accuracy in [0, 1]; test_* NaN without a test loader */
+    float images_per_s, seconds, lr;
+} cvn_epoch_stats;
+
+typedef struct {
+    int epochs;
+    float label_smoothing;
+    float clip_grad_norm;         /* 0: no clipping */
+    cvn_scheduler *scheduler;     /* optional; stepped per epoch (per batch when per_batch) */
+    bool scheduler_per_batch;
+    const char *csv_path;         /* optional: one row per epoch, written atomically at each epoch */
+    int progress;                 /* -1 auto (bar on a terminal), 0 off, 1 plain lines */
+    /* optional: called after every batch with its loss, and after every epoch */
+    void (*on_batch)(void *ctx, int64_t iteration, float loss);
+    void (*on_epoch)(void *ctx, const cvn_epoch_stats *stats);
+    void *ctx;
+} cvn_fit_config;
+
+/* Trains a classifier with cross-entropy for config->epochs passes of train (the tape is reset after
+ * every step), evaluating on test (may be NULL) after each epoch. stats_out (may be NULL) receives
+ * the last epoch's figures. */
+cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *train,
+                   cvn_loader *test, const cvn_fit_config *config, cvn_epoch_stats *stats_out);
 
 #ifdef __cplusplus
 }

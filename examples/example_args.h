@@ -1,0 +1,94 @@
+/* The command line every example shares (../shared/DESIGN.md): --help, --data, --epochs, --batch,
+ * --lr, --limit, --threads, --seed, --device, --out, plus the example's own flags through `extra`.
+ * Header-only: each example is one program. */
+#ifndef CVN_EXAMPLE_ARGS_H
+#define CVN_EXAMPLE_ARGS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cvnet.h"
+
+typedef struct {
+    const char *data;  /* "fashion-mnist" or a directory of FashionMNIST-format IDX files */
+    int epochs, batch, threads;
+    long limit;        /* first N training images; 0 = all */
+    float lr;          /* < 0: the example's default */
+    unsigned long long seed;
+    cvn_device device;
+    char out[512];
+} example_args;
+
+/* extra(name, value, ctx) returns 1 when it took the flag, 0 when unknown, -1 on a bad value. */
+typedef int (*example_extra_fn)(const char *name, const char *value, void *ctx);
+
+static inline int example_parse(int argc, char **argv, const char *prog, const char *usage_extra,
+                                example_args *a, example_extra_fn extra, void *ctx) {
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
+            printf("usage: %s [options]\n"
+                   "  --data fashion-mnist|DIR  FashionMNIST (Debian's package) or IDX files in DIR\n"
+                   "  --epochs N   --batch N   --lr X   --limit N (first N training images, 0 = all)\n"
+                   "  --threads N  --seed N    --device cpu|cuda   --out DIR (default runs/%s-TIME)\n"
+                   "%s",
+                   prog, prog, usage_extra ? usage_extra : "");
+            return 1;
+        }
+        if (!v) return fprintf(stderr, "%s: %s needs a value (see --help)\n", prog, k), 2;
+        char *end = NULL;
+        if (!strcmp(k, "--data")) a->data = v;
+        else if (!strcmp(k, "--epochs")) a->epochs = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--batch")) a->batch = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--lr")) a->lr = strtof(v, &end);
+        else if (!strcmp(k, "--limit")) a->limit = strtol(v, &end, 10);
+        else if (!strcmp(k, "--threads")) a->threads = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--seed")) a->seed = strtoull(v, &end, 10);
+        else if (!strcmp(k, "--out")) snprintf(a->out, sizeof a->out, "%s", v);
+        else if (!strcmp(k, "--device")) {
+            if (!strcmp(v, "cpu")) a->device = CVN_CPU;
+            else if (!strcmp(v, "cuda")) a->device = CVN_CUDA;
+            else return fprintf(stderr, "%s: --device is cpu or cuda\n", prog), 2;
+        } else {
+            int took = extra ? extra(k, v, ctx) : 0;
+            if (took == 0) return fprintf(stderr, "%s: unknown option %s (see --help)\n", prog, k), 2;
+            if (took < 0) return fprintf(stderr, "%s: bad value for %s: %s\n", prog, k, v), 2;
+        }
+        if (end && *end) return fprintf(stderr, "%s: bad value for %s: %s\n", prog, k, v), 2;
+        i++;
+    }
+    if (a->epochs < 1 || a->batch < 1 || a->threads < 1 || a->limit < 0)
+        return fprintf(stderr, "%s: epochs, batch and threads must be >= 1, limit >= 0\n", prog), 2;
+    if (!a->out[0]) {
+        char stamp[32];
+        time_t now = time(NULL);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(a->out, sizeof a->out, "runs/%s-%s", prog, stamp);
+    }
+    mkdir("runs", 0755);
+    if (mkdir(a->out, 0755) != 0 && access(a->out, W_OK) != 0)
+        return fprintf(stderr, "%s: cannot create %s\n", prog, a->out), 2;
+    return 0;
+}
+
+/* FashionMNIST train and test sets per --data and --limit; prints the error and returns 1 on
+ * failure. */
+static inline int example_load(const example_args *a, const char *prog, cvn_dataset **train,
+                               cvn_dataset **test) {
+    const char *dir = strcmp(a->data, "fashion-mnist") ? a->data : NULL;
+    *train = cvn_dataset_fashion_mnist(dir, true);
+    *test = *train ? cvn_dataset_fashion_mnist(dir, false) : NULL;
+    if (!*train || !*test) {
+        fprintf(stderr, "%s: %s\n", prog, cvn_last_error());
+        cvn_dataset_free(*train);
+        return 1;
+    }
+    if (a->limit && a->limit < cvn_dataset_len(*train)) cvn_dataset_limit(*train, a->limit);
+    return 0;
+}
+
+#endif

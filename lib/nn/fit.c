@@ -1,0 +1,189 @@
+/* The training loop for classifiers: fit (train, evaluate, report per epoch) and evaluate. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Correct predictions in a batch of logits [n, c] (argmax, first maximum on ties). Device logits
+ * are read back in blocks through a small host buffer. */
+static int64_t count_correct(const cvn_tensor *logits, const cvn_tensor *y) {
+    enum { BUF = 4096 };
+    float block[BUF];
+    int64_t n = logits->shape[0], c = logits->shape[1], correct = 0;
+    const cvn_backend *be = cvn_backend_get(logits->device);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t best = 0;
+        float best_v = -INFINITY;
+        for (int64_t j0 = 0; j0 < c; j0 += BUF) {
+            int64_t m = c - j0 < BUF ? c - j0 : BUF;
+            const float *row = (const float *)logits->data + i * c + j0;
+            if (logits->device != CVN_CPU) {
+                be->download(block, row, (size_t)m * sizeof(float));
+                row = block;
+            }
+            for (int64_t j = 0; j < m; j++)
+                if (row[j] > best_v || (j0 + j == 0)) best_v = row[j], best = j0 + j;
+        }
+        int32_t label;
+        if (y->device != CVN_CPU) be->download(&label, (const int32_t *)y->data + i, sizeof label);
+        else label = ((const int32_t *)y->data)[i];
+        correct += best == label;
+    }
+    return correct;
+}
+
+static float read_scalar(const cvn_tensor *x) {
+    float v = NAN;
+    cvn_tensor_read(x, &v, sizeof v);
+    return v;
+}
+
+cvn_status cvn_evaluate(cvn_module *model, cvn_tape *t, cvn_loader *loader, float *loss,
+                        float *accuracy) {
+    if (!model || !t || !loader) return cvn_set_error(CVN_ERR_ARG, "evaluate: missing argument");
+    bool was_training = cvn_module_is_training(model);
+    bool prev = cvn_tape_set_grad_enabled(t, false);
+    cvn_module_train(model, false);
+    double total = 0;
+    int64_t seen = 0, correct = 0;
+    cvn_status st = CVN_OK;
+    cvn_tensor *x, *y;
+    cvn_tape_reset(t);
+    while (cvn_loader_next(loader, t, &x, &y)) {
+        cvn_tensor *logits = cvn_module_forward(model, t, x);
+        cvn_tensor *l = cvn_cross_entropy(t, logits, y, 0.0f);
+        if (!l) {
+            st = cvn_last_status();
+            break;
+        }
+        total += (double)read_scalar(l) * (double)x->shape[0];
+        correct += count_correct(logits, y);
+        seen += x->shape[0];
+        cvn_tape_reset(t);
+    }
+    if (!st && cvn_last_status()) st = cvn_last_status(); /* loader failure */
+    cvn_tape_reset(t);
+    cvn_module_train(model, was_training);
+    cvn_tape_set_grad_enabled(t, prev);
+    if (st) return st;
+    if (loss) *loss = seen ? (float)(total / (double)seen) : NAN;
+    if (accuracy) *accuracy = seen ? (float)correct / (float)seen : NAN;
+    return CVN_OK;
+}
+
+/* A one-line progress bar redrawn in place on a terminal. */
+static void progress_bar(int epoch, int epochs, int64_t batch, int64_t batches, double loss,
+                         double ips, double eta) {
+    int width = 24, done = batches ? (int)(width * batch / batches) : width;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld  loss %.4f  %.0f img/s  ETA %.0fs   ", epoch,
+            epochs, bar, (long long)batch, (long long)batches, loss, ips, eta);
+    fflush(stderr);
+}
+
+static cvn_status write_csv(const char *path, const cvn_epoch_stats *rows, int n) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return cvn_set_error(CVN_ERR_IO, "%s: cannot write", tmp);
+    fprintf(f, "epoch,train_loss,test_loss,test_accuracy,images_per_s,seconds,lr\n");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%d,%.6f,%.6f,%.6f,%.1f,%.3f,%.6g\n", rows[i].epoch, rows[i].train_loss,
+                rows[i].test_loss, rows[i].test_accuracy, rows[i].images_per_s, rows[i].seconds,
+                rows[i].lr);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return cvn_set_error(CVN_ERR_IO, "%s: write failed", path);
+    }
+    return CVN_OK;
+}
+
+cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *train,
+                   cvn_loader *test, const cvn_fit_config *config, cvn_epoch_stats *stats_out) {
+    if (!model || !opt || !t || !train || !config || config->epochs < 1)
+        return cvn_set_error(CVN_ERR_ARG, "fit: model, optimizer, tape, train loader and "
+                                          "epochs >= 1 are needed");
+    int mode = config->progress;
+    if (mode < 0) mode = isatty(STDERR_FILENO) ? 2 : 1;
+    cvn_epoch_stats *rows = cvn_calloc((size_t)config->epochs, sizeof *rows);
+    if (!rows) return CVN_ERR_NOMEM;
+    cvn_status st = CVN_OK;
+    int64_t iteration = 0, batches = cvn_loader_num_batches(train);
+    for (int epoch = 1; epoch <= config->epochs && !st; epoch++) {
+        cvn_module_train(model, true);
+        double t0 = now(), sum = 0, last_print = t0;
+        int64_t b = 0, images = 0;
+        cvn_tensor *x, *y;
+        cvn_tape_reset(t);
+        while (cvn_loader_next(train, t, &x, &y)) {
+            cvn_tensor *loss = cvn_cross_entropy(t, cvn_module_forward(model, t, x), y,
+                                                 config->label_smoothing);
+            if (!loss || (st = cvn_backward(t, loss, NULL))) {
+                if (!st) st = cvn_last_status();
+                break;
+            }
+            if (config->clip_grad_norm > 0.0f &&
+                (st = cvn_optim_clip_grad_norm(opt, config->clip_grad_norm, NULL)))
+                break;
+            if ((st = cvn_optim_step(opt))) break;
+            cvn_optim_zero_grad(opt);
+            float l = read_scalar(loss);
+            cvn_tape_reset(t);
+            if (config->scheduler && config->scheduler_per_batch &&
+                (st = cvn_scheduler_step(config->scheduler, l)))
+                break;
+            sum += l;
+            images += x->shape[0];
+            b++;
+            if (config->on_batch) config->on_batch(config->ctx, iteration, l);
+            iteration++;
+            double el = now() - t0;
+            if (mode == 2 && (now() - last_print > 0.2 || b == batches)) {
+                progress_bar(epoch, config->epochs, b, batches, sum / (double)b, images / el,
+                             el / (double)b * (double)(batches - b));
+                last_print = now();
+            } else if (mode == 1 && (b % 100 == 0 || b == batches)) {
+                printf("epoch %d batch %lld/%lld loss %.4f %.0f img/s\n", epoch, (long long)b,
+                       (long long)batches, sum / (double)b, images / el);
+                fflush(stdout);
+            }
+        }
+        if (!st && cvn_last_status()) st = cvn_last_status();
+        if (st) break;
+        if (mode == 2) fprintf(stderr, "\n");
+        cvn_epoch_stats *r = &rows[epoch - 1];
+        r->epoch = epoch;
+        r->seconds = (float)(now() - t0);
+        r->train_loss = b ? (float)(sum / (double)b) : NAN;
+        r->images_per_s = (float)((double)images / r->seconds);
+        r->lr = cvn_optim_get_lr(opt, 0);
+        r->test_loss = r->test_accuracy = NAN;
+        if (test && (st = cvn_evaluate(model, t, test, &r->test_loss, &r->test_accuracy))) break;
+        if (config->scheduler && !config->scheduler_per_batch &&
+            (st = cvn_scheduler_step(config->scheduler, test ? r->test_loss : r->train_loss)))
+            break;
+        if (mode)
+            printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f %%, %.0f "
+                   "images/s, %.1f s\n",
+                   epoch, r->train_loss, r->test_loss, 100.0 * r->test_accuracy, r->images_per_s,
+                   r->seconds);
+        if (config->on_epoch) config->on_epoch(config->ctx, r);
+        if (config->csv_path && (st = write_csv(config->csv_path, rows, epoch))) break;
+        if (stats_out) *stats_out = *r;
+    }
+    cvn_free(rows);
+    return st;
+}
