@@ -504,6 +504,25 @@ cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_modul
 int cvn_sequential_len(const cvn_module *seq);
 cvn_module *cvn_sequential_at(const cvn_module *seq, int i);
 
+/* ---------------------------------------------------------------- reports */
+
+/* One line of a chart: n points (x may be NULL for 1, 2, ..., n); NaN y values leave a gap. */
+typedef struct {
+    const char *name;
+    int n;
+    const float *x, *y;
+} cvn_series;
+
+typedef struct {
+    const char *title, *x_label, *y_label;
+    int width, height; /* pixels; 0 = 720 x 420 */
+} cvn_chart;
+
+/* Writes an SVG line chart (axes with ticks, labels, legend, title) to path, atomically (a temp
+ * file renamed into place). Errors: no series or points, a write failure. */
+cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_series,
+                              const cvn_series *series);
+
 /* ---------------------------------------------------------------- training loop */
 
 /* Mean cross-entropy loss and accuracy (in [0, 1]) of a classifier over one pass of a loader, in

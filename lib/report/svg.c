@@ -1,0 +1,132 @@
+/* SVG line charts: "nice" axis ticks (1, 2, 5 times a power of ten), one polyline per series,
+ * a legend, written atomically. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                      "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+
+/* A tick step of 1, 2 or 5 times a power of ten giving about `want` intervals over span. */
+static double nice_step(double span, int want) {
+    double raw = span / want, p = pow(10.0, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * p;
+}
+
+static void xml_text(FILE *f, const char *s) {
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void tick_label(char *buf, size_t size, double v, double step) {
+    if (fabs(v) < step * 1e-6) v = 0;
+    if (step >= 1 && fabs(v) < 1e6) snprintf(buf, size, "%.0f", v);
+    else snprintf(buf, size, "%.*g", step < 1e-3 ? 3 : 4, v);
+}
+
+cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_series,
+                              const cvn_series *series) {
+    if (!path || !chart || n_series < 1 || !series)
+        return cvn_set_error(CVN_ERR_ARG, "svg_line_chart: needs a path, a chart and series");
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int s = 0; s < n_series; s++)
+        for (int i = 0; i < series[s].n; i++) {
+            double x = series[s].x ? series[s].x[i] : i + 1, y = series[s].y[i];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, y), y1 = fmax(y1, y);
+        }
+    if (!(x0 <= x1))
+        return cvn_set_error(CVN_ERR_ARG, "svg_line_chart: \"%s\" has no finite points",
+                             chart->title ? chart->title : "");
+    if (x1 == x0) x0 -= 0.5, x1 += 0.5;
+    if (y1 == y0) y0 -= 0.5, y1 += 0.5;
+    double xs = nice_step(x1 - x0, 8), ys = nice_step(y1 - y0, 6);
+    double xa = floor(x0 / xs) * xs, xb = ceil(x1 / xs) * xs;
+    double ya = floor(y0 / ys) * ys, yb = ceil(y1 / ys) * ys;
+    int w = chart->width > 0 ? chart->width : 720, h = chart->height > 0 ? chart->height : 420;
+    double left = 70, right = w - 180, top = 40, bottom = h - 55;
+#define PX(x) (left + ((x) - xa) / (xb - xa) * (right - left))
+#define PY(y) (bottom - ((y) - ya) / (yb - ya) * (bottom - top))
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return cvn_set_error(CVN_ERR_IO, "%s: cannot write", tmp);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            w, h, w, h);
+    fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\" "
+               "text-anchor=\"middle\">",
+            (left + right) / 2);
+    xml_text(f, chart->title);
+    fputs("</text>\n", f);
+    char lab[32];
+    for (double v = xa; v <= xb + xs * 1e-6; v += xs) { /* x grid and ticks */
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
+                PX(v), top, PX(v), bottom);
+        tick_label(lab, sizeof lab, v, xs);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", PX(v),
+                bottom + 16, lab);
+    }
+    for (double v = ya; v <= yb + ys * 1e-6; v += ys) { /* y grid and ticks */
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
+                left, PY(v), right, PY(v));
+        tick_label(lab, sizeof lab, v, ys);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left - 6,
+                PY(v) + 4, lab);
+    }
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+               "stroke=\"#333\"/>\n",
+            left, top, right - left, bottom - top);
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", (left + right) / 2, h - 14);
+    xml_text(f, chart->x_label);
+    fprintf(f, "</text>\n<text transform=\"translate(18 %.1f) rotate(-90)\" "
+               "text-anchor=\"middle\">",
+            (top + bottom) / 2);
+    xml_text(f, chart->y_label);
+    fputs("</text>\n", f);
+    for (int s = 0; s < n_series; s++) {
+        const char *color = palette[s % (int)(sizeof palette / sizeof palette[0])];
+        bool open = false;
+        for (int i = 0; i < series[s].n; i++) {
+            double x = series[s].x ? series[s].x[i] : i + 1, y = series[s].y[i];
+            if (!isfinite(x) || !isfinite(y)) { /* a gap */
+                if (open) fputs("\"/>\n", f);
+                open = false;
+                continue;
+            }
+            if (!open)
+                fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                        color);
+            fprintf(f, "%.1f,%.1f ", PX(x), PY(y));
+            open = true;
+        }
+        if (open) fputs("\"/>\n", f);
+        double ly = top + 10 + 20 * s;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                   "stroke-width=\"3\"/>\n<text x=\"%.1f\" y=\"%.1f\">",
+                right + 14, ly, right + 38, ly, color, right + 44, ly + 4);
+        xml_text(f, series[s].name);
+        fputs("</text>\n", f);
+    }
+    fputs("</svg>\n", f);
+#undef PX
+#undef PY
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return cvn_set_error(CVN_ERR_IO, "%s: write failed", path);
+    }
+    return CVN_OK;
+}

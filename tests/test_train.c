@@ -1,0 +1,140 @@
+/* The training loop end to end on a small synthetic image set: cvn_fit learns it, writes its CSV,
+ * and over ten epochs makes no heap allocation after the first epoch and keeps its resident memory
+ * flat. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char dir[] = "/tmp/cvn_train_XXXXXX";
+
+/* 240 8x8 images: class 0 is bright on the left half, class 1 on the right, plus noise. */
+static void write_set(const char *img, const char *lab, int n, uint64_t seed) {
+    cvn_rng r;
+    cvn_rng_seed(&r, seed);
+    FILE *fi = fopen(img, "wb"), *fl = fopen(lab, "wb");
+    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n,
+                            0, 0, 0, 8, 0, 0, 0, 8};
+    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
+    fwrite(hi, 1, 16, fi);
+    fwrite(hl, 1, 8, fl);
+    for (int i = 0; i < n; i++) {
+        unsigned char label = (unsigned char)(i % 2), px[64];
+        for (int j = 0; j < 64; j++) {
+            bool bright = ((j % 8) < 4) == (label == 0);
+            float v = (bright ? 160.0f : 60.0f) + 40.0f * cvn_rng_normal(&r);
+            px[j] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        fwrite(px, 1, 64, fi);
+        fputc(label, fl);
+    }
+    fclose(fi), fclose(fl);
+}
+
+static long n_mallocs;
+static void *count_malloc(size_t n, void *ctx) {
+    n_mallocs++;
+    return malloc(n);
+}
+static void count_free(void *p, void *ctx) { free(p); }
+
+typedef struct {
+    long mallocs[11];
+    long rss_kb[11];
+} epoch_log;
+
+static long rss_kb(void) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
+    epoch_log *log = ctx;
+    log->mallocs[s->epoch] = n_mallocs;
+    log->rss_kb[s->epoch] = rss_kb();
+}
+
+START_TEST(test_fit_learns_and_stays_flat) {
+    char img[128], lab[128], timg[128], tlab[128], csv[128];
+    snprintf(img, sizeof img, "%s/img", dir), snprintf(lab, sizeof lab, "%s/lab", dir);
+    snprintf(timg, sizeof timg, "%s/timg", dir), snprintf(tlab, sizeof tlab, "%s/tlab", dir);
+    snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
+    write_set(img, lab, 240, 1);
+    write_set(timg, tlab, 100, 2);
+    cvn_set_allocator(&(cvn_allocator){count_malloc, count_free, NULL});
+    cvn_dataset *train = CK_NOTNULL(cvn_dataset_idx(img, lab));
+    cvn_dataset *test = CK_NOTNULL(cvn_dataset_idx(timg, tlab));
+    cvn_rng r;
+    cvn_rng_seed(&r, 3);
+    cvn_module *net = cvn_sequential_new();
+    cvn_sequential_add(net, cvn_conv2d_new(1, 4, 3, 3, &(cvn_conv2d_params){1, 1, 1, 1, 1, 1, 1},
+                                           true, &r));
+    cvn_sequential_add(net, cvn_batchnorm2d_new(4, 0.1f, 1e-5f));
+    cvn_sequential_add(net, cvn_activation_new(CVN_ACT_RELU, 0));
+    cvn_sequential_add(net, cvn_max_pool2d_new(2, 2, 0));
+    cvn_sequential_add(net, cvn_flatten_new(1));
+    cvn_sequential_add(net, cvn_dropout_new(0.1f, 5));
+    cvn_sequential_add(net, cvn_linear_new(64, 2, true, &r));
+    cvn_optim *opt = cvn_optim_new(&(cvn_optim_config){.kind = CVN_ADAM, .lr = 1e-2f,
+                                                       .beta1 = 0.9f, .beta2 = 0.999f,
+                                                       .eps = 1e-8f, .eta_minus = 0.5f,
+                                                       .eta_plus = 1.2f});
+    ck_assert_int_eq(cvn_optim_add_module(opt, net), 0);
+    cvn_loader_config lc = {.batch_size = 16, .shuffle = true, .seed = 9, .mean = {0.5f},
+                            .std = {0.25f}};
+    cvn_loader *tl = cvn_loader_new(train, &lc), *vl = cvn_loader_new(test, &lc);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    epoch_log log = {{0}, {0}};
+    cvn_fit_config fc = {.epochs = 10, .csv_path = csv, .progress = 0, .on_epoch = on_epoch,
+                         .ctx = &log};
+    cvn_epoch_stats last;
+    CK_OK(cvn_fit(net, opt, t, tl, vl, &fc, &last));
+    cvn_set_allocator(NULL);
+    ck_assert_msg(last.test_accuracy > 0.95f, "test accuracy %.3f", (double)last.test_accuracy);
+    ck_assert_msg(last.train_loss < 0.2f, "train loss %.3f", (double)last.train_loss);
+    for (int e = 3; e <= 10; e++) {
+        ck_assert_msg(log.mallocs[e] == log.mallocs[2], "epoch %d made %ld heap allocations", e,
+                      log.mallocs[e] - log.mallocs[2]);
+        ck_assert_msg(log.rss_kb[e] - log.rss_kb[2] < 1024, "resident memory grew %ld KiB by epoch %d",
+                      log.rss_kb[e] - log.rss_kb[2], e);
+    }
+    /* the CSV: a header and ten rows */
+    FILE *f = fopen(csv, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) lines++;
+    fclose(f);
+    ck_assert_int_eq(lines, 11);
+    float loss, acc;
+    CK_OK(cvn_evaluate(net, t, vl, &loss, &acc));
+    ck_assert_float_eq_tol(acc, last.test_accuracy, 1e-6f); /* eval mode: deterministic */
+    cvn_loader_free(tl), cvn_loader_free(vl);
+    cvn_tape_free(t);
+    cvn_optim_free(opt);
+    cvn_module_free(net);
+    cvn_dataset_free(train), cvn_dataset_free(test);
+}
+END_TEST
+
+int main(void) {
+    if (!mkdtemp(dir)) return 1;
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_fit_learns_and_stays_flat);
+    suite_add_tcase(s, tc);
+    int failed = run_suite(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) {}
+    return failed ? 1 : 0;
+}
