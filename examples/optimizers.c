@@ -108,8 +108,8 @@ int main(int argc, char **argv) {
     char svg1[700], svg2[700];
     snprintf(svg1, sizeof svg1, "%s/loss_per_epoch.svg", a.out);
     snprintf(svg2, sizeof svg2, "%s/loss_per_iteration.svg", a.out);
-    cvn_chart c1 = {"Train loss per epoch (reference CNN, FashionMNIST)", "epoch", "train loss", 0,
-                    0};
+    cvn_chart c1 = {"Train loss per epoch (reference CNN, FashionMNIST)", "epoch",
+                    "train loss (log scale)", 0, 0, true};
     if (cvn_svg_line_chart(svg1, &c1, N_OPT, s))
         return fprintf(stderr, "optimizers: %s\n", cvn_last_error()), 1;
     for (int k = 0; k < N_OPT; k++) {
@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
         s[k] = (cvn_series){names[k], (int)n, NULL, smooth[k]};
     }
     cvn_chart c2 = {"Train loss per iteration (moving average of 50 batches)", "iteration",
-                    "train loss", 0, 0};
+                    "train loss (log scale)", 0, 0, true};
     if (cvn_svg_line_chart(svg2, &c2, N_OPT, s))
         return fprintf(stderr, "optimizers: %s\n", cvn_last_error()), 1;
 

@@ -516,6 +516,7 @@ typedef struct {
 typedef struct {
     const char *title, *x_label, *y_label;
     int width, height; /* pixels; 0 = 720 x 420 */
+    bool log_y;        /* logarithmic y axis (values <= 0 leave gaps) */
 } cvn_chart;
 
 /* Writes an SVG line chart (axes with ticks, labels, legend, title) to path, atomically (a temp

@@ -34,7 +34,7 @@ START_TEST(test_line_chart) {
     float y1[5] = {2.0f, 1.5f, 1.2f, 1.1f, 1.05f}, y2[5] = {2.2f, NAN, 1.0f, 0.8f, 0.7f};
     float x[5] = {1, 2, 3, 4, 5};
     cvn_series s[2] = {{"SGD <m=0.9>", 5, x, y1}, {"Adam & co", 5, NULL, y2}};
-    cvn_chart c = {"Loss \"per\" epoch", "epoch", "loss", 0, 0};
+    cvn_chart c = {"Loss \"per\" epoch", "epoch", "loss", 0, 0, false};
     CK_OK(cvn_svg_line_chart(path, &c, 2, s));
     char *svg = slurp(path);
     ck_assert_ptr_nonnull(svg);
@@ -50,6 +50,18 @@ START_TEST(test_line_chart) {
     char tmp[64];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     ck_assert_int_ne(access(tmp, F_OK), 0); /* no temp file left behind */
+    remove(path);
+
+    /* a log axis: ticks at powers of ten, non-positive values dropped */
+    float yl[4] = {0.05f, 0.5f, 3.0f, -1.0f};
+    cvn_series sl = {"log", 4, NULL, yl};
+    cvn_chart cl = {"log", "x", "y", 0, 0, true};
+    CK_OK(cvn_svg_line_chart(path, &cl, 1, &sl));
+    svg = slurp(path);
+    ck_assert(strstr(svg, ">0.01<") && strstr(svg, ">0.1<") && strstr(svg, ">1<") &&
+              strstr(svg, ">10<"));
+    ck_assert_int_eq(count(svg, "<polyline"), 1);
+    free(svg);
     remove(path);
 
     float nan_only[2] = {NAN, NAN};

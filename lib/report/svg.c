@@ -16,6 +16,12 @@ static double nice_step(double span, int want) {
     return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * p;
 }
 
+/* The plotted coordinate of a value: itself, or its log10 on a log axis (NaN for y <= 0). */
+static double map_y(float y, bool lg) {
+    if (!lg) return y;
+    return y > 0.0f ? log10((double)y) : NAN;
+}
+
 static void xml_text(FILE *f, const char *s) {
     for (; s && *s; s++) {
         switch (*s) {
@@ -38,10 +44,11 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
                               const cvn_series *series) {
     if (!path || !chart || n_series < 1 || !series)
         return cvn_set_error(CVN_ERR_ARG, "svg_line_chart: needs a path, a chart and series");
+    bool lg = chart->log_y;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int s = 0; s < n_series; s++)
         for (int i = 0; i < series[s].n; i++) {
-            double x = series[s].x ? series[s].x[i] : i + 1, y = series[s].y[i];
+            double x = series[s].x ? series[s].x[i] : i + 1, y = map_y(series[s].y[i], lg);
             if (!isfinite(x) || !isfinite(y)) continue;
             x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, y), y1 = fmax(y1, y);
         }
@@ -50,9 +57,10 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
                              chart->title ? chart->title : "");
     if (x1 == x0) x0 -= 0.5, x1 += 0.5;
     if (y1 == y0) y0 -= 0.5, y1 += 0.5;
-    double xs = nice_step(x1 - x0, 8), ys = nice_step(y1 - y0, 6);
+    double xs = nice_step(x1 - x0, 8), ys = lg ? 1.0 : nice_step(y1 - y0, 6);
     double xa = floor(x0 / xs) * xs, xb = ceil(x1 / xs) * xs;
     double ya = floor(y0 / ys) * ys, yb = ceil(y1 / ys) * ys;
+    if (lg && yb - ya < 1.0) yb = ya + 1.0;
     int w = chart->width > 0 ? chart->width : 720, h = chart->height > 0 ? chart->height : 420;
     double left = 70, right = w - 180, top = 40, bottom = h - 55;
 #define PX(x) (left + ((x) - xa) / (xb - xa) * (right - left))
@@ -79,11 +87,17 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
                 bottom + 16, lab);
     }
     for (double v = ya; v <= yb + ys * 1e-6; v += ys) { /* y grid and ticks */
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
-                left, PY(v), right, PY(v));
-        tick_label(lab, sizeof lab, v, ys);
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left - 6,
-                PY(v) + 4, lab);
+        /* log axis: a labelled line at each power of ten, light ones at 2 and 5 times it */
+        for (int sub = 0; sub < (lg ? 3 : 1); sub++) {
+            double at = lg ? v + log10((double[]){1, 2, 5}[sub]) : v;
+            if (at > yb + 1e-9) break;
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n",
+                    left, PY(at), right, PY(at), sub ? "#f2f2f2" : "#e5e5e5");
+            if (lg) tick_label(lab, sizeof lab, pow(10.0, at), pow(10.0, floor(at)));
+            else tick_label(lab, sizeof lab, v, ys);
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left - 6,
+                    PY(at) + 4, lab);
+        }
     }
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
                "stroke=\"#333\"/>\n",
@@ -99,7 +113,7 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
         const char *color = palette[s % (int)(sizeof palette / sizeof palette[0])];
         bool open = false;
         for (int i = 0; i < series[s].n; i++) {
-            double x = series[s].x ? series[s].x[i] : i + 1, y = series[s].y[i];
+            double x = series[s].x ? series[s].x[i] : i + 1, y = map_y(series[s].y[i], lg);
             if (!isfinite(x) || !isfinite(y)) { /* a gap */
                 if (open) fputs("\"/>\n", f);
                 open = false;
