@@ -44,13 +44,14 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
                               const cvn_series *series) {
     if (!path || !chart || n_series < 1 || !series)
         return cvn_set_error(CVN_ERR_ARG, "svg_line_chart: needs a path, a chart and series");
-    bool lg = chart->log_y;
+    bool lg = chart->log_y, integral_x = true;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int s = 0; s < n_series; s++)
         for (int i = 0; i < series[s].n; i++) {
             double x = series[s].x ? series[s].x[i] : i + 1, y = map_y(series[s].y[i], lg);
             if (!isfinite(x) || !isfinite(y)) continue;
             x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, y), y1 = fmax(y1, y);
+            integral_x = integral_x && x == floor(x);
         }
     if (!(x0 <= x1))
         return cvn_set_error(CVN_ERR_ARG, "svg_line_chart: \"%s\" has no finite points",
@@ -58,6 +59,7 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
     if (x1 == x0) x0 -= 0.5, x1 += 0.5;
     if (y1 == y0) y0 -= 0.5, y1 += 0.5;
     double xs = nice_step(x1 - x0, 8), ys = lg ? 1.0 : nice_step(y1 - y0, 6);
+    if (integral_x && xs < 1.0) xs = 1.0; /* epochs, iterations: no fractional ticks */
     double xa = floor(x0 / xs) * xs, xb = ceil(x1 / xs) * xs;
     double ya = floor(y0 / ys) * ys, yb = ceil(y1 / ys) * ys;
     if (lg && yb - ya < 1.0) yb = ya + 1.0;
