@@ -18,8 +18,11 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null; then
                  /^#/ { next }
                  ($1 in t) { printf "%-34s libcvnet %8.3f ms  torch %8.3f ms  ratio %5.2f\n", $1, $2 + 0, t[$1], t[$1] / ($2 + 0) }' \
         "$out/torch.txt" "$out/cvn.txt"
+    echo
+    /usr/bin/python3 bench/compare_pytorch.py --threads "$threads" --bin "$build/bench/bench_train_cnn"
 else
     echo "(python3-torch not installed: no PyTorch comparison; scripts/install-deps.sh --peers adds it)"
+    "$build/bench/bench_train_cnn" --threads "$threads"
 fi
 if [ "$cuda" = 1 ]; then
     echo

@@ -1,0 +1,104 @@
+/* The reference CNN on the CPU: training images/s (Adam, batch 64), batch-1 inference latency,
+ * batch-64 inference images/s, and the process's peak resident memory. Inputs are random images of
+ * FashionMNIST's shape (speed does not depend on pixel values). bench/compare_pytorch.py runs this
+ * and the same measurements in PyTorch, and prints the ratios.
+ *   build/bench/bench_train_cnn [--threads N] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cvnet.h"
+
+#define REPS 5
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    int threads = 2;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+    cvn_set_num_threads(threads);
+    cvn_rng r;
+    cvn_rng_seed(&r, 1);
+    cvn_module *net = cvn_reference_cnn(&r);
+    cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
+    cvn_optim *opt = cvn_optim_new(&oc);
+    cvn_optim_add_module(opt, net);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    enum { B = 64, NB = 16 };
+    float *xs = malloc((size_t)NB * B * 784 * sizeof(float));
+    int32_t ys[NB * B];
+    for (int i = 0; i < NB * B * 784; i++) xs[i] = cvn_rng_normal(&r);
+    for (int i = 0; i < NB * B; i++) ys[i] = (int32_t)(cvn_rng_next(&r) % 10);
+    int64_t shape[4] = {B, 1, 28, 28};
+
+    /* training: steps of forward, backward, Adam */
+    double train[REPS];
+    for (int rep = -1; rep < REPS; rep++) { /* rep -1 warms up */
+        int steps = 40;
+        double t0 = now();
+        for (int s = 0; s < steps; s++) {
+            int b = s % NB;
+            cvn_tensor *x = cvn_tape_tensor_f32(t, 4, shape, xs + (size_t)b * B * 784);
+            cvn_tensor *y = cvn_tape_tensor(t, CVN_I32, 1, shape);
+            memcpy(y->data, ys + b * B, sizeof(int32_t) * B);
+            cvn_tensor *loss = cvn_cross_entropy(t, cvn_module_forward(net, t, x), y, 0.0f);
+            if (!loss || cvn_backward(t, loss, NULL)) {
+                fprintf(stderr, "bench_train_cnn: %s\n", cvn_last_error());
+                return 1;
+            }
+            cvn_optim_step(opt);
+            cvn_optim_zero_grad(opt);
+            cvn_tape_reset(t);
+        }
+        if (rep >= 0) train[rep] = steps * B / (now() - t0);
+    }
+    qsort(train, REPS, sizeof(double), cmp);
+
+    /* inference: eval mode, nothing recorded */
+    cvn_module_train(net, false);
+    cvn_tape_set_grad_enabled(t, false);
+    double lat[REPS], thr[REPS];
+    for (int rep = -1; rep < REPS; rep++) {
+        int n1 = 500, n64 = 40;
+        double t0 = now();
+        for (int i = 0; i < n1; i++) {
+            cvn_tensor *x = cvn_tape_tensor_f32(t, 4, (int64_t[]){1, 1, 28, 28}, xs + (i % 64) * 784);
+            cvn_module_forward(net, t, x);
+            cvn_tape_reset(t);
+        }
+        double t1 = now();
+        for (int i = 0; i < n64; i++) {
+            cvn_tensor *x = cvn_tape_tensor_f32(t, 4, shape, xs + (size_t)(i % NB) * B * 784);
+            cvn_module_forward(net, t, x);
+            cvn_tape_reset(t);
+        }
+        double t2 = now();
+        if (rep >= 0) lat[rep] = (t1 - t0) / n1 * 1e3, thr[rep] = n64 * B / (t2 - t1);
+    }
+    qsort(lat, REPS, sizeof(double), cmp);
+    qsort(thr, REPS, sizeof(double), cmp);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("# libcvnet bench_train_cnn: reference CNN, %d threads, SIMD %s, median of %d\n", threads,
+           cvn_simd_name(), REPS);
+    printf("train_images_per_s %.0f\n", train[REPS / 2]);
+    printf("infer_b1_ms %.4f\n", lat[REPS / 2]);
+    printf("infer_b64_images_per_s %.0f\n", thr[REPS / 2]);
+    printf("peak_rss_mb %.1f\n", ru.ru_maxrss / 1024.0);
+    free(xs);
+    cvn_tape_free(t);
+    cvn_optim_free(opt);
+    cvn_module_free(net);
+    return 0;
+}
