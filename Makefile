@@ -97,7 +97,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(TEST_COMMON) -o $@ $(BUILD)/libcvnet.a $(CHECK_LIBS) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libcvnet.a
+$(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcvnet.a $(LDLIBS)
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "cvnet.h"
 #ifdef CVN_WITH_CUDA
 #include "cuda/cuda.h"
@@ -15,15 +16,6 @@
 #define REPS 7
 
 #ifdef CVN_WITH_CUDA
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 typedef void (*bench_fn)(void *);
 static double median_time(bench_fn fn, void *ctx) {
     double t[REPS];
@@ -31,17 +23,16 @@ static double median_time(bench_fn fn, void *ctx) {
     cvn_cuda_synchronize();
     for (int r = 0; r < REPS; r++) {
         int iters = 0;
-        double t0 = now(), el;
+        double t0 = bench_now(), el;
         do {
             fn(ctx);
             cvn_cuda_synchronize();
             iters++;
-            el = now() - t0;
+            el = bench_now() - t0;
         } while (el < 0.05);
         t[r] = el / iters;
     }
-    qsort(t, REPS, sizeof t[0], cmp);
-    return t[REPS / 2];
+    return bench_median(t, REPS);
 }
 
 static cvn_tensor *gpu_rand(int nd, const int64_t *shape, cvn_rng *r, bool grad) {
@@ -105,25 +96,8 @@ static void run_train_step(void *p) {
     cvn_tape_reset(c->t);
 }
 
-static cvn_module *reference_cnn(cvn_rng *r) {
-    cvn_conv2d_params pad1 = {1, 1, 1, 1, 1, 1, 1};
-    cvn_module *m = cvn_sequential_new();
-    cvn_sequential_add(m, cvn_conv2d_new(1, 32, 3, 3, &pad1, true, r));
-    cvn_sequential_add(m, cvn_activation_new(CVN_ACT_RELU, 0));
-    cvn_sequential_add(m, cvn_max_pool2d_new(2, 2, 0));
-    cvn_sequential_add(m, cvn_conv2d_new(32, 64, 3, 3, &pad1, true, r));
-    cvn_sequential_add(m, cvn_activation_new(CVN_ACT_RELU, 0));
-    cvn_sequential_add(m, cvn_max_pool2d_new(2, 2, 0));
-    cvn_sequential_add(m, cvn_flatten_new(1));
-    cvn_sequential_add(m, cvn_linear_new(3136, 128, true, r));
-    cvn_sequential_add(m, cvn_activation_new(CVN_ACT_RELU, 0));
-    cvn_sequential_add(m, cvn_dropout_new(0.25f, 1));
-    cvn_sequential_add(m, cvn_linear_new(128, 10, true, r));
-    return m;
-}
-
 static void bench_training(int batch, cvn_rng *r) {
-    train_ctx c = {cvn_tape_new(CVN_CUDA), reference_cnn(r), NULL, NULL, NULL};
+    train_ctx c = {cvn_tape_new(CVN_CUDA), cvn_reference_cnn(r), NULL, NULL, NULL};
     cvn_module_to(c.net, CVN_CUDA);
     cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
     c.opt = cvn_optim_new(&oc);

@@ -7,21 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "cvnet.h"
 #include "cpu/cpu.h"
 
 #define REPS 7
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef void (*bench_fn)(void *ctx);
 
@@ -31,16 +21,15 @@ static double median_time(bench_fn fn, void *ctx) {
     fn(ctx);
     for (int r = 0; r < REPS; r++) {
         int iters = 0;
-        double t0 = now(), el;
+        double t0 = bench_now(), el;
         do {
             fn(ctx);
             iters++;
-            el = now() - t0;
+            el = bench_now() - t0;
         } while (el < 0.02);
         t[r] = el / iters;
     }
-    qsort(t, REPS, sizeof t[0], cmp);
-    return t[REPS / 2];
+    return bench_median(t, REPS);
 }
 
 static void report(const char *name, double sec, double flops, double bytes) {

@@ -9,19 +9,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "cvnet.h"
 
 #define REPS 5
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     int threads = 2;
@@ -46,7 +37,7 @@ int main(int argc, char **argv) {
     double train[REPS];
     for (int rep = -1; rep < REPS; rep++) { /* rep -1 warms up */
         int steps = 40;
-        double t0 = now();
+        double t0 = bench_now();
         for (int s = 0; s < steps; s++) {
             int b = s % NB;
             cvn_tensor *x = cvn_tape_tensor_f32(t, 4, shape, xs + (size_t)b * B * 784);
@@ -61,9 +52,8 @@ int main(int argc, char **argv) {
             cvn_optim_zero_grad(opt);
             cvn_tape_reset(t);
         }
-        if (rep >= 0) train[rep] = steps * B / (now() - t0);
+        if (rep >= 0) train[rep] = steps * B / (bench_now() - t0);
     }
-    qsort(train, REPS, sizeof(double), cmp);
 
     /* inference: eval mode, nothing recorded */
     cvn_module_train(net, false);
@@ -71,30 +61,29 @@ int main(int argc, char **argv) {
     double lat[REPS], thr[REPS];
     for (int rep = -1; rep < REPS; rep++) {
         int n1 = 500, n64 = 40;
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < n1; i++) {
-            cvn_tensor *x = cvn_tape_tensor_f32(t, 4, (int64_t[]){1, 1, 28, 28}, xs + (i % 64) * 784);
+            cvn_tensor *x =
+                cvn_tape_tensor_f32(t, 4, (int64_t[]){1, 1, 28, 28}, xs + (i % 64) * 784);
             cvn_module_forward(net, t, x);
             cvn_tape_reset(t);
         }
-        double t1 = now();
+        double t1 = bench_now();
         for (int i = 0; i < n64; i++) {
             cvn_tensor *x = cvn_tape_tensor_f32(t, 4, shape, xs + (size_t)(i % NB) * B * 784);
             cvn_module_forward(net, t, x);
             cvn_tape_reset(t);
         }
-        double t2 = now();
+        double t2 = bench_now();
         if (rep >= 0) lat[rep] = (t1 - t0) / n1 * 1e3, thr[rep] = n64 * B / (t2 - t1);
     }
-    qsort(lat, REPS, sizeof(double), cmp);
-    qsort(thr, REPS, sizeof(double), cmp);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("# libcvnet bench_train_cnn: reference CNN, %d threads, SIMD %s, median of %d\n", threads,
-           cvn_simd_name(), REPS);
-    printf("train_images_per_s %.0f\n", train[REPS / 2]);
-    printf("infer_b1_ms %.4f\n", lat[REPS / 2]);
-    printf("infer_b64_images_per_s %.0f\n", thr[REPS / 2]);
+    printf("# libcvnet bench_train_cnn: reference CNN, %d threads, SIMD %s, median of %d\n",
+           threads, cvn_simd_name(), REPS);
+    printf("train_images_per_s %.0f\n", bench_median(train, REPS));
+    printf("infer_b1_ms %.4f\n", bench_median(lat, REPS));
+    printf("infer_b64_images_per_s %.0f\n", bench_median(thr, REPS));
     printf("peak_rss_mb %.1f\n", ru.ru_maxrss / 1024.0);
     free(xs);
     cvn_tape_free(t);

@@ -1,7 +1,7 @@
-/* Assignment 2: the convergence of SGD, Adam, RMSprop and Rprop. The same network from the same seed
- * on the same data is trained with each optimizer; the example writes loss_per_epoch.csv, a chart of
- * the four train-loss curves per epoch and one per iteration (smoothed), and prints a table of final
- * train loss, test accuracy, time and images/s. */
+/* Assignment 2: the convergence of SGD, Adam, RMSprop and Rprop. The same network from the same
+ * seed on the same data is trained with each optimizer; the example writes loss_per_epoch.csv, a
+ * chart of the four train-loss curves per epoch and one per iteration (smoothed), and prints a
+ * table of final train loss, test accuracy, time and images/s. */
 #include <math.h>
 
 #include "example_args.h"
@@ -32,12 +32,19 @@ static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
 }
 
 int main(int argc, char **argv) {
-    example_args a = {.data = "fashion-mnist", .epochs = 3, .batch = 64, .threads = 2,
-                      .limit = 10000, .lr = -1.0f, .seed = 1, .device = CVN_CPU};
-    int rc = example_parse(argc, argv, "optimizers",
-                           "  --lr X overrides every optimizer's default learning rate\n"
-                           "  defaults: SGD lr 0.01 momentum 0.9, Adam 1e-3, RMSprop 1e-3, Rprop 1e-3\n",
-                           &a, NULL, NULL);
+    example_args a = {.data = "fashion-mnist",
+                      .epochs = 3,
+                      .batch = 64,
+                      .threads = 2,
+                      .limit = 10000,
+                      .lr = -1.0f,
+                      .seed = 1,
+                      .device = CVN_CPU};
+    int rc =
+        example_parse(argc, argv, "optimizers",
+                      "  --lr X overrides every optimizer's default learning rate\n"
+                      "  defaults: SGD lr 0.01 momentum 0.9, Adam 1e-3, RMSprop 1e-3, Rprop 1e-3\n",
+                      &a, NULL, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     cvn_set_num_threads(a.threads);
     cvn_dataset *train, *test;
@@ -58,8 +65,8 @@ int main(int argc, char **argv) {
         oc.lr = a.lr > 0 ? a.lr : lrs[k];
         if (kinds[k] == CVN_SGD) oc.momentum = 0.9f;
         cvn_optim *opt = cvn_optim_new(&oc);
-        cvn_loader_config lc = {.batch_size = a.batch, .shuffle = true, .seed = a.seed,
-                                .mean = {MEAN}, .std = {STD}};
+        cvn_loader_config lc = {
+            .batch_size = a.batch, .shuffle = true, .seed = a.seed, .mean = {MEAN}, .std = {STD}};
         cvn_loader *tl = cvn_loader_new(train, &lc); /* same seed: the same batches */
         lc.shuffle = false, lc.batch_size = 256;
         cvn_loader *vl = cvn_loader_new(test, &lc);
@@ -69,8 +76,11 @@ int main(int argc, char **argv) {
             return 1;
         }
         printf("== %s (lr %g)\n", names[k], (double)oc.lr);
-        cvn_fit_config fc = {.epochs = a.epochs, .progress = -1, .on_batch = on_batch,
-                             .on_epoch = on_epoch, .ctx = &curves[k]};
+        cvn_fit_config fc = {.epochs = a.epochs,
+                             .progress = -1,
+                             .on_batch = on_batch,
+                             .on_epoch = on_epoch,
+                             .ctx = &curves[k]};
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         if (cvn_fit(net, opt, t, tl, vl, &fc, &last[k])) {
@@ -108,8 +118,12 @@ int main(int argc, char **argv) {
     char svg1[700], svg2[700];
     snprintf(svg1, sizeof svg1, "%s/loss_per_epoch.svg", a.out);
     snprintf(svg2, sizeof svg2, "%s/loss_per_iteration.svg", a.out);
-    cvn_chart c1 = {"Train loss per epoch (reference CNN, FashionMNIST)", "epoch",
-                    "train loss (log scale)", 0, 0, true};
+    cvn_chart c1 = {"Train loss per epoch (reference CNN, FashionMNIST)",
+                    "epoch",
+                    "train loss (log scale)",
+                    0,
+                    0,
+                    true};
     if (cvn_svg_line_chart(svg1, &c1, N_OPT, s))
         return fprintf(stderr, "optimizers: %s\n", cvn_last_error()), 1;
     for (int k = 0; k < N_OPT; k++) {
@@ -123,8 +137,12 @@ int main(int argc, char **argv) {
         }
         s[k] = (cvn_series){names[k], (int)n, NULL, smooth[k]};
     }
-    cvn_chart c2 = {"Train loss per iteration (moving average of 50 batches)", "iteration",
-                    "train loss (log scale)", 0, 0, true};
+    cvn_chart c2 = {"Train loss per iteration (moving average of 50 batches)",
+                    "iteration",
+                    "train loss (log scale)",
+                    0,
+                    0,
+                    true};
     if (cvn_svg_line_chart(svg2, &c2, N_OPT, s))
         return fprintf(stderr, "optimizers: %s\n", cvn_last_error()), 1;
 

@@ -7,8 +7,14 @@
 #define STD 0.3530f
 
 int main(int argc, char **argv) {
-    example_args a = {.data = "fashion-mnist", .epochs = 1, .batch = 64, .threads = 2,
-                      .limit = 12000, .lr = 1e-3f, .seed = 1, .device = CVN_CPU};
+    example_args a = {.data = "fashion-mnist",
+                      .epochs = 1,
+                      .batch = 64,
+                      .threads = 2,
+                      .limit = 12000,
+                      .lr = 1e-3f,
+                      .seed = 1,
+                      .device = CVN_CPU};
     int rc = example_parse(argc, argv, "quickstart", NULL, &a, NULL, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     cvn_set_num_threads(a.threads);
@@ -26,8 +32,8 @@ int main(int argc, char **argv) {
     cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
     oc.lr = a.lr;
     cvn_optim *opt = cvn_optim_new(&oc);
-    cvn_loader_config lc = {.batch_size = a.batch, .shuffle = true, .seed = a.seed,
-                            .mean = {MEAN}, .std = {STD}};
+    cvn_loader_config lc = {
+        .batch_size = a.batch, .shuffle = true, .seed = a.seed, .mean = {MEAN}, .std = {STD}};
     cvn_loader *tl = cvn_loader_new(train, &lc);
     lc.shuffle = false, lc.batch_size = 256;
     cvn_loader *vl = cvn_loader_new(test, &lc);

@@ -141,7 +141,8 @@ cvn_status cvn_tensor_fill(cvn_tensor *t, float value);
 /* Fills an f32 tensor with uniform values in [lo, hi), or normal values. */
 cvn_status cvn_tensor_uniform(cvn_tensor *t, cvn_rng *r, float lo, float hi);
 cvn_status cvn_tensor_normal(cvn_tensor *t, cvn_rng *r, float mean, float std);
-/* Copies the values of src into dst (same dtype and element count, both contiguous; any devices). */
+/* Copies the values of src into dst (same dtype and element count, both contiguous; any devices).
+ */
 cvn_status cvn_tensor_copy(cvn_tensor *dst, const cvn_tensor *src);
 /* Typed access to contiguous CPU data; NULL (with an error) on a dtype mismatch. */
 float *cvn_tensor_f32(const cvn_tensor *t);
@@ -287,15 +288,15 @@ typedef enum { CVN_SGD, CVN_ADAM, CVN_ADAMW, CVN_RMSPROP, CVN_RPROP } cvn_optimi
 typedef struct {
     cvn_optimizer kind;
     float lr;
-    float weight_decay;          /* L2 term added to the gradient; AdamW: decoupled decay; not Rprop */
-    float momentum, dampening;   /* SGD; RMSprop uses momentum too */
-    bool nesterov;               /* SGD */
-    float beta1, beta2, eps;     /* Adam, AdamW; RMSprop uses eps */
-    bool amsgrad;                /* Adam, AdamW */
-    float alpha;                 /* RMSprop smoothing constant */
-    bool centered;               /* RMSprop */
-    float eta_minus, eta_plus;   /* Rprop step-size factors */
-    float step_min, step_max;    /* Rprop step-size bounds */
+    float weight_decay; /* L2 term added to the gradient; AdamW: decoupled decay; not Rprop */
+    float momentum, dampening; /* SGD; RMSprop uses momentum too */
+    bool nesterov;             /* SGD */
+    float beta1, beta2, eps;   /* Adam, AdamW; RMSprop uses eps */
+    bool amsgrad;              /* Adam, AdamW */
+    float alpha;               /* RMSprop smoothing constant */
+    bool centered;             /* RMSprop */
+    float eta_minus, eta_plus; /* Rprop step-size factors */
+    float step_min, step_max;  /* Rprop step-size bounds */
 } cvn_optim_config;
 
 typedef struct cvn_optim cvn_optim;
@@ -354,18 +355,18 @@ typedef enum {
 #define CVN_MAX_MILESTONES 16
 typedef struct {
     cvn_schedule_kind kind;
-    float gamma;                          /* step, multistep, exponential */
-    int step_size;                        /* step */
-    int milestones[CVN_MAX_MILESTONES];   /* multistep, increasing */
+    float gamma;                        /* step, multistep, exponential */
+    int step_size;                      /* step */
+    int milestones[CVN_MAX_MILESTONES]; /* multistep, increasing */
     int n_milestones;
-    int t_max;                            /* cosine */
-    float eta_min;                        /* cosine */
-    float max_lr;                         /* onecycle */
-    int total_steps;                      /* onecycle */
+    int t_max;                                     /* cosine */
+    float eta_min;                                 /* cosine */
+    float max_lr;                                  /* onecycle */
+    int total_steps;                               /* onecycle */
     float pct_start, div_factor, final_div_factor; /* onecycle: 0.3, 25, 1e4 in PyTorch */
-    bool maximize;                        /* plateau: the metric should rise */
-    float factor, threshold, min_lr;      /* plateau: 0.1, 1e-4 (relative), 0 */
-    int patience, cooldown;               /* plateau: 10, 0 */
+    bool maximize;                                 /* plateau: the metric should rise */
+    float factor, threshold, min_lr;               /* plateau: 0.1, 1e-4 (relative), 0 */
+    int patience, cooldown;                        /* plateau: 10, 0 */
 } cvn_schedule_config;
 
 typedef struct cvn_scheduler cvn_scheduler;
@@ -421,8 +422,8 @@ typedef struct cvn_loader cvn_loader;
 cvn_loader *cvn_loader_new(const cvn_dataset *ds, const cvn_loader_config *config);
 void cvn_loader_free(cvn_loader *l);
 /* The next batch as tape tensors on the tape's device (x f32 [B, C, H, W], y i32 [B]). Returns
- * false at the end of an epoch (with *x = *y = NULL) and starts the next one, reshuffled; false with
- * an error set on failure. */
+ * false at the end of an epoch (with *x = *y = NULL) and starts the next one, reshuffled; false
+ * with an error set on failure. */
 bool cvn_loader_next(cvn_loader *l, cvn_tape *t, cvn_tensor **x, cvn_tensor **y);
 int64_t cvn_loader_num_batches(const cvn_loader *l);
 int cvn_loader_epoch(const cvn_loader *l);
@@ -534,27 +535,28 @@ cvn_status cvn_evaluate(cvn_module *model, cvn_tape *t, cvn_loader *loader, floa
 /* One epoch's figures, as cvn_fit reports them. */
 typedef struct {
     int epoch;
-    float train_loss, test_loss, test_accuracy; /* accuracy in [0, 1]; test_* NaN without a test loader */
+    float train_loss, test_loss,
+        test_accuracy; /* accuracy in [0, 1]; test_* NaN without a test loader */
     float images_per_s, seconds, lr;
 } cvn_epoch_stats;
 
 typedef struct {
     int epochs;
     float label_smoothing;
-    float clip_grad_norm;         /* 0: no clipping */
-    cvn_scheduler *scheduler;     /* optional; stepped per epoch (per batch when per_batch) */
+    float clip_grad_norm;     /* 0: no clipping */
+    cvn_scheduler *scheduler; /* optional; stepped per epoch (per batch when per_batch) */
     bool scheduler_per_batch;
-    const char *csv_path;         /* optional: one row per epoch, written atomically at each epoch */
-    int progress;                 /* -1 auto (bar on a terminal), 0 off, 1 plain lines */
+    const char *csv_path; /* optional: one row per epoch, written atomically at each epoch */
+    int progress;         /* -1 auto (bar on a terminal), 0 off, 1 plain lines */
     /* optional: called after every batch with its loss, and after every epoch */
     void (*on_batch)(void *ctx, int64_t iteration, float loss);
     void (*on_epoch)(void *ctx, const cvn_epoch_stats *stats);
     void *ctx;
 } cvn_fit_config;
 
-/* Trains a classifier with cross-entropy for config->epochs passes of train (the tape is reset after
- * every step), evaluating on test (may be NULL) after each epoch. stats_out (may be NULL) receives
- * the last epoch's figures. */
+/* Trains a classifier with cross-entropy for config->epochs passes of train (the tape is reset
+ * after every step), evaluating on test (may be NULL) after each epoch. stats_out (may be NULL)
+ * receives the last epoch's figures. */
 cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *train,
                    cvn_loader *test, const cvn_fit_config *config, cvn_epoch_stats *stats_out);
 

@@ -113,12 +113,12 @@ START_TEST(test_large_conv_matches_cpu) {
         const float *a = yh->data, *b = yc->data, *ga = gh->data, *gb = w->grad->data;
         for (int64_t i = 0; i < cvn_numel(yh); i++)
             ck_assert_msg(fabsf(a[i] - b[i]) <= GPU_RTOL * (fabsf(b[i]) + 1e-2f),
-                          "y[%lld] %s: gpu %g cpu %g", (long long)i, paths[path],
-                          (double)a[i], (double)b[i]);
+                          "y[%lld] %s: gpu %g cpu %g", (long long)i, paths[path], (double)a[i],
+                          (double)b[i]);
         for (int64_t i = 0; i < cvn_numel(gh); i++)
             ck_assert_msg(fabsf(ga[i] - gb[i]) <= GPU_RTOL * (fabsf(gb[i]) + 1.0f),
-                          "dw[%lld] %s: gpu %g cpu %g", (long long)i, paths[path],
-                          (double)ga[i], (double)gb[i]);
+                          "dw[%lld] %s: gpu %g cpu %g", (long long)i, paths[path], (double)ga[i],
+                          (double)gb[i]);
         cvn_tensor_free(yh), cvn_tensor_free(gh), cvn_tensor_free(xg), cvn_tensor_free(wg);
         cvn_tape_free(tg);
     }
@@ -241,8 +241,9 @@ int main(void) {
     } else {
         cvn_tape_free(probe);
 #ifdef CVN_WITH_CUDA
-        printf("test_cuda: cuDNN %s\n", cvn_cuda_has_cudnn() ? "started" : "did not start: "
-                                                                "its path falls back to im2col");
+        printf("test_cuda: cuDNN %s\n", cvn_cuda_has_cudnn() ? "started"
+                                                             : "did not start: "
+                                                               "its path falls back to im2col");
 #endif
         tcase_add_loop_test(tc, test_ops_cudnn, 0, N_CASES);
         tcase_add_loop_test(tc, test_ops_im2col_cublas, 0, N_CASES);

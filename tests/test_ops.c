@@ -6,7 +6,6 @@
 
 #include "op_cases.h"
 
-
 /* Forward and backward against PyTorch. */
 START_TEST(test_against_pytorch) {
     const op_case *c = &cases[_i];

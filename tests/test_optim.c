@@ -78,8 +78,8 @@ START_TEST(test_bad_config) {
     c = cvn_optim_defaults(CVN_SGD);
     c.lr = -1.0f;
     ck_assert_ptr_null(cvn_optim_new(&c));
-    cvn_optim *o = cvn_optim_new(&(cvn_optim_config){.kind = CVN_SGD, .lr = 0.1f, .eta_minus = 0.5f,
-                                                      .eta_plus = 1.2f});
+    cvn_optim *o = cvn_optim_new(
+        &(cvn_optim_config){.kind = CVN_SGD, .lr = 0.1f, .eta_minus = 0.5f, .eta_plus = 1.2f});
     ck_assert_ptr_nonnull(o);
     ck_assert_int_eq(cvn_optim_step(o), CVN_ERR_STATE); /* no parameters */
     cvn_tensor *u8 = cvn_tensor_new(CVN_U8, 1, (int64_t[]){3});
@@ -91,21 +91,30 @@ START_TEST(test_bad_config) {
 END_TEST
 
 /* Schedules: the lr of two groups over 29 steps, against torch.optim.lr_scheduler. */
-static const char *const sched_names[] = {"step", "multistep", "exponential", "cosine", "onecycle",
-                                          "plateau"};
+static const char *const sched_names[] = {"step",   "multistep", "exponential",
+                                          "cosine", "onecycle",  "plateau"};
 
 START_TEST(test_schedule) {
     cvn_schedule_config c = cvn_schedule_defaults((cvn_schedule_kind)_i);
     switch (_i) {
-    case CVN_SCHED_STEP: c.step_size = 3, c.gamma = 0.5f; break;
+    case CVN_SCHED_STEP:
+        c.step_size = 3, c.gamma = 0.5f;
+        break;
     case CVN_SCHED_MULTISTEP:
         c.gamma = 0.3f, c.n_milestones = 4;
         memcpy(c.milestones, (int[]){2, 5, 5, 11}, 4 * sizeof(int));
         break;
-    case CVN_SCHED_EXPONENTIAL: c.gamma = 0.9f; break;
-    case CVN_SCHED_COSINE: c.t_max = 10, c.eta_min = 0.001f; break;
-    case CVN_SCHED_ONECYCLE: c.max_lr = 0.2f, c.total_steps = 30; break;
-    default: c.factor = 0.5f, c.patience = 2, c.cooldown = 1, c.min_lr = 0.004f;
+    case CVN_SCHED_EXPONENTIAL:
+        c.gamma = 0.9f;
+        break;
+    case CVN_SCHED_COSINE:
+        c.t_max = 10, c.eta_min = 0.001f;
+        break;
+    case CVN_SCHED_ONECYCLE:
+        c.max_lr = 0.2f, c.total_steps = 30;
+        break;
+    default:
+        c.factor = 0.5f, c.patience = 2, c.cooldown = 1, c.min_lr = 0.004f;
     }
     cvn_tensor *q = cvn_tensor_new(CVN_F32, 1, (int64_t[]){3});
     cvn_tensor *r = cvn_tensor_new(CVN_F32, 1, (int64_t[]){3});
@@ -144,8 +153,8 @@ START_TEST(test_clipping) {
         float *g1 = cvn_tensor_grad(p1)->data, *g2 = cvn_tensor_grad(p2)->data;
         for (int i = 0; i < 37; i++) g1[i] = 3 * noise->v[i];
         for (int i = 0; i < 5; i++) g2[i] = 3 * noise->v[37 + i];
-        cvn_optim *o = cvn_optim_new(&(cvn_optim_config){.kind = CVN_SGD, .lr = 0.1f,
-                                                         .eta_minus = 0.5f, .eta_plus = 1.2f});
+        cvn_optim *o = cvn_optim_new(
+            &(cvn_optim_config){.kind = CVN_SGD, .lr = 0.1f, .eta_minus = 0.5f, .eta_plus = 1.2f});
         cvn_optim_add_group(o, 2, (cvn_tensor *[]){p1, p2}, -1, -1);
         if (mode == 0) {
             float total;

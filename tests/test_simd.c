@@ -169,8 +169,17 @@ END_TEST
 
 START_TEST(test_pool_dropout_agree) {
     const cvn_backend *ref = cvn_cpu_backend_variant("scalar");
-    cvn_window w = {.c = 1, .h = 13, .w = 9, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1,
-                    .dh = 1, .dw = 1};
+    cvn_window w = {.c = 1,
+                    .h = 13,
+                    .w = 9,
+                    .kh = 3,
+                    .kw = 3,
+                    .sh = 2,
+                    .sw = 2,
+                    .ph = 1,
+                    .pw = 1,
+                    .dh = 1,
+                    .dw = 1};
     w.oh = (w.h + 2 - 3) / 2 + 1;
     w.ow = (w.w + 2 - 3) / 2 + 1;
     int64_t planes = 5, in_n = planes * w.h * w.w, out_n = planes * w.oh * w.ow;

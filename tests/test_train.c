@@ -16,8 +16,8 @@ static void write_set(const char *img, const char *lab, int n, uint64_t seed) {
     cvn_rng r;
     cvn_rng_seed(&r, seed);
     FILE *fi = fopen(img, "wb"), *fl = fopen(lab, "wb");
-    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n,
-                            0, 0, 0, 8, 0, 0, 0, 8};
+    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(n >> 8), (unsigned char)n, 0, 0,
+                            0, 8, 0, 0, 0, 8};
     unsigned char hl[8] = {0, 0, 8, 1, 0, 0, (unsigned char)(n >> 8), (unsigned char)n};
     fwrite(hi, 1, 16, fi);
     fwrite(hl, 1, 8, fl);
@@ -39,7 +39,9 @@ static void *count_malloc(size_t n, void *ctx) {
     n_mallocs++;
     return malloc(n);
 }
-static void count_free(void *p, void *ctx) { free(p); }
+static void count_free(void *p, void *ctx) {
+    free(p);
+}
 
 typedef struct {
     long mallocs[11];
@@ -75,26 +77,29 @@ START_TEST(test_fit_learns_and_stays_flat) {
     cvn_rng r;
     cvn_rng_seed(&r, 3);
     cvn_module *net = cvn_sequential_new();
-    cvn_sequential_add(net, cvn_conv2d_new(1, 4, 3, 3, &(cvn_conv2d_params){1, 1, 1, 1, 1, 1, 1},
-                                           true, &r));
+    cvn_sequential_add(
+        net, cvn_conv2d_new(1, 4, 3, 3, &(cvn_conv2d_params){1, 1, 1, 1, 1, 1, 1}, true, &r));
     cvn_sequential_add(net, cvn_batchnorm2d_new(4, 0.1f, 1e-5f));
     cvn_sequential_add(net, cvn_activation_new(CVN_ACT_RELU, 0));
     cvn_sequential_add(net, cvn_max_pool2d_new(2, 2, 0));
     cvn_sequential_add(net, cvn_flatten_new(1));
     cvn_sequential_add(net, cvn_dropout_new(0.1f, 5));
     cvn_sequential_add(net, cvn_linear_new(64, 2, true, &r));
-    cvn_optim *opt = cvn_optim_new(&(cvn_optim_config){.kind = CVN_ADAM, .lr = 1e-2f,
-                                                       .beta1 = 0.9f, .beta2 = 0.999f,
-                                                       .eps = 1e-8f, .eta_minus = 0.5f,
+    cvn_optim *opt = cvn_optim_new(&(cvn_optim_config){.kind = CVN_ADAM,
+                                                       .lr = 1e-2f,
+                                                       .beta1 = 0.9f,
+                                                       .beta2 = 0.999f,
+                                                       .eps = 1e-8f,
+                                                       .eta_minus = 0.5f,
                                                        .eta_plus = 1.2f});
     ck_assert_int_eq(cvn_optim_add_module(opt, net), 0);
-    cvn_loader_config lc = {.batch_size = 16, .shuffle = true, .seed = 9, .mean = {0.5f},
-                            .std = {0.25f}};
+    cvn_loader_config lc = {
+        .batch_size = 16, .shuffle = true, .seed = 9, .mean = {0.5f}, .std = {0.25f}};
     cvn_loader *tl = cvn_loader_new(train, &lc), *vl = cvn_loader_new(test, &lc);
     cvn_tape *t = cvn_tape_new(CVN_CPU);
     epoch_log log = {{0}, {0}};
-    cvn_fit_config fc = {.epochs = 10, .csv_path = csv, .progress = 0, .on_epoch = on_epoch,
-                         .ctx = &log};
+    cvn_fit_config fc = {
+        .epochs = 10, .csv_path = csv, .progress = 0, .on_epoch = on_epoch, .ctx = &log};
     cvn_epoch_stats last;
     CK_OK(cvn_fit(net, opt, t, tl, vl, &fc, &last));
     cvn_set_allocator(NULL);
@@ -103,8 +108,8 @@ START_TEST(test_fit_learns_and_stays_flat) {
     for (int e = 3; e <= 10; e++) {
         ck_assert_msg(log.mallocs[e] == log.mallocs[2], "epoch %d made %ld heap allocations", e,
                       log.mallocs[e] - log.mallocs[2]);
-        ck_assert_msg(log.rss_kb[e] - log.rss_kb[2] < 1024, "resident memory grew %ld KiB by epoch %d",
-                      log.rss_kb[e] - log.rss_kb[2], e);
+        ck_assert_msg(log.rss_kb[e] - log.rss_kb[2] < 1024,
+                      "resident memory grew %ld KiB by epoch %d", log.rss_kb[e] - log.rss_kb[2], e);
     }
     /* the CSV: a header and ten rows */
     FILE *f = fopen(csv, "r");
@@ -135,6 +140,7 @@ int main(void) {
     int failed = run_suite(s);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {}
+    if (system(cmd)) {
+    }
     return failed ? 1 : 0;
 }

@@ -116,5 +116,9 @@ static int run(Suite *s, bool fork) {
     return failed;
 }
 
-int run_suite(Suite *s) { return run(s, true); }
-int run_suite_nofork(Suite *s) { return run(s, false); }
+int run_suite(Suite *s) {
+    return run(s, true);
+}
+int run_suite_nofork(Suite *s) {
+    return run(s, false);
+}

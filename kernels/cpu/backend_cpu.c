@@ -64,4 +64,3 @@ const cvn_backend *cvn_backend_cpu(void) {
 const char *cvn_simd_name(void) {
     return cvn_backend_cpu()->name + 4;
 }
-

@@ -888,7 +888,8 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
         case CVN_UPD_SGD: {
             gv += p->weight_decay * wv;
             if (p->momentum != 0.0f) {
-                vf buf = p->first ? gv : p->momentum * vload(s0 + i, m) + (1.0f - p->dampening) * gv;
+                vf buf =
+                    p->first ? gv : p->momentum * vload(s0 + i, m) + (1.0f - p->dampening) * gv;
                 vstore(s0 + i, buf, m);
                 gv = p->nesterov ? gv + p->momentum * buf : buf;
             }
@@ -897,8 +898,10 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
         }
         case CVN_UPD_ADAM:
         case CVN_UPD_ADAMW: {
-            if (p->kind == CVN_UPD_ADAMW) wv *= 1.0f - p->lr * p->weight_decay;
-            else gv += p->weight_decay * wv;
+            if (p->kind == CVN_UPD_ADAMW)
+                wv *= 1.0f - p->lr * p->weight_decay;
+            else
+                gv += p->weight_decay * wv;
             vf mv = p->beta1 * vload(s0 + i, m) + (1.0f - p->beta1) * gv;
             vf vv = p->beta2 * vload(s1 + i, m) + (1.0f - p->beta2) * gv * gv;
             vstore(s0 + i, mv, m);
@@ -937,7 +940,8 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
         default: { /* Rprop: s0 previous gradient, s1 step size */
             vf prev = vload(s0 + i, m), step = vload(s1 + i, m), prod = gv * prev;
             vf zero = vset(0.0f), one = vset(1.0f);
-            vf factor = vsel(prod > 0.0f, vset(p->eta_plus), vsel(prod < 0.0f, vset(p->eta_minus), one));
+            vf factor =
+                vsel(prod > 0.0f, vset(p->eta_plus), vsel(prod < 0.0f, vset(p->eta_minus), one));
             step = vmin(vmax(step * factor, vset(p->step_min)), vset(p->step_max));
             gv = vsel(prod < 0.0f, zero, gv);
             vf sign = vsel(gv > 0.0f, one, vsel(gv < 0.0f, -one, zero));
@@ -950,23 +954,8 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
     }
 }
 
-static double k_sum(int64_t n, const float *x) {
-    double total = 0;
-#pragma omp parallel for if (n > PAR_MIN) reduction(+ : total) schedule(static)
-    for (int64_t i = 0; i < n; i += 1024) {
-        vf acc = vset(0.0f);
-        int64_t end = i + 1024 < n ? i + 1024 : n;
-        for (int64_t j = i; j < end; j += VW) {
-            int64_t m = end - j;
-            vf v = vload(x + j, m);
-            acc += v;
-        }
-        total += hsum(acc);
-    }
-    return total;
-}
-
-static double k_sum_sq(int64_t n, const float *x) {
+/* Sum of x or of its squares, in blocks of 1024 accumulated in double. */
+static double sum_blocks(int64_t n, const float *x, bool squares) {
     double total = 0;
 #pragma omp parallel for if (n > PAR_MIN) reduction(+ : total) schedule(static)
     for (int64_t i = 0; i < n; i += 1024) {
@@ -974,11 +963,18 @@ static double k_sum_sq(int64_t n, const float *x) {
         int64_t end = i + 1024 < n ? i + 1024 : n;
         for (int64_t j = i; j < end; j += VW) {
             vf v = vload(x + j, end - j);
-            acc += v * v;
+            acc += squares ? v * v : v;
         }
         total += hsum(acc);
     }
     return total;
+}
+
+static double k_sum(int64_t n, const float *x) {
+    return sum_blocks(n, x, false);
+}
+static double k_sum_sq(int64_t n, const float *x) {
+    return sum_blocks(n, x, true);
 }
 
 static void k_clamp(int64_t n, float *x, float lo, float hi) {

@@ -21,6 +21,12 @@ void *cvn_calloc(size_t n, size_t size);
 void cvn_free(void *p);
 char *cvn_strdup(const char *s);
 
+/* ---- atomic files: begin opens "<path>.tmp" (tmp receives its name), commit flushes, fsyncs,
+ * closes and renames it over path, removing it on any failure. */
+#include <stdio.h>
+FILE *cvn_file_begin(const char *path, char *tmp, size_t tmp_size);
+cvn_status cvn_file_commit(FILE *f, const char *tmp, const char *path);
+
 /* ---- arena: a bump allocator over chunks from one backend. Reset is O(1); when a step needed
  * more than one chunk, reset merges them into one chunk of the total size, so the next step of
  * the same shape allocates nothing. */

@@ -71,8 +71,7 @@ static bool valid_shape(const char *what, int ndim, const int64_t *shape) {
     return true;
 }
 
-cvn_tensor *cvn_tensor_new_on(cvn_dtype dtype, int ndim, const int64_t *shape,
-                              cvn_device device) {
+cvn_tensor *cvn_tensor_new_on(cvn_dtype dtype, int ndim, const int64_t *shape, cvn_device device) {
     if ((unsigned)dtype > CVN_I32) {
         cvn_set_error(CVN_ERR_DTYPE, "tensor_new: unknown dtype %d", (int)dtype);
         return NULL;
@@ -102,10 +101,14 @@ cvn_tensor *cvn_tensor_new(cvn_dtype dtype, int ndim, const int64_t *shape) {
 
 /* Copies bytes between two buffers on any pair of devices. */
 static void copy_between(void *dst, cvn_device dd, const void *src, cvn_device sd, size_t bytes) {
-    if (dd == CVN_CPU && sd == CVN_CPU) cvn_backend_cpu()->copy(dst, src, bytes);
-    else if (sd == CVN_CPU) cvn_backend_get(dd)->upload(dst, src, bytes);
-    else if (dd == CVN_CPU) cvn_backend_get(sd)->download(dst, src, bytes);
-    else cvn_backend_get(dd)->copy(dst, src, bytes);
+    if (dd == CVN_CPU && sd == CVN_CPU)
+        cvn_backend_cpu()->copy(dst, src, bytes);
+    else if (sd == CVN_CPU)
+        cvn_backend_get(dd)->upload(dst, src, bytes);
+    else if (dd == CVN_CPU)
+        cvn_backend_get(sd)->download(dst, src, bytes);
+    else
+        cvn_backend_get(dd)->copy(dst, src, bytes);
 }
 
 cvn_tensor *cvn_tensor_to(const cvn_tensor *t, cvn_device device) {
@@ -119,14 +122,16 @@ cvn_tensor *cvn_tensor_to(const cvn_tensor *t, cvn_device device) {
     }
     cvn_tensor *d = cvn_tensor_new_on(t->dtype, t->ndim, t->shape, device);
     if (!d) return NULL;
-    copy_between(d->data, device, t->data, t->device, (size_t)cvn_numel(t) * cvn_dtype_size(t->dtype));
+    copy_between(d->data, device, t->data, t->device,
+                 (size_t)cvn_numel(t) * cvn_dtype_size(t->dtype));
     d->requires_grad = t->requires_grad;
     return d;
 }
 
 cvn_status cvn_tensor_move(cvn_tensor *t, cvn_device device) {
     if (!t || !(t->flags & CVN_TF_HEAP) || (t->flags & CVN_TF_VIEW))
-        return cvn_set_error(CVN_ERR_ARG, "tensor_move: only heap tensors that own their data move");
+        return cvn_set_error(CVN_ERR_ARG,
+                             "tensor_move: only heap tensors that own their data move");
     if (t->device == device) return CVN_OK;
     cvn_tensor *d = cvn_tensor_to(t, device);
     if (!d) return cvn_last_status();
@@ -196,8 +201,8 @@ cvn_tensor *cvn_tensor_grad(cvn_tensor *t) {
 
 void cvn_tensor_zero_grad(cvn_tensor *t) {
     if (t && t->grad)
-        cvn_backend_get(t->grad->device)->zero(t->grad->data,
-                                               (size_t)cvn_numel(t->grad) * sizeof(float));
+        cvn_backend_get(t->grad->device)
+            ->zero(t->grad->data, (size_t)cvn_numel(t->grad) * sizeof(float));
 }
 
 float *cvn_tensor_f32(const cvn_tensor *t) {

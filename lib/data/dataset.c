@@ -87,8 +87,8 @@ fail:
     return NULL;
 }
 
-static const char *const fashion_classes[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                "Coat",        "Sandal",  "Shirt",    "Sneaker",
+static const char *const fashion_classes[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                 "Bag",         "Ankle boot"};
 
 cvn_dataset *cvn_dataset_fashion_mnist(const char *dir, bool train) {
@@ -122,8 +122,12 @@ cvn_dataset *cvn_dataset_fashion_mnist(const char *dir, bool train) {
     return ds;
 }
 
-int64_t cvn_dataset_len(const cvn_dataset *ds) { return ds ? ds->n : 0; }
-int cvn_dataset_num_classes(const cvn_dataset *ds) { return ds ? ds->n_classes : 0; }
+int64_t cvn_dataset_len(const cvn_dataset *ds) {
+    return ds ? ds->n : 0;
+}
+int cvn_dataset_num_classes(const cvn_dataset *ds) {
+    return ds ? ds->n_classes : 0;
+}
 const char *cvn_dataset_class_name(const cvn_dataset *ds, int label) {
     if (!ds || label < 0 || label >= ds->n_classes) return "";
     return ds->class_names[label];
@@ -140,18 +144,22 @@ cvn_status cvn_dataset_limit(cvn_dataset *ds, int64_t n) {
     ds->n = n;
     return CVN_OK;
 }
-const cvn_tensor *cvn_dataset_images(const cvn_dataset *ds) { return ds ? ds->images : NULL; }
-const cvn_tensor *cvn_dataset_labels(const cvn_dataset *ds) { return ds ? ds->labels : NULL; }
+const cvn_tensor *cvn_dataset_images(const cvn_dataset *ds) {
+    return ds ? ds->images : NULL;
+}
+const cvn_tensor *cvn_dataset_labels(const cvn_dataset *ds) {
+    return ds ? ds->labels : NULL;
+}
 
 /* ------------------------------------------------------------------ loader */
 
 struct cvn_loader {
     const cvn_dataset *ds;
     cvn_loader_config cfg;
-    int32_t *order;  /* sample indices of this epoch */
-    float *host_x;   /* one batch, converted on the host */
+    int32_t *order; /* sample indices of this epoch */
+    float *host_x;  /* one batch, converted on the host */
     int32_t *host_y;
-    int64_t pos;     /* next position in order */
+    int64_t pos; /* next position in order */
     int epoch;
     float scale[3], shift[3]; /* pixel * scale + shift per channel */
 };
@@ -215,7 +223,9 @@ int64_t cvn_loader_num_batches(const cvn_loader *l) {
     return l->cfg.drop_last ? n / b : (n + b - 1) / b;
 }
 
-int cvn_loader_epoch(const cvn_loader *l) { return l ? l->epoch : 0; }
+int cvn_loader_epoch(const cvn_loader *l) {
+    return l ? l->epoch : 0;
+}
 
 bool cvn_loader_next(cvn_loader *l, cvn_tape *t, cvn_tensor **x, cvn_tensor **y) {
     if (x) *x = NULL;

@@ -34,8 +34,10 @@ static int64_t count_correct(const cvn_tensor *logits, const cvn_tensor *y) {
                 if (row[j] > best_v || (j0 + j == 0)) best_v = row[j], best = j0 + j;
         }
         int32_t label;
-        if (y->device != CVN_CPU) be->download(&label, (const int32_t *)y->data + i, sizeof label);
-        else label = ((const int32_t *)y->data)[i];
+        if (y->device != CVN_CPU)
+            be->download(&label, (const int32_t *)y->data + i, sizeof label);
+        else
+            label = ((const int32_t *)y->data)[i];
         correct += best == label;
     }
     return correct;
@@ -94,21 +96,14 @@ static void progress_bar(int epoch, int epochs, int64_t batch, int64_t batches, 
 
 static cvn_status write_csv(const char *path, const cvn_epoch_stats *rows, int n) {
     char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cvn_set_error(CVN_ERR_IO, "%s: cannot write", tmp);
+    FILE *f = cvn_file_begin(path, tmp, sizeof tmp);
+    if (!f) return CVN_ERR_IO;
     fprintf(f, "epoch,train_loss,test_loss,test_accuracy,images_per_s,seconds,lr\n");
     for (int i = 0; i < n; i++)
         fprintf(f, "%d,%.6f,%.6f,%.6f,%.1f,%.3f,%.6g\n", rows[i].epoch, rows[i].train_loss,
                 rows[i].test_loss, rows[i].test_accuracy, rows[i].images_per_s, rows[i].seconds,
                 rows[i].lr);
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return cvn_set_error(CVN_ERR_IO, "%s: write failed", path);
-    }
-    return CVN_OK;
+    return cvn_file_commit(f, tmp, path);
 }
 
 cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *train,
@@ -129,8 +124,8 @@ cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *t
         cvn_tensor *x, *y;
         cvn_tape_reset(t);
         while (cvn_loader_next(train, t, &x, &y)) {
-            cvn_tensor *loss = cvn_cross_entropy(t, cvn_module_forward(model, t, x), y,
-                                                 config->label_smoothing);
+            cvn_tensor *loss =
+                cvn_cross_entropy(t, cvn_module_forward(model, t, x), y, config->label_smoothing);
             if (!loss || (st = cvn_backward(t, loss, NULL))) {
                 if (!st) st = cvn_last_status();
                 break;

@@ -19,9 +19,21 @@ cvn_conv2d_params cvn_conv2d_defaults(void) {
 
 static cvn_conv_desc describe(const conv_saved *s) {
     const cvn_window *w = &s->win;
-    return (cvn_conv_desc){.n = s->n, .c = w->c * s->groups, .h = w->h, .w = w->w, .o = s->out_c,
-                           .kh = w->kh, .kw = w->kw, .oh = w->oh, .ow = w->ow, .sh = w->sh,
-                           .sw = w->sw, .ph = w->ph, .pw = w->pw, .dh = w->dh, .dw = w->dw,
+    return (cvn_conv_desc){.n = s->n,
+                           .c = w->c * s->groups,
+                           .h = w->h,
+                           .w = w->w,
+                           .o = s->out_c,
+                           .kh = w->kh,
+                           .kw = w->kw,
+                           .oh = w->oh,
+                           .ow = w->ow,
+                           .sh = w->sh,
+                           .sw = w->sw,
+                           .ph = w->ph,
+                           .pw = w->pw,
+                           .dh = w->dh,
+                           .dw = w->dw,
                            .groups = s->groups};
 }
 
@@ -41,8 +53,7 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     const float *dy = cvn_f(node->out->grad);
     float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
     cvn_conv_desc cd = describe(s);
-    if (be->conv2d_bwd &&
-        be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w)))
+    if (be->conv2d_bwd && be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w)))
         return; /* the backend's own convolution did it all */
     int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
     int og = s->out_c / s->groups, nb = chunk_images(s);
@@ -93,8 +104,8 @@ static bool im2col_forward(cvn_tape *t, const conv_saved *s, float *y, const flo
         int64_t ld = cnt * hw;
         for (int g = 0; g < s->groups; g++) {
             be->im2col(win, cols, ld, x + n0 * img + g * plane_in, img, cnt);
-            be->gemm(false, false, og, (int)ld, (int)k, 1.0f, w + g * og * k, (int)k, cols,
-                     (int)ld, 0.0f, yc, (int)ld);
+            be->gemm(false, false, og, (int)ld, (int)k, 1.0f, w + g * og * k, (int)k, cols, (int)ld,
+                     0.0f, yc, (int)ld);
             be->copy_blocks(og, cnt, hw, y + ((int64_t)n0 * o + g * og) * hw, hw, o * hw, yc, ld,
                             hw, bias ? bias + g * og : NULL);
         }

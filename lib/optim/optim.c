@@ -3,14 +3,12 @@
  * torch.optim's:
  *   SGD      g += wd w; buf = g (first step) or momentum buf + (1 - dampening) g;
  *            g = nesterov ? g + momentum buf : buf; w -= lr g
- *   Adam     g += wd w; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (amsgrad: vmax = max(vmax, v));
- *            w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
- *   AdamW    w *= 1 - lr wd, then Adam without the L2 term
- *   RMSprop  g += wd w; sq = alpha sq + (1 - alpha) g^2; centered: ga = alpha ga + (1 - alpha) g,
- *            avg = sqrt(sq - ga^2) + eps, else sqrt(sq) + eps; momentum: buf = momentum buf + g / avg,
- *            w -= lr buf; else w -= lr g / avg
- *   Rprop    step *= eta+ where g prev > 0, eta- where < 0 (and g = 0 there), clamped to
- *            [step_min, step_max]; w -= sign(g) step; prev = g */
+ *   Adam     g += wd w; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 (amsgrad: vmax = max(vmax,
+ * v)); w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) AdamW    w *= 1 - lr wd, then
+ * Adam without the L2 term RMSprop  g += wd w; sq = alpha sq + (1 - alpha) g^2; centered: ga =
+ * alpha ga + (1 - alpha) g, avg = sqrt(sq - ga^2) + eps, else sqrt(sq) + eps; momentum: buf =
+ * momentum buf + g / avg, w -= lr buf; else w -= lr g / avg Rprop    step *= eta+ where g prev > 0,
+ * eta- where < 0 (and g = 0 there), clamped to [step_min, step_max]; w -= sign(g) step; prev = g */
 #include <math.h>
 #include <string.h>
 
@@ -39,9 +37,16 @@ struct cvn_optim {
 };
 
 cvn_optim_config cvn_optim_defaults(cvn_optimizer kind) {
-    cvn_optim_config c = {.kind = kind, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f,
-                          .eps = 1e-8f, .alpha = 0.99f, .eta_minus = 0.5f, .eta_plus = 1.2f,
-                          .step_min = 1e-6f, .step_max = 50.0f};
+    cvn_optim_config c = {.kind = kind,
+                          .lr = 0.01f,
+                          .beta1 = 0.9f,
+                          .beta2 = 0.999f,
+                          .eps = 1e-8f,
+                          .alpha = 0.99f,
+                          .eta_minus = 0.5f,
+                          .eta_plus = 1.2f,
+                          .step_min = 1e-6f,
+                          .step_max = 50.0f};
     if (kind == CVN_ADAM || kind == CVN_ADAMW) c.lr = 1e-3f;
     if (kind == CVN_ADAMW) c.weight_decay = 1e-2f;
     return c;
@@ -57,30 +62,44 @@ static const char *const state_names[][MAX_STATE] = {
 
 static int state_count(const cvn_optim_config *c) {
     switch (c->kind) {
-    case CVN_SGD: return c->momentum != 0.0f ? 1 : 0;
+    case CVN_SGD:
+        return c->momentum != 0.0f ? 1 : 0;
     case CVN_ADAM:
-    case CVN_ADAMW: return c->amsgrad ? 3 : 2;
-    case CVN_RMSPROP: return 3;
-    default: return 2;
+    case CVN_ADAMW:
+        return c->amsgrad ? 3 : 2;
+    case CVN_RMSPROP:
+        return 3;
+    default:
+        return 2;
     }
 }
 
 static cvn_status check_config(const cvn_optim_config *c) {
     const char *bad = NULL;
-    if ((unsigned)c->kind > CVN_RPROP) bad = "kind";
-    else if (!(c->lr >= 0.0f)) bad = "lr";
-    else if (!(c->weight_decay >= 0.0f)) bad = "weight_decay";
-    else if (!(c->momentum >= 0.0f)) bad = "momentum";
-    else if (!(c->dampening >= 0.0f && c->dampening <= 1.0f)) bad = "dampening";
+    if ((unsigned)c->kind > CVN_RPROP)
+        bad = "kind";
+    else if (!(c->lr >= 0.0f))
+        bad = "lr";
+    else if (!(c->weight_decay >= 0.0f))
+        bad = "weight_decay";
+    else if (!(c->momentum >= 0.0f))
+        bad = "momentum";
+    else if (!(c->dampening >= 0.0f && c->dampening <= 1.0f))
+        bad = "dampening";
     else if (c->nesterov && (c->momentum <= 0.0f || c->dampening != 0.0f))
         bad = "nesterov (needs momentum > 0 and dampening 0)";
-    else if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f)) bad = "beta1";
-    else if (!(c->beta2 >= 0.0f && c->beta2 < 1.0f)) bad = "beta2";
-    else if (!(c->eps >= 0.0f)) bad = "eps";
-    else if (!(c->alpha >= 0.0f)) bad = "alpha";
+    else if (!(c->beta1 >= 0.0f && c->beta1 < 1.0f))
+        bad = "beta1";
+    else if (!(c->beta2 >= 0.0f && c->beta2 < 1.0f))
+        bad = "beta2";
+    else if (!(c->eps >= 0.0f))
+        bad = "eps";
+    else if (!(c->alpha >= 0.0f))
+        bad = "alpha";
     else if (!(c->eta_minus > 0.0f && c->eta_minus < 1.0f && c->eta_plus > 1.0f))
         bad = "etas (need 0 < eta_minus < 1 < eta_plus)";
-    else if (!(c->step_min >= 0.0f && c->step_max >= c->step_min)) bad = "step sizes";
+    else if (!(c->step_min >= 0.0f && c->step_max >= c->step_min))
+        bad = "step sizes";
     if (bad) return cvn_set_error(CVN_ERR_ARG, "optim: invalid %s", bad);
     return CVN_OK;
 }
@@ -129,8 +148,10 @@ int cvn_optim_add_group(cvn_optim *o, int n, cvn_tensor *const *params, float lr
     for (int i = 0; i < n; i++) {
         cvn_tensor *p = params[i];
         if (!p || p->dtype != CVN_F32 || !(p->flags & CVN_TF_HEAP) || !cvn_is_contiguous(p)) {
-            cvn_set_error(CVN_ERR_ARG, "optim_add_group: parameter %d is not a contiguous f32 heap "
-                                       "tensor", i);
+            cvn_set_error(CVN_ERR_ARG,
+                          "optim_add_group: parameter %d is not a contiguous f32 heap "
+                          "tensor",
+                          i);
             return -1;
         }
         if (o->n_params + i > 0 && p->device != (o->n_params ? o->device : params[0]->device)) {
@@ -152,9 +173,9 @@ int cvn_optim_add_group(cvn_optim *o, int n, cvn_tensor *const *params, float lr
         o->cap_params = cap;
     }
     if (!grow((void **)&o->groups, sizeof *o->groups, o->n_groups, o->n_groups + 1)) return -1;
-    o->groups[o->n_groups] = (optim_group){lr >= 0.0f ? lr : o->cfg.lr,
-                                           weight_decay >= 0.0f ? weight_decay : o->cfg.weight_decay,
-                                           o->n_params, n};
+    o->groups[o->n_groups] =
+        (optim_group){lr >= 0.0f ? lr : o->cfg.lr,
+                      weight_decay >= 0.0f ? weight_decay : o->cfg.weight_decay, o->n_params, n};
     for (int i = 0; i < n; i++) {
         o->params[o->n_params] = params[i];
         o->offsets[o->n_params++] = o->total;
@@ -204,12 +225,21 @@ cvn_status cvn_optim_step(cvn_optim *o) {
     if (st) return st;
     o->steps++;
     const cvn_optim_config *c = &o->cfg;
-    cvn_update_params u = {
-        .kind = (cvn_update_kind)c->kind, .momentum = c->momentum, .dampening = c->dampening,
-        .nesterov = c->nesterov, .first = o->steps == 1, .beta1 = c->beta1, .beta2 = c->beta2,
-        .eps = c->eps, .amsgrad = c->amsgrad, .alpha = c->alpha, .centered = c->centered,
-        .eta_minus = c->eta_minus, .eta_plus = c->eta_plus, .step_min = c->step_min,
-        .step_max = c->step_max};
+    cvn_update_params u = {.kind = (cvn_update_kind)c->kind,
+                           .momentum = c->momentum,
+                           .dampening = c->dampening,
+                           .nesterov = c->nesterov,
+                           .first = o->steps == 1,
+                           .beta1 = c->beta1,
+                           .beta2 = c->beta2,
+                           .eps = c->eps,
+                           .amsgrad = c->amsgrad,
+                           .alpha = c->alpha,
+                           .centered = c->centered,
+                           .eta_minus = c->eta_minus,
+                           .eta_plus = c->eta_plus,
+                           .step_min = c->step_min,
+                           .step_max = c->step_max};
     u.bias1 = (float)(1.0 - pow(c->beta1, (double)o->steps));
     u.bias2_sqrt = (float)sqrt(1.0 - pow(c->beta2, (double)o->steps));
     float *s[MAX_STATE];
@@ -249,12 +279,18 @@ float cvn_optim_get_lr(const cvn_optim *o, int group) {
     return o->groups[group].lr;
 }
 
-int cvn_optim_num_groups(const cvn_optim *o) { return o ? o->n_groups : 0; }
-int64_t cvn_optim_steps(const cvn_optim *o) { return o ? o->steps : 0; }
+int cvn_optim_num_groups(const cvn_optim *o) {
+    return o ? o->n_groups : 0;
+}
+int64_t cvn_optim_steps(const cvn_optim *o) {
+    return o ? o->steps : 0;
+}
 void cvn_optim_set_steps(cvn_optim *o, int64_t steps) {
     if (o && steps >= 0) o->steps = steps;
 }
-int cvn_optim_num_state(const cvn_optim *o) { return o ? o->n_state : 0; }
+int cvn_optim_num_state(const cvn_optim *o) {
+    return o ? o->n_state : 0;
+}
 
 cvn_tensor *cvn_optim_state_at(cvn_optim *o, int i, const char **name) {
     if (!o || i < 0 || i >= o->n_state) {
@@ -270,10 +306,12 @@ cvn_tensor *cvn_optim_state_at(cvn_optim *o, int i, const char **name) {
 
 cvn_status cvn_optim_clip_grad_norm(cvn_optim *o, float max_norm, float *norm) {
     if (!o || !(max_norm > 0.0f))
-        return cvn_set_error(CVN_ERR_ARG, "clip_grad_norm: max_norm %g must be > 0", (double)max_norm);
+        return cvn_set_error(CVN_ERR_ARG, "clip_grad_norm: max_norm %g must be > 0",
+                             (double)max_norm);
     double sq = 0.0;
     for (int i = 0; i < o->n_params; i++)
-        if (o->params[i]->grad) sq += o->be->sum_sq(cvn_numel(o->params[i]), o->params[i]->grad->data);
+        if (o->params[i]->grad)
+            sq += o->be->sum_sq(cvn_numel(o->params[i]), o->params[i]->grad->data);
     float total = (float)sqrt(sq);
     if (norm) *norm = total;
     float coef = max_norm / (total + 1e-6f);
@@ -292,6 +330,7 @@ cvn_status cvn_optim_clip_grad_value(cvn_optim *o, float clip_value) {
                              (double)clip_value);
     for (int i = 0; i < o->n_params; i++)
         if (o->params[i]->grad)
-            o->be->clamp(cvn_numel(o->params[i]), o->params[i]->grad->data, -clip_value, clip_value);
+            o->be->clamp(cvn_numel(o->params[i]), o->params[i]->grad->data, -clip_value,
+                         clip_value);
     return CVN_OK;
 }

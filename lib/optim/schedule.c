@@ -8,41 +8,59 @@ struct cvn_scheduler {
     cvn_optim *opt;
     float *base; /* each group's initial lr */
     int n_groups;
-    int epoch;   /* steps taken */
+    int epoch; /* steps taken */
     /* plateau */
     float best;
     int bad_epochs, cooldown_left;
 };
 
 cvn_schedule_config cvn_schedule_defaults(cvn_schedule_kind kind) {
-    return (cvn_schedule_config){.kind = kind, .gamma = 0.1f, .step_size = 1, .t_max = 1,
-                                 .pct_start = 0.3f, .div_factor = 25.0f,
-                                 .final_div_factor = 1e4f, .factor = 0.1f, .threshold = 1e-4f,
+    return (cvn_schedule_config){.kind = kind,
+                                 .gamma = 0.1f,
+                                 .step_size = 1,
+                                 .t_max = 1,
+                                 .pct_start = 0.3f,
+                                 .div_factor = 25.0f,
+                                 .final_div_factor = 1e4f,
+                                 .factor = 0.1f,
+                                 .threshold = 1e-4f,
                                  .patience = 10};
 }
 
 static cvn_status check(const cvn_schedule_config *c) {
     const char *bad = NULL;
     switch (c->kind) {
-    case CVN_SCHED_STEP: bad = c->step_size < 1 ? "step_size" : NULL; break;
+    case CVN_SCHED_STEP:
+        bad = c->step_size < 1 ? "step_size" : NULL;
+        break;
     case CVN_SCHED_MULTISTEP:
         if (c->n_milestones < 0 || c->n_milestones > CVN_MAX_MILESTONES) bad = "n_milestones";
         for (int i = 1; !bad && i < c->n_milestones; i++)
             if (c->milestones[i] < c->milestones[i - 1]) bad = "milestones (must not decrease)";
         break;
-    case CVN_SCHED_EXPONENTIAL: break;
-    case CVN_SCHED_COSINE: bad = c->t_max < 1 ? "t_max" : NULL; break;
+    case CVN_SCHED_EXPONENTIAL:
+        break;
+    case CVN_SCHED_COSINE:
+        bad = c->t_max < 1 ? "t_max" : NULL;
+        break;
     case CVN_SCHED_ONECYCLE:
-        if (c->total_steps < 2) bad = "total_steps";
-        else if (!(c->max_lr > 0.0f)) bad = "max_lr";
-        else if (!(c->pct_start > 0.0f && c->pct_start < 1.0f)) bad = "pct_start";
-        else if (!(c->div_factor > 0.0f && c->final_div_factor > 0.0f)) bad = "div factors";
+        if (c->total_steps < 2)
+            bad = "total_steps";
+        else if (!(c->max_lr > 0.0f))
+            bad = "max_lr";
+        else if (!(c->pct_start > 0.0f && c->pct_start < 1.0f))
+            bad = "pct_start";
+        else if (!(c->div_factor > 0.0f && c->final_div_factor > 0.0f))
+            bad = "div factors";
         break;
     case CVN_SCHED_PLATEAU:
-        if (!(c->factor > 0.0f && c->factor < 1.0f)) bad = "factor";
-        else if (c->patience < 0 || c->cooldown < 0) bad = "patience or cooldown";
+        if (!(c->factor > 0.0f && c->factor < 1.0f))
+            bad = "factor";
+        else if (c->patience < 0 || c->cooldown < 0)
+            bad = "patience or cooldown";
         break;
-    default: bad = "kind";
+    default:
+        bad = "kind";
     }
     if (!bad && !(c->gamma > 0.0f)) bad = "gamma";
     return bad ? cvn_set_error(CVN_ERR_ARG, "scheduler: invalid %s", bad) : CVN_OK;
@@ -66,17 +84,20 @@ static float lr_at(const cvn_scheduler *s, float base) {
     const cvn_schedule_config *c = &s->cfg;
     int e = s->epoch;
     switch (c->kind) {
-    case CVN_SCHED_STEP: return base * powf(c->gamma, (float)(e / c->step_size));
+    case CVN_SCHED_STEP:
+        return base * powf(c->gamma, (float)(e / c->step_size));
     case CVN_SCHED_MULTISTEP: {
         int passed = 0;
         while (passed < c->n_milestones && c->milestones[passed] <= e) passed++;
         return base * powf(c->gamma, (float)passed);
     }
-    case CVN_SCHED_EXPONENTIAL: return base * powf(c->gamma, (float)e);
+    case CVN_SCHED_EXPONENTIAL:
+        return base * powf(c->gamma, (float)e);
     case CVN_SCHED_COSINE:
         return c->eta_min +
                (base - c->eta_min) * (1.0f + cosf((float)M_PI * (float)e / (float)c->t_max)) / 2.0f;
-    default: return one_cycle(c, e);
+    default:
+        return one_cycle(c, e);
     }
 }
 
@@ -115,8 +136,10 @@ static cvn_status plateau_step(cvn_scheduler *s, float metric) {
     if (isnan(metric)) return cvn_set_error(CVN_ERR_ARG, "scheduler_step: metric is NaN");
     bool better = c->maximize ? metric > s->best * (1.0f + c->threshold)
                               : metric < s->best * (1.0f - c->threshold);
-    if (better) s->best = metric, s->bad_epochs = 0;
-    else s->bad_epochs++;
+    if (better)
+        s->best = metric, s->bad_epochs = 0;
+    else
+        s->bad_epochs++;
     if (s->cooldown_left > 0) s->cooldown_left--, s->bad_epochs = 0;
     if (s->bad_epochs > c->patience) {
         for (int g = 0; g < s->n_groups; g++) {

@@ -25,19 +25,30 @@ static double map_y(float y, bool lg) {
 static void xml_text(FILE *f, const char *s) {
     for (; s && *s; s++) {
         switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        default:
+            fputc(*s, f);
         }
     }
 }
 
 static void tick_label(char *buf, size_t size, double v, double step) {
     if (fabs(v) < step * 1e-6) v = 0;
-    if (step >= 1 && fabs(v) < 1e6) snprintf(buf, size, "%.0f", v);
-    else snprintf(buf, size, "%.*g", step < 1e-3 ? 3 : 4, v);
+    if (step >= 1 && fabs(v) < 1e6)
+        snprintf(buf, size, "%.0f", v);
+    else
+        snprintf(buf, size, "%.*g", step < 1e-3 ? 3 : 4, v);
 }
 
 cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_series,
@@ -65,18 +76,19 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
     if (lg && yb - ya < 1.0) yb = ya + 1.0;
     int w = chart->width > 0 ? chart->width : 720, h = chart->height > 0 ? chart->height : 420;
     double left = 70, right = w - 180, top = 40, bottom = h - 55;
-#define PX(x) (left + ((x) - xa) / (xb - xa) * (right - left))
-#define PY(y) (bottom - ((y) - ya) / (yb - ya) * (bottom - top))
+#define PX(x) (left + ((x)-xa) / (xb - xa) * (right - left))
+#define PY(y) (bottom - ((y)-ya) / (yb - ya) * (bottom - top))
     char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cvn_set_error(CVN_ERR_IO, "%s: cannot write", tmp);
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+    FILE *f = cvn_file_begin(path, tmp, sizeof tmp);
+    if (!f) return CVN_ERR_IO;
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             w, h, w, h);
-    fprintf(f, "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\" "
-               "text-anchor=\"middle\">",
+    fprintf(f,
+            "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\" "
+            "text-anchor=\"middle\">",
             (left + right) / 2);
     xml_text(f, chart->title);
     fputs("</text>\n", f);
@@ -95,19 +107,23 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
             if (at > yb + 1e-9) break;
             fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n",
                     left, PY(at), right, PY(at), sub ? "#f2f2f2" : "#e5e5e5");
-            if (lg) tick_label(lab, sizeof lab, pow(10.0, at), pow(10.0, floor(at)));
-            else tick_label(lab, sizeof lab, v, ys);
+            if (lg)
+                tick_label(lab, sizeof lab, pow(10.0, at), pow(10.0, floor(at)));
+            else
+                tick_label(lab, sizeof lab, v, ys);
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left - 6,
                     PY(at) + 4, lab);
         }
     }
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-               "stroke=\"#333\"/>\n",
+    fprintf(f,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+            "stroke=\"#333\"/>\n",
             left, top, right - left, bottom - top);
     fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", (left + right) / 2, h - 14);
     xml_text(f, chart->x_label);
-    fprintf(f, "</text>\n<text transform=\"translate(18 %.1f) rotate(-90)\" "
-               "text-anchor=\"middle\">",
+    fprintf(f,
+            "</text>\n<text transform=\"translate(18 %.1f) rotate(-90)\" "
+            "text-anchor=\"middle\">",
             (top + bottom) / 2);
     xml_text(f, chart->y_label);
     fputs("</text>\n", f);
@@ -129,8 +145,9 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
         }
         if (open) fputs("\"/>\n", f);
         double ly = top + 10 + 20 * s;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                   "stroke-width=\"3\"/>\n<text x=\"%.1f\" y=\"%.1f\">",
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                "stroke-width=\"3\"/>\n<text x=\"%.1f\" y=\"%.1f\">",
                 right + 14, ly, right + 38, ly, color, right + 44, ly + 4);
         xml_text(f, series[s].name);
         fputs("</text>\n", f);
@@ -138,11 +155,5 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
     fputs("</svg>\n", f);
 #undef PX
 #undef PY
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return cvn_set_error(CVN_ERR_IO, "%s: write failed", path);
-    }
-    return CVN_OK;
+    return cvn_file_commit(f, tmp, path);
 }
