@@ -29,14 +29,14 @@ static inline vf vload(const float *p, int64_t m) {
     vf v = {0};
     if (m >= VW)
         memcpy(&v, p, sizeof v);
-    else
+    else if (m > 0)
         memcpy(&v, p, (size_t)m * sizeof(float));
     return v;
 }
 static inline void vstore(float *p, vf v, int64_t m) {
     if (m >= VW)
         memcpy(p, &v, sizeof v);
-    else
+    else if (m > 0)
         memcpy(p, &v, (size_t)m * sizeof(float));
 }
 static inline vf vset(float x) {
