@@ -105,14 +105,6 @@ START_TEST(test_no_grad) {
 END_TEST
 
 /* ---- counting allocator: after the first step, a step allocates nothing */
-static long n_mallocs;
-static void *count_malloc(size_t n, void *ctx) {
-    n_mallocs++;
-    return malloc(n);
-}
-static void count_free(void *p, void *ctx) {
-    free(p);
-}
 
 static cvn_module *small_cnn(cvn_rng *r) {
     cvn_conv2d_params pad1 = cvn_conv2d_defaults();
@@ -154,7 +146,7 @@ static float train_step(cvn_module *net, cvn_tape *t, const float *xs, const int
 }
 
 START_TEST(test_steady_state_no_alloc) {
-    cvn_set_allocator(&(cvn_allocator){count_malloc, count_free, NULL});
+    count_allocations(true);
     cvn_rng r;
     cvn_rng_seed(&r, 1);
     cvn_module *net = small_cnn(&r);
@@ -164,13 +156,13 @@ START_TEST(test_steady_state_no_alloc) {
     int32_t ys[4] = {1, 3, 5, 7};
     float first = train_step(net, t, xs, ys);
     train_step(net, t, xs, ys); /* the arena settles into one chunk at the first reset */
-    n_mallocs = 0;
+    long before = allocations_counted();
     float last = 0;
     for (int step = 0; step < 20; step++) last = train_step(net, t, xs, ys);
-    long counted = n_mallocs;
+    long counted = allocations_counted() - before;
     cvn_tape_free(t);
     cvn_module_free(net);
-    cvn_set_allocator(NULL);
+    count_allocations(false);
     ck_assert_msg(counted == 0, "%ld heap allocations in 20 steady steps", counted);
     ck_assert_msg(last < first, "loss did not fall: %g -> %g", (double)first, (double)last);
 }

@@ -34,14 +34,6 @@ static void write_set(const char *img, const char *lab, int n, uint64_t seed) {
     fclose(fi), fclose(fl);
 }
 
-static long n_mallocs;
-static void *count_malloc(size_t n, void *ctx) {
-    n_mallocs++;
-    return malloc(n);
-}
-static void count_free(void *p, void *ctx) {
-    free(p);
-}
 
 typedef struct {
     long mallocs[11];
@@ -60,7 +52,7 @@ static long rss_kb(void) {
 
 static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
     epoch_log *log = ctx;
-    log->mallocs[s->epoch] = n_mallocs;
+    log->mallocs[s->epoch] = allocations_counted();
     log->rss_kb[s->epoch] = rss_kb();
 }
 
@@ -71,7 +63,7 @@ START_TEST(test_fit_learns_and_stays_flat) {
     snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
     write_set(img, lab, 240, 1);
     write_set(timg, tlab, 100, 2);
-    cvn_set_allocator(&(cvn_allocator){count_malloc, count_free, NULL});
+    count_allocations(true);
     cvn_dataset *train = CK_NOTNULL(cvn_dataset_idx(img, lab));
     cvn_dataset *test = CK_NOTNULL(cvn_dataset_idx(timg, tlab));
     cvn_rng r;
@@ -102,7 +94,7 @@ START_TEST(test_fit_learns_and_stays_flat) {
         .epochs = 10, .csv_path = csv, .progress = 0, .on_epoch = on_epoch, .ctx = &log};
     cvn_epoch_stats last;
     CK_OK(cvn_fit(net, opt, t, tl, vl, &fc, &last));
-    cvn_set_allocator(NULL);
+    count_allocations(false);
     ck_assert_msg(last.test_accuracy > 0.95f, "test accuracy %.3f", (double)last.test_accuracy);
     ck_assert_msg(last.train_loss < 0.2f, "train loss %.3f", (double)last.train_loss);
     for (int e = 3; e <= 10; e++) {

@@ -107,6 +107,24 @@ void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, flo
     expect_close(what, got->data, want, rtol, atol);
 }
 
+static long n_allocations;
+static void *counting_malloc(size_t n, void *ctx) {
+    (void)ctx;
+    n_allocations++;
+    return malloc(n);
+}
+static void counting_free(void *p, void *ctx) {
+    (void)ctx;
+    free(p);
+}
+
+void count_allocations(bool on) {
+    n_allocations = 0;
+    cvn_set_allocator(on ? &(cvn_allocator){counting_malloc, counting_free, NULL} : NULL);
+}
+
+long allocations_counted(void) { return n_allocations; }
+
 static int run(Suite *s, bool fork) {
     SRunner *sr = srunner_create(s);
     if (!fork) srunner_set_fork_status(sr, CK_NOFORK);

@@ -25,6 +25,11 @@ void expect_close(const char *what, const float *got, const ref_array *want, flo
                   float atol);
 void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, float rtol,
                    float atol);
+/* Counts the library's heap allocations: on routes them through a counting allocator (and resets
+ * the count), off restores the C library's. */
+void count_allocations(bool on);
+long allocations_counted(void);
+
 /* Runs a Check suite and returns the number of failures. */
 int run_suite(Suite *s);
 /* The same in this process (no fork): for suites whose process state, like a CUDA context, does
