@@ -13,32 +13,37 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Correct predictions in a batch of logits [n, c] (argmax, first maximum on ties). Device logits
- * are read back in blocks through a small host buffer. */
+/* Correct predictions in a batch of logits [n, c] (argmax, first maximum on ties). Logits and
+ * labels are read through small host buffers (a copy on the CPU, a download from a GPU): as many
+ * whole rows at a time as fit, or a row in pieces when one row does not fit. */
+enum { READ_BUF = 4096 };
+
 static int64_t count_correct(const cvn_tensor *logits, const cvn_tensor *y) {
-    enum { BUF = 4096 };
-    float block[BUF];
+    float block[READ_BUF];
+    int32_t labels[READ_BUF];
     int64_t n = logits->shape[0], c = logits->shape[1], correct = 0;
     const cvn_backend *be = cvn_backend_get(logits->device);
-    for (int64_t i = 0; i < n; i++) {
-        int64_t best = 0;
-        float best_v = -INFINITY;
-        for (int64_t j0 = 0; j0 < c; j0 += BUF) {
-            int64_t m = c - j0 < BUF ? c - j0 : BUF;
-            const float *row = (const float *)logits->data + i * c + j0;
-            if (logits->device != CVN_CPU) {
-                be->download(block, row, (size_t)m * sizeof(float));
-                row = block;
+    const float *l = logits->data;
+    int64_t rows = c <= READ_BUF ? READ_BUF / c : 1;
+    for (int64_t i0 = 0; i0 < n; i0 += rows) {
+        int64_t m = n - i0 < rows ? n - i0 : rows;
+        be->download(labels, (const int32_t *)y->data + i0, (size_t)m * sizeof(int32_t));
+        if (c <= READ_BUF) be->download(block, l + i0 * c, (size_t)(m * c) * sizeof(float));
+        for (int64_t i = 0; i < m; i++) {
+            int64_t best = 0;
+            float best_v = -INFINITY;
+            for (int64_t j0 = 0; j0 < c; j0 += READ_BUF) {
+                int64_t w = c - j0 < READ_BUF ? c - j0 : READ_BUF;
+                const float *piece = block + i * c;
+                if (c > READ_BUF) { /* one row, piece by piece */
+                    be->download(block, l + (i0 + i) * c + j0, (size_t)w * sizeof(float));
+                    piece = block;
+                }
+                for (int64_t j = 0; j < w; j++)
+                    if (j0 + j == 0 || piece[j] > best_v) best_v = piece[j], best = j0 + j;
             }
-            for (int64_t j = 0; j < m; j++)
-                if (row[j] > best_v || (j0 + j == 0)) best_v = row[j], best = j0 + j;
+            correct += best == labels[i];
         }
-        int32_t label;
-        if (y->device != CVN_CPU)
-            be->download(&label, (const int32_t *)y->data + i, sizeof label);
-        else
-            label = ((const int32_t *)y->data)[i];
-        correct += best == label;
     }
     return correct;
 }
