@@ -527,8 +527,9 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
 
 /* ---------------------------------------------------------------- training loop */
 
-/* Mean cross-entropy loss and accuracy (in [0, 1]) of a classifier over one pass of a loader, in
- * eval mode without recording (the module's mode and the tape's grad mode are restored). */
+/* Mean cross-entropy loss and accuracy (in [0, 1]) of a classifier over the loader's batches up to
+ * the end of its current epoch (a whole pass for a fresh loader), in eval mode without recording
+ * (the module's mode and the tape's grad mode are restored; the tape is reset). */
 cvn_status cvn_evaluate(cvn_module *model, cvn_tape *t, cvn_loader *loader, float *loss,
                         float *accuracy);
 
