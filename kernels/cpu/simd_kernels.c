@@ -6,6 +6,9 @@
 #include <math.h>
 #include <omp.h>
 #include <string.h>
+#if CVN_VW > 1
+#include <immintrin.h>
+#endif
 
 #include "cpu/cpu.h"
 
@@ -25,20 +28,50 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 /* Elementwise loops run on several threads only when the work pays for the wake-up. */
 #define PAR_MIN 32768
 
+/* Loads and stores of m lanes (all of them when m >= VW). Partial ones use the instruction set's
+ * masked moves: a memcpy of a variable length would be a library call, and rows with tails (pooled
+ * planes, 14 or 196 wide) hit them on every row. */
+#if CVN_VW == 16
+static inline __mmask16 lane_mask(int64_t m) { return (__mmask16)((1u << m) - 1u); }
+static inline vf vload(const float *p, int64_t m) {
+    if (m >= VW) return (vf)_mm512_loadu_ps(p);
+    return m > 0 ? (vf)_mm512_maskz_loadu_ps(lane_mask(m), p) : (vf){0};
+}
+static inline void vstore(float *p, vf v, int64_t m) {
+    if (m >= VW) _mm512_storeu_ps(p, (__m512)v);
+    else if (m > 0) _mm512_mask_storeu_ps(p, lane_mask(m), (__m512)v);
+}
+static inline void vstore_i(int32_t *p, vi v, int64_t m) {
+    if (m > 0) _mm512_mask_storeu_epi32(p, lane_mask(m < VW ? m : VW), (__m512i)v);
+}
+#elif CVN_VW == 8
+static inline __m256i lane_mask(int64_t m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline vf vload(const float *p, int64_t m) {
+    if (m >= VW) return (vf)_mm256_loadu_ps(p);
+    return m > 0 ? (vf)_mm256_maskload_ps(p, lane_mask(m)) : (vf){0};
+}
+static inline void vstore(float *p, vf v, int64_t m) {
+    if (m >= VW) _mm256_storeu_ps(p, (__m256)v);
+    else if (m > 0) _mm256_maskstore_ps(p, lane_mask(m), (__m256)v);
+}
+static inline void vstore_i(int32_t *p, vi v, int64_t m) {
+    if (m > 0) _mm256_maskstore_epi32(p, lane_mask(m < VW ? m : VW), (__m256i)v);
+}
+#else
 static inline vf vload(const float *p, int64_t m) {
     vf v = {0};
-    if (m >= VW)
-        memcpy(&v, p, sizeof v);
-    else if (m > 0)
-        memcpy(&v, p, (size_t)m * sizeof(float));
+    for (int64_t l = 0; l < VW && l < m; l++) v[l] = p[l];
     return v;
 }
 static inline void vstore(float *p, vf v, int64_t m) {
-    if (m >= VW)
-        memcpy(p, &v, sizeof v);
-    else if (m > 0)
-        memcpy(p, &v, (size_t)m * sizeof(float));
+    for (int64_t l = 0; l < VW && l < m; l++) p[l] = v[l];
 }
+static inline void vstore_i(int32_t *p, vi v, int64_t m) {
+    for (int64_t l = 0; l < VW && l < m; l++) p[l] = v[l];
+}
+#endif
 static inline vf vset(float x) {
     vf v = {0};
     return v + x;
@@ -624,7 +657,7 @@ static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, con
             float *yo = y + (int64_t)oy * w->ow + ox;
             int32_t *ao = argmax + (int64_t)oy * w->ow + ox;
             vstore(yo, best, m);
-            memcpy(ao, &at, (size_t)(m < VW ? m : VW) * sizeof(int32_t));
+            vstore_i(ao, at, m);
         }
     }
 }
