@@ -4,8 +4,11 @@
 
 #include "ops/ops.h"
 
-/* Column-matrix budget per chunk (floats): 4 Mi floats = 16 MiB. */
-#define CONV_COLS_BUDGET (4 << 20)
+/* Column-matrix budget per chunk (floats): 256 Ki floats = 1 MiB. On the reference CNN
+ * (bench/compare_pytorch.py) 16 MiB gave 3,063 training images/s and 110 MB peak RSS; 4, 2 and 1 MiB
+ * all gave about 3,600 and 86, 81 and 72 MB (a chunk's columns stay in cache between im2col and the
+ * GEMM). A large layer (256x64x32x32 -> 128, bench_ops) loses about 10 % with 1 MiB. */
+#define CONV_COLS_BUDGET (1 << 18)
 
 typedef struct {
     cvn_conv2d_params p;
