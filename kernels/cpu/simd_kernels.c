@@ -543,6 +543,20 @@ static void k_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const flo
 /* ------------------------------------------------------------------ im2col / col2im */
 
 /* One image's rows of the column matrix. */
+/* For a unit-stride window row at input offset x0: the output columns [lo, hi) whose input
+ * column x0 + ox lies inside [0, w). */
+static inline void valid_span(int x0, int width, int ow, int *lo, int *hi) {
+    *lo = x0 < 0 ? -x0 : 0;
+    *hi = width - x0;
+    if (*hi > ow) *hi = ow;
+    if (*lo > ow) *lo = ow;
+    if (*hi < *lo) *hi = *lo;
+}
+
+static inline void copy_span(float *dst, const float *src, int64_t n) {
+    for (int64_t j = 0; j < n; j += VW) vstore(dst + j, vload(src + j, n - j), n - j);
+}
+
 static void im2col_one(const cvn_window *w, float *cols, int64_t ld, const float *img) {
     int64_t rows = (int64_t)w->c * w->kh * w->kw;
     for (int64_t r = 0; r < rows; r++) {
@@ -553,19 +567,16 @@ static void im2col_one(const cvn_window *w, float *cols, int64_t ld, const float
             int iy = oy * w->sh - w->ph + ki * w->dh;
             float *o = row + (int64_t)oy * w->ow;
             if (iy < 0 || iy >= w->h) {
-                memset(o, 0, (size_t)w->ow * sizeof(float));
+                for (int ox = 0; ox < w->ow; ox++) o[ox] = 0;
                 continue;
             }
             const float *src = plane + (int64_t)iy * w->w;
             int x0 = kj * w->dw - w->pw;
-            if (w->sw == 1) {
-                /* valid ox: 0 <= x0 + ox < w; a plain copy between zero margins */
-                int lo = x0 < 0 ? -x0 : 0, hi = w->w - x0;
-                if (hi > w->ow) hi = w->ow;
-                if (lo > w->ow) lo = w->ow;
-                if (hi < lo) hi = lo;
+            if (w->sw == 1) { /* a vector copy between zero margins */
+                int lo, hi;
+                valid_span(x0, w->w, w->ow, &lo, &hi);
                 for (int ox = 0; ox < lo; ox++) o[ox] = 0;
-                if (hi > lo) memcpy(o + lo, src + x0 + lo, (size_t)(hi - lo) * sizeof(float));
+                copy_span(o + lo, src + x0 + lo, hi - lo);
                 for (int ox = hi; ox < w->ow; ox++) o[ox] = 0;
             } else {
                 for (int ox = 0; ox < w->ow; ox++) {
@@ -603,6 +614,14 @@ static void k_col2im(const cvn_window *w, float *img, int64_t img_stride, const 
                         float *dst = plane + (int64_t)iy * w->w;
                         const float *o = row + (int64_t)oy * w->ow;
                         int x0 = kj * w->dw - w->pw;
+                        if (w->sw == 1) { /* a vector add over the valid span */
+                            int lo, hi;
+                            valid_span(x0, w->w, w->ow, &lo, &hi);
+                            float *d = dst + x0 + lo;
+                            for (int64_t j = 0, n = hi - lo; j < n; j += VW)
+                                vstore(d + j, vload(d + j, n - j) + vload(o + lo + j, n - j), n - j);
+                            continue;
+                        }
                         for (int ox = 0; ox < w->ow; ox++) {
                             int ix = x0 + ox * w->sw;
                             if (ix >= 0 && ix < w->w) dst[ix] += o[ox];
