@@ -6,7 +6,6 @@
 
 /* An input list for cvn_tape_record / cvn_tape_should_record. */
 #define CVN_IN(...) ((cvn_tensor *const[]){__VA_ARGS__})
-#define CVN_NIN(...) ((int)(sizeof(CVN_IN(__VA_ARGS__)) / sizeof(cvn_tensor *)))
 
 /* Records a node when needed: returns the node, NULL when none is needed or on failure; *fail tells
  * the two apart. */
