@@ -66,7 +66,7 @@ static void bench_conv(const char *name, const int64_t *xs, const int64_t *ws, c
         c.backward = bw;
         double sec[3];
         for (int path = 0; path < 3; path++) {
-            cvn_cuda_set_native_conv(path > 0);
+            cvn_cuda_set_native_dnn(path > 0);
             cvn_cuda_set_native_gemm(path == 2);
             sec[path] = median_time(run_conv, &c);
         }
@@ -109,7 +109,7 @@ static void bench_training(int batch, cvn_rng *r) {
     c.y = cvn_tensor_to(yh, CVN_CUDA);
     static const char *const paths[] = {"cudnn+cublas", "im2col+cublas", "im2col+native"};
     for (int path = 0; path < 3; path++) {
-        cvn_cuda_set_native_conv(path > 0);
+        cvn_cuda_set_native_dnn(path > 0);
         cvn_cuda_set_native_gemm(path == 2);
         double sec = median_time(run_train_step, &c);
         printf("train reference CNN batch %-4d %-14s %8.3f ms/step %9.0f images/s\n", batch,

@@ -139,6 +139,21 @@ typedef struct cvn_backend {
     bool (*conv2d_bwd)(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
                        const float *x, const float *w);
 
+    /* Optional fused pooling and training-mode batch norm (NULL on the CPU; false declines and
+     * the op uses the kernels below). Pooling: max when is_max, else average counting padding;
+     * backward accumulates into dx from dy, y and x. Batch norm over [n, c, hw] with batch
+     * statistics: y, the running statistics update (rm / rv may be NULL), and the saved mean and
+     * inverse std; backward accumulates into dx, dgamma, dbeta. */
+    bool (*pool2d_fwd)(bool is_max, int64_t n, const cvn_window *w, float *y, const float *x);
+    bool (*pool2d_bwd)(bool is_max, int64_t n, const cvn_window *w, float *dx, const float *dy,
+                       const float *y, const float *x);
+    bool (*bn_train_fwd)(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
+                         const float *gamma, const float *beta, float *rm, float *rv,
+                         float momentum, float eps, float *mean, float *invstd);
+    bool (*bn_train_bwd)(int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
+                         float *dbeta, const float *dy, const float *x, const float *gamma,
+                         const float *mean, const float *invstd, float eps);
+
     /* pooling over planes (n * c of them), each [h, w] -> [oh, ow]; max keeps the argmax. */
     void (*maxpool_fwd)(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
                         const float *x);

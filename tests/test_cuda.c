@@ -64,11 +64,12 @@ static void run_case(const op_case *c) {
     cvn_tensor_free(stats[0]), cvn_tensor_free(stats[1]);
 }
 
-/* The three paths: 0 cuDNN convolution + cuBLAS, 1 im2col + cuBLAS, 2 im2col + our SGEMM. */
+/* The three paths: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS, 1 our kernels + cuBLAS,
+ * 2 our kernels only. */
 static const char *const paths[] = {"cudnn+cublas", "im2col+cublas", "im2col+native-gemm"};
 static void use_path(int path) {
 #ifdef CVN_WITH_CUDA
-    cvn_cuda_set_native_conv(path > 0);
+    cvn_cuda_set_native_dnn(path > 0); /* cuDNN for conv, pooling and batch norm on path 0 */
     cvn_cuda_set_native_gemm(path == 2);
 #endif
 }
@@ -124,6 +125,28 @@ START_TEST(test_large_conv_matches_cpu) {
     }
     cvn_tape_free(tc);
     cvn_tensor_free(x), cvn_tensor_free(w);
+}
+END_TEST
+
+/* Training batch norm with running statistics on every path, against PyTorch. */
+START_TEST(test_batch_norm_running_stats_gpu) {
+    use_path(_i);
+    cvn_tensor *hx = ref_tensor("bn_train.x", true), *hw = ref_tensor("bn_train.w", true);
+    cvn_tensor *hb = ref_tensor("bn_train.b", true);
+    cvn_tensor *hm = ref_tensor("bn_train.rm_before", false), *hv = ref_tensor("bn_train.rv_before", false);
+    cvn_tensor *x = on_gpu(hx), *w = on_gpu(hw), *b = on_gpu(hb), *rm = on_gpu(hm), *rv = on_gpu(hv);
+    cvn_tape *t = cvn_tape_new(CVN_CUDA);
+    cvn_tensor *y = CK_NOTNULL(cvn_batch_norm2d(t, x, w, b, rm, rv, true, 0.1f, 1e-5f));
+    expect_gpu("bn_train.out", y, "bn_train.out");
+    expect_gpu("running_mean", rm, "bn_train.rm_after");
+    expect_gpu("running_var", rv, "bn_train.rv_after");
+    CK_OK(cvn_backward(t, y, cvn_tape_tensor_f32(t, 4, y->shape, ref_get("bn_train.gout")->v)));
+    expect_gpu("bn_train.gx", x->grad, "bn_train.gx");
+    expect_gpu("bn_train.gw", w->grad, "bn_train.gw");
+    expect_gpu("bn_train.gb", b->grad, "bn_train.gb");
+    cvn_tape_free(t);
+    cvn_tensor *all[] = {hx, hw, hb, hm, hv, x, w, b, rm, rv};
+    for (int i = 0; i < 10; i++) cvn_tensor_free(all[i]);
 }
 END_TEST
 
@@ -249,6 +272,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_ops_im2col_cublas, 0, N_CASES);
         tcase_add_loop_test(tc, test_ops_im2col_native, 0, N_CASES);
         tcase_add_test(tc, test_large_conv_matches_cpu);
+        tcase_add_loop_test(tc, test_batch_norm_running_stats_gpu, 0, 3);
         tcase_add_loop_test(tc, test_optim_trajectory, 0, N_OPTIM_CASES);
         tcase_add_test(tc, test_dropout_same_mask);
         tcase_add_test(tc, test_module_steady_state);

@@ -1,6 +1,7 @@
 /* The CUDA backend: a hand-written kernel for every entry of the backend table, cuBLAS for GEMM
- * (CVN_CUDA_GEMM=native picks our tiled shared-memory SGEMM instead), cuDNN for convolution
- * (CVN_CUDA_CONV=native picks im2col + GEMM with our kernels), one stream per process.
+ * (CVN_CUDA_GEMM=native picks our tiled shared-memory SGEMM instead), cuDNN for convolution,
+ * pooling and training batch norm (CVN_CUDA_CONV / CVN_CUDA_POOL / CVN_CUDA_BN=native pick our
+ * kernels), one stream per process.
  * Memory comes from cudaMalloc only when an arena grows; tapes reuse it step after step.
  * Kernels follow the CPU kernels' definitions (kernels/backend.h) so the two can be compared
  * element by element; dropout uses the same counter-based hash as cvn_counter_uniform (cpu/cpu.h)
@@ -21,7 +22,7 @@ extern "C" {
 static cudaStream_t stream;
 static cublasHandle_t blas;
 static cudnnHandle_t dnn; /* NULL when cuDNN failed to start: convolution then runs natively */
-static bool use_native_gemm, use_native_conv;
+static bool use_native_gemm, use_native_conv, use_native_pool, use_native_bn;
 
 #define THREADS 256
 static inline int blocks_for(int64_t n) {
@@ -689,6 +690,105 @@ static bool cu_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *d
     return true;
 }
 
+/* ------------------------------------------------------------------ cuDNN pooling, batch norm */
+
+/* Descriptors are made per call: host-side work of a few microseconds, and pooling and batch
+ * norm see few distinct shapes. */
+typedef struct {
+    cudnnTensorDescriptor_t x, y;
+    cudnnPoolingDescriptor_t pool;
+} pool_descs;
+
+static bool pool_setup(pool_descs *p, bool is_max, int64_t n, const cvn_window *w) {
+    if (w->dh != 1 || w->dw != 1) return false;
+    cudnnCreateTensorDescriptor(&p->x);
+    cudnnCreateTensorDescriptor(&p->y);
+    cudnnCreatePoolingDescriptor(&p->pool);
+    return !cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)n, w->c,
+                                       w->h, w->w) &&
+           !cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)n, w->c,
+                                       w->oh, w->ow) &&
+           !cudnnSetPooling2dDescriptor(p->pool,
+                                        is_max ? CUDNN_POOLING_MAX_DETERMINISTIC
+                                               : CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING,
+                                        CUDNN_PROPAGATE_NAN, w->kh, w->kw, w->ph, w->pw, w->sh,
+                                        w->sw);
+}
+
+static void pool_release(pool_descs *p) {
+    cudnnDestroyTensorDescriptor(p->x);
+    cudnnDestroyTensorDescriptor(p->y);
+    cudnnDestroyPoolingDescriptor(p->pool);
+}
+
+static bool cu_pool2d_fwd(bool is_max, int64_t n, const cvn_window *w, float *y, const float *x) {
+    if (use_native_pool || !dnn) return false;
+    pool_descs p;
+    const float one = 1.0f, zero = 0.0f;
+    bool ok = pool_setup(&p, is_max, n, w) &&
+              !cudnnPoolingForward(dnn, p.pool, &one, p.x, x, &zero, p.y, y);
+    pool_release(&p);
+    return ok;
+}
+
+static bool cu_pool2d_bwd(bool is_max, int64_t n, const cvn_window *w, float *dx, const float *dy,
+                          const float *y, const float *x) {
+    if (!dnn) return false;
+    pool_descs p;
+    const float one = 1.0f; /* beta = 1: accumulate into dx */
+    bool ok = pool_setup(&p, is_max, n, w) &&
+              !cudnnPoolingBackward(dnn, p.pool, &one, p.y, y, p.y, dy, p.x, x, &one, p.x, dx);
+    pool_release(&p);
+    return ok;
+}
+
+typedef struct {
+    cudnnTensorDescriptor_t x, bn;
+} bn_descs;
+
+static bool bn_setup(bn_descs *d, int64_t n, int64_t c, int64_t hw) {
+    cudnnCreateTensorDescriptor(&d->x);
+    cudnnCreateTensorDescriptor(&d->bn);
+    /* [n, c, hw] as [n, c, hw, 1]: spatial mode normalizes over n and hw */
+    return !cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)n, (int)c,
+                                       (int)hw, 1) &&
+           !cudnnSetTensor4dDescriptor(d->bn, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, (int)c, 1, 1);
+}
+
+static void bn_release(bn_descs *d) {
+    cudnnDestroyTensorDescriptor(d->x);
+    cudnnDestroyTensorDescriptor(d->bn);
+}
+
+static bool cu_bn_train_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
+                            const float *gamma, const float *beta, float *rm, float *rv,
+                            float momentum, float eps, float *mean, float *invstd) {
+    if (use_native_bn || !dnn || eps < CUDNN_BN_MIN_EPSILON || n * hw < 2) return false;
+    bn_descs d;
+    const float one = 1.0f, zero = 0.0f;
+    /* cuDNN needs both running buffers or neither */
+    bool ok = (rm == NULL) == (rv == NULL) && bn_setup(&d, n, c, hw);
+    ok = ok && !cudnnBatchNormalizationForwardTraining(
+                   dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, d.x, x, d.x, y, d.bn, gamma, beta,
+                   (double)momentum, rm, rv, (double)eps, mean, invstd);
+    bn_release(&d);
+    return ok;
+}
+
+static bool cu_bn_train_bwd(int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
+                            float *dbeta, const float *dy, const float *x, const float *gamma,
+                            const float *mean, const float *invstd, float eps) {
+    if (!dnn || !dx || !dgamma || !dbeta) return false; /* cuDNN writes all three */
+    bn_descs d;
+    const float one = 1.0f; /* betas = 1: accumulate */
+    bool ok = bn_setup(&d, n, c, hw) &&
+              !cudnnBatchNormalizationBackward(dnn, CUDNN_BATCHNORM_SPATIAL, &one, &one, &one,
+                                               &one, d.x, x, d.x, dy, d.x, dx, d.bn, gamma, dgamma,
+                                               dbeta, (double)eps, mean, invstd);
+    bn_release(&d);
+    return ok;
+}
+
 /* ------------------------------------------------------------------ pooling */
 
 __global__ void k_maxpool_fwd(cvn_window w, int64_t planes, float *y, int32_t *argmax,
@@ -1058,6 +1158,9 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
 extern "C" void cvn_cuda_set_native_conv(bool native) { use_native_conv = native; }
+extern "C" void cvn_cuda_set_native_dnn(bool native) {
+    use_native_conv = use_native_pool = use_native_bn = native;
+}
 extern "C" bool cvn_cuda_has_cudnn(void) { return dnn != NULL; }
 extern "C" void cvn_cuda_synchronize(void) { cudaStreamSynchronize(stream); }
 
@@ -1093,6 +1196,10 @@ static void fill_table(void) {
     table.copy_blocks = cu_copy_blocks;
     table.conv2d_fwd = cu_conv2d_fwd;
     table.conv2d_bwd = cu_conv2d_bwd;
+    table.pool2d_fwd = cu_pool2d_fwd;
+    table.pool2d_bwd = cu_pool2d_bwd;
+    table.bn_train_fwd = cu_bn_train_fwd;
+    table.bn_train_bwd = cu_bn_train_bwd;
     table.maxpool_fwd = cu_maxpool_fwd;
     table.maxpool_bwd = cu_maxpool_bwd;
     table.avgpool_fwd = cu_avgpool_fwd;
@@ -1139,8 +1246,11 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     /* exact FP32 products, as the CPU computes them (no TF32) */
     cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
     const char *g = getenv("CVN_CUDA_GEMM"), *c = getenv("CVN_CUDA_CONV");
+    const char *pl = getenv("CVN_CUDA_POOL"), *bn = getenv("CVN_CUDA_BN");
     use_native_gemm = g && !strcmp(g, "native");
     use_native_conv = c && !strcmp(c, "native");
+    use_native_pool = pl && !strcmp(pl, "native");
+    use_native_bn = bn && !strcmp(bn, "native");
     if (cudnnCreate(&dnn) == CUDNN_STATUS_SUCCESS) cudnnSetStream(dnn, stream);
     else dnn = NULL; /* convolution falls back to im2col + GEMM */
     fill_table();

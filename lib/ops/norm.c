@@ -6,15 +6,21 @@
 typedef struct {
     int64_t n, c, hw;
     float *mean, *invstd; /* the statistics used to normalize (data arena) */
+    float eps;
     bool batch_stats;
+    bool vendor; /* the backend's fused batch norm ran */
 } bn_saved;
 
 static void bn_backward(cvn_tape *t, cvn_node *node) {
     const bn_saved *s = node->saved;
     cvn_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
-    t->be->bn_bwd(s->batch_stats, s->n, s->c, s->hw, dx, dw, db, cvn_f(node->out->grad), cvn_f(x),
-                  s->mean, s->invstd, w ? cvn_f(w) : NULL);
+    const float *dy = cvn_f(node->out->grad);
+    if (s->vendor && t->be->bn_train_bwd(s->n, s->c, s->hw, dx, dw, db, dy, cvn_f(x), cvn_f(w),
+                                         s->mean, s->invstd, s->eps))
+        return;
+    t->be->bn_bwd(s->batch_stats, s->n, s->c, s->hw, dx, dw, db, dy, cvn_f(x), s->mean, s->invstd,
+                  w ? cvn_f(w) : NULL);
 }
 
 static bool check_channel_vec(const char *what, const cvn_tensor *v, int64_t c, const cvn_tape *t) {
@@ -64,24 +70,31 @@ cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn
     float *mean = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
     float *invstd = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
     if (!out || !mean || !invstd) return NULL;
-    float *var = NULL;
-    if (training) {
-        var = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
-        if (!var) return NULL;
-        t->be->bn_stats(n, c, hw, mean, var, cvn_f(x));
+    float *rm = running_mean ? cvn_f(running_mean) : NULL;
+    float *rv = running_var ? cvn_f(running_var) : NULL;
+    /* the backend's fused training batch norm (cuDNN) takes affine layers whole */
+    bool vendor = training && weight && bias && t->be->bn_train_fwd &&
+                  t->be->bn_train_fwd(n, c, hw, cvn_f(out), cvn_f(x), cvn_f(weight), cvn_f(bias),
+                                      rm, rv, momentum, eps, mean, invstd);
+    if (!vendor) {
+        float *var = NULL;
+        if (training) {
+            var = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
+            if (!var) return NULL;
+            t->be->bn_stats(n, c, hw, mean, var, cvn_f(x));
+        }
+        t->be->bn_prepare(training, c, mean, var, invstd, rm, rv, momentum, eps,
+                          (float)(n * hw) / (float)(n * hw > 1 ? n * hw - 1 : 1));
+        t->be->bn_fwd(n, c, hw, cvn_f(out), cvn_f(x), mean, invstd, weight ? cvn_f(weight) : NULL,
+                      bias ? cvn_f(bias) : NULL);
     }
-    t->be->bn_prepare(training, c, mean, var, invstd, running_mean ? cvn_f(running_mean) : NULL,
-                      running_var ? cvn_f(running_var) : NULL, momentum, eps,
-                      (float)(n * hw) / (float)(n * hw > 1 ? n * hw - 1 : 1));
-    t->be->bn_fwd(n, c, hw, cvn_f(out), cvn_f(x), mean, invstd, weight ? cvn_f(weight) : NULL,
-                  bias ? cvn_f(bias) : NULL);
     bool fail;
     cvn_node *node = cvn_op_record(t, op, bn_backward, out, 3, CVN_IN(x, weight, bias), &fail);
     if (fail) return NULL;
     if (node) {
         bn_saved *s = cvn_tape_meta_alloc(t, sizeof *s);
         if (!s) return NULL;
-        *s = (bn_saved){n, c, hw, mean, invstd, training};
+        *s = (bn_saved){n, c, hw, mean, invstd, eps, training, vendor};
         node->saved = s;
     }
     return out;

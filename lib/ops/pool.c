@@ -4,20 +4,24 @@
 typedef struct {
     cvn_window win;
     int64_t planes;
-    int32_t *argmax; /* max pooling only */
+    int32_t *argmax; /* max pooling by our kernel */
+    bool vendor;     /* the backend's fused pooling ran (backward then needs x and y) */
 } pool_saved;
 
-static void maxpool_backward(cvn_tape *t, cvn_node *n) {
+static void pool_backward(cvn_tape *t, cvn_node *n, bool is_max) {
     const pool_saved *s = n->saved;
     float *dx = cvn_grad_buffer(t, n->in[0]);
-    if (dx) t->be->maxpool_bwd(&s->win, s->planes, dx, cvn_f(n->out->grad), s->argmax);
+    if (!dx) return;
+    const float *dy = cvn_f(n->out->grad);
+    if (s->vendor && t->be->pool2d_bwd(is_max, n->in[0]->shape[0], &s->win, dx, dy,
+                                       cvn_f(n->out), cvn_f(n->in[0])))
+        return;
+    if (is_max) t->be->maxpool_bwd(&s->win, s->planes, dx, dy, s->argmax);
+    else t->be->avgpool_bwd(&s->win, s->planes, dx, dy);
 }
 
-static void avgpool_backward(cvn_tape *t, cvn_node *n) {
-    const pool_saved *s = n->saved;
-    float *dx = cvn_grad_buffer(t, n->in[0]);
-    if (dx) t->be->avgpool_bwd(&s->win, s->planes, dx, cvn_f(n->out->grad));
-}
+static void maxpool_backward(cvn_tape *t, cvn_node *n) { pool_backward(t, n, true); }
+static void avgpool_backward(cvn_tape *t, cvn_node *n) { pool_backward(t, n, false); }
 
 static void adaptive_backward(cvn_tape *t, cvn_node *n) {
     const pool_saved *s = n->saved;
@@ -74,11 +78,13 @@ static cvn_tensor *pool(cvn_tape *t, const char *op, cvn_tensor *x, int kernel, 
         cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){x->shape[0], x->shape[1], w.oh, w.ow});
     if (!out) return NULL;
     int32_t *argmax = NULL;
-    if (is_max) {
+    bool vendor = t->be->pool2d_fwd && /* the backend's own pooling (cuDNN) */
+                  t->be->pool2d_fwd(is_max, x->shape[0], &w, cvn_f(out), cvn_f(x));
+    if (!vendor && is_max) {
         argmax = cvn_tape_data_alloc(t, (size_t)cvn_numel(out) * sizeof(int32_t));
         if (!argmax) return NULL;
         t->be->maxpool_fwd(&w, planes, cvn_f(out), argmax, cvn_f(x));
-    } else {
+    } else if (!vendor) {
         t->be->avgpool_fwd(&w, planes, cvn_f(out), cvn_f(x));
     }
     bool fail;
@@ -88,7 +94,7 @@ static cvn_tensor *pool(cvn_tape *t, const char *op, cvn_tensor *x, int kernel, 
     if (node) {
         pool_saved *ps = cvn_tape_meta_alloc(t, sizeof *ps);
         if (!ps) return NULL;
-        *ps = (pool_saved){w, planes, argmax};
+        *ps = (pool_saved){w, planes, argmax, vendor};
         node->saved = ps;
     }
     return out;
@@ -127,7 +133,7 @@ static cvn_tensor *adaptive(cvn_tape *t, const char *op, cvn_tensor *x, int oh, 
     if (node) {
         pool_saved *ps = cvn_tape_meta_alloc(t, sizeof *ps);
         if (!ps) return NULL;
-        *ps = (pool_saved){w, planes, NULL};
+        *ps = (pool_saved){w, planes, NULL, false};
         node->saved = ps;
     }
     return out;
