@@ -60,6 +60,9 @@ typedef struct {
 
 typedef struct cvn_backend {
     const char *name;
+    /* floats of im2col workspace per convolution chunk: small on a CPU (the columns should stay in
+     * cache), large on a GPU (fewer, bigger GEMMs) */
+    int64_t conv_workspace;
 
     /* memory */
     void *(*alloc)(size_t bytes);

@@ -4,11 +4,6 @@
 
 #include "ops/ops.h"
 
-/* Column-matrix budget per chunk (floats): 256 Ki floats = 1 MiB. On the reference CNN
- * (bench/compare_pytorch.py) 16 MiB gave 3,063 training images/s and 110 MB peak RSS; 4, 2 and 1 MiB
- * all gave about 3,600 and 86, 81 and 72 MB (a chunk's columns stay in cache between im2col and the
- * GEMM). A large layer (256x64x32x32 -> 128, bench_ops) loses about 10 % with 1 MiB. */
-#define CONV_COLS_BUDGET (1 << 18)
 
 typedef struct {
     cvn_conv2d_params p;
@@ -40,9 +35,10 @@ static cvn_conv_desc describe(const conv_saved *s) {
                            .groups = s->groups};
 }
 
-static int chunk_images(const conv_saved *s) {
+/* Images per chunk: as many as the backend's workspace holds, at least one. */
+static int chunk_images(const cvn_backend *be, const conv_saved *s) {
     int64_t per = (int64_t)s->win.c * s->win.kh * s->win.kw * s->win.oh * s->win.ow;
-    int64_t nb = per ? CONV_COLS_BUDGET / per : s->n;
+    int64_t nb = per ? be->conv_workspace / per : s->n;
     if (nb < 1) nb = 1;
     if (nb > s->n) nb = s->n;
     return (int)nb;
@@ -59,7 +55,7 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     if (be->conv2d_bwd && be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w)))
         return; /* the backend's own convolution did it all */
     int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
-    int og = s->out_c / s->groups, nb = chunk_images(s);
+    int og = s->out_c / s->groups, nb = chunk_images(be, s);
     int64_t img = (int64_t)x->shape[1] * x->shape[2] * x->shape[3];
     int64_t plane_in = (int64_t)win->c * win->h * win->w;
     if (db) be->reduce_to(3, (int64_t[]){s->n, s->out_c, hw}, db, (int64_t[]){0, 1, 0}, dy, 1.0f);
@@ -98,7 +94,7 @@ static bool im2col_forward(cvn_tape *t, const conv_saved *s, float *y, const flo
     const cvn_window *win = &s->win;
     int64_t o = s->out_c, hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
     int64_t plane_in = (int64_t)win->c * win->h * win->w, img = plane_in * s->groups;
-    int og = (int)(o / s->groups), nb = chunk_images(s);
+    int og = (int)(o / s->groups), nb = chunk_images(be, s);
     float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
     float *yc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
     if (!cols || !yc) return false;
