@@ -133,8 +133,10 @@ START_TEST(test_batch_norm_running_stats_gpu) {
     use_path(_i);
     cvn_tensor *hx = ref_tensor("bn_train.x", true), *hw = ref_tensor("bn_train.w", true);
     cvn_tensor *hb = ref_tensor("bn_train.b", true);
-    cvn_tensor *hm = ref_tensor("bn_train.rm_before", false), *hv = ref_tensor("bn_train.rv_before", false);
-    cvn_tensor *x = on_gpu(hx), *w = on_gpu(hw), *b = on_gpu(hb), *rm = on_gpu(hm), *rv = on_gpu(hv);
+    cvn_tensor *hm = ref_tensor("bn_train.rm_before", false),
+               *hv = ref_tensor("bn_train.rv_before", false);
+    cvn_tensor *x = on_gpu(hx), *w = on_gpu(hw), *b = on_gpu(hb), *rm = on_gpu(hm),
+               *rv = on_gpu(hv);
     cvn_tape *t = cvn_tape_new(CVN_CUDA);
     cvn_tensor *y = CK_NOTNULL(cvn_batch_norm2d(t, x, w, b, rm, rv, true, 0.1f, 1e-5f));
     expect_gpu("bn_train.out", y, "bn_train.out");

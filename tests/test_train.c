@@ -34,7 +34,6 @@ static void write_set(const char *img, const char *lab, int n, uint64_t seed) {
     fclose(fi), fclose(fl);
 }
 
-
 typedef struct {
     long mallocs[11];
     long rss_kb[11];
@@ -100,7 +99,8 @@ START_TEST(test_fit_learns_and_stays_flat) {
     for (int e = 3; e <= 10; e++) {
         ck_assert_msg(log.mallocs[e] == log.mallocs[2], "epoch %d made %ld heap allocations", e,
                       log.mallocs[e] - log.mallocs[2]);
-#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed blocks resident: RSS means nothing */
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed blocks resident: RSS means nothing   \
+                              */
         ck_assert_msg(log.rss_kb[e] - log.rss_kb[2] < 1024,
                       "resident memory grew %ld KiB by epoch %d", log.rss_kb[e] - log.rss_kb[2], e);
 #endif

@@ -123,7 +123,9 @@ void count_allocations(bool on) {
     cvn_set_allocator(on ? &(cvn_allocator){counting_malloc, counting_free, NULL} : NULL);
 }
 
-long allocations_counted(void) { return n_allocations; }
+long allocations_counted(void) {
+    return n_allocations;
+}
 
 static int run(Suite *s, bool fork) {
     SRunner *sr = srunner_create(s);

@@ -32,14 +32,18 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
  * masked moves: a memcpy of a variable length would be a library call, and rows with tails (pooled
  * planes, 14 or 196 wide) hit them on every row. */
 #if CVN_VW == 16
-static inline __mmask16 lane_mask(int64_t m) { return (__mmask16)((1u << m) - 1u); }
+static inline __mmask16 lane_mask(int64_t m) {
+    return (__mmask16)((1u << m) - 1u);
+}
 static inline vf vload(const float *p, int64_t m) {
     if (m >= VW) return (vf)_mm512_loadu_ps(p);
     return m > 0 ? (vf)_mm512_maskz_loadu_ps(lane_mask(m), p) : (vf){0};
 }
 static inline void vstore(float *p, vf v, int64_t m) {
-    if (m >= VW) _mm512_storeu_ps(p, (__m512)v);
-    else if (m > 0) _mm512_mask_storeu_ps(p, lane_mask(m), (__m512)v);
+    if (m >= VW)
+        _mm512_storeu_ps(p, (__m512)v);
+    else if (m > 0)
+        _mm512_mask_storeu_ps(p, lane_mask(m), (__m512)v);
 }
 static inline void vstore_i(int32_t *p, vi v, int64_t m) {
     if (m > 0) _mm512_mask_storeu_epi32(p, lane_mask(m < VW ? m : VW), (__m512i)v);
@@ -53,8 +57,10 @@ static inline vf vload(const float *p, int64_t m) {
     return m > 0 ? (vf)_mm256_maskload_ps(p, lane_mask(m)) : (vf){0};
 }
 static inline void vstore(float *p, vf v, int64_t m) {
-    if (m >= VW) _mm256_storeu_ps(p, (__m256)v);
-    else if (m > 0) _mm256_maskstore_ps(p, lane_mask(m), (__m256)v);
+    if (m >= VW)
+        _mm256_storeu_ps(p, (__m256)v);
+    else if (m > 0)
+        _mm256_maskstore_ps(p, lane_mask(m), (__m256)v);
 }
 static inline void vstore_i(int32_t *p, vi v, int64_t m) {
     if (m > 0) _mm256_maskstore_epi32(p, lane_mask(m < VW ? m : VW), (__m256i)v);
@@ -619,7 +625,8 @@ static void k_col2im(const cvn_window *w, float *img, int64_t img_stride, const 
                             valid_span(x0, w->w, w->ow, &lo, &hi);
                             float *d = dst + x0 + lo;
                             for (int64_t j = 0, n = hi - lo; j < n; j += VW)
-                                vstore(d + j, vload(d + j, n - j) + vload(o + lo + j, n - j), n - j);
+                                vstore(d + j, vload(d + j, n - j) + vload(o + lo + j, n - j),
+                                       n - j);
                             continue;
                         }
                         for (int ox = 0; ox < w->ow; ox++) {

@@ -4,7 +4,6 @@
 
 #include "ops/ops.h"
 
-
 typedef struct {
     cvn_conv2d_params p;
     cvn_window win; /* one group's window */

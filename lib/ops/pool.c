@@ -13,15 +13,21 @@ static void pool_backward(cvn_tape *t, cvn_node *n, bool is_max) {
     float *dx = cvn_grad_buffer(t, n->in[0]);
     if (!dx) return;
     const float *dy = cvn_f(n->out->grad);
-    if (s->vendor && t->be->pool2d_bwd(is_max, n->in[0]->shape[0], &s->win, dx, dy,
-                                       cvn_f(n->out), cvn_f(n->in[0])))
+    if (s->vendor && t->be->pool2d_bwd(is_max, n->in[0]->shape[0], &s->win, dx, dy, cvn_f(n->out),
+                                       cvn_f(n->in[0])))
         return;
-    if (is_max) t->be->maxpool_bwd(&s->win, s->planes, dx, dy, s->argmax);
-    else t->be->avgpool_bwd(&s->win, s->planes, dx, dy);
+    if (is_max)
+        t->be->maxpool_bwd(&s->win, s->planes, dx, dy, s->argmax);
+    else
+        t->be->avgpool_bwd(&s->win, s->planes, dx, dy);
 }
 
-static void maxpool_backward(cvn_tape *t, cvn_node *n) { pool_backward(t, n, true); }
-static void avgpool_backward(cvn_tape *t, cvn_node *n) { pool_backward(t, n, false); }
+static void maxpool_backward(cvn_tape *t, cvn_node *n) {
+    pool_backward(t, n, true);
+}
+static void avgpool_backward(cvn_tape *t, cvn_node *n) {
+    pool_backward(t, n, false);
+}
 
 static void adaptive_backward(cvn_tape *t, cvn_node *n) {
     const pool_saved *s = n->saved;
