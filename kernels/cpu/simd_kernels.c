@@ -150,12 +150,12 @@ static inline vf vsigmoid(vf x) {
 }
 
 static inline vf vgelu(vf x) {
-    vf r;
+    vf r = {0};
     for (int i = 0; i < VW; i++) r[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
     return r;
 }
 static inline vf vgelu_grad(vf x) {
-    vf r;
+    vf r = {0};
     for (int i = 0; i < VW; i++) {
         float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
         float pdf = expf(-0.5f * x[i] * x[i]) * 0.3989422804014327f;
@@ -451,6 +451,7 @@ static void softmax_row(bool log, int64_t d, float *y, const float *x) {
 
 static void k_softmax_fwd(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
                           const float *x) {
+    if (d < 1) return; /* the op rejects empty dims; an empty row has no softmax */
     if (inner == 1) {
 #pragma omp parallel for if (outer * d > PAR_MIN) schedule(static)
         for (int64_t o = 0; o < outer; o++) softmax_row(log, d, y + o * d, x + o * d);
@@ -464,6 +465,8 @@ static void k_softmax_fwd(bool log, int64_t outer, int64_t d, int64_t inner, flo
             float m = -INFINITY, s = 0;
             for (int64_t j = 0; j < d; j++) m = xs[j * inner] > m ? xs[j * inner] : m;
             for (int64_t j = 0; j < d; j++) s += expf(xs[j * inner] - m);
+            /* s >= 1 (the maximum contributes exp(0)) since d >= 1 */
+            // cppcheck-suppress invalidFunctionArg
             float lse = m + logf(s);
             for (int64_t j = 0; j < d; j++)
                 ys[j * inner] = log ? xs[j * inner] - lse : expf(xs[j * inner] - lse);
@@ -658,7 +661,7 @@ static void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int
  * even and odd columns by shuffles, and the four candidates are compared in the generic loop's
  * order (strictly greater wins, NaN wins), so values and argmax agree with it exactly. */
 static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, const float *in) {
-    vi even, odd, lane;
+    vi even = {0}, odd = {0}, lane = {0};
     for (int i = 0; i < VW; i++) even[i] = 2 * i, odd[i] = 2 * i + 1, lane[i] = 2 * i;
     for (int oy = 0; oy < w->oh; oy++) {
         const float *r0 = in + (int64_t)2 * oy * w->w, *r1 = r0 + w->w;
@@ -969,7 +972,7 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
                 vv = vmax(vload(s2 + i, m), vv);
                 vstore(s2 + i, vv, m);
             }
-            vf denom;
+            vf denom = {0};
             for (int l = 0; l < VW; l++) denom[l] = sqrtf(vv[l]);
             denom = denom / p->bias2_sqrt + p->eps;
             wv -= (p->lr / p->bias1) * mv / denom;

@@ -24,6 +24,12 @@ static cvn_tensor *softmax(cvn_tape *t, const char *op, cvn_tensor *x, int dim, 
                       cvn_shape_str(x, s, sizeof s));
         return NULL;
     }
+    if (x->shape[dim] == 0) {
+        char sh[96];
+        cvn_set_error(CVN_ERR_SHAPE, "%s: dim %d of %s is empty", op, dim,
+                      cvn_shape_str(x, sh, sizeof sh));
+        return NULL;
+    }
     softmax_saved s = {1, x->shape[dim], 1, log};
     for (int d = 0; d < dim; d++) s.outer *= x->shape[d];
     for (int d = dim + 1; d < nd; d++) s.inner *= x->shape[d];
