@@ -251,6 +251,25 @@ START_TEST(test_maxpool2x2_fast_path) {
 }
 END_TEST
 
+/* GELU's vector normal CDF against double-precision erfc over [-14, 14]. */
+START_TEST(test_gelu_accuracy) {
+    enum { N = 20001 };
+    static float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = -14.0f + 28.0f * (float)i / (N - 1);
+    for (int v = 0; v < 3; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        be->act_fwd(CVN_K_GELU, 0, N, y, x);
+        for (int i = 0; i < N; i++) {
+            double want = 0.5 * x[i] * erfc(-x[i] / sqrt(2.0)), err = fabs(y[i] - want);
+            double tol = fabsf(x[i]) <= 8.0f ? 1e-5 * fabs(want) + 1e-7 : 2e-5 * fabs(want) + 1e-15;
+            ck_assert_msg(err <= tol, "%s gelu(%g) = %.9g, want %.9g", variants[v], (double)x[i],
+                          (double)y[i], want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_dispatch) {
     const char *name = cvn_simd_name();
     ck_assert(!strcmp(name, "avx512") || !strcmp(name, "avx2") || !strcmp(name, "scalar"));
@@ -269,6 +288,7 @@ int main(void) {
     tcase_add_test(tc, test_window_ops_agree);
     tcase_add_test(tc, test_pool_dropout_agree);
     tcase_add_test(tc, test_maxpool2x2_fast_path);
+    tcase_add_test(tc, test_gelu_accuracy);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }
