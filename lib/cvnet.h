@@ -84,6 +84,9 @@ float cvn_rng_normal(cvn_rng *r);
 #define CVN_MAX_DIMS 6
 
 typedef enum { CVN_F32 = 0, CVN_U8 = 1, CVN_I32 = 2 } cvn_dtype;
+/* CVN_CUDA needs a build with `make CUDA=1` and a GPU; otherwise asking for it gives
+ * CVN_ERR_DEVICE. The CUDA backend reads CVN_CUDA_GEMM, CVN_CUDA_CONV, CVN_CUDA_POOL and
+ * CVN_CUDA_BN (=native picks our kernels over cuBLAS / cuDNN). */
 typedef enum { CVN_CPU = 0, CVN_CUDA = 1 } cvn_device;
 
 typedef struct cvn_tensor cvn_tensor;
@@ -156,7 +159,8 @@ uint8_t *cvn_tensor_u8(const cvn_tensor *t);
  * arena has grown to fit and further steps make no heap allocation. */
 typedef struct cvn_tape cvn_tape;
 
-/* Caller owns; free with cvn_tape_free(). */
+/* A tape whose tensors live on device. Caller owns; free with cvn_tape_free(). Errors:
+ * CVN_ERR_DEVICE when the device is not available. */
 cvn_tape *cvn_tape_new(cvn_device device);
 void cvn_tape_free(cvn_tape *t);
 /* Forgets all recorded nodes and frees every tensor the tape owns (O(1)). Gradients of heap
