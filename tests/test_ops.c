@@ -187,6 +187,13 @@ START_TEST(test_shape_errors) {
 }
 END_TEST
 
+/* reshape then flatten, weighted so that every element's gradient differs */
+static cvn_tensor *f_views(cvn_tape *t, cvn_tensor *const *in, void *c) {
+    cvn_tensor *r = cvn_reshape(t, in[0], 3, (int64_t[]){5, -1, 3});
+    cvn_tensor *f = cvn_flatten(t, r, 1);
+    return cvn_mul(t, f, f);
+}
+
 /* reshape and flatten are views whose gradient flows back unchanged. */
 START_TEST(test_reshape_flatten) {
     cvn_tensor *x = ref_tensor("sum_02.x", true); /* [3, 4, 5] */
@@ -202,6 +209,8 @@ START_TEST(test_reshape_flatten) {
     for (int64_t i = 0; i < cvn_numel(x); i++)
         ck_assert_float_eq(((float *)x->grad->data)[i], 3.0f);
     cvn_tape_free(t);
+    ck_assert_msg(cvn_gradcheck(f_views, 1, &x, NULL, 1e-2f, 2e-2f, 2e-2f) == CVN_OK, "%s",
+                  cvn_last_error());
     cvn_tensor_free(x);
 }
 END_TEST
