@@ -11,7 +11,6 @@
 
 #include "testutil.h"
 
-static char dir[] = "/tmp/cvn_idx_XXXXXX";
 
 static void write_file(const char *path, const unsigned char *b, size_t n, bool gz) {
     if (gz) {
@@ -38,7 +37,7 @@ START_TEST(test_idx_good) {
     size_t n = good_file(b);
     char path[128];
     for (int gz = 0; gz < 2; gz++) {
-        snprintf(path, sizeof path, "%s/good%s", dir, gz ? ".gz" : "");
+        snprintf(path, sizeof path, "%s/good%s", test_dir(), gz ? ".gz" : "");
         write_file(path, b, n, gz);
         cvn_tensor *t = CK_NOTNULL(cvn_idx_load(path));
         ck_assert_int_eq(t->dtype, CVN_U8);
@@ -55,7 +54,7 @@ START_TEST(test_idx_bad) {
     unsigned char b[64];
     size_t n = good_file(b);
     char path[128];
-    snprintf(path, sizeof path, "%s/bad", dir);
+    snprintf(path, sizeof path, "%s/bad", test_dir());
     /* every truncation, plain and compressed */
     for (size_t cut = 0; cut < n; cut++)
         for (int gz = 0; gz < 2; gz++) {
@@ -83,7 +82,7 @@ START_TEST(test_idx_bad) {
     /* random corruption of a gzip stream: an error or a valid tensor, never a crash */
     srand(5);
     for (int trial = 0; trial < 200; trial++) {
-        snprintf(path, sizeof path, "%s/fuzz.gz", dir);
+        snprintf(path, sizeof path, "%s/fuzz.gz", test_dir());
         write_file(path, b, n, true);
         FILE *f = fopen(path, "r+b");
         fseek(f, 0, SEEK_END);
@@ -112,8 +111,8 @@ static void write_dataset(const char *img_path, const char *lab_path, int n_labe
 
 START_TEST(test_dataset_and_loader) {
     char img[128], lab[128];
-    snprintf(img, sizeof img, "%s/img.gz", dir);
-    snprintf(lab, sizeof lab, "%s/lab", dir);
+    snprintf(img, sizeof img, "%s/img.gz", test_dir());
+    snprintf(lab, sizeof lab, "%s/lab", test_dir());
     write_dataset(img, lab, 10);
     cvn_dataset *ds = CK_NOTNULL(cvn_dataset_idx(img, lab));
     ck_assert_int_eq(cvn_dataset_len(ds), 10);
@@ -202,7 +201,7 @@ START_TEST(test_fashion_mnist) {
 END_TEST
 
 int main(void) {
-    if (!mkdtemp(dir)) return 1;
+    test_dir(); /* made here, before Check forks, so every test shares it */
     Suite *s = suite_create("data");
     TCase *tc = tcase_create("data");
     tcase_add_test(tc, test_idx_good);
@@ -210,10 +209,5 @@ int main(void) {
     tcase_add_test(tc, test_dataset_and_loader);
     tcase_add_test(tc, test_fashion_mnist);
     suite_add_tcase(s, tc);
-    int failed = run_suite(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {
-    }
-    return failed ? 1 : 0;
+    return run_suite(s) ? 1 : 0;
 }

@@ -9,7 +9,6 @@
 
 #include "testutil.h"
 
-static char dir[] = "/tmp/cvn_train_XXXXXX";
 
 /* 240 8x8 images: class 0 is bright on the left half, class 1 on the right, plus noise. */
 static void write_set(const char *img, const char *lab, int n, uint64_t seed) {
@@ -57,9 +56,9 @@ static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
 
 START_TEST(test_fit_learns_and_stays_flat) {
     char img[128], lab[128], timg[128], tlab[128], csv[128];
-    snprintf(img, sizeof img, "%s/img", dir), snprintf(lab, sizeof lab, "%s/lab", dir);
-    snprintf(timg, sizeof timg, "%s/timg", dir), snprintf(tlab, sizeof tlab, "%s/tlab", dir);
-    snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
+    snprintf(img, sizeof img, "%s/img", test_dir()), snprintf(lab, sizeof lab, "%s/lab", test_dir());
+    snprintf(timg, sizeof timg, "%s/timg", test_dir()), snprintf(tlab, sizeof tlab, "%s/tlab", test_dir());
+    snprintf(csv, sizeof csv, "%s/metrics.csv", test_dir());
     write_set(img, lab, 240, 1);
     write_set(timg, tlab, 100, 2);
     count_allocations(true);
@@ -125,16 +124,11 @@ START_TEST(test_fit_learns_and_stays_flat) {
 END_TEST
 
 int main(void) {
-    if (!mkdtemp(dir)) return 1;
+    test_dir(); /* made here, before Check forks, so every test shares it */
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_fit_learns_and_stays_flat);
     suite_add_tcase(s, tc);
-    int failed = run_suite(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {
-    }
-    return failed ? 1 : 0;
+    return run_suite(s) ? 1 : 0;
 }

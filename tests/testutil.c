@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static ref_array *refs;
 static int n_refs;
@@ -105,6 +106,29 @@ void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, flo
                           d, (long long)got->shape[d], (long long)want->shape[d]);
     }
     expect_close(what, got->data, want, rtol, atol);
+}
+
+static char scratch[] = "/tmp/cvn_test_XXXXXX";
+static pid_t scratch_owner;
+
+static void remove_scratch(void) {
+    if (getpid() != scratch_owner) return; /* a forked test process */
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", scratch);
+    if (system(cmd)) {
+    }
+}
+
+const char *test_dir(void) {
+    if (!scratch_owner) {
+        if (!mkdtemp(scratch)) {
+            fprintf(stderr, "cannot make a scratch directory under /tmp\n");
+            abort();
+        }
+        scratch_owner = getpid();
+        atexit(remove_scratch);
+    }
+    return scratch;
 }
 
 static long n_allocations;

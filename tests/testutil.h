@@ -30,6 +30,10 @@ void expect_tensor(const char *what, const cvn_tensor *got, const char *ref, flo
 void count_allocations(bool on);
 long allocations_counted(void);
 
+/* A scratch directory for the test program, made on first use and removed when the process that
+ * made it exits (not when Check's forked test processes do). */
+const char *test_dir(void);
+
 /* Runs a Check suite and returns the number of failures. */
 int run_suite(Suite *s);
 /* The same in this process (no fork): for suites whose process state, like a CUDA context, does
