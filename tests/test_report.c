@@ -45,7 +45,7 @@ START_TEST(test_line_chart) {
     /* the y axis covers 0.7 .. 2.2 with nice ticks: 0.6 (or lower) to 2.2 (or higher) */
     ck_assert(strstr(svg, ">2.2<") || strstr(svg, ">2.4<") || strstr(svg, ">2.5<"));
     free(svg);
-    char tmp[64];
+    char tmp[300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     ck_assert_int_ne(access(tmp, F_OK), 0); /* no temp file left behind */
     remove(path);
