@@ -498,6 +498,61 @@ cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float 
  * from r); linear 128->10. Caller owns. */
 cvn_module *cvn_reference_cnn(cvn_rng *r);
 
+/* ---- model zoo: networks for small images (28x28 to 64x64), any input channels and classes.
+ * Every zoo model is a Sequential whose last child, "head", is the Linear classifier; the parts
+ * before it are named ("stem", "layer1", ..., "pool", "flatten") as PyTorch's models name them. */
+typedef enum {
+    CVN_ARCH_CNN,       /* plain CNN: conv blocks, then fully-connected layers (hpo searches it) */
+    CVN_ARCH_RESNET,    /* ResNet-style: basic blocks with batch norm and skip connections */
+    CVN_ARCH_MOBILENET, /* MobileNetV3-style: depthwise separable, hard-swish, squeeze-excite */
+    CVN_ARCH_EFFICIENTNET, /* EfficientNet-style: MBConv, SiLU, squeeze-excite, multipliers */
+} cvn_arch;
+
+#define CVN_CNN_MAX_LAYERS 8
+typedef struct {
+    int in_channels, height, width, num_classes;
+    float width_mult,
+        depth_mult; /* resnet / mobilenet / efficientnet: channels, blocks (1 = base) */
+    float dropout;  /* resnet / mobilenet / efficientnet: before the head */
+    /* plain CNN: n_layers blocks of conv (kernel_size, "same" padding) [+ batch norm] + ReLU +
+     * max-pool 2 (while the map is 2x2 or larger) + dropout; then n_fc Linear + ReLU + dropout. */
+    int n_layers, kernel_size;
+    int channels[CVN_CNN_MAX_LAYERS];
+    float conv_dropout[CVN_CNN_MAX_LAYERS];
+    bool batch_norm;
+    int n_fc;
+    int fc_units[CVN_CNN_MAX_LAYERS];
+    float fc_dropout[CVN_CNN_MAX_LAYERS];
+} cvn_model_config;
+
+/* The architecture's default configuration for images of c x h x w and the number of classes. */
+cvn_model_config cvn_model_defaults(cvn_arch arch, int c, int h, int w, int num_classes);
+/* Builds a network, initialized from r. Caller owns. Errors: sizes out of range (named). */
+cvn_module *cvn_model_new(cvn_arch arch, const cvn_model_config *config, cvn_rng *r);
+/* "cnn", "resnet", "mobilenet", "efficientnet", and back (CVN_ERR_ARG for an unknown name). */
+const char *cvn_arch_name(cvn_arch arch);
+cvn_status cvn_arch_parse(const char *name, cvn_arch *arch);
+/* Replaces a zoo model's head with a fresh Linear of the same input size and num_classes outputs
+ * (for fine-tuning on another set of classes). */
+cvn_status cvn_model_replace_head(cvn_module *model, int num_classes, cvn_rng *r);
+/* Sets requires_grad to !frozen on every parameter whose dotted name starts with prefix ("" for
+ * all). Returns the number of parameters changed, or -1. Optimizers skip frozen parameters. */
+int cvn_module_freeze(cvn_module *m, const char *prefix, bool frozen);
+
+/* What a summary measures, per image: parameters and the FLOPs of one forward pass (2 per
+ * multiply-add of Conv2d and Linear layers; elementwise work is not counted, as torchinfo). */
+typedef struct {
+    int64_t params, trainable_params;
+    int64_t flops;
+    int64_t output_elems; /* the sum of the outputs of every leaf layer, per image */
+} cvn_model_stats;
+/* A table like torchinfo's (layer, output shape, parameters; totals), from one forward of a batch
+ * of one c x h x w image in eval mode on the model's device. *text (may be NULL) receives a
+ * NUL-terminated string the caller frees with cvn_text_free(); stats (may be NULL) the totals. */
+cvn_status cvn_model_summary(cvn_module *model, int c, int h, int w, char **text,
+                             cvn_model_stats *stats);
+void cvn_text_free(char *text);
+
 /* A sequential container. Its children are named by position ("0", "1", ...) unless given a name,
  * so a Sequential named "features" inside another gives "features.0.weight" as PyTorch does.
  * Add every child before listing parameters of an enclosing module (listings are cached). */

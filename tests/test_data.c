@@ -11,7 +11,6 @@
 
 #include "testutil.h"
 
-
 static void write_file(const char *path, const unsigned char *b, size_t n, bool gz) {
     if (gz) {
         gzFile f = gzopen(path, "wb");

@@ -9,7 +9,6 @@
 
 #include "testutil.h"
 
-
 /* 240 8x8 images: class 0 is bright on the left half, class 1 on the right, plus noise. */
 static void write_set(const char *img, const char *lab, int n, uint64_t seed) {
     cvn_rng r;
@@ -56,8 +55,10 @@ static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
 
 START_TEST(test_fit_learns_and_stays_flat) {
     char img[128], lab[128], timg[128], tlab[128], csv[128];
-    snprintf(img, sizeof img, "%s/img", test_dir()), snprintf(lab, sizeof lab, "%s/lab", test_dir());
-    snprintf(timg, sizeof timg, "%s/timg", test_dir()), snprintf(tlab, sizeof tlab, "%s/tlab", test_dir());
+    snprintf(img, sizeof img, "%s/img", test_dir()),
+        snprintf(lab, sizeof lab, "%s/lab", test_dir());
+    snprintf(timg, sizeof timg, "%s/timg", test_dir()),
+        snprintf(tlab, sizeof tlab, "%s/tlab", test_dir());
     snprintf(csv, sizeof csv, "%s/metrics.csv", test_dir());
     write_set(img, lab, 240, 1);
     write_set(timg, tlab, 100, 2);

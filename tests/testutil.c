@@ -57,6 +57,7 @@ static void load_refs(void) {
     refs = calloc((size_t)cap_refs, sizeof *refs);
     load_file("ops_ref.txt");
     load_file("optim_ref.txt");
+    load_file("zoo_ref.txt");
 }
 
 const ref_array *ref_get(const char *name) {

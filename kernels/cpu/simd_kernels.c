@@ -171,7 +171,9 @@ static inline vf vnormal_cdf(vf x) {
     return vsel(x >= 0.0f, 1.0f - 0.5f * erfc, 0.5f * erfc);
 }
 /* GELU(x) = x Phi(x); its derivative Phi(x) + x phi(x). */
-static inline vf vgelu(vf x) { return x * vnormal_cdf(x); }
+static inline vf vgelu(vf x) {
+    return x * vnormal_cdf(x);
+}
 static inline vf vgelu_grad(vf x) {
     return vnormal_cdf(x) + x * vexp(-0.5f * x * x) * 0.3989422804014327f;
 }

@@ -21,6 +21,18 @@ void *cvn_calloc(size_t n, size_t size);
 void cvn_free(void *p);
 char *cvn_strdup(const char *s);
 
+/* ---- growing strings: printf/append set failed on allocation failure; take returns the text
+ * (caller frees with cvn_free) or NULL with an error set, and leaves the buffer empty. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} cvn_strbuf;
+void cvn_strbuf_printf(cvn_strbuf *b, const char *fmt, ...) CVN_PRINTF(2, 3);
+void cvn_strbuf_append(cvn_strbuf *b, const char *s, size_t n);
+char *cvn_strbuf_take(cvn_strbuf *b);
+void cvn_strbuf_free(cvn_strbuf *b);
+
 /* ---- atomic files: begin opens "<path>.tmp" (tmp receives its name), commit flushes, fsyncs,
  * closes and renames it over path, removing it on any failure. */
 #include <stdio.h>
@@ -79,6 +91,9 @@ struct cvn_tape {
     int n_nodes;
     bool grad_enabled;
     bool backward_done;
+    /* optional: told before (out NULL) and after every module forward; the summary listens */
+    void (*on_module)(void *ctx, cvn_module *m, cvn_tensor *out);
+    void *on_module_ctx;
 };
 
 /* An output tensor in the tape, contiguous, uninitialized. */

@@ -57,7 +57,11 @@ cvn_tensor *cvn_module_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
         return NULL;
     }
     if (!x) return NULL; /* keeps the error of whatever made x */
-    return m->vt->forward(m, t, x);
+    if (!t->on_module) return m->vt->forward(m, t, x);
+    t->on_module(t->on_module_ctx, m, NULL);
+    cvn_tensor *y = m->vt->forward(m, t, x);
+    if (y) t->on_module(t->on_module_ctx, m, y);
+    return y;
 }
 
 void cvn_module_train(cvn_module *m, bool training) {
@@ -211,23 +215,17 @@ cvn_module *cvn_sequential_new(void) {
     return cvn_module_alloc(sizeof(cvn_module), &sequential_vt);
 }
 
-cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_module *child) {
-    if (!seq || seq->vt != &sequential_vt) {
-        cvn_module_free(child);
-        return cvn_set_error(CVN_ERR_ARG, "sequential_add: not a Sequential module");
-    }
+cvn_status cvn_module_add_child(cvn_module *m, const char *name, cvn_module *child) {
     if (!child) return cvn_last_status() ? cvn_last_status() : CVN_ERR_ARG;
     char index[16];
-    if (!name) snprintf(index, sizeof index, "%d", seq->n_children);
+    if (!name) snprintf(index, sizeof index, "%d", m->n_children);
     if (name && (!name[0] || strchr(name, '.'))) {
         cvn_module_free(child);
         return cvn_set_error(CVN_ERR_ARG,
-                             "sequential_add: child name \"%s\" must be non-empty "
-                             "and have no dot",
-                             name);
+                             "module: child name \"%s\" must be non-empty and have no dot", name);
     }
-    if (seq->n_children == seq->cap_children) {
-        int cap = seq->cap_children ? seq->cap_children * 2 : 8;
+    if (m->n_children == m->cap_children) {
+        int cap = m->cap_children ? m->cap_children * 2 : 8;
         cvn_module **c = cvn_malloc((size_t)cap * sizeof *c);
         char **nm = cvn_malloc((size_t)cap * sizeof *nm);
         if (!c || !nm) {
@@ -235,25 +233,46 @@ cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_modul
             cvn_module_free(child);
             return CVN_ERR_NOMEM;
         }
-        if (seq->n_children) {
-            memcpy(c, seq->children, (size_t)seq->n_children * sizeof *c);
-            memcpy(nm, seq->child_names, (size_t)seq->n_children * sizeof *nm);
+        if (m->n_children) {
+            memcpy(c, m->children, (size_t)m->n_children * sizeof *c);
+            memcpy(nm, m->child_names, (size_t)m->n_children * sizeof *nm);
         }
-        cvn_free(seq->children), cvn_free(seq->child_names);
-        seq->children = c;
-        seq->child_names = nm;
-        seq->cap_children = cap;
+        cvn_free(m->children), cvn_free(m->child_names);
+        m->children = c;
+        m->child_names = nm;
+        m->cap_children = cap;
     }
     char *copy = cvn_strdup(name ? name : index);
     if (!copy) {
         cvn_module_free(child);
         return CVN_ERR_NOMEM;
     }
-    child->training = seq->training;
-    seq->child_names[seq->n_children] = copy;
-    seq->children[seq->n_children++] = child;
-    drop_listing(seq);
+    child->training = m->training;
+    m->child_names[m->n_children] = copy;
+    m->children[m->n_children++] = child;
+    drop_listing(m);
     return CVN_OK;
+}
+
+void cvn_module_replace_child(cvn_module *m, int i, cvn_module *child) {
+    cvn_module_free(m->children[i]);
+    child->training = m->training;
+    m->children[i] = child;
+    drop_listing(m);
+}
+
+const char *cvn_module_child_name(const cvn_module *parent, const cvn_module *child) {
+    for (int i = 0; parent && i < parent->n_children; i++)
+        if (parent->children[i] == child) return parent->child_names[i];
+    return NULL;
+}
+
+cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_module *child) {
+    if (!seq || seq->vt != &sequential_vt) {
+        cvn_module_free(child);
+        return cvn_set_error(CVN_ERR_ARG, "sequential_add: not a Sequential module");
+    }
+    return cvn_module_add_child(seq, name, child);
 }
 
 cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child) {

@@ -38,4 +38,12 @@ cvn_module *cvn_module_alloc(size_t size, const cvn_module_vtable *vt);
 /* Adds an owned tensor (parameter when is_param, else buffer); the module frees it. */
 cvn_status cvn_module_own(cvn_module *m, const char *name, cvn_tensor *x, bool is_param);
 
+/* Appends child under name (no dots; NULL names it by position). Takes ownership of child, also on
+ * failure. Composite layers (residual blocks, squeeze-excite) register their parts with it. */
+cvn_status cvn_module_add_child(cvn_module *m, const char *name, cvn_module *child);
+/* Frees child i and puts child in its place under the same name. */
+void cvn_module_replace_child(cvn_module *m, int i, cvn_module *child);
+/* The name under which parent holds child, or NULL. */
+const char *cvn_module_child_name(const cvn_module *parent, const cvn_module *child);
+
 #endif
