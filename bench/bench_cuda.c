@@ -96,13 +96,18 @@ static void run_train_step(void *p) {
     cvn_tape_reset(c->t);
 }
 
-static void bench_training(int batch, cvn_rng *r) {
-    train_ctx c = {cvn_tape_new(CVN_CUDA), cvn_reference_cnn(r), NULL, NULL, NULL};
+/* Training steps of a network on [batch, c, h, w] inputs: the reference CNN when arch < 0, else
+ * the zoo model's defaults. */
+static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
+    cvn_model_config mc = cvn_model_defaults((cvn_arch)(arch < 0 ? 0 : arch), ch, hw, hw, 10);
+    cvn_module *net = arch < 0 ? cvn_reference_cnn(r) : cvn_model_new((cvn_arch)arch, &mc, r);
+    const char *name = arch < 0 ? "reference CNN" : cvn_arch_name((cvn_arch)arch);
+    train_ctx c = {cvn_tape_new(CVN_CUDA), net, NULL, NULL, NULL};
     cvn_module_to(c.net, CVN_CUDA);
     cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
     c.opt = cvn_optim_new(&oc);
     cvn_optim_add_module(c.opt, c.net);
-    int64_t xs[4] = {batch, 1, 28, 28};
+    int64_t xs[4] = {batch, ch, hw, hw};
     c.x = gpu_rand(4, xs, r, false);
     cvn_tensor *yh = cvn_tensor_new(CVN_I32, 1, xs);
     for (int i = 0; i < batch; i++) ((int32_t *)yh->data)[i] = i % 10;
@@ -112,7 +117,7 @@ static void bench_training(int batch, cvn_rng *r) {
         cvn_cuda_set_native_dnn(path > 0);
         cvn_cuda_set_native_gemm(path == 2);
         double sec = median_time(run_train_step, &c);
-        printf("train reference CNN batch %-4d %-14s %8.3f ms/step %9.0f images/s\n", batch,
+        printf("train %-13s batch %-4d %-14s %8.3f ms/step %9.0f images/s\n", name, batch,
                paths[path], sec * 1e3, batch / sec);
     }
     cvn_optim_free(c.opt);
@@ -138,8 +143,9 @@ int main(void) {
     bench_conv("conv2 64x32x14x14->64", (int64_t[]){64, 32, 14, 14}, (int64_t[]){64, 32, 3, 3}, &r);
     bench_conv("conv 256x64x32x32->128", (int64_t[]){256, 64, 32, 32}, (int64_t[]){128, 64, 3, 3},
                &r);
-    bench_training(64, &r);
-    bench_training(256, &r);
+    bench_training(-1, 64, 1, 28, &r);
+    bench_training(-1, 256, 1, 28, &r);
+    bench_training(CVN_ARCH_RESNET, 128, 3, 32, &r);
 #endif
     return 0;
 }

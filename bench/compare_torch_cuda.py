@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """PyTorch on the GPU (cuDNN convolution) on the shapes of bench/bench_cuda.c, same GPU, same run:
 convolution fwd and fwd+bwd, and training steps of the reference CNN (SGD) in images/s."""
+import os
+import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
+from torch_zoo import resnet  # noqa: E402
 
 dev = "cuda"
 REPS = 7
@@ -50,12 +55,16 @@ def conv(name, xs, ws):
         print("%-28s %-8s cudnn  %8.3f ms %8.0f GFLOP/s" % (name, label, s * 1e3, f / s * 1e-9))
 
 
-def train(batch):
-    net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10)).to(dev)
+def reference_cnn():
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, 10))
+
+
+def train(batch, name="reference CNN", net=None, shape=(1, 28, 28)):
+    net = (net or reference_cnn()).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    x = torch.randn(batch, 1, 28, 28, device=dev)
+    x = torch.randn(batch, *shape, device=dev)
     y = torch.arange(batch, device=dev) % 10
 
     def step():
@@ -64,7 +73,7 @@ def train(batch):
         opt.step()
 
     s = median_time(step)
-    print("train reference CNN batch %-4d torch  %8.3f ms/step %9.0f images/s" % (batch, s * 1e3, batch / s))
+    print("train %-13s batch %-4d torch  %8.3f ms/step %9.0f images/s" % (name, batch, s * 1e3, batch / s))
 
 
 print(f"# PyTorch {torch.__version__} on {torch.cuda.get_device_name()}: median of {REPS} runs")
@@ -73,3 +82,4 @@ conv("conv2 64x32x14x14->64", (64, 32, 14, 14), (64, 32, 3, 3))
 conv("conv 256x64x32x32->128", (256, 64, 32, 32), (128, 64, 3, 3))
 train(64)
 train(256)
+train(128, "resnet", resnet(3, 10), (3, 32, 32))

@@ -247,6 +247,55 @@ START_TEST(test_optim_trajectory) {
 }
 END_TEST
 
+/* Every zoo architecture (depthwise and 1x1 convolutions, squeeze-excite, residual adds, batch
+ * norm) on each GPU path against the same model on the CPU: training-mode loss and the gradient of
+ * every parameter. */
+START_TEST(test_zoo_models_match_cpu) {
+    cvn_arch arch = (cvn_arch)(_i / 3);
+    use_path(_i % 3);
+    cvn_model_config mc = cvn_model_defaults(arch, 3, 16, 16, 5);
+    mc.width_mult = 0.25f, mc.depth_mult = 0.34f, mc.dropout = 0.0f;
+    mc.fc_dropout[0] = 0.0f;
+    cvn_rng r1, r2;
+    cvn_rng_seed(&r1, 11), cvn_rng_seed(&r2, 11);
+    cvn_module *cpu = CK_NOTNULL(cvn_model_new(arch, &mc, &r1));
+    cvn_module *gpu = CK_NOTNULL(cvn_model_new(arch, &mc, &r2));
+    CK_OK(cvn_module_to(gpu, CVN_CUDA));
+    int64_t xs[4] = {4, 3, 16, 16};
+    cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *y = cvn_tensor_new(CVN_I32, 1, xs);
+    cvn_tensor_normal(x, &r1, 0, 1);
+    for (int i = 0; i < 4; i++) ((int32_t *)y->data)[i] = i;
+    cvn_tensor *xg = on_gpu(x), *yg = on_gpu(y);
+    cvn_tape *tc = CK_NOTNULL(cvn_tape_new(CVN_CPU)), *tg = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
+    cvn_tensor *lc = CK_NOTNULL(cvn_cross_entropy(tc, cvn_module_forward(cpu, tc, x), y, 0));
+    cvn_tensor *lg = CK_NOTNULL(cvn_cross_entropy(tg, cvn_module_forward(gpu, tg, xg), yg, 0));
+    CK_OK(cvn_backward(tc, lc, NULL));
+    CK_OK(cvn_backward(tg, lg, NULL));
+    float want, got;
+    CK_OK(cvn_tensor_read(lg, &got, sizeof got));
+    want = *(float *)lc->data;
+    ck_assert_msg(fabsf(got - want) <= 1e-4f * fabsf(want), "%s loss: GPU %g, CPU %g",
+                  cvn_arch_name(arch), (double)got, (double)want);
+    for (int i = 0; i < cvn_module_num_params(cpu); i++) {
+        const char *name;
+        cvn_tensor *pc = cvn_module_param_at(cpu, i, &name), *pg = cvn_module_param_at(gpu, i, NULL);
+        cvn_tensor *gh = CK_NOTNULL(cvn_tensor_to(cvn_tensor_grad(pg), CVN_CPU));
+        const float *a = gh->data, *b = cvn_tensor_grad(pc)->data;
+        float scale = 0;
+        for (int64_t k = 0; k < cvn_numel(pc); k++) scale = fmaxf(scale, fabsf(b[k]));
+        for (int64_t k = 0; k < cvn_numel(pc); k++)
+            ck_assert_msg(fabsf(a[k] - b[k]) <= 1e-3f * scale + 1e-6f,
+                          "%s %s grad[%lld]: GPU %g, CPU %g (largest %g)", cvn_arch_name(arch),
+                          name, (long long)k, (double)a[k], (double)b[k], (double)scale);
+        cvn_tensor_free(gh);
+    }
+    cvn_tape_free(tc), cvn_tape_free(tg);
+    cvn_module_free(cpu), cvn_module_free(gpu);
+    cvn_tensor_free(x), cvn_tensor_free(y), cvn_tensor_free(xg), cvn_tensor_free(yg);
+    use_path(0);
+}
+END_TEST
+
 START_TEST(test_no_gpu_is_an_error) {
     ck_assert_ptr_null(cvn_tape_new(CVN_CUDA));
     ck_assert_int_eq(cvn_last_status(), CVN_ERR_DEVICE);
@@ -278,6 +327,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_optim_trajectory, 0, N_OPTIM_CASES);
         tcase_add_test(tc, test_dropout_same_mask);
         tcase_add_test(tc, test_module_steady_state);
+        tcase_add_loop_test(tc, test_zoo_models_match_cpu, 0, 12);
     }
     suite_add_tcase(s, tc);
     return run_suite_nofork(s) ? 1 : 0; /* the CUDA context made above would not survive fork */
