@@ -328,6 +328,9 @@ void cvn_optim_zero_grad(cvn_optim *o);
 cvn_status cvn_optim_set_lr(cvn_optim *o, int group, float lr);
 float cvn_optim_get_lr(const cvn_optim *o, int group);
 int cvn_optim_num_groups(const cvn_optim *o);
+cvn_optimizer cvn_optim_kind(const cvn_optim *o);
+/* "SGD", "Adam", "AdamW", "RMSprop", "Rprop". */
+const char *cvn_optimizer_name(cvn_optimizer kind);
 /* Steps taken so far; setting it restores a checkpoint (with the state buffers). */
 int64_t cvn_optim_steps(const cvn_optim *o);
 void cvn_optim_set_steps(cvn_optim *o, int64_t steps);
@@ -563,6 +566,52 @@ cvn_status cvn_sequential_add(cvn_module *seq, cvn_module *child);
 cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_module *child);
 int cvn_sequential_len(const cvn_module *seq);
 cvn_module *cvn_sequential_at(const cvn_module *seq, int i);
+
+/* ---------------------------------------------------------------- checkpoints (safetensors) */
+
+/* A safetensors file read into memory and validated whole (header length, JSON, dtypes, shapes
+ * against byte counts, offsets inside the file without overlaps or holes) before anything is
+ * handed out: a truncated or hostile file gives CVN_ERR_FORMAT, never a crash. Caller owns. */
+typedef struct cvn_safetensors cvn_safetensors;
+cvn_safetensors *cvn_safetensors_open(const char *path);
+void cvn_safetensors_close(cvn_safetensors *st);
+int cvn_safetensors_count(const cvn_safetensors *st);
+/* The i-th tensor's name (file-owned), or NULL. */
+const char *cvn_safetensors_name(const cvn_safetensors *st, int i);
+/* Shape of a tensor (false when absent); shape holds CVN_MAX_DIMS. */
+bool cvn_safetensors_shape(const cvn_safetensors *st, const char *name, int *ndim, int64_t *shape);
+/* A copy of an F32 tensor on the CPU (caller owns); other dtypes give CVN_ERR_FORMAT. */
+cvn_tensor *cvn_safetensors_get(const cvn_safetensors *st, const char *name);
+/* A "__metadata__" value (file-owned), or NULL. */
+const char *cvn_safetensors_meta(const cvn_safetensors *st, const char *key);
+/* Writes f32 tensors (any device) under names, with metadata given as n_meta key/value pairs
+ * (meta[2i], meta[2i+1]); atomically: a temp file, fsync, rename, so a crash leaves the previous
+ * file. */
+cvn_status cvn_safetensors_write(const char *path, int n, const char *const *names,
+                                 const cvn_tensor *const *tensors, int n_meta,
+                                 const char *const *meta);
+
+/* A checkpoint is a safetensors file holding a model's parameters and buffers under their
+ * state_dict names (so PyTorch's safetensors.torch.load_file reads it), the optimizer's state as
+ * "optim.<buffer>" ("optim.exp_avg", ...), and metadata: the caller's pairs plus "optim.kind",
+ * "optim.steps". opt may be NULL. Written atomically. */
+cvn_status cvn_checkpoint_save(const char *path, cvn_module *model, cvn_optim *opt, int n_meta,
+                               const char *const *meta);
+
+/* What cvn_checkpoint_load did: tensors loaded, skipped (shape differs), missing from the file,
+ * unexpected (in the file, not in the model), whether the optimizer state was restored, and one
+ * line per tensor not loaded (caller frees text with cvn_text_free). */
+typedef struct {
+    int loaded, skipped, missing, unexpected;
+    bool optim_restored;
+    char *text;
+} cvn_load_report;
+/* Loads parameters and buffers by name into model (onto its device): those whose shapes agree are
+ * loaded, the others reported (a new head keeps its initialization). With opt (may be NULL) the
+ * optimizer state and step count are restored when the checkpoint holds state of the same kind
+ * and size. report may be NULL. Errors: a failed copy; nothing at all matching (CVN_ERR_ARG). */
+cvn_status cvn_checkpoint_load(const cvn_safetensors *ck, cvn_module *model, cvn_optim *opt,
+                               cvn_load_report *report);
 
 /* ---------------------------------------------------------------- reports */
 

@@ -278,7 +278,8 @@ START_TEST(test_zoo_models_match_cpu) {
                   cvn_arch_name(arch), (double)got, (double)want);
     for (int i = 0; i < cvn_module_num_params(cpu); i++) {
         const char *name;
-        cvn_tensor *pc = cvn_module_param_at(cpu, i, &name), *pg = cvn_module_param_at(gpu, i, NULL);
+        cvn_tensor *pc = cvn_module_param_at(cpu, i, &name),
+                   *pg = cvn_module_param_at(gpu, i, NULL);
         cvn_tensor *gh = CK_NOTNULL(cvn_tensor_to(cvn_tensor_grad(pg), CVN_CPU));
         const float *a = gh->data, *b = cvn_tensor_grad(pc)->data;
         float scale = 0;

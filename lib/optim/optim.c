@@ -279,6 +279,15 @@ float cvn_optim_get_lr(const cvn_optim *o, int group) {
     return o->groups[group].lr;
 }
 
+cvn_optimizer cvn_optim_kind(const cvn_optim *o) {
+    return o ? o->cfg.kind : CVN_SGD;
+}
+
+const char *cvn_optimizer_name(cvn_optimizer kind) {
+    static const char *const names[] = {"SGD", "Adam", "AdamW", "RMSprop", "Rprop"};
+    return (unsigned)kind <= CVN_RPROP ? names[kind] : "unknown";
+}
+
 int cvn_optim_num_groups(const cvn_optim *o) {
     return o ? o->n_groups : 0;
 }
