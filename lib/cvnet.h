@@ -403,6 +403,19 @@ cvn_dataset *cvn_dataset_idx(const char *images_path, const char *labels_path);
  * /usr/share/datasets/fashion-mnist), with its class names ("T-shirt/top", ...). When the files are
  * missing the error names the package that ships them (dataset-fashion-mnist). Caller owns. */
 cvn_dataset *cvn_dataset_fashion_mnist(const char *dir, bool train);
+/* CIFAR-10's binary version from dir: data_batch_1..5.bin (train, 50,000) or test_batch.bin
+ * (10,000), class names from batches.meta.txt when present. Files that are not whole records, or
+ * labels outside 0-9, give CVN_ERR_FORMAT naming the file. Caller owns. */
+cvn_dataset *cvn_dataset_cifar10(const char *dir, bool train);
+/* An image folder: root/<class>/<image>.jpg|.jpeg|.png|.gif|.bmp, classes named after the folders
+ * in sorted order, every image decoded (stb_image), converted to channels (1 gray, 3 RGB) and
+ * resized (bilinear) to height x width. An image that does not decode gives CVN_ERR_FORMAT naming
+ * it. Caller owns. */
+cvn_dataset *cvn_dataset_image_folder(const char *root, int channels, int height, int width);
+/* Splits ds at random (from seed) into parts by ratios (e.g. 70/15/15; they need not sum to 1):
+ * out[0..parts) receive new datasets the caller owns. Errors: a part would be empty. */
+cvn_status cvn_dataset_split(const cvn_dataset *ds, int parts, const float *ratios, uint64_t seed,
+                             cvn_dataset **out);
 void cvn_dataset_free(cvn_dataset *ds);
 int64_t cvn_dataset_len(const cvn_dataset *ds);
 int cvn_dataset_num_classes(const cvn_dataset *ds);
@@ -416,12 +429,18 @@ const cvn_tensor *cvn_dataset_images(const cvn_dataset *ds);
 const cvn_tensor *cvn_dataset_labels(const cvn_dataset *ds);
 
 /* Batches of a dataset: a shuffled order per epoch drawn from the seed (the same seed gives the
- * same batches), each image converted to f32 as (pixel / 255 - mean[c]) / std[c]. */
+ * same batches, with or without prefetching), each image transformed (resize, then a random crop
+ * after zero padding, then a random horizontal flip, as torchvision's Resize, RandomCrop(padding)
+ * and RandomHorizontalFlip) and converted to f32 as (pixel / 255 - mean[c]) / std[c]. */
 typedef struct {
     int batch_size;
     bool shuffle, drop_last;
     uint64_t seed;
-    float mean[3], std[3]; /* per channel; std 0 means 1 */
+    float mean[3], std[3];  /* per channel; std 0 means 1 */
+    int resize_h, resize_w; /* resize every image first (0: keep the dataset's size) */
+    int crop_padding;       /* random crop of the same size after padding by this much (0: off) */
+    bool hflip;             /* flip left-right with probability 1/2 */
+    bool prefetch;          /* prepare the next batch in a background thread */
 } cvn_loader_config;
 
 typedef struct cvn_loader cvn_loader;
@@ -434,6 +453,8 @@ void cvn_loader_free(cvn_loader *l);
 bool cvn_loader_next(cvn_loader *l, cvn_tape *t, cvn_tensor **x, cvn_tensor **y);
 int64_t cvn_loader_num_batches(const cvn_loader *l);
 int cvn_loader_epoch(const cvn_loader *l);
+/* The shape of the images the loader yields (after resizing). */
+void cvn_loader_image_shape(const cvn_loader *l, int *c, int *h, int *w);
 
 /* ---------------------------------------------------------------- modules */
 

@@ -5,15 +5,7 @@
 
 #include "core/core.h"
 
-#define MAX_CLASSES 1000
-
-struct cvn_dataset {
-    cvn_tensor *images; /* u8 [N, C, H, W] */
-    cvn_tensor *labels; /* i32 [N] */
-    int64_t n;          /* samples in use (limit) */
-    int n_classes;
-    char **class_names;
-};
+#include "data/data.h"
 
 void cvn_dataset_free(cvn_dataset *ds) {
     if (!ds) return;
@@ -24,7 +16,7 @@ void cvn_dataset_free(cvn_dataset *ds) {
     cvn_free(ds);
 }
 
-static cvn_status set_class_names(cvn_dataset *ds, int n, const char *const *names) {
+cvn_status cvn_dataset_set_classes(cvn_dataset *ds, int n, const char *const *names) {
     ds->class_names = cvn_calloc((size_t)n, sizeof(char *));
     if (!ds->class_names) return CVN_ERR_NOMEM;
     ds->n_classes = n;
@@ -72,7 +64,7 @@ cvn_dataset *cvn_dataset_idx(const char *images_path, const char *labels_path) {
         if (lv[i] > max_label) max_label = lv[i];
     }
     cvn_tensor_free(lab);
-    if (set_class_names(ds, max_label + 1, NULL)) {
+    if (cvn_dataset_set_classes(ds, max_label + 1, NULL)) {
         cvn_dataset_free(ds);
         return NULL;
     }
@@ -115,7 +107,7 @@ cvn_dataset *cvn_dataset_fashion_mnist(const char *dir, bool train) {
     }
     for (int i = 0; i < ds->n_classes; i++) cvn_free(ds->class_names[i]);
     cvn_free(ds->class_names);
-    if (set_class_names(ds, 10, fashion_classes)) {
+    if (cvn_dataset_set_classes(ds, 10, fashion_classes)) {
         cvn_dataset_free(ds);
         return NULL;
     }
@@ -151,118 +143,76 @@ const cvn_tensor *cvn_dataset_labels(const cvn_dataset *ds) {
     return ds ? ds->labels : NULL;
 }
 
-/* ------------------------------------------------------------------ loader */
+cvn_dataset *cvn_dataset_make(cvn_tensor *images, cvn_tensor *labels, int n_classes,
+                              const char *const *names) {
+    cvn_dataset *ds = images && labels ? cvn_calloc(1, sizeof *ds) : NULL;
+    if (!ds) {
+        cvn_tensor_free(images);
+        cvn_tensor_free(labels);
+        return NULL;
+    }
+    ds->images = images;
+    ds->labels = labels;
+    ds->n = images->shape[0];
+    if (cvn_dataset_set_classes(ds, n_classes, names)) {
+        cvn_dataset_free(ds);
+        return NULL;
+    }
+    return ds;
+}
 
-struct cvn_loader {
-    const cvn_dataset *ds;
-    cvn_loader_config cfg;
-    int32_t *order; /* sample indices of this epoch */
-    float *host_x;  /* one batch, converted on the host */
-    int32_t *host_y;
-    int64_t pos; /* next position in order */
-    int epoch;
-    float scale[3], shift[3]; /* pixel * scale + shift per channel */
-};
-
-static void start_epoch(cvn_loader *l) {
-    int64_t n = l->ds->n;
-    for (int64_t i = 0; i < n; i++) l->order[i] = (int32_t)i;
-    if (l->cfg.shuffle) {
-        cvn_rng r;
-        cvn_rng_seed(&r, l->cfg.seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(l->epoch + 1));
-        for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
-            int64_t j = (int64_t)(cvn_rng_next(&r) % (uint64_t)(i + 1));
-            int32_t k = l->order[i];
-            l->order[i] = l->order[j], l->order[j] = k;
+/* A new dataset holding samples idx[0..n) of ds, with its class names. */
+static cvn_dataset *subset(const cvn_dataset *ds, const int64_t *idx, int64_t n) {
+    int64_t shape[4] = {n, ds->images->shape[1], ds->images->shape[2], ds->images->shape[3]};
+    int64_t pixels = shape[1] * shape[2] * shape[3];
+    cvn_tensor *img = cvn_tensor_new(CVN_U8, 4, shape), *lab = cvn_tensor_new(CVN_I32, 1, shape);
+    if (img && lab)
+        for (int64_t i = 0; i < n; i++) {
+            memcpy((uint8_t *)img->data + i * pixels,
+                   (const uint8_t *)ds->images->data + idx[i] * pixels, (size_t)pixels);
+            ((int32_t *)lab->data)[i] = ((const int32_t *)ds->labels->data)[idx[i]];
         }
-    }
-    l->pos = 0;
+    return cvn_dataset_make(img, lab, ds->n_classes, (const char *const *)ds->class_names);
 }
 
-cvn_loader *cvn_loader_new(const cvn_dataset *ds, const cvn_loader_config *config) {
-    if (!ds || !config || config->batch_size < 1) {
-        cvn_set_error(CVN_ERR_ARG, "loader_new: needs a dataset and a batch size >= 1");
-        return NULL;
+cvn_status cvn_dataset_split(const cvn_dataset *ds, int parts, const float *ratios, uint64_t seed,
+                             cvn_dataset **out) {
+    if (!ds || !ratios || !out || parts < 1 || parts > 8)
+        return cvn_set_error(CVN_ERR_ARG, "dataset_split: a dataset and 1 to 8 ratios are needed");
+    double total = 0;
+    for (int i = 0; i < parts; i++) {
+        if (!(ratios[i] > 0.0f))
+            return cvn_set_error(CVN_ERR_ARG, "dataset_split: ratio %d is %g; must be > 0", i,
+                                 (double)ratios[i]);
+        total += ratios[i];
     }
-    if (ds->n > INT32_MAX) {
-        cvn_set_error(CVN_ERR_ARG, "loader_new: %lld samples are too many", (long long)ds->n);
-        return NULL;
+    int64_t n = ds->n, *idx = cvn_malloc((size_t)(n ? n : 1) * sizeof *idx);
+    if (!idx) return CVN_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) idx[i] = i;
+    cvn_rng r;
+    cvn_rng_seed(&r, seed);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(cvn_rng_next(&r) % (uint64_t)(i + 1)), k = idx[i];
+        idx[i] = idx[j], idx[j] = k;
     }
-    cvn_loader *l = cvn_calloc(1, sizeof *l);
-    if (!l) return NULL;
-    l->ds = ds;
-    l->cfg = *config;
-    int64_t pixels = ds->images->shape[1] * ds->images->shape[2] * ds->images->shape[3];
-    l->order = cvn_malloc((size_t)ds->n * sizeof *l->order);
-    l->host_x = cvn_malloc((size_t)(config->batch_size * pixels) * sizeof(float));
-    l->host_y = cvn_malloc((size_t)config->batch_size * sizeof(int32_t));
-    if (!l->order || !l->host_x || !l->host_y) {
-        cvn_loader_free(l);
-        return NULL;
-    }
-    for (int c = 0; c < 3; c++) {
-        float sd = config->std[c] != 0.0f ? config->std[c] : 1.0f;
-        l->scale[c] = 1.0f / (255.0f * sd);
-        l->shift[c] = -config->mean[c] / sd;
-    }
-    start_epoch(l);
-    return l;
-}
-
-void cvn_loader_free(cvn_loader *l) {
-    if (!l) return;
-    cvn_free(l->order);
-    cvn_free(l->host_x);
-    cvn_free(l->host_y);
-    cvn_free(l);
-}
-
-int64_t cvn_loader_num_batches(const cvn_loader *l) {
-    if (!l) return 0;
-    int64_t n = l->ds->n, b = l->cfg.batch_size;
-    return l->cfg.drop_last ? n / b : (n + b - 1) / b;
-}
-
-int cvn_loader_epoch(const cvn_loader *l) {
-    return l ? l->epoch : 0;
-}
-
-bool cvn_loader_next(cvn_loader *l, cvn_tape *t, cvn_tensor **x, cvn_tensor **y) {
-    if (x) *x = NULL;
-    if (y) *y = NULL;
-    if (!l || !t || !x || !y) {
-        cvn_set_error(CVN_ERR_ARG, "loader_next: loader, tape, x and y are needed");
-        return false;
-    }
-    int64_t left = l->ds->n - l->pos;
-    if (left <= 0 || (l->cfg.drop_last && left < l->cfg.batch_size)) {
-        l->epoch++;
-        start_epoch(l);
-        cvn_clear_error();
-        return false;
-    }
-    int64_t b = left < l->cfg.batch_size ? left : l->cfg.batch_size;
-    const cvn_tensor *img = l->ds->images;
-    int64_t ch = img->shape[1], plane = img->shape[2] * img->shape[3], pixels = ch * plane;
-    const uint8_t *src = img->data;
-    const int32_t *labels = l->ds->labels->data;
-    for (int64_t i = 0; i < b; i++) {
-        int32_t k = l->order[l->pos + i];
-        for (int64_t c = 0; c < ch; c++) {
-            const uint8_t *p = src + (int64_t)k * pixels + c * plane;
-            float *q = l->host_x + i * pixels + c * plane;
-            float sc = l->scale[c < 3 ? c : 2], sh = l->shift[c < 3 ? c : 2];
-            for (int64_t j = 0; j < plane; j++) q[j] = (float)p[j] * sc + sh;
+    int64_t start = 0;
+    double acc = 0;
+    cvn_status st = CVN_OK;
+    for (int i = 0; i < parts; i++) out[i] = NULL;
+    for (int i = 0; i < parts && !st; i++) {
+        acc += ratios[i];
+        int64_t end = i == parts - 1 ? n : (int64_t)(acc / total * (double)n + 0.5);
+        if (end <= start) {
+            st = cvn_set_error(CVN_ERR_ARG, "dataset_split: part %d of %lld samples would be empty",
+                               i, (long long)n);
+            break;
         }
-        l->host_y[i] = labels[k];
+        out[i] = subset(ds, idx + start, end - start);
+        if (!out[i]) st = cvn_last_status() ? cvn_last_status() : CVN_ERR_NOMEM;
+        start = end;
     }
-    l->pos += b;
-    int64_t xs[4] = {b, ch, img->shape[2], img->shape[3]};
-    *x = cvn_tape_tensor(t, CVN_F32, 4, xs);
-    *y = cvn_tape_tensor(t, CVN_I32, 1, xs);
-    if (!*x || !*y) return false;
-    const cvn_backend *be = cvn_backend_get((*x)->device);
-    be->upload((*x)->data, l->host_x, (size_t)(b * pixels) * sizeof(float));
-    be->upload((*y)->data, l->host_y, (size_t)b * sizeof(int32_t));
-    return true;
+    if (st)
+        for (int i = 0; i < parts; i++) cvn_dataset_free(out[i]), out[i] = NULL;
+    cvn_free(idx);
+    return st;
 }
