@@ -87,7 +87,7 @@ static cvn_status list_dir(const char *dir, bool dirs, name_list *out) {
         if (want && !list_add(out, e->d_name)) st = CVN_ERR_NOMEM;
     }
     closedir(d);
-    if (!st) qsort(out->items, (size_t)out->n, sizeof *out->items, by_name);
+    if (!st && out->n) qsort(out->items, (size_t)out->n, sizeof *out->items, by_name);
     return st;
 }
 
