@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -634,6 +635,43 @@ typedef struct {
 cvn_status cvn_checkpoint_load(const cvn_safetensors *ck, cvn_module *model, cvn_optim *opt,
                                cvn_load_report *report);
 
+/* ---------------------------------------------------------------- metrics */
+
+/* A classifier's predicted class probabilities [N, classes] with the true labels. */
+typedef struct cvn_predictions cvn_predictions;
+/* Runs model (eval mode, nothing recorded; both restored) over the loader to the end of its
+ * current epoch and keeps softmax(logits) and labels. Caller owns. */
+cvn_predictions *cvn_predict(cvn_module *model, cvn_tape *t, cvn_loader *loader);
+/* From arrays (copied): probs [n, classes] (scores; rows need not sum to 1), labels [n]. */
+cvn_predictions *cvn_predictions_new(int64_t n, int classes, const float *probs,
+                                     const int32_t *labels);
+void cvn_predictions_free(cvn_predictions *p);
+int64_t cvn_predictions_len(const cvn_predictions *p);
+
+/* out[true * classes + predicted] counts (predicted = the highest probability, first on ties). */
+cvn_status cvn_confusion_matrix(const cvn_predictions *p, int64_t *out);
+
+typedef struct {
+    int64_t support;             /* samples of the class */
+    float precision, recall, f1; /* recall is the class's accuracy; NaN where undefined */
+    float auc;                   /* one-vs-rest ROC AUC; NaN without positives or negatives */
+} cvn_class_metric;
+/* One entry per class into out[classes]. */
+cvn_status cvn_class_metrics(const cvn_predictions *p, cvn_class_metric *out);
+
+typedef struct {
+    float accuracy;
+    float macro_precision, macro_recall, macro_f1, macro_auc; /* means over defined classes */
+} cvn_metrics;
+cvn_status cvn_metrics_summary(const cvn_predictions *p, cvn_metrics *out);
+
+/* The one-vs-rest ROC curve of class cls: one point per distinct score threshold, from (0, 0) to
+ * (1, 1), into fpr and tpr (room for n + 2 points). Returns the number of points, or -1. */
+int cvn_roc_curve(const cvn_predictions *p, int cls, float *fpr, float *tpr);
+
+/* Prints "Accuracy for class: <name> is 54.9 %" per class (names may be NULL: numbers). */
+cvn_status cvn_print_class_accuracy(FILE *f, const cvn_predictions *p, const char *const *names);
+
 /* ---------------------------------------------------------------- reports */
 
 /* One line of a chart: n points (x may be NULL for 1, 2, ..., n); NaN y values leave a gap. */
@@ -653,6 +691,25 @@ typedef struct {
  * file renamed into place). Errors: no series or points, a write failure. */
 cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_series,
                               const cvn_series *series);
+
+/* A confusion-matrix heat map (rows: true class, columns: predicted; counts in the cells, shaded
+ * by the share of the row), written atomically. values holds n x n counts. */
+cvn_status cvn_svg_heatmap(const char *path, const char *title, int n, const char *const *names,
+                           const int64_t *values);
+
+/* A self-contained HTML page (inline style and SVG) built piece by piece; text is escaped. */
+typedef struct cvn_report cvn_report;
+cvn_report *cvn_report_new(const char *title);
+void cvn_report_free(cvn_report *r);
+void cvn_report_heading(cvn_report *r, const char *text);
+void cvn_report_paragraph(cvn_report *r, const char *text);
+void cvn_report_pre(cvn_report *r, const char *text); /* e.g. a model summary */
+/* rows x cols cells, row-major; the first row is the header. */
+void cvn_report_table(cvn_report *r, int rows, int cols, const char *const *cells);
+/* Inlines the SVG file at svg_path (e.g. from cvn_svg_line_chart) with an optional caption. */
+cvn_status cvn_report_svg(cvn_report *r, const char *svg_path, const char *caption);
+/* Writes the page to path atomically. */
+cvn_status cvn_report_write(cvn_report *r, const char *path);
 
 /* ---------------------------------------------------------------- training loop */
 

@@ -70,10 +70,95 @@ START_TEST(test_line_chart) {
 }
 END_TEST
 
+/* Six samples of three classes, worked out by hand (see the comments). */
+static const float hand_probs[6 * 3] = {0.7f, 0.2f, 0.1f, 0.1f, 0.6f, 0.3f, 0.2f, 0.5f, 0.3f,
+                                        0.3f, 0.3f, 0.4f, 0.5f, 0.1f, 0.4f, 0.1f, 0.8f, 0.1f};
+static const int32_t hand_labels[6] = {0, 0, 1, 2, 2, 1};
+
+START_TEST(test_metrics_by_hand) {
+    cvn_predictions *p = CK_NOTNULL(cvn_predictions_new(6, 3, hand_probs, hand_labels));
+    int64_t cm[9];
+    CK_OK(cvn_confusion_matrix(p, cm));
+    const int64_t want_cm[9] = {1, 1, 0, 0, 2, 0, 1, 0, 1}; /* rows: true class */
+    for (int i = 0; i < 9; i++) ck_assert_int_eq(cm[i], want_cm[i]);
+    cvn_class_metric m[3];
+    CK_OK(cvn_class_metrics(p, m));
+    /* class 0: tp 1 of 2, predicted twice; class 1: tp 2 of 2, predicted 3 times; class 2: 1 of
+     * 2, predicted once */
+    ck_assert_float_eq_tol(m[0].precision, 0.5f, 1e-6f);
+    ck_assert_float_eq_tol(m[0].recall, 0.5f, 1e-6f);
+    ck_assert_float_eq_tol(m[1].precision, 2.0f / 3.0f, 1e-6f);
+    ck_assert_float_eq_tol(m[1].f1, 0.8f, 1e-6f);
+    ck_assert_float_eq_tol(m[2].f1, 2.0f / 3.0f, 1e-6f);
+    /* AUC as the share of (positive, negative) pairs ranked right, ties one half: class 0 has
+     * positives 0.7, 0.1 against 0.2, 0.3, 0.5, 0.1: (4 + 0.5) / 8; class 1: 7 / 8; class 2: 1 */
+    ck_assert_float_eq_tol(m[0].auc, 4.5f / 8.0f, 1e-6f);
+    ck_assert_float_eq_tol(m[1].auc, 7.0f / 8.0f, 1e-6f);
+    ck_assert_float_eq_tol(m[2].auc, 1.0f, 1e-6f);
+    cvn_metrics s;
+    CK_OK(cvn_metrics_summary(p, &s));
+    ck_assert_float_eq_tol(s.accuracy, 4.0f / 6.0f, 1e-6f);
+    ck_assert_float_eq_tol(s.macro_auc, (4.5f / 8 + 7.0f / 8 + 1) / 3, 1e-6f);
+    float fpr[8], tpr[8];
+    ck_assert_int_eq(cvn_roc_curve(p, 0, fpr, tpr), 6);
+    const float wf[6] = {0, 0, 0.25f, 0.5f, 0.75f, 1}, wt[6] = {0, 0.5f, 0.5f, 0.5f, 0.5f, 1};
+    for (int i = 0; i < 6; i++) {
+        ck_assert_float_eq_tol(fpr[i], wf[i], 1e-6f);
+        ck_assert_float_eq_tol(tpr[i], wt[i], 1e-6f);
+    }
+    ck_assert_int_eq(cvn_roc_curve(p, 3, fpr, tpr), -1);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    const char *names[] = {"plane", "car", "bird"};
+    CK_OK(cvn_print_class_accuracy(f, p, names));
+    fclose(f);
+    ck_assert_msg(strstr(buf, "Accuracy for class: plane is 50.0 %\n") &&
+                      strstr(buf, "Accuracy for class: car   is 100.0 %\n"),
+                  "%s", buf);
+    free(buf);
+    cvn_predictions_free(p);
+    ck_assert_ptr_null(cvn_predictions_new(6, 3, hand_probs, (int32_t[]){0, 0, 1, 2, 3, 1}));
+}
+END_TEST
+
+START_TEST(test_html_report) {
+    char svg[256], html[256];
+    snprintf(svg, sizeof svg, "%s/cm.svg", test_dir());
+    snprintf(html, sizeof html, "%s/report.html", test_dir());
+    const char *names[] = {"a<b", "c"};
+    CK_OK(cvn_svg_heatmap(svg, "Confusion", 2, names, (const int64_t[]){5, 1, 0, 4}));
+    cvn_report *r = CK_NOTNULL(cvn_report_new("Run & test"));
+    cvn_report_heading(r, "Results");
+    cvn_report_paragraph(r, "accuracy <90 %>");
+    const char *cells[] = {"class", "recall", "a", "0.5"};
+    cvn_report_table(r, 2, 2, cells);
+    cvn_report_pre(r, "Layer  [1, 2]");
+    CK_OK(cvn_report_svg(r, svg, "confusion matrix"));
+    ck_assert_int_eq(cvn_report_svg(r, "/nonexistent.svg", NULL), CVN_ERR_IO);
+    CK_OK(cvn_report_write(r, html));
+    cvn_report_free(r);
+    FILE *f = fopen(html, "r");
+    char page[16384];
+    size_t n = fread(page, 1, sizeof page - 1, f);
+    page[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(page, "<title>Run &amp; test</title>"), "%s", page);
+    ck_assert(strstr(page, "<p>accuracy &lt;90 %&gt;</p>"));
+    ck_assert(strstr(page, "<th>class</th><th>recall</th>"));
+    ck_assert(strstr(page, "<td>0.5</td>"));
+    ck_assert(strstr(page, "<svg xmlns") && strstr(page, "a&lt;b") && strstr(page, ">5</text>"));
+    ck_assert(strstr(page, "<figcaption>confusion matrix</figcaption>"));
+    ck_assert(strstr(page, "</html>"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("report");
     tcase_add_test(tc, test_line_chart);
+    tcase_add_test(tc, test_metrics_by_hand);
+    tcase_add_test(tc, test_html_report);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

@@ -157,3 +157,61 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
 #undef PY
     return cvn_file_commit(f, tmp, path);
 }
+
+cvn_status cvn_svg_heatmap(const char *path, const char *title, int n, const char *const *names,
+                           const int64_t *values) {
+    if (!path || n < 1 || n > 1000 || !values)
+        return cvn_set_error(CVN_ERR_ARG, "svg_heatmap: needs a path, 1 to 1000 classes, values");
+    int cell = n <= 10 ? 44 : n <= 30 ? 24 : 12, left = 130, top = 60;
+    int w = left + n * cell + 30, h = top + n * cell + 110;
+    char tmp[4096];
+    FILE *f = cvn_file_begin(path, tmp, sizeof tmp);
+    if (!f) return cvn_last_status();
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            w, h);
+    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", w / 2);
+    xml_text(f, title ? title : "Confusion matrix");
+    fputs("</text>\n", f);
+    for (int i = 0; i < n; i++) {
+        int64_t row = 0;
+        for (int j = 0; j < n; j++) row += values[i * n + j];
+        for (int j = 0; j < n; j++) {
+            int64_t v = values[i * n + j];
+            double share = row ? (double)v / (double)row : 0.0;
+            /* white to the palette's blue by the share of the true class */
+            int r = (int)(255 - share * (255 - 31)), g = (int)(255 - share * (255 - 119)),
+                b = (int)(255 - share * (255 - 180));
+            fprintf(f,
+                    "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,%d)\" "
+                    "stroke=\"#ddd\"><title>true %d, predicted %d: %lld</title></rect>\n",
+                    left + j * cell, top + i * cell, cell, cell, r, g, b, i, j, (long long)v);
+            if (cell >= 24)
+                fprintf(f,
+                        "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"%d\" "
+                        "fill=\"%s\">%lld</text>\n",
+                        left + j * cell + cell / 2, top + i * cell + cell / 2 + 4,
+                        cell >= 40 ? 11 : 8, share > 0.5 ? "white" : "#222", (long long)v);
+        }
+        char num[16];
+        snprintf(num, sizeof num, "%d", i);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 6,
+                top + i * cell + cell / 2 + 4);
+        xml_text(f, names ? names[i] : num);
+        fputs("</text>\n", f);
+        int cx = left + i * cell + cell / 2, cy = top + n * cell + 8;
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" transform=\"rotate(-45 %d %d)\">",
+                cx, cy + 4, cx, cy);
+        xml_text(f, names ? names[i] : num);
+        fputs("</text>\n", f);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">predicted</text>\n",
+            left + n * cell / 2, h - 10);
+    fprintf(f,
+            "<text x=\"14\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 14 %d)\">true "
+            "class</text>\n</svg>\n",
+            top + n * cell / 2, top + n * cell / 2);
+    return cvn_file_commit(f, tmp, path);
+}
