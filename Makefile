@@ -62,7 +62,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all deps test bench run examples install format lint clean
+.PHONY: all deps test bench run examples install format lint clean data
 .SECONDARY:
 
 all: $(BUILD)/libcvnet.a $(BUILD)/libcvnet.so $(BUILD)/cvnet.pc
@@ -120,8 +120,19 @@ examples: deps
 	@$(MAKE) --no-print-directory $(EXAMPLE_BIN)
 
 run: deps
-	@$(MAKE) --no-print-directory $(BUILD)/examples/quickstart
-	$(BUILD)/examples/quickstart $(RUN_ARGS)
+	@$(MAKE) --no-print-directory $(BUILD)/examples/classifier
+	$(BUILD)/examples/classifier $(RUN_ARGS)
+
+# The real images of ../shared/data (CIFAR-10 as JPEG folders, ants/bees, chest X-rays), unpacked
+# into data/ (ignored by git). Code that needs them skips with a message where they are absent.
+SHARED_DATA ?= ../shared/data
+data:
+	@if [ ! -d "$(SHARED_DATA)" ]; then echo "no $(SHARED_DATA): nothing to unpack"; exit 0; fi; \
+	mkdir -p data/cifar10 && \
+	{ [ -d data/cifar10/train ] || tar xzf $(SHARED_DATA)/cifar10-jpeg.tar.gz -C data/cifar10; } && \
+	{ [ -d data/hymenoptera_data ] || tar xzf $(SHARED_DATA)/hymenoptera.tar.gz -C data; } && \
+	{ [ -d data/pneumoniamnist ] || tar xzf $(SHARED_DATA)/pneumoniamnist-png.tar.gz -C data; } && \
+	echo "unpacked into data/: cifar10/{train,test}, hymenoptera_data/{train,val}, pneumoniamnist"
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
