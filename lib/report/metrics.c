@@ -1,7 +1,6 @@
 /* Classification metrics from predicted probabilities: confusion matrix, per-class precision /
  * recall / F1, one-vs-rest ROC curves and their AUC, and the course's per-class accuracy lines. */
 #include <math.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,12 +196,15 @@ cvn_status cvn_class_metrics(const cvn_predictions *p, cvn_class_metric *out) {
     return CVN_OK;
 }
 
-/* Mean over the classes where the value is defined. */
-static float nanmean(const cvn_class_metric *m, int n, size_t offset) {
+/* Mean over the classes where the value is defined; field 0 precision, 1 recall, 2 F1, 3 AUC. */
+static float nanmean(const cvn_class_metric *m, int n, int field) {
     double s = 0;
     int k = 0;
     for (int i = 0; i < n; i++) {
-        float v = *(const float *)((const char *)&m[i] + offset);
+        float v = field == 0   ? m[i].precision
+                  : field == 1 ? m[i].recall
+                  : field == 2 ? m[i].f1
+                               : m[i].auc;
         if (v == v) s += v, k++;
     }
     return k ? (float)(s / k) : NAN;
@@ -218,10 +220,10 @@ cvn_status cvn_metrics_summary(const cvn_predictions *p, cvn_metrics *out) {
         for (int64_t i = 0; i < p->n; i++)
             correct += argmax(p->probs + i * p->classes, p->classes) == p->labels[i];
         out->accuracy = (float)correct / (float)p->n;
-        out->macro_precision = nanmean(m, p->classes, offsetof(cvn_class_metric, precision));
-        out->macro_recall = nanmean(m, p->classes, offsetof(cvn_class_metric, recall));
-        out->macro_f1 = nanmean(m, p->classes, offsetof(cvn_class_metric, f1));
-        out->macro_auc = nanmean(m, p->classes, offsetof(cvn_class_metric, auc));
+        out->macro_precision = nanmean(m, p->classes, 0);
+        out->macro_recall = nanmean(m, p->classes, 1);
+        out->macro_f1 = nanmean(m, p->classes, 2);
+        out->macro_auc = nanmean(m, p->classes, 3);
     }
     cvn_free(m);
     return st;
