@@ -54,6 +54,20 @@ int64_t cvn_predictions_len(const cvn_predictions *p) {
     return p ? p->n : 0;
 }
 
+/* Grows an array of elem-byte items to hold at least need items. */
+static bool reserve(void **a, int64_t *cap, int64_t need, size_t elem) {
+    if (need <= *cap) return true;
+    int64_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    void *g = cvn_malloc((size_t)c * elem);
+    if (!g) return false;
+    if (*cap) memcpy(g, *a, (size_t)*cap * elem);
+    cvn_free(*a);
+    *a = g;
+    *cap = c;
+    return true;
+}
+
 cvn_predictions *cvn_predict(cvn_module *model, cvn_tape *t, cvn_loader *loader) {
     if (!model || !t || !loader) {
         cvn_set_error(CVN_ERR_ARG, "predict: model, tape and loader are needed");
@@ -61,9 +75,10 @@ cvn_predictions *cvn_predict(cvn_module *model, cvn_tape *t, cvn_loader *loader)
     }
     bool was_training = cvn_module_is_training(model), grad = cvn_tape_set_grad_enabled(t, false);
     cvn_module_train(model, false);
-    cvn_strbuf probs = {0}, labels = {0};
+    float *probs = NULL;
+    int32_t *labels = NULL;
+    int64_t cap_p = 0, cap_l = 0, n = 0;
     int classes = 0;
-    int64_t n = 0;
     cvn_tensor *x, *y;
     bool ok = true;
     while (ok && cvn_loader_next(loader, t, &x, &y)) {
@@ -74,16 +89,12 @@ cvn_predictions *cvn_predict(cvn_module *model, cvn_tape *t, cvn_loader *loader)
             break;
         }
         classes = (int)p->shape[1];
-        size_t pb = (size_t)cvn_numel(p) * sizeof(float), yb = (size_t)cvn_numel(y) * 4;
-        float *hp = cvn_malloc(pb);
-        int32_t *hy = cvn_malloc(yb);
-        ok = hp && hy && !cvn_tensor_read(p, hp, pb) && !cvn_tensor_read(y, hy, yb);
-        if (ok) {
-            cvn_strbuf_append(&probs, (const char *)hp, pb);
-            cvn_strbuf_append(&labels, (const char *)hy, yb);
-            n += y->shape[0];
-        }
-        cvn_free(hp), cvn_free(hy);
+        int64_t b = y->shape[0];
+        ok = reserve((void **)&probs, &cap_p, (n + b) * classes, sizeof(float)) &&
+             reserve((void **)&labels, &cap_l, n + b, sizeof(int32_t)) &&
+             !cvn_tensor_read(p, probs + n * classes, (size_t)(b * classes) * sizeof(float)) &&
+             !cvn_tensor_read(y, labels + n, (size_t)b * sizeof(int32_t));
+        n += b;
         cvn_tape_reset(t);
     }
     if (cvn_last_status()) ok = false;
@@ -91,12 +102,11 @@ cvn_predictions *cvn_predict(cvn_module *model, cvn_tape *t, cvn_loader *loader)
     cvn_tape_set_grad_enabled(t, grad);
     cvn_module_train(model, was_training);
     cvn_predictions *out = NULL;
-    if (ok && !probs.failed && !labels.failed && n > 0)
-        out = cvn_predictions_new(n, classes, (const float *)probs.data,
-                                  (const int32_t *)labels.data);
+    if (ok && n > 0)
+        out = cvn_predictions_new(n, classes, probs, labels);
     else if (ok)
         cvn_set_error(CVN_ERR_ARG, "predict: the loader gave no batch");
-    cvn_strbuf_free(&probs), cvn_strbuf_free(&labels);
+    cvn_free(probs), cvn_free(labels);
     return out;
 }
 
