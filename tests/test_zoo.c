@@ -39,9 +39,9 @@ static cvn_model_config test_config(cvn_arch arch) {
 }
 
 /* make_zoo_ref.py's noise(): uniform-looking values in [-1, 1). */
-static float noise(int64_t i, int k) {
+static double noise(int64_t i, int k) {
     double v = sin(12.9898 * (double)i + 78.233 * k) * 43758.5453;
-    return (float)((v - floor(v)) * 2 - 1);
+    return (v - floor(v)) * 2 - 1;
 }
 
 /* The values make_zoo_ref.py writes into every parameter and buffer. */
@@ -54,8 +54,7 @@ static void set_weights(cvn_module *m) {
         bool scale = len > 6 && !strcmp(name + len - 6, "weight");
         double bound = p->ndim >= 2 ? sqrt(3.0 / (double)(cvn_numel(p) / p->shape[0])) : 0;
         for (int64_t i = 0; i < cvn_numel(p); i++) {
-            double u = (double)(sin(12.9898 * (double)i + 78.233 * k) * 43758.5453);
-            u = (u - floor(u)) * 2 - 1;
+            double u = noise(i, k);
             v[i] = (float)(p->ndim >= 2 ? u * bound : scale ? 1 + 0.2 * u : 0.1 * u);
         }
     }
@@ -89,7 +88,6 @@ static void check_against_pytorch(cvn_arch arch) {
         ck_assert_msg(want->v[0] == (float)cvn_numel(p), "%s: %s has %lld elements, PyTorch %g", an,
                       name, (long long)cvn_numel(p), (double)want->v[0]);
     }
-    snprintf(key, sizeof key, "zoo.%s.param.%d.", an, n);
     set_weights(m);
 
     const ref_array *logits = ref_get((snprintf(key, sizeof key, "zoo.%s.logits", an), key));
@@ -97,7 +95,7 @@ static void check_against_pytorch(cvn_arch arch) {
     int64_t shape[4] = {2, c.in_channels, c.height, c.width},
             numel = shape[1] * shape[2] * shape[3] * 2;
     float *xin = malloc((size_t)numel * sizeof *xin);
-    for (int64_t i = 0; i < numel; i++) xin[i] = noise(i, 99);
+    for (int64_t i = 0; i < numel; i++) xin[i] = (float)noise(i, 99);
     cvn_tape *t = CK_NOTNULL(cvn_tape_new(CVN_CPU));
     cvn_module_train(m, false);
     cvn_tensor *x = CK_NOTNULL(cvn_tape_tensor_f32(t, 4, shape, xin));

@@ -4,51 +4,42 @@
 
 #include "core/core.h"
 
-void cvn_strbuf_printf(cvn_strbuf *b, const char *fmt, ...) {
-    if (b->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if ((size_t)n < room && b->data) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len <= (size_t)n) cap *= 2;
-        char *grown = cvn_malloc(cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        if (b->data) memcpy(grown, b->data, b->len + 1);
-        cvn_free(b->data);
-        b->data = grown;
-        b->cap = cap;
+/* Makes room for n more bytes and a NUL; false (and failed set) when memory runs out. */
+static bool reserve(cvn_strbuf *b, size_t n) {
+    if (b->failed) return false;
+    if (b->data && b->cap - b->len > n) return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len <= n) cap *= 2;
+    char *grown = cvn_malloc(cap);
+    if (!grown) {
+        b->failed = true;
+        return false;
     }
+    if (b->data)
+        memcpy(grown, b->data, b->len + 1);
+    else
+        grown[0] = '\0';
+    cvn_free(b->data);
+    b->data = grown;
+    b->cap = cap;
+    return true;
+}
+
+void cvn_strbuf_printf(cvn_strbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) b->failed = true;
+    if (n < 0 || !reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
 }
 
 void cvn_strbuf_append(cvn_strbuf *b, const char *s, size_t n) {
-    if (b->failed) return;
-    if (b->cap - b->len <= n || !b->data) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len <= n) cap *= 2;
-        char *grown = cvn_malloc(cap);
-        if (!grown) {
-            b->failed = true;
-            return;
-        }
-        if (b->data) memcpy(grown, b->data, b->len + 1);
-        cvn_free(b->data);
-        b->data = grown;
-        b->cap = cap;
-    }
+    if (!reserve(b, n)) return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
