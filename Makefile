@@ -3,7 +3,7 @@
 
 CC      ?= cc
 PREFIX  ?= /usr/local
-VERSION := 0.1.0
+VERSION := $(shell sed -n 's/^#define CVN_VERSION "\(.*\)"/\1/p' lib/cvnet.h)
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
@@ -108,8 +108,10 @@ $(BUILD)/examples/%: examples/%.c examples/example_args.h $(BUILD)/libcvnet.a
 # Each suite runs in its own process; CK_FORK stays on so a crash is reported, not fatal.
 test: deps
 	@$(MAKE) --no-print-directory $(TEST_BIN)
-	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; \
-	  CVN_TEST_DATA=tests/ref $$t || fail=1; done; \
+	@fail=0; mkdir -p $(BUILD)/onnx-models; for t in $(TEST_BIN); do echo "== $$t"; \
+	  CVN_TEST_DATA=tests/ref CVN_ONNX_OUT=$(BUILD)/onnx-models $$t || fail=1; done; \
+	  echo "== ONNX models against onnx.checker and ONNX Runtime"; \
+	  tests/onnx/verify.sh $(BUILD)/onnx-models || fail=1; \
 	  if [ $$fail = 0 ]; then echo "all suites passed"; else echo "SOME SUITES FAILED"; exit 1; fi
 
 bench: deps

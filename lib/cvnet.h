@@ -21,6 +21,9 @@
 extern "C" {
 #endif
 
+/* The library's version (the Makefile reads it from here). */
+#define CVN_VERSION "0.1.0"
+
 /* ---------------------------------------------------------------- errors */
 
 typedef enum {
@@ -634,6 +637,26 @@ typedef struct {
  * and size. report may be NULL. Errors: a failed copy; nothing at all matching (CVN_ERR_ARG). */
 cvn_status cvn_checkpoint_load(const cvn_safetensors *ck, cvn_module *model, cvn_optim *opt,
                                cvn_load_report *report);
+
+/* ---------------------------------------------------------------- ONNX export */
+
+typedef struct {
+    const char *input_name;  /* the graph input's name: "input" */
+    const char *output_name; /* the graph output's name: "logits" */
+    bool dynamic_batch;      /* dim 0 of input and output is the symbol "batch": true */
+    const char *doc;         /* the model's doc_string, or NULL */
+} cvn_onnx_options;
+cvn_onnx_options cvn_onnx_defaults(void);
+
+/* Writes model as an ONNX file (IR version 8, opset 17, producer "libcvnet"): one forward in eval
+ * mode on a zero input of input_shape (ndim dims, dim 0 the batch) is traced, each op becomes ONNX
+ * nodes named after its module ("layer1.0.conv1/Conv"), and parameters and buffers become
+ * initializers under their state_dict names, as little-endian raw data. Dropout vanishes. The
+ * model's mode is restored. options may be NULL (the defaults). The file is written atomically.
+ * Errors: an op with no ONNX mapping (CVN_ERR_UNSUPPORTED, naming the op and its module), a bad
+ * shape or name, a write failure. */
+cvn_status cvn_onnx_export(cvn_module *model, int ndim, const int64_t *input_shape,
+                           const char *path, const cvn_onnx_options *options);
 
 /* ---------------------------------------------------------------- metrics */
 

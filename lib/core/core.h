@@ -71,6 +71,21 @@ bool cvn_same_shape(const cvn_tensor *a, const cvn_tensor *b);
 typedef struct cvn_node cvn_node;
 typedef void (*cvn_backward_fn)(cvn_tape *t, cvn_node *n);
 
+/* An op's attributes as an exporter (ONNX) reads them; the node's describe function fills the
+ * fields its op has and leaves the rest zero. */
+typedef struct {
+    cvn_window win;                         /* convolution (one group's channels), pooling */
+    int groups;                             /* convolution */
+    int kind;                               /* activation: a cvn_activation */
+    float alpha, beta;                      /* leaky slope; affine_scalar: scale, shift */
+    float eps;                              /* batch norm */
+    bool training;                          /* batch norm ran on batch statistics */
+    cvn_tensor *running_mean, *running_var; /* batch norm */
+    int dim;                                /* softmax, log_softmax, concat */
+    bool reduced[CVN_MAX_DIMS], keepdim;    /* sum, mean */
+} cvn_node_attrs;
+typedef void (*cvn_describe_fn)(const cvn_node *n, cvn_node_attrs *a);
+
 #define CVN_NODE_MAX_IN 4
 struct cvn_node {
     const char *op;           /* "conv2d", ...: also the key for ONNX export */
@@ -78,8 +93,9 @@ struct cvn_node {
     cvn_tensor *out;
     cvn_tensor *in[CVN_NODE_MAX_IN];
     int n_in;
-    void *saved;    /* op-specific state in the tape's arena */
-    cvn_node *prev; /* recording order, newest first */
+    void *saved;              /* op-specific state in the tape's arena */
+    cvn_describe_fn describe; /* NULL for ops without attributes */
+    cvn_node *prev;           /* recording order, newest first */
 };
 
 struct cvn_tape {
@@ -91,6 +107,7 @@ struct cvn_tape {
     int n_nodes;
     bool grad_enabled;
     bool backward_done;
+    bool tracing; /* record every op, needed for grad or not (the ONNX exporter's trace) */
     /* optional: told before (out NULL) and after every module forward; the summary listens */
     void (*on_module)(void *ctx, cvn_module *m, cvn_tensor *out);
     void *on_module_ctx;

@@ -96,6 +96,7 @@ cvn_tensor *cvn_tape_tensor_f32(cvn_tape *t, int ndim, const int64_t *shape, con
 }
 
 bool cvn_tape_should_record(const cvn_tape *t, int n, cvn_tensor *const *in) {
+    if (t->tracing) return true;
     if (!t->grad_enabled) return false;
     for (int i = 0; i < n; i++)
         if (in[i] && in[i]->requires_grad) return true;

@@ -267,6 +267,14 @@ const char *cvn_module_child_name(const cvn_module *parent, const cvn_module *ch
     return NULL;
 }
 
+void cvn_module_scope_name(char *out, size_t size, const char *parent_name,
+                           const cvn_module *parent, const cvn_module *child) {
+    const char *local = cvn_module_child_name(parent, child);
+    int len =
+        snprintf(out, size, "%s%s%s", parent_name, parent_name[0] ? "." : "", local ? local : "?");
+    if ((len < 0 || (size_t)len >= size) && size >= 4) strcpy(out + size - 4, "...");
+}
+
 cvn_status cvn_sequential_add_named(cvn_module *seq, const char *name, cvn_module *child) {
     if (!seq || seq->vt != &sequential_vt) {
         cvn_module_free(child);

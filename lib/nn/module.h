@@ -45,5 +45,9 @@ cvn_status cvn_module_add_child(cvn_module *m, const char *name, cvn_module *chi
 void cvn_module_replace_child(cvn_module *m, int i, cvn_module *child);
 /* The name under which parent holds child, or NULL. */
 const char *cvn_module_child_name(const cvn_module *parent, const cvn_module *child);
+/* The dotted name of child inside a parent named parent_name ("" for the root) into out[size]:
+ * "layer1.0" from "layer1"; a name too long for out ends in "...". */
+void cvn_module_scope_name(char *out, size_t size, const char *parent_name,
+                           const cvn_module *parent, const cvn_module *child);
 
 #endif

@@ -59,12 +59,7 @@ static void watch(void *ctx, cvn_module *m, cvn_tensor *out) {
         *r = (row){.m = m, .depth = w->depth, .leaf = m->n_children == 0};
         if (w->depth > 0) {
             const row *parent = &w->rows[w->stack[w->depth - 1]];
-            const char *local = cvn_module_child_name(parent->m, m);
-            char name[sizeof r->name];
-            int len = snprintf(name, sizeof name, "%s%s%s", parent->name,
-                               parent->name[0] ? "." : "", local ? local : "?");
-            if (len < 0 || (size_t)len >= sizeof name) strcpy(name + sizeof name - 4, "...");
-            memcpy(r->name, name, sizeof name);
+            cvn_module_scope_name(r->name, sizeof r->name, parent->name, parent->m, m);
         }
         if (w->depth == MAX_DEPTH) {
             w->failed = true;

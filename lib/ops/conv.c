@@ -34,6 +34,12 @@ static cvn_conv_desc describe(const conv_saved *s) {
                            .groups = s->groups};
 }
 
+static void conv_describe(const cvn_node *n, cvn_node_attrs *a) {
+    const conv_saved *s = n->saved;
+    a->win = s->win;
+    a->groups = s->groups;
+}
+
 /* Images per chunk: as many as the backend's workspace holds, at least one. */
 static int chunk_images(const cvn_backend *be, const conv_saved *s) {
     int64_t per = (int64_t)s->win.c * s->win.kh * s->win.kw * s->win.oh * s->win.ow;
@@ -190,12 +196,5 @@ cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
         return NULL;
     bool fail;
     cvn_node *node = cvn_op_record(t, op, conv_backward, out, 3, CVN_IN(x, weight, bias), &fail);
-    if (fail) return NULL;
-    if (node) {
-        conv_saved *saved = cvn_tape_meta_alloc(t, sizeof s);
-        if (!saved) return NULL;
-        *saved = s;
-        node->saved = saved;
-    }
-    return out;
+    return fail || !cvn_op_save(t, node, &s, sizeof s, conv_describe) ? NULL : out;
 }

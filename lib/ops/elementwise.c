@@ -63,14 +63,7 @@ static cvn_tensor *binary(cvn_tape *t, const char *op, cvn_binop kind, cvn_tenso
     t->be->binary(kind, s.ndim, s.shape, cvn_f(out), cvn_f(a), s.sa, cvn_f(b), s.sb);
     bool fail;
     cvn_node *node = cvn_op_record(t, op, binary_backward, out, 2, CVN_IN(a, b), &fail);
-    if (fail) return NULL;
-    if (node) {
-        binary_saved *saved = cvn_tape_meta_alloc(t, sizeof s);
-        if (!saved) return NULL;
-        *saved = s;
-        node->saved = saved;
-    }
-    return out;
+    return fail || !cvn_op_save(t, node, &s, sizeof s, NULL) ? NULL : out;
 }
 
 cvn_tensor *cvn_add(cvn_tape *t, cvn_tensor *a, cvn_tensor *b) {
@@ -98,6 +91,12 @@ static void affine_backward(cvn_tape *t, cvn_node *n) {
     if (dx) t->be->axpy(cvn_numel(n->out), s->scale, cvn_f(n->out->grad), dx);
 }
 
+static void affine_describe(const cvn_node *n, cvn_node_attrs *a) {
+    const affine_saved *s = n->saved;
+    a->alpha = s->scale;
+    a->beta = s->shift;
+}
+
 cvn_tensor *cvn_affine_scalar(cvn_tape *t, cvn_tensor *x, float scale, float shift) {
     const char *op = "affine_scalar";
     if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, x, "x")) return NULL;
@@ -106,14 +105,8 @@ cvn_tensor *cvn_affine_scalar(cvn_tape *t, cvn_tensor *x, float scale, float shi
     t->be->affine(cvn_numel(x), cvn_f(out), cvn_f(x), scale, shift);
     bool fail;
     cvn_node *node = cvn_op_record(t, op, affine_backward, out, 1, CVN_IN(x), &fail);
-    if (fail) return NULL;
-    if (node) {
-        affine_saved *s = cvn_tape_meta_alloc(t, sizeof *s);
-        if (!s) return NULL;
-        *s = (affine_saved){scale, shift};
-        node->saved = s;
-    }
-    return out;
+    affine_saved s = {scale, shift};
+    return fail || !cvn_op_save(t, node, &s, sizeof s, affine_describe) ? NULL : out;
 }
 
 cvn_tensor *cvn_add_scalar(cvn_tape *t, cvn_tensor *x, float c) {
@@ -141,6 +134,12 @@ static void act_backward(cvn_tape *t, cvn_node *n) {
                        cvn_f(n->in[0]), cvn_f(n->out));
 }
 
+static void act_describe(const cvn_node *n, cvn_node_attrs *a) {
+    const act_saved *s = n->saved;
+    a->kind = (int)s->kind;
+    a->alpha = s->alpha;
+}
+
 cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float alpha) {
     if ((unsigned)kind > CVN_ACT_HARDSIGMOID) {
         cvn_set_error(CVN_ERR_ARG, "activate: unknown activation %d", (int)kind);
@@ -153,14 +152,8 @@ cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float 
     t->be->act_fwd((cvn_act_kind)kind, alpha, cvn_numel(x), cvn_f(out), cvn_f(x));
     bool fail;
     cvn_node *node = cvn_op_record(t, op, act_backward, out, 1, CVN_IN(x), &fail);
-    if (fail) return NULL;
-    if (node) {
-        act_saved *s = cvn_tape_meta_alloc(t, sizeof *s);
-        if (!s) return NULL;
-        *s = (act_saved){kind, alpha};
-        node->saved = s;
-    }
-    return out;
+    act_saved s = {kind, alpha};
+    return fail || !cvn_op_save(t, node, &s, sizeof s, act_describe) ? NULL : out;
 }
 
 cvn_tensor *cvn_relu(cvn_tape *t, cvn_tensor *x) {
@@ -222,12 +215,6 @@ cvn_tensor *cvn_dropout(cvn_tape *t, cvn_tensor *x, float p, bool training, cvn_
     t->be->dropout_fwd(n, cvn_f(out), mask, cvn_f(x), p, cvn_rng_next(r));
     bool fail;
     cvn_node *node = cvn_op_record(t, op, dropout_backward, out, 1, CVN_IN(x), &fail);
-    if (fail) return NULL;
-    if (node) {
-        dropout_saved *s = cvn_tape_meta_alloc(t, sizeof *s);
-        if (!s) return NULL;
-        *s = (dropout_saved){p, mask};
-        node->saved = s;
-    }
-    return out;
+    dropout_saved s = {p, mask};
+    return fail || !cvn_op_save(t, node, &s, sizeof s, NULL) ? NULL : out;
 }

@@ -4,7 +4,12 @@
 typedef struct {
     int64_t outer, d, inner;
     bool log;
+    int dim;
 } softmax_saved;
+
+static void softmax_describe(const cvn_node *n, cvn_node_attrs *a) {
+    a->dim = ((const softmax_saved *)n->saved)->dim;
+}
 
 static void softmax_backward(cvn_tape *t, cvn_node *n) {
     const softmax_saved *s = n->saved;
@@ -30,7 +35,7 @@ static cvn_tensor *softmax(cvn_tape *t, const char *op, cvn_tensor *x, int dim, 
                       cvn_shape_str(x, sh, sizeof sh));
         return NULL;
     }
-    softmax_saved s = {1, x->shape[dim], 1, log};
+    softmax_saved s = {1, x->shape[dim], 1, log, dim};
     for (int d = 0; d < dim; d++) s.outer *= x->shape[d];
     for (int d = dim + 1; d < nd; d++) s.inner *= x->shape[d];
     cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, nd, x->shape);
@@ -38,14 +43,7 @@ static cvn_tensor *softmax(cvn_tape *t, const char *op, cvn_tensor *x, int dim, 
     t->be->softmax_fwd(log, s.outer, s.d, s.inner, cvn_f(out), cvn_f(x));
     bool fail;
     cvn_node *node = cvn_op_record(t, op, softmax_backward, out, 1, CVN_IN(x), &fail);
-    if (fail) return NULL;
-    if (node) {
-        softmax_saved *ps = cvn_tape_meta_alloc(t, sizeof *ps);
-        if (!ps) return NULL;
-        *ps = s;
-        node->saved = ps;
-    }
-    return out;
+    return fail || !cvn_op_save(t, node, &s, sizeof s, softmax_describe) ? NULL : out;
 }
 
 cvn_tensor *cvn_softmax(cvn_tape *t, cvn_tensor *x, int dim) {

@@ -9,7 +9,16 @@ typedef struct {
     float eps;
     bool batch_stats;
     bool vendor; /* the backend's fused batch norm ran */
+    cvn_tensor *running_mean, *running_var;
 } bn_saved;
+
+static void bn_describe(const cvn_node *n, cvn_node_attrs *a) {
+    const bn_saved *s = n->saved;
+    a->eps = s->eps;
+    a->training = s->batch_stats;
+    a->running_mean = s->running_mean;
+    a->running_var = s->running_var;
+}
 
 static void bn_backward(cvn_tape *t, cvn_node *node) {
     const bn_saved *s = node->saved;
@@ -90,12 +99,6 @@ cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn
     }
     bool fail;
     cvn_node *node = cvn_op_record(t, op, bn_backward, out, 3, CVN_IN(x, weight, bias), &fail);
-    if (fail) return NULL;
-    if (node) {
-        bn_saved *s = cvn_tape_meta_alloc(t, sizeof *s);
-        if (!s) return NULL;
-        *s = (bn_saved){n, c, hw, mean, invstd, eps, training, vendor};
-        node->saved = s;
-    }
-    return out;
+    bn_saved s = {n, c, hw, mean, invstd, eps, training, vendor, running_mean, running_var};
+    return fail || !cvn_op_save(t, node, &s, sizeof s, bn_describe) ? NULL : out;
 }

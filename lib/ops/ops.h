@@ -2,6 +2,8 @@
 #ifndef CVN_OPS_H
 #define CVN_OPS_H
 
+#include <string.h>
+
 #include "core/core.h"
 
 /* An input list for cvn_tape_record / cvn_tape_should_record. */
@@ -16,6 +18,19 @@ static inline cvn_node *cvn_op_record(cvn_tape *t, const char *op, cvn_backward_
     cvn_node *node = cvn_tape_record(t, op, bw, out, n, in);
     if (!node) *fail = true;
     return node;
+}
+
+/* Copies the op's saved state (size bytes at s) into the tape for node and sets its describe
+ * function; a NULL node (nothing recorded) is fine. False on allocation failure (error set). */
+static inline bool cvn_op_save(cvn_tape *t, cvn_node *node, const void *s, size_t size,
+                               cvn_describe_fn describe) {
+    if (!node) return true;
+    void *saved = cvn_tape_meta_alloc(t, size);
+    if (!saved) return false;
+    memcpy(saved, s, size);
+    node->saved = saved;
+    node->describe = describe;
+    return true;
 }
 
 static inline bool cvn_op_tape_ok(const char *op, const cvn_tape *t) {

@@ -8,6 +8,10 @@ typedef struct {
     bool vendor;     /* the backend's fused pooling ran (backward then needs x and y) */
 } pool_saved;
 
+static void pool_describe(const cvn_node *n, cvn_node_attrs *a) {
+    a->win = ((const pool_saved *)n->saved)->win;
+}
+
 static void pool_backward(cvn_tape *t, cvn_node *n, bool is_max) {
     const pool_saved *s = n->saved;
     float *dx = cvn_grad_buffer(t, n->in[0]);
@@ -96,14 +100,8 @@ static cvn_tensor *pool(cvn_tape *t, const char *op, cvn_tensor *x, int kernel, 
     bool fail;
     cvn_node *node = cvn_op_record(t, op, is_max ? maxpool_backward : avgpool_backward, out, 1,
                                    CVN_IN(x), &fail);
-    if (fail) return NULL;
-    if (node) {
-        pool_saved *ps = cvn_tape_meta_alloc(t, sizeof *ps);
-        if (!ps) return NULL;
-        *ps = (pool_saved){w, planes, argmax, vendor};
-        node->saved = ps;
-    }
-    return out;
+    pool_saved ps = {w, planes, argmax, vendor};
+    return fail || !cvn_op_save(t, node, &ps, sizeof ps, pool_describe) ? NULL : out;
 }
 
 cvn_tensor *cvn_max_pool2d(cvn_tape *t, cvn_tensor *x, int kernel, int stride, int pad) {
@@ -135,14 +133,8 @@ static cvn_tensor *adaptive(cvn_tape *t, const char *op, cvn_tensor *x, int oh, 
     t->be->adaptive_avgpool_fwd(planes, w.h, w.w, oh, ow, cvn_f(out), cvn_f(x));
     bool fail;
     cvn_node *node = cvn_op_record(t, op, adaptive_backward, out, 1, CVN_IN(x), &fail);
-    if (fail) return NULL;
-    if (node) {
-        pool_saved *ps = cvn_tape_meta_alloc(t, sizeof *ps);
-        if (!ps) return NULL;
-        *ps = (pool_saved){w, planes, NULL, false};
-        node->saved = ps;
-    }
-    return out;
+    pool_saved s = {w, planes, NULL, false};
+    return fail || !cvn_op_save(t, node, &s, sizeof s, pool_describe) ? NULL : out;
 }
 
 cvn_tensor *cvn_adaptive_avg_pool2d(cvn_tape *t, cvn_tensor *x, int out_h, int out_w) {

@@ -82,6 +82,10 @@ typedef struct {
     int64_t outer, inner; /* product of dims before / after dim */
 } concat_saved;
 
+static void concat_describe(const cvn_node *n, cvn_node_attrs *a) {
+    a->dim = ((const concat_saved *)n->saved)->dim;
+}
+
 static void concat_backward(cvn_tape *t, cvn_node *n) {
     const concat_saved *s = n->saved;
     int64_t out_row = n->out->shape[s->dim] * s->inner, at = 0;
@@ -141,14 +145,7 @@ cvn_tensor *cvn_concat(cvn_tape *t, int n, cvn_tensor *const *xs, int dim) {
     }
     bool fail;
     cvn_node *node = cvn_op_record(t, op, concat_backward, out, n, xs, &fail);
-    if (fail) return NULL;
-    if (node) {
-        concat_saved *ps = cvn_tape_meta_alloc(t, sizeof *ps);
-        if (!ps) return NULL;
-        *ps = s;
-        node->saved = ps;
-    }
-    return out;
+    return fail || !cvn_op_save(t, node, &s, sizeof s, concat_describe) ? NULL : out;
 }
 
 /* ------------------------------------------------------------------ sum / mean */
@@ -158,7 +155,14 @@ typedef struct {
     int64_t shape[CVN_MAX_DIMS]; /* input shape */
     int64_t so[CVN_MAX_DIMS];    /* output strides in the input's shape, 0 on reduced dims */
     float scale;                 /* 1 for sum, 1 / count for mean */
+    bool reduced[CVN_MAX_DIMS], keepdim;
 } reduce_saved;
+
+static void reduce_describe(const cvn_node *n, cvn_node_attrs *a) {
+    const reduce_saved *s = n->saved;
+    memcpy(a->reduced, s->reduced, sizeof a->reduced);
+    a->keepdim = s->keepdim;
+}
 
 static void reduce_backward(cvn_tape *t, cvn_node *n) {
     const reduce_saved *s = n->saved;
@@ -190,7 +194,8 @@ static cvn_tensor *reduce(cvn_tape *t, const char *op, cvn_tensor *x, int ndims,
             reduced[d] = true;
         }
     }
-    reduce_saved s = {.ndim = x->ndim, .scale = 1.0f};
+    reduce_saved s = {.ndim = x->ndim, .scale = 1.0f, .keepdim = keepdim};
+    memcpy(s.reduced, reduced, sizeof s.reduced);
     int64_t out_shape[CVN_MAX_DIMS], keep_shape[CVN_MAX_DIMS], count = 1;
     int out_nd = 0;
     for (int d = 0; d < x->ndim; d++) {
@@ -211,14 +216,7 @@ static cvn_tensor *reduce(cvn_tape *t, const char *op, cvn_tensor *x, int ndims,
     t->be->reduce_to(x->ndim, s.shape, cvn_f(out), s.so, cvn_f(x), s.scale);
     bool fail;
     cvn_node *node = cvn_op_record(t, op, reduce_backward, out, 1, CVN_IN(x), &fail);
-    if (fail) return NULL;
-    if (node) {
-        reduce_saved *ps = cvn_tape_meta_alloc(t, sizeof *ps);
-        if (!ps) return NULL;
-        *ps = s;
-        node->saved = ps;
-    }
-    return out;
+    return fail || !cvn_op_save(t, node, &s, sizeof s, reduce_describe) ? NULL : out;
 }
 
 cvn_tensor *cvn_sum(cvn_tape *t, cvn_tensor *x, int ndims, const int *dims, bool keepdim) {
