@@ -115,7 +115,7 @@ test: deps
 	  if [ $$fail = 0 ]; then echo "all suites passed"; else echo "SOME SUITES FAILED"; exit 1; fi
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH_BIN)
+	@$(MAKE) --no-print-directory $(BENCH_BIN) $(BUILD)/examples/onnx_export
 	@bench/run.sh $(BUILD) $(CUDA)
 
 examples: deps

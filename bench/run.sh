@@ -24,6 +24,8 @@ else
     echo "(python3-torch not installed: no PyTorch comparison; scripts/install-deps.sh --peers adds it)"
     "$build/bench/bench_train_cnn" --threads "$threads"
 fi
+echo
+THREADS=$threads bench/compare_onnxruntime.sh "$build"
 if [ "$cuda" = 1 ]; then
     echo
     "$build/bench/bench_cuda"

@@ -155,6 +155,7 @@ typedef struct {
     cvn_optim *opt;
     const char *ckpt;
     const char *arch;
+    float width;
     int classes, c, h, w;
     const float *mean, *std;
     float best_val;
@@ -180,9 +181,12 @@ static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
         snprintf(shape, sizeof shape, "%d,%d,%d", r->c, r->h, r->w);
         snprintf(norm, sizeof norm, "%g,%g,%g/%g,%g,%g", (double)r->mean[0], (double)r->mean[1],
                  (double)r->mean[2], (double)r->std[0], (double)r->std[1], (double)r->std[2]);
-        const char *meta[] = {"arch",         r->arch, "num_classes", classes, "epoch",     epoch,
-                              "val_accuracy", acc,     "input",       shape,   "normalize", norm};
-        if (cvn_checkpoint_save(r->ckpt, r->net, r->opt, 6, meta)) {
+        char width[16];
+        snprintf(width, sizeof width, "%g", (double)r->width);
+        const char *meta[] = {"arch",      r->arch, "num_classes", classes, "epoch", epoch,
+                              "val_accuracy", acc,  "input",       shape,   "normalize", norm,
+                              "width",     width};
+        if (cvn_checkpoint_save(r->ckpt, r->net, r->opt, 7, meta)) {
             fprintf(stderr, "classifier: checkpoint: %s\n", cvn_last_error());
             r->save_failed = true;
         }
@@ -205,6 +209,7 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
     cvn_rng rng;
     cvn_rng_seed(&rng, a->seed);
     cvn_module *net = NULL;
+    float width = 1.0f;
     char loaded[256] = "";
     const char *arch_name = cvn_arch_name(arch);
     cvn_load_report rep = {0};
@@ -222,6 +227,9 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
         arch = ca;
         arch_name = cvn_arch_name(arch);
         cvn_model_config mc = cvn_model_defaults(arch, c, h, w, atoi(nc));
+        const char *wm = cvn_safetensors_meta(ck, "width"); /* absent in older checkpoints */
+        if (wm) mc.width_mult = (float)atof(wm);
+        width = mc.width_mult;
         net = cvn_model_new(arch, &mc, &rng);
         if (!net || cvn_checkpoint_load(ck, net, NULL, &rep) ||
             (atoi(nc) != classes && cvn_model_replace_head(net, classes, &rng))) {
@@ -241,6 +249,7 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
     } else {
         cvn_model_config mc = cvn_model_defaults(arch, c, h, w, classes);
         if (o->width > 0) mc.width_mult = o->width;
+        width = mc.width_mult;
         net = cvn_model_new(arch, &mc, &rng);
     }
     char *summary = NULL;
@@ -311,6 +320,7 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
                       .opt = opt,
                       .ckpt = ckpt,
                       .arch = arch_name,
+                      .width = width,
                       .classes = classes,
                       .c = c,
                       .h = h,

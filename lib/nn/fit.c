@@ -175,11 +175,14 @@ cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *t
         if (config->scheduler && !config->scheduler_per_batch &&
             (st = cvn_scheduler_step(config->scheduler, test ? r->test_loss : r->train_loss)))
             break;
-        if (mode)
+        if (mode && test)
             printf("epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f %%, %.0f "
                    "images/s, %.1f s\n",
                    epoch, r->train_loss, r->test_loss, 100.0 * r->test_accuracy, r->images_per_s,
                    r->seconds);
+        else if (mode)
+            printf("epoch %d: train loss %.4f, %.0f images/s, %.1f s\n", epoch, r->train_loss,
+                   r->images_per_s, r->seconds);
         if (config->on_epoch) config->on_epoch(config->ctx, r);
         if (config->csv_path && (st = write_csv(config->csv_path, rows, epoch))) break;
         if (stats_out) *stats_out = *r;
