@@ -183,9 +183,9 @@ static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
                  (double)r->mean[2], (double)r->std[0], (double)r->std[1], (double)r->std[2]);
         char width[16];
         snprintf(width, sizeof width, "%g", (double)r->width);
-        const char *meta[] = {"arch",      r->arch, "num_classes", classes, "epoch", epoch,
-                              "val_accuracy", acc,  "input",       shape,   "normalize", norm,
-                              "width",     width};
+        const char *meta[] = {"arch",      r->arch,        "num_classes", classes, "epoch",
+                              epoch,       "val_accuracy", acc,           "input", shape,
+                              "normalize", norm,           "width",       width};
         if (cvn_checkpoint_save(r->ckpt, r->net, r->opt, 7, meta)) {
             fprintf(stderr, "classifier: checkpoint: %s\n", cvn_last_error());
             r->save_failed = true;

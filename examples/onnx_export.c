@@ -19,36 +19,45 @@ typedef struct {
 static int take(const char *k, const char *v, void *ctx) {
     options *o = ctx;
     char *end;
-    if (!strcmp(k, "--checkpoint")) o->checkpoint = v;
-    else if (!strcmp(k, "--ort-script")) o->ort_script = v;
-    else if (!strcmp(k, "--runs")) return (o->runs = (int)strtol(v, &end, 10)) >= 1 && !*end ? 1 : -1;
+    if (!strcmp(k, "--checkpoint"))
+        o->checkpoint = v;
+    else if (!strcmp(k, "--ort-script"))
+        o->ort_script = v;
+    else if (!strcmp(k, "--runs"))
+        return (o->runs = (int)strtol(v, &end, 10)) >= 1 && !*end ? 1 : -1;
     else if (!strcmp(k, "--b1-images"))
         return (o->b1_images = (int)strtol(v, &end, 10)) >= 1 && !*end ? 1 : -1;
-    else return 0;
+    else
+        return 0;
     return 1;
 }
 
 /* The checkpoint's model (architecture, classes, width and normalization from its metadata). */
-static cvn_module *load_checkpoint(const char *path, int c, int h, int w, float *mean,
-                                   float *std, cvn_rng *r) {
+static cvn_module *load_checkpoint(const char *path, int c, int h, int w, float *mean, float *std,
+                                   cvn_rng *r) {
     cvn_safetensors *ck = cvn_safetensors_open(path);
     if (!ck) return NULL;
-    const char *an = cvn_safetensors_meta(ck, "arch"), *nc = cvn_safetensors_meta(ck, "num_classes");
-    const char *wm = cvn_safetensors_meta(ck, "width"), *norm = cvn_safetensors_meta(ck, "normalize");
+    const char *an = cvn_safetensors_meta(ck, "arch"),
+               *nc = cvn_safetensors_meta(ck, "num_classes");
+    const char *wm = cvn_safetensors_meta(ck, "width"),
+               *norm = cvn_safetensors_meta(ck, "normalize");
     const char *shape = cvn_safetensors_meta(ck, "input");
     cvn_arch arch;
     int sc, sh, sw;
     cvn_module *m = NULL;
     if (!an || !nc || cvn_arch_parse(an, &arch)) {
-        fprintf(stderr, "onnx_export: %s: not a classifier checkpoint (no arch / num_classes)\n", path);
-    } else if (shape && (sscanf(shape, "%d,%d,%d", &sc, &sh, &sw) != 3 || sc != c || sh != h || sw != w)) {
-        fprintf(stderr, "onnx_export: %s was trained on %s inputs, the data here is %d,%d,%d\n", path,
-                shape, c, h, w);
+        fprintf(stderr, "onnx_export: %s: not a classifier checkpoint (no arch / num_classes)\n",
+                path);
+    } else if (shape &&
+               (sscanf(shape, "%d,%d,%d", &sc, &sh, &sw) != 3 || sc != c || sh != h || sw != w)) {
+        fprintf(stderr, "onnx_export: %s was trained on %s inputs, the data here is %d,%d,%d\n",
+                path, shape, c, h, w);
     } else {
         cvn_model_config mc = cvn_model_defaults(arch, c, h, w, atoi(nc));
         if (wm) mc.width_mult = (float)atof(wm);
         float m3[3], s3[3];
-        if (norm && sscanf(norm, "%f,%f,%f/%f,%f,%f", &m3[0], &m3[1], &m3[2], &s3[0], &s3[1], &s3[2]) == 6)
+        if (norm &&
+            sscanf(norm, "%f,%f,%f/%f,%f,%f", &m3[0], &m3[1], &m3[2], &s3[0], &s3[1], &s3[2]) == 6)
             *mean = m3[0], *std = s3[0];
         cvn_load_report rep = {0};
         m = cvn_model_new(arch, &mc, r);
@@ -79,8 +88,8 @@ static cvn_module *train_reference(const example_args *a, const cvn_dataset *tra
         .batch_size = a->batch, .shuffle = true, .seed = a->seed, .mean = {MEAN}, .std = {STD}};
     cvn_loader *tl = cvn_loader_new(train, &lc);
     cvn_fit_config fc = {.epochs = a->epochs, .progress = -1};
-    printf("no --checkpoint: training the reference CNN for %d epoch(s) on %lld images\n", a->epochs,
-           (long long)cvn_dataset_len(train));
+    printf("no --checkpoint: training the reference CNN for %d epoch(s) on %lld images\n",
+           a->epochs, (long long)cvn_dataset_len(train));
     if (!net || !t || !opt || !tl || cvn_optim_add_module(opt, net) < 0 ||
         cvn_fit(net, opt, t, tl, NULL, &fc, NULL)) {
         fprintf(stderr, "onnx_export: training: %s\n", cvn_last_error());
@@ -120,7 +129,8 @@ typedef struct {
 } timing;
 
 /* libcvnet's logits for all n images at batch 64, then the median over runs of the time per image
- * at batch 64 (whole batches) and at batch 1 (the first b1 images): bench/ort_infer.js's protocol. */
+ * at batch 64 (whole batches) and at batch 1 (the first b1 images): bench/ort_infer.js's protocol.
+ */
 static int run_cvnet(cvn_module *m, const float *x, int64_t n, int c, int h, int w, int classes,
                      const options *o, float *logits, timing *tm) {
     cvn_tape *t = cvn_tape_new(CVN_CPU);
@@ -249,11 +259,12 @@ int main(int argc, char **argv) {
                       .seed = 1,
                       .device = CVN_CPU};
     options o = {.ort_script = "bench/ort_infer.js", .runs = 3, .b1_images = 1000};
-    const char *usage = "  --checkpoint CKPT   a classifier checkpoint (default: train the reference "
-                        "CNN for --epochs)\n"
-                        "  --runs N            timing passes; medians are reported (3)\n"
-                        "  --b1-images N       images timed at batch 1 per pass (1000)\n"
-                        "  --ort-script PATH   bench/ort_infer.js\n";
+    const char *usage =
+        "  --checkpoint CKPT   a classifier checkpoint (default: train the reference "
+        "CNN for --epochs)\n"
+        "  --runs N            timing passes; medians are reported (3)\n"
+        "  --b1-images N       images timed at batch 1 per pass (1000)\n"
+        "  --ort-script PATH   bench/ort_infer.js\n";
     int rc = example_parse(argc, argv, "onnx_export", usage, &a, take, &o);
     if (rc) return rc == 1 ? 0 : rc;
     if (a.device != CVN_CPU) return fprintf(stderr, "onnx_export: compares on the CPU only\n"), 2;
@@ -291,7 +302,8 @@ int main(int argc, char **argv) {
     cvn_loader *l = cvn_loader_new(test, &lc);
     cvn_tape *t = cvn_tape_new(CVN_CPU);
     cvn_tensor *bx, *by;
-    if (!x || !labels || !ours || !theirs || !l || !t) return fprintf(stderr, "onnx_export: out of memory\n"), 1;
+    if (!x || !labels || !ours || !theirs || !l || !t)
+        return fprintf(stderr, "onnx_export: out of memory\n"), 1;
     while (cvn_loader_next(l, t, &bx, &by)) {
         memcpy(x + got * per, bx->data, (size_t)cvn_numel(bx) * sizeof(float));
         memcpy(labels + got, by->data, (size_t)cvn_numel(by) * sizeof(int32_t));
@@ -318,8 +330,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     char version[32] = "";
-    int ort = run_ort(&a, &o, model, inputs, n, c, h, w, theirs, classes, &to, version,
-                      sizeof version);
+    int ort =
+        run_ort(&a, &o, model, inputs, n, c, h, w, theirs, classes, &to, version, sizeof version);
     if (ort < 0) return 1;
 
     float acc_c = report("libcvnet", ours, labels, n, classes, test), acc_o = NAN;

@@ -359,7 +359,7 @@ END_TEST
 /* A loss inside a model: cross-entropy against class 0. */
 static cvn_tensor *loss_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     cvn_tensor *labels = x ? cvn_tape_tensor(t, CVN_I32, 1, x->shape) : NULL;
-    if (labels) cvn_tensor_fill(labels, 0.0f);
+    if (labels) memset(labels->data, 0, (size_t)cvn_numel(labels) * sizeof(int32_t));
     return cvn_cross_entropy(t, x, labels, 0.0f);
 }
 static const cvn_module_vtable loss_vt = {"Loss", loss_forward};
