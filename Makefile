@@ -41,7 +41,7 @@ NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Ilib -Ikernels -DCVN_WITH_CUDA \
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcudnn -lstdc++
 endif
 
-LIB_SRC := $(wildcard lib/core/*.c lib/ops/*.c lib/nn/*.c lib/optim/*.c lib/data/*.c lib/io/*.c lib/report/*.c) \
+LIB_SRC := $(wildcard lib/core/*.c lib/ops/*.c lib/nn/*.c lib/optim/*.c lib/data/*.c lib/io/*.c lib/hpo/*.c lib/report/*.c) \
            kernels/backend.c $(filter-out kernels/cpu/simd_kernels.c,$(wildcard kernels/cpu/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 # The SIMD kernels are one source compiled once per instruction set; the dispatcher picks one at run time.

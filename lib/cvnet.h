@@ -658,6 +658,80 @@ cvn_onnx_options cvn_onnx_defaults(void);
 cvn_status cvn_onnx_export(cvn_module *model, int ndim, const int64_t *input_shape,
                            const char *path, const cvn_onnx_options *options);
 
+/* ---------------------------------------------------------------- hyperparameter search */
+
+/* A study searches hyperparameters the way Optuna does: ask for a trial, let it suggest values,
+ * report intermediate values (and stop when it should be pruned), tell the study how it ended.
+ * Trials and their values live in the study (in memory). */
+typedef struct cvn_study cvn_study;
+typedef struct cvn_trial cvn_trial;
+
+typedef enum { CVN_MINIMIZE, CVN_MAXIMIZE } cvn_direction;
+typedef enum { CVN_SAMPLER_TPE, CVN_SAMPLER_RANDOM } cvn_sampler_kind;
+typedef enum { CVN_PRUNER_NONE, CVN_PRUNER_MEDIAN, CVN_PRUNER_HALVING } cvn_pruner_kind;
+typedef enum {
+    CVN_TRIAL_RUNNING,
+    CVN_TRIAL_COMPLETE,
+    CVN_TRIAL_PRUNED,
+    CVN_TRIAL_FAIL
+} cvn_trial_state;
+
+typedef struct {
+    const char *name;        /* "study" */
+    cvn_direction direction; /* CVN_MINIMIZE */
+    cvn_sampler_kind sampler;
+    uint64_t seed;
+    /* TPE (Optuna's TPESampler defaults): random trials before the model (10), candidates drawn
+     * from l(x) per parameter (24) */
+    int n_startup_trials, n_ei_candidates;
+    cvn_pruner_kind pruner;
+    /* median (Optuna's MedianPruner): finished trials before pruning starts (5), steps never
+     * pruned (0), every interval_steps-th step judged (1) */
+    int median_startup_trials, median_warmup_steps, median_interval_steps;
+    /* successive halving: rung k is at step min_resource * reduction_factor^k (1, 4) */
+    int halving_min_resource, halving_reduction_factor;
+} cvn_study_config;
+cvn_study_config cvn_study_defaults(void);
+
+/* Caller owns. Errors: a bad config (named). */
+cvn_study *cvn_study_new(const cvn_study_config *config);
+void cvn_study_free(cvn_study *s);
+
+/* A new running trial, numbered 0, 1, ... (study-owned). */
+cvn_trial *cvn_study_ask(cvn_study *s);
+/* Values for the trial, drawn by the study's sampler from the trials finished so far. Asking again
+ * under the same name returns the same value; another range under that name is CVN_ERR_ARG.
+ * float: [lo, hi], log-uniform when log (lo > 0). int: lo, lo + step, ..., <= hi (log: step 1).
+ * categorical: the index of one of n choices (names kept for reports). */
+cvn_status cvn_trial_suggest_float(cvn_trial *t, const char *name, double lo, double hi, bool log,
+                                   double *out);
+cvn_status cvn_trial_suggest_int(cvn_trial *t, const char *name, int64_t lo, int64_t hi,
+                                 int64_t step, bool log, int64_t *out);
+cvn_status cvn_trial_suggest_categorical(cvn_trial *t, const char *name, int n,
+                                         const char *const *choices, int *out);
+/* An intermediate value (e.g. validation accuracy after epoch step); a step reported twice keeps
+ * the first value. */
+cvn_status cvn_trial_report(cvn_trial *t, int64_t step, double value);
+/* Whether the study's pruner would stop the trial at its last reported step. */
+bool cvn_trial_should_prune(cvn_trial *t);
+/* Ends a running trial: COMPLETE with its value, PRUNED (its value is the last reported one) or
+ * FAIL. Errors: a trial not running, a NaN value for COMPLETE. */
+cvn_status cvn_study_tell(cvn_study *s, cvn_trial *t, cvn_trial_state state, double value);
+
+int cvn_study_num_trials(const cvn_study *s);
+cvn_trial *cvn_study_trial(const cvn_study *s, int i);
+/* The best COMPLETE trial, or NULL. */
+cvn_trial *cvn_study_best_trial(const cvn_study *s);
+int cvn_trial_number(const cvn_trial *t);
+cvn_trial_state cvn_trial_state_of(const cvn_trial *t);
+double cvn_trial_value(const cvn_trial *t); /* NaN until it ends */
+int cvn_trial_num_params(const cvn_trial *t);
+/* The i-th parameter's name and its value as text ("0.0013", "4", "Adam"); NULL past the end. */
+const char *cvn_trial_param_name(const cvn_trial *t, int i, char *value, size_t value_size);
+/* Optuna's example printout: "Study statistics:", finished / pruned / complete counts,
+ * "Best trial:", "Value: X", "Params:" and one "name: value" line each. */
+cvn_status cvn_study_print_statistics(FILE *f, const cvn_study *s);
+
 /* ---------------------------------------------------------------- metrics */
 
 /* A classifier's predicted class probabilities [N, classes] with the true labels. */

@@ -1,0 +1,309 @@
+/* Studies and trials: ask, suggest, report, tell; the statistics Optuna's examples print. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hpo/hpo.h"
+
+cvn_study_config cvn_study_defaults(void) {
+    return (cvn_study_config){.name = "study",
+                              .direction = CVN_MINIMIZE,
+                              .sampler = CVN_SAMPLER_TPE,
+                              .n_startup_trials = 10,
+                              .n_ei_candidates = 24,
+                              .pruner = CVN_PRUNER_NONE,
+                              .median_startup_trials = 5,
+                              .median_warmup_steps = 0,
+                              .median_interval_steps = 1,
+                              .halving_min_resource = 1,
+                              .halving_reduction_factor = 4};
+}
+
+cvn_study *cvn_study_new(const cvn_study_config *config) {
+    cvn_study_config c = config ? *config : cvn_study_defaults();
+    if ((unsigned)c.direction > CVN_MAXIMIZE || (unsigned)c.sampler > CVN_SAMPLER_RANDOM ||
+        (unsigned)c.pruner > CVN_PRUNER_HALVING || c.n_startup_trials < 0 ||
+        c.n_ei_candidates < 1 || c.median_startup_trials < 0 || c.median_warmup_steps < 0 ||
+        c.median_interval_steps < 1 || c.halving_min_resource < 1 ||
+        c.halving_reduction_factor < 2) {
+        cvn_set_error(CVN_ERR_ARG,
+                      "study_new: bad config (startup trials >= 0, candidates >= 1, interval "
+                      ">= 1, min resource >= 1, reduction factor >= 2)");
+        return NULL;
+    }
+    cvn_study *s = cvn_calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->c = c;
+    s->name = cvn_strdup(c.name ? c.name : "study");
+    if (!s->name) {
+        cvn_free(s);
+        return NULL;
+    }
+    s->c.name = s->name;
+    return s;
+}
+
+static void free_dist(hpo_dist *d) {
+    for (int i = 0; i < d->n_choices; i++) cvn_free(d->choices[i]);
+    cvn_free(d->choices);
+}
+
+static void free_trial(cvn_trial *t) {
+    for (int i = 0; i < t->n_params; i++) {
+        cvn_free(t->params[i].name);
+        free_dist(&t->params[i].dist);
+    }
+    cvn_free(t->params);
+    cvn_free(t->reports);
+    cvn_free(t);
+}
+
+void cvn_study_free(cvn_study *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_trials; i++) free_trial(s->trials[i]);
+    cvn_free(s->trials);
+    cvn_free(s->name);
+    cvn_free(s);
+}
+
+/* Grows *arr (of *cap elements of size elem) to hold need. */
+static bool grow(void **arr, int *cap, int need, size_t elem) {
+    if (need <= *cap) return true;
+    int cap2 = *cap ? 2 * *cap : 8;
+    while (cap2 < need) cap2 *= 2;
+    void *p = cvn_malloc((size_t)cap2 * elem);
+    if (!p) return false;
+    if (*arr) memcpy(p, *arr, (size_t)*cap * elem);
+    cvn_free(*arr);
+    *arr = p;
+    *cap = cap2;
+    return true;
+}
+
+cvn_trial *cvn_study_ask(cvn_study *s) {
+    if (!s) {
+        cvn_set_error(CVN_ERR_ARG, "study_ask: study is NULL");
+        return NULL;
+    }
+    cvn_trial *t = cvn_calloc(1, sizeof *t);
+    if (!t || !grow((void **)&s->trials, &s->cap_trials, s->n_trials + 1, sizeof *s->trials)) {
+        cvn_free(t);
+        return NULL;
+    }
+    *t = (cvn_trial){.study = s, .number = s->n_trials, .state = CVN_TRIAL_RUNNING, .value = NAN};
+    s->trials[s->n_trials++] = t;
+    return t;
+}
+
+bool hpo_same_dist(const hpo_dist *a, const hpo_dist *b) {
+    if (a->kind != b->kind || a->lo != b->lo || a->hi != b->hi || a->step != b->step ||
+        a->log != b->log || a->n_choices != b->n_choices)
+        return false;
+    for (int i = 0; i < a->n_choices; i++)
+        if (strcmp(a->choices[i], b->choices[i])) return false;
+    return true;
+}
+
+const hpo_param *hpo_find_param(const cvn_trial *t, const char *name) {
+    for (int i = 0; i < t->n_params; i++)
+        if (!strcmp(t->params[i].name, name)) return &t->params[i];
+    return NULL;
+}
+
+double hpo_last_report(const cvn_trial *t, int64_t *step) {
+    if (!t->n_reports) {
+        if (step) *step = -1;
+        return NAN;
+    }
+    const hpo_report *r = &t->reports[t->n_reports - 1];
+    if (step) *step = r->step;
+    return r->value;
+}
+
+bool hpo_better(const cvn_study *s, double a, double b) {
+    if (isnan(a)) return false;
+    if (isnan(b)) return true;
+    return s->c.direction == CVN_MAXIMIZE ? a > b : a < b;
+}
+
+/* The value of name in t: the one suggested before, or a new one from the sampler. */
+static cvn_status suggest(cvn_trial *t, const char *name, hpo_dist *d, double *out) {
+    if (!t || !name || !name[0] || t->state != CVN_TRIAL_RUNNING) {
+        free_dist(d);
+        return cvn_set_error(CVN_ERR_ARG, "suggest: no running trial or no name");
+    }
+    const hpo_param *p = hpo_find_param(t, name);
+    if (p) {
+        bool same = hpo_same_dist(&p->dist, d);
+        free_dist(d);
+        if (!same)
+            return cvn_set_error(CVN_ERR_ARG,
+                                 "suggest: trial %d already has '%s' with another range", t->number,
+                                 name);
+        *out = p->value;
+        return CVN_OK;
+    }
+    char *copy = cvn_strdup(name);
+    if (!copy || !grow((void **)&t->params, &t->cap_params, t->n_params + 1, sizeof *t->params)) {
+        cvn_free(copy);
+        free_dist(d);
+        return cvn_last_status();
+    }
+    double v = hpo_sample(t->study, t, name, d);
+    t->params[t->n_params++] = (hpo_param){copy, *d, v};
+    *out = v;
+    return CVN_OK;
+}
+
+cvn_status cvn_trial_suggest_float(cvn_trial *t, const char *name, double lo, double hi, bool log,
+                                   double *out) {
+    if (!out || !(lo <= hi) || !isfinite(lo) || !isfinite(hi) || (log && !(lo > 0)))
+        return cvn_set_error(CVN_ERR_ARG,
+                             "suggest_float: '%s' range [%g, %g] (log: %d) is empty or not "
+                             "positive on a log scale",
+                             name ? name : "?", lo, hi, log);
+    hpo_dist d = {.kind = HPO_FLOAT, .lo = lo, .hi = hi, .log = log};
+    return suggest(t, name, &d, out);
+}
+
+cvn_status cvn_trial_suggest_int(cvn_trial *t, const char *name, int64_t lo, int64_t hi,
+                                 int64_t step, bool log, int64_t *out) {
+    if (!out || lo > hi || step < 1 || (log && (lo < 1 || step != 1)) ||
+        (hi - lo) / step > ((int64_t)1 << 52))
+        return cvn_set_error(CVN_ERR_ARG,
+                             "suggest_int: '%s' range [%lld, %lld] step %lld (log: %d): need lo <= "
+                             "hi, step >= 1, and lo >= 1 and step 1 on a log scale",
+                             name ? name : "?", (long long)lo, (long long)hi, (long long)step, log);
+    int64_t top = lo + (hi - lo) / step * step; /* the largest value on the grid */
+    hpo_dist d = {
+        .kind = HPO_INT, .lo = (double)lo, .hi = (double)top, .step = (double)step, .log = log};
+    double v;
+    cvn_status st = suggest(t, name, &d, &v);
+    if (!st) *out = (int64_t)llround(v);
+    return st;
+}
+
+cvn_status cvn_trial_suggest_categorical(cvn_trial *t, const char *name, int n,
+                                         const char *const *choices, int *out) {
+    if (!out || n < 1 || !choices)
+        return cvn_set_error(CVN_ERR_ARG, "suggest_categorical: '%s' has no choices",
+                             name ? name : "?");
+    hpo_dist d = {.kind = HPO_CATEGORICAL, .lo = 0, .hi = n - 1, .step = 1};
+    d.choices = cvn_calloc((size_t)n, sizeof *d.choices);
+    if (!d.choices) return cvn_last_status();
+    d.n_choices = n;
+    for (int i = 0; i < n; i++)
+        if (!choices[i] || !(d.choices[i] = cvn_strdup(choices[i]))) {
+            free_dist(&d);
+            return choices[i]
+                       ? cvn_last_status()
+                       : cvn_set_error(CVN_ERR_ARG, "suggest_categorical: choice %d is NULL", i);
+        }
+    double v;
+    cvn_status st = suggest(t, name, &d, &v);
+    if (!st) *out = (int)v;
+    return st;
+}
+
+cvn_status cvn_trial_report(cvn_trial *t, int64_t step, double value) {
+    if (!t || t->state != CVN_TRIAL_RUNNING || step < 0)
+        return cvn_set_error(CVN_ERR_ARG, "trial_report: no running trial, or step %lld < 0",
+                             (long long)step);
+    for (int i = 0; i < t->n_reports; i++)
+        if (t->reports[i].step == step) return CVN_OK; /* the first value stays, as in Optuna */
+    if (!grow((void **)&t->reports, &t->cap_reports, t->n_reports + 1, sizeof *t->reports))
+        return cvn_last_status();
+    t->reports[t->n_reports++] = (hpo_report){step, value};
+    return CVN_OK;
+}
+
+bool cvn_trial_should_prune(cvn_trial *t) {
+    return t && t->state == CVN_TRIAL_RUNNING && t->n_reports && hpo_should_prune(t->study, t);
+}
+
+cvn_status cvn_study_tell(cvn_study *s, cvn_trial *t, cvn_trial_state state, double value) {
+    if (!s || !t || t->study != s)
+        return cvn_set_error(CVN_ERR_ARG, "study_tell: the trial is not from this study");
+    if (t->state != CVN_TRIAL_RUNNING)
+        return cvn_set_error(CVN_ERR_STATE, "study_tell: trial %d has already ended", t->number);
+    if (state == CVN_TRIAL_COMPLETE && isnan(value))
+        return cvn_set_error(CVN_ERR_ARG, "study_tell: trial %d completed with a NaN value",
+                             t->number);
+    if (state == CVN_TRIAL_RUNNING || (unsigned)state > CVN_TRIAL_FAIL)
+        return cvn_set_error(CVN_ERR_ARG, "study_tell: a trial ends COMPLETE, PRUNED or FAIL");
+    t->state = state;
+    t->value = state == CVN_TRIAL_COMPLETE ? value
+               : state == CVN_TRIAL_PRUNED ? hpo_last_report(t, NULL)
+                                           : NAN;
+    return CVN_OK;
+}
+
+int cvn_study_num_trials(const cvn_study *s) {
+    return s ? s->n_trials : 0;
+}
+
+cvn_trial *cvn_study_trial(const cvn_study *s, int i) {
+    return s && i >= 0 && i < s->n_trials ? s->trials[i] : NULL;
+}
+
+cvn_trial *cvn_study_best_trial(const cvn_study *s) {
+    cvn_trial *best = NULL;
+    for (int i = 0; s && i < s->n_trials; i++) {
+        cvn_trial *t = s->trials[i];
+        if (t->state == CVN_TRIAL_COMPLETE && (!best || hpo_better(s, t->value, best->value)))
+            best = t;
+    }
+    return best;
+}
+
+int cvn_trial_number(const cvn_trial *t) {
+    return t ? t->number : -1;
+}
+cvn_trial_state cvn_trial_state_of(const cvn_trial *t) {
+    return t ? t->state : CVN_TRIAL_FAIL;
+}
+double cvn_trial_value(const cvn_trial *t) {
+    return t ? t->value : NAN;
+}
+int cvn_trial_num_params(const cvn_trial *t) {
+    return t ? t->n_params : 0;
+}
+
+const char *cvn_trial_param_name(const cvn_trial *t, int i, char *value, size_t value_size) {
+    if (!t || i < 0 || i >= t->n_params) return NULL;
+    const hpo_param *p = &t->params[i];
+    if (value && value_size) {
+        if (p->dist.kind == HPO_CATEGORICAL)
+            snprintf(value, value_size, "%s", p->dist.choices[(int)p->value]);
+        else if (p->dist.kind == HPO_INT)
+            snprintf(value, value_size, "%lld", (long long)llround(p->value));
+        else
+            snprintf(value, value_size, "%.6g", p->value);
+    }
+    return p->name;
+}
+
+cvn_status cvn_study_print_statistics(FILE *f, const cvn_study *s) {
+    if (!f || !s) return cvn_set_error(CVN_ERR_ARG, "study_print_statistics: NULL argument");
+    int pruned = 0, complete = 0;
+    for (int i = 0; i < s->n_trials; i++) {
+        pruned += s->trials[i]->state == CVN_TRIAL_PRUNED;
+        complete += s->trials[i]->state == CVN_TRIAL_COMPLETE;
+    }
+    fprintf(f,
+            "Study statistics:\n  Number of finished trials: %d\n  Number of pruned trials: %d\n"
+            "  Number of complete trials: %d\n",
+            s->n_trials, pruned, complete);
+    const cvn_trial *best = cvn_study_best_trial(s);
+    if (!best) {
+        fprintf(f, "Best trial: none (no trial completed)\n");
+        return CVN_OK;
+    }
+    fprintf(f, "Best trial:\n  Number: %d\n  Value: %.6g\n  Params:\n", best->number, best->value);
+    char value[256];
+    for (int i = 0; i < best->n_params; i++) {
+        const char *name = cvn_trial_param_name(best, i, value, sizeof value);
+        fprintf(f, "    %s: %s\n", name, value);
+    }
+    return ferror(f) ? cvn_set_error(CVN_ERR_IO, "study_print_statistics: write failed") : CVN_OK;
+}
