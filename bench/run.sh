@@ -10,6 +10,8 @@ threads=${THREADS:-2}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$build/bench/bench_ops" --threads "$threads" | tee "$out/cvn.txt"
+echo
+"$build/bench/bench_hpo"
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     echo
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/compare_torch.py --threads "$threads" > "$out/torch.txt"
