@@ -462,14 +462,7 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
 }
 
 int main(int argc, char **argv) {
-    example_args a = {.data = "fashion-mnist",
-                      .epochs = 3,
-                      .batch = 64,
-                      .threads = 2,
-                      .limit = 0,
-                      .lr = 1e-3f,
-                      .seed = 1,
-                      .device = CVN_CPU};
+    example_args a = example_defaults(3, 0, 1e-3f);
     options o = {.arch = "cnn", .split = "70/15/15"};
     const char *usage =
         "  --arch cnn|resnet|mobilenet|efficientnet   --split 70/15/15\n"

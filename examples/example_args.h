@@ -23,6 +23,23 @@ typedef struct {
     char out[512];
 } example_args;
 
+/* FashionMNIST's pixel mean and standard deviation, for the loaders' normalization. */
+#define FMNIST_MEAN 0.2860f
+#define FMNIST_STD 0.3530f
+
+/* The defaults the examples share (FashionMNIST, batch 64, 2 threads, seed 1, CPU); each picks
+ * its own epochs, training subset (0 = all) and learning rate (< 0: the example's own). */
+static inline example_args example_defaults(int epochs, long limit, float lr) {
+    return (example_args){.data = "fashion-mnist",
+                          .epochs = epochs,
+                          .batch = 64,
+                          .threads = 2,
+                          .limit = limit,
+                          .lr = lr,
+                          .seed = 1,
+                          .device = CVN_CPU};
+}
+
 /* extra(name, value, ctx) returns 1 when it took the flag, 0 when unknown, -1 on a bad value. */
 typedef int (*example_extra_fn)(const char *name, const char *value, void *ctx);
 

@@ -8,9 +8,6 @@
 
 #include "example_args.h"
 
-#define MEAN 0.2860f /* FashionMNIST's pixel mean and standard deviation */
-#define STD 0.3530f
-
 typedef struct {
     const char *checkpoint, *ort_script;
     int runs, b1_images;
@@ -84,8 +81,11 @@ static cvn_module *train_reference(const example_args *a, const cvn_dataset *tra
     cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
     oc.lr = a->lr;
     cvn_optim *opt = cvn_optim_new(&oc);
-    cvn_loader_config lc = {
-        .batch_size = a->batch, .shuffle = true, .seed = a->seed, .mean = {MEAN}, .std = {STD}};
+    cvn_loader_config lc = {.batch_size = a->batch,
+                            .shuffle = true,
+                            .seed = a->seed,
+                            .mean = {FMNIST_MEAN},
+                            .std = {FMNIST_STD}};
     cvn_loader *tl = cvn_loader_new(train, &lc);
     cvn_fit_config fc = {.epochs = a->epochs, .progress = -1};
     printf("no --checkpoint: training the reference CNN for %d epoch(s) on %lld images\n",
@@ -250,14 +250,7 @@ static float report(const char *who, const float *logits, const int32_t *labels,
 }
 
 int main(int argc, char **argv) {
-    example_args a = {.data = "fashion-mnist",
-                      .epochs = 1,
-                      .batch = 64,
-                      .threads = 2,
-                      .limit = 12000,
-                      .lr = 1e-3f,
-                      .seed = 1,
-                      .device = CVN_CPU};
+    example_args a = example_defaults(1, 12000, 1e-3f);
     options o = {.ort_script = "bench/ort_infer.js", .runs = 3, .b1_images = 1000};
     const char *usage =
         "  --checkpoint CKPT   a classifier checkpoint (default: train the reference "
@@ -275,7 +268,7 @@ int main(int argc, char **argv) {
     cvn_dataset_image_shape(test, &c, &h, &w);
     cvn_rng rng;
     cvn_rng_seed(&rng, a.seed);
-    float mean = MEAN, std = STD;
+    float mean = FMNIST_MEAN, std = FMNIST_STD;
     cvn_module *net = o.checkpoint ? load_checkpoint(o.checkpoint, c, h, w, &mean, &std, &rng)
                                    : train_reference(&a, train, &rng);
     if (!net) return 1;

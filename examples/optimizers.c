@@ -6,8 +6,6 @@
 
 #include "example_args.h"
 
-#define MEAN 0.2860f
-#define STD 0.3530f
 #define N_OPT 4
 
 typedef struct {
@@ -32,14 +30,7 @@ static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
 }
 
 int main(int argc, char **argv) {
-    example_args a = {.data = "fashion-mnist",
-                      .epochs = 3,
-                      .batch = 64,
-                      .threads = 2,
-                      .limit = 10000,
-                      .lr = -1.0f,
-                      .seed = 1,
-                      .device = CVN_CPU};
+    example_args a = example_defaults(3, 10000, -1.0f);
     int rc =
         example_parse(argc, argv, "optimizers",
                       "  --lr X overrides every optimizer's default learning rate\n"
@@ -65,8 +56,11 @@ int main(int argc, char **argv) {
         oc.lr = a.lr > 0 ? a.lr : lrs[k];
         if (kinds[k] == CVN_SGD) oc.momentum = 0.9f;
         cvn_optim *opt = cvn_optim_new(&oc);
-        cvn_loader_config lc = {
-            .batch_size = a.batch, .shuffle = true, .seed = a.seed, .mean = {MEAN}, .std = {STD}};
+        cvn_loader_config lc = {.batch_size = a.batch,
+                                .shuffle = true,
+                                .seed = a.seed,
+                                .mean = {FMNIST_MEAN},
+                                .std = {FMNIST_STD}};
         cvn_loader *tl = cvn_loader_new(train, &lc); /* same seed: the same batches */
         lc.shuffle = false, lc.batch_size = 256;
         cvn_loader *vl = cvn_loader_new(test, &lc);

@@ -3,18 +3,8 @@
  * training issue is `--epochs 3 --limit 0`. Writes metrics.csv to --out. */
 #include "example_args.h"
 
-#define MEAN 0.2860f /* FashionMNIST's pixel mean and standard deviation */
-#define STD 0.3530f
-
 int main(int argc, char **argv) {
-    example_args a = {.data = "fashion-mnist",
-                      .epochs = 1,
-                      .batch = 64,
-                      .threads = 2,
-                      .limit = 12000,
-                      .lr = 1e-3f,
-                      .seed = 1,
-                      .device = CVN_CPU};
+    example_args a = example_defaults(1, 12000, 1e-3f);
     int rc = example_parse(argc, argv, "quickstart", NULL, &a, NULL, NULL);
     if (rc) return rc == 1 ? 0 : rc;
     cvn_set_num_threads(a.threads);
@@ -32,8 +22,11 @@ int main(int argc, char **argv) {
     cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
     oc.lr = a.lr;
     cvn_optim *opt = cvn_optim_new(&oc);
-    cvn_loader_config lc = {
-        .batch_size = a.batch, .shuffle = true, .seed = a.seed, .mean = {MEAN}, .std = {STD}};
+    cvn_loader_config lc = {.batch_size = a.batch,
+                            .shuffle = true,
+                            .seed = a.seed,
+                            .mean = {FMNIST_MEAN},
+                            .std = {FMNIST_STD}};
     cvn_loader *tl = cvn_loader_new(train, &lc);
     lc.shuffle = false, lc.batch_size = 256;
     cvn_loader *vl = cvn_loader_new(test, &lc);

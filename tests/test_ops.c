@@ -6,16 +6,23 @@
 
 #include "op_cases.h"
 
-/* Forward and backward against PyTorch. */
-START_TEST(test_against_pytorch) {
-    const op_case *c = &cases[_i];
+/* The case's inputs from the reference file, requiring grad; returns how many. */
+static int load_inputs(const op_case *c, cvn_tensor **in) {
     int n = n_inputs(c);
-    cvn_tensor *in[3] = {0};
     char name[128];
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "%s.%s", c->name, c->inputs[i]);
         in[i] = ref_tensor(name, true);
     }
+    return n;
+}
+
+/* Forward and backward against PyTorch. */
+START_TEST(test_against_pytorch) {
+    const op_case *c = &cases[_i];
+    cvn_tensor *in[3] = {0};
+    int n = load_inputs(c, in);
+    char name[128];
     cvn_tape *t = CK_NOTNULL(cvn_tape_new(CVN_CPU));
     cvn_tensor *out = c->fn(t, in, NULL);
     snprintf(name, sizeof name, "%s.out", c->name);
@@ -37,13 +44,8 @@ END_TEST
 /* Analytic gradients against central differences. */
 START_TEST(test_gradcheck) {
     const op_case *c = &cases[_i];
-    int n = n_inputs(c);
     cvn_tensor *in[3] = {0};
-    char name[128];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "%s.%s", c->name, c->inputs[i]);
-        in[i] = ref_tensor(name, true);
-    }
+    int n = load_inputs(c, in);
     cvn_status s = cvn_gradcheck(c->fn, n, in, NULL, c->eps, 2e-2f, 2e-2f);
     ck_assert_msg(s == CVN_OK, "%s: %s", c->name, cvn_last_error());
     for (int i = 0; i < n; i++) cvn_tensor_free(in[i]);

@@ -20,6 +20,10 @@ void *cvn_malloc(size_t size);
 void *cvn_calloc(size_t n, size_t size);
 void cvn_free(void *p);
 char *cvn_strdup(const char *s);
+/* Makes room for need elements of elem bytes in the array *arr of capacity *cap (doubling, at
+ * least 8; the contents are copied into a new block, as the allocator hook has no realloc).
+ * False, with *arr and *cap untouched and the error set, when memory runs out. */
+bool cvn_grow_array(void **arr, int *cap, int need, size_t elem);
 
 /* ---- growing strings: printf/append set failed on allocation failure; take returns the text
  * (caller frees with cvn_free) or NULL with an error set, and leaves the buffer empty. */
@@ -76,6 +80,7 @@ typedef void (*cvn_backward_fn)(cvn_tape *t, cvn_node *n);
 typedef struct {
     cvn_window win;                         /* convolution (one group's channels), pooling */
     int groups;                             /* convolution */
+    bool activation;                        /* an activation node; kind says which */
     int kind;                               /* activation: a cvn_activation */
     float alpha, beta;                      /* leaky slope; affine_scalar: scale, shift */
     float eps;                              /* batch norm */

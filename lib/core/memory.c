@@ -50,6 +50,19 @@ char *cvn_strdup(const char *s) {
     return d;
 }
 
+bool cvn_grow_array(void **arr, int *cap, int need, size_t elem) {
+    if (need <= *cap) return true;
+    int grown = *cap ? 2 * *cap : 8;
+    while (grown < need) grown *= 2;
+    void *p = cvn_calloc((size_t)grown, elem);
+    if (!p) return false;
+    if (*arr && *cap) memcpy(p, *arr, (size_t)*cap * elem);
+    cvn_free(*arr);
+    *arr = p;
+    *cap = grown;
+    return true;
+}
+
 cvn_status cvn_set_num_threads(int n) {
     if (n < 1) return cvn_set_error(CVN_ERR_ARG, "set_num_threads: %d threads; need at least 1", n);
     omp_set_num_threads(n);

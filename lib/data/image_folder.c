@@ -46,15 +46,7 @@ static void list_free(name_list *l) {
 }
 
 static bool list_add(name_list *l, const char *s) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 64;
-        char **g = cvn_malloc((size_t)cap * sizeof *g);
-        if (!g) return false;
-        if (l->n) memcpy(g, l->items, (size_t)l->n * sizeof *g);
-        cvn_free(l->items);
-        l->items = g;
-        l->cap = cap;
-    }
+    if (!cvn_grow_array((void **)&l->items, &l->cap, l->n + 1, sizeof *l->items)) return false;
     return (l->items[l->n++] = cvn_strdup(s)) != NULL;
 }
 

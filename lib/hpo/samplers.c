@@ -26,6 +26,8 @@ static void trial_rng(cvn_rng *r, const cvn_study *s, const cvn_trial *t, const 
     cvn_rng_seed(r, mix(s->c.seed ^ mix(h ^ mix((uint64_t)t->number + 1))));
 }
 
+/* Doubles, not cvn_rng_uniform / cvn_rng_normal's floats: a log-scale range of several decades
+ * needs more than 24 bits. */
 static double uniform01(cvn_rng *r) { /* [0, 1) with 53 random bits */
     return (double)(cvn_rng_next(r) >> 11) * 0x1.0p-53;
 }

@@ -66,27 +66,14 @@ void cvn_study_free(cvn_study *s) {
     cvn_free(s);
 }
 
-/* Grows *arr (of *cap elements of size elem) to hold need. */
-static bool grow(void **arr, int *cap, int need, size_t elem) {
-    if (need <= *cap) return true;
-    int cap2 = *cap ? 2 * *cap : 8;
-    while (cap2 < need) cap2 *= 2;
-    void *p = cvn_malloc((size_t)cap2 * elem);
-    if (!p) return false;
-    if (*arr) memcpy(p, *arr, (size_t)*cap * elem);
-    cvn_free(*arr);
-    *arr = p;
-    *cap = cap2;
-    return true;
-}
-
 cvn_trial *cvn_study_ask(cvn_study *s) {
     if (!s) {
         cvn_set_error(CVN_ERR_ARG, "study_ask: study is NULL");
         return NULL;
     }
     cvn_trial *t = cvn_calloc(1, sizeof *t);
-    if (!t || !grow((void **)&s->trials, &s->cap_trials, s->n_trials + 1, sizeof *s->trials)) {
+    if (!t ||
+        !cvn_grow_array((void **)&s->trials, &s->cap_trials, s->n_trials + 1, sizeof *s->trials)) {
         cvn_free(t);
         return NULL;
     }
@@ -144,7 +131,8 @@ static cvn_status suggest(cvn_trial *t, const char *name, hpo_dist *d, double *o
         return CVN_OK;
     }
     char *copy = cvn_strdup(name);
-    if (!copy || !grow((void **)&t->params, &t->cap_params, t->n_params + 1, sizeof *t->params)) {
+    if (!copy ||
+        !cvn_grow_array((void **)&t->params, &t->cap_params, t->n_params + 1, sizeof *t->params)) {
         cvn_free(copy);
         free_dist(d);
         return cvn_last_status();
@@ -211,7 +199,8 @@ cvn_status cvn_trial_report(cvn_trial *t, int64_t step, double value) {
                              (long long)step);
     for (int i = 0; i < t->n_reports; i++)
         if (t->reports[i].step == step) return CVN_OK; /* the first value stays, as in Optuna */
-    if (!grow((void **)&t->reports, &t->cap_reports, t->n_reports + 1, sizeof *t->reports))
+    if (!cvn_grow_array((void **)&t->reports, &t->cap_reports, t->n_reports + 1,
+                        sizeof *t->reports))
         return cvn_last_status();
     t->reports[t->n_reports++] = (hpo_report){step, value};
     return CVN_OK;

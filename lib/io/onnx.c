@@ -79,7 +79,7 @@ typedef struct {
     } stack[MAX_DEPTH];
     int depth;
     char **scope; /* per node, in recording order */
-    int n_scope;
+    int n_scope;  /* entries allocated (the array's capacity) */
     bool failed;
     /* writing */
     value *values;
@@ -89,19 +89,6 @@ typedef struct {
     cvn_strbuf nodes, inits;
     const char *op_scope; /* scope of the node being written */
 } exporter;
-
-static bool grow(void **arr, int *cap, int need, size_t elem) {
-    if (need <= *cap) return true;
-    int cap2 = *cap ? 2 * *cap : 64;
-    while (cap2 < need) cap2 *= 2;
-    void *p = cvn_malloc((size_t)cap2 * elem);
-    if (!p) return false;
-    if (*arr) memcpy(p, *arr, (size_t)*cap * elem);
-    cvn_free(*arr);
-    *arr = p;
-    *cap = cap2;
-    return true;
-}
 
 /* ------------------------------------------------------------------ tracing */
 
@@ -127,13 +114,11 @@ static void watch(void *ctx, cvn_module *m, cvn_tensor *out) {
     }
     /* leaving m: it claims the nodes recorded since it began that no child claimed */
     e->depth--;
-    int n = e->tape->n_nodes, cap = e->n_scope;
-    if (!grow((void **)&e->scope, &cap, n, sizeof *e->scope)) {
-        e->failed = true;
+    int n = e->tape->n_nodes;
+    if (!cvn_grow_array((void **)&e->scope, &e->n_scope, n, sizeof *e->scope)) {
+        e->failed = true; /* new entries come zeroed: NULL, unclaimed */
         return;
     }
-    for (int i = e->n_scope; i < cap; i++) e->scope[i] = NULL;
-    e->n_scope = cap;
     for (int i = e->stack[e->depth].first_node; i < n; i++)
         if (!e->scope[i] && !(e->scope[i] = cvn_strdup(e->stack[e->depth].path))) e->failed = true;
 }
@@ -205,7 +190,8 @@ static const char *value_name(const exporter *e, const cvn_tensor *t) {
 
 static const char *add_value(exporter *e, const cvn_tensor *t, const char *name) {
     char *copy = cvn_strdup(name);
-    if (!copy || !grow((void **)&e->values, &e->cap_values, e->n_values + 1, sizeof *e->values)) {
+    if (!copy ||
+        !cvn_grow_array((void **)&e->values, &e->cap_values, e->n_values + 1, sizeof *e->values)) {
         cvn_free(copy);
         e->failed = true;
         return NULL;
@@ -276,8 +262,8 @@ static const char *node_name(exporter *e, const char *op_type) {
         snprintf(name, sizeof name, "%s_%d", base, k);
     }
     char *copy = cvn_strdup(name);
-    if (!copy || !grow((void **)&e->node_names, &e->cap_node_names, e->n_node_names + 1,
-                       sizeof *e->node_names)) {
+    if (!copy || !cvn_grow_array((void **)&e->node_names, &e->cap_node_names, e->n_node_names + 1,
+                                 sizeof *e->node_names)) {
         cvn_free(copy);
         e->failed = true;
         return "";
@@ -359,15 +345,6 @@ static cvn_status activation(exporter *e, const cvn_node_attrs *a, const char *x
     return CVN_OK;
 }
 
-/* The activation ops' names (see cvn_activate), whose describe gives the kind. */
-static bool is_activation(const char *op) {
-    static const char *const names[] = {"relu", "leaky_relu", "sigmoid",   "tanh",
-                                        "gelu", "silu",       "hardswish", "hardsigmoid"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(op, names[i])) return true;
-    return false;
-}
-
 /* Writes the ONNX nodes of one traced node whose inputs are named in[] and whose output gets out.
  */
 static cvn_status export_node(exporter *e, const cvn_node *n, const char *const *in,
@@ -411,7 +388,7 @@ static cvn_status export_node(exporter *e, const cvn_node *n, const char *const 
             y = EMIT(e, "Mul", a.beta == 0.0f ? out : NULL, NULL, y,
                      scalar(e, base, "scale", a.alpha));
         if (a.beta != 0.0f) EMIT(e, "Add", out, NULL, y, scalar(e, base, "shift", a.beta));
-    } else if (is_activation(op)) {
+    } else if (a.activation) {
         return activation(e, &a, in[0], out);
     } else if (!strcmp(op, "max_pool2d") || !strcmp(op, "avg_pool2d")) {
         window_attrs(&attrs, &a.win, false);
@@ -513,16 +490,13 @@ static cvn_status write_graph(exporter *e, cvn_tensor *input, cvn_tensor *output
         const char *in[CVN_NODE_MAX_IN] = {NULL};
         for (int k = 0; k < node->n_in; k++)
             if (node->in[k]) in[k] = input_name(e, node->in[k]);
-        const char *out = node->out == output ? e->opt->output_name : NULL;
-        if (!out) { /* named after the node it will become */
-            char name[MAX_SCOPE + 48];
+        char name[MAX_SCOPE + 48]; /* the model's output, or named after its node */
+        if (node->out == output)
+            snprintf(name, sizeof name, "%s", e->opt->output_name);
+        else
             snprintf(name, sizeof name, "%s/%s_output_%d", e->op_scope, node->op, i);
-            out = name;
-            out = add_value(e, node->out, out);
-        } else {
-            add_value(e, node->out, out);
-        }
-        if (e->failed) break;
+        const char *out = add_value(e, node->out, name);
+        if (!out) break;
         st = export_node(e, node, in, out);
     }
     cvn_free(order);

@@ -27,8 +27,8 @@ struct cvn_safetensors {
     size_t data_size;
     entry *entries;
     int n, cap;
-    char **meta; /* key, value, key, value, ... */
-    int n_meta;
+    char **meta;          /* key, value, key, value, ... */
+    int n_meta, cap_meta; /* pairs; strings allocated */
 };
 
 /* ------------------------------------------------------------------ a JSON subset parser */
@@ -280,14 +280,12 @@ static bool parse_metadata(parser *ps, cvn_safetensors *st) {
             else
                 v = parse_string(ps);
         }
-        char **grown = k && v ? cvn_malloc((size_t)(st->n_meta + 1) * 2 * sizeof *grown) : NULL;
-        if (!grown) {
+        if (!k || !v ||
+            !cvn_grow_array((void **)&st->meta, &st->cap_meta, 2 * st->n_meta + 2,
+                            sizeof *st->meta)) {
             cvn_free(k), cvn_free(v);
             return fail(ps, "bad __metadata__ (a map of strings to strings)");
         }
-        if (st->n_meta) memcpy(grown, st->meta, (size_t)st->n_meta * 2 * sizeof *grown);
-        cvn_free(st->meta);
-        st->meta = grown;
         st->meta[2 * st->n_meta] = k, st->meta[2 * st->n_meta + 1] = v;
         st->n_meta++;
         if (peek(ps, ',')) {
@@ -300,15 +298,8 @@ static bool parse_metadata(parser *ps, cvn_safetensors *st) {
 }
 
 static bool add_entry(cvn_safetensors *st, entry *e) {
-    if (st->n == st->cap) {
-        int cap = st->cap ? 2 * st->cap : 32;
-        entry *grown = cvn_malloc((size_t)cap * sizeof *grown);
-        if (!grown) return false;
-        if (st->n) memcpy(grown, st->entries, (size_t)st->n * sizeof *grown);
-        cvn_free(st->entries);
-        st->entries = grown;
-        st->cap = cap;
-    }
+    if (!cvn_grow_array((void **)&st->entries, &st->cap, st->n + 1, sizeof *st->entries))
+        return false;
     st->entries[st->n++] = *e;
     return true;
 }

@@ -43,17 +43,9 @@ static void watch(void *ctx, cvn_module *m, cvn_tensor *out) {
     watcher *w = ctx;
     if (w->failed) return;
     if (!out) { /* entering m */
-        if (w->n == w->cap) {
-            int cap = w->cap ? 2 * w->cap : 64;
-            row *grown = cvn_malloc((size_t)cap * sizeof *grown);
-            if (!grown) {
-                w->failed = true;
-                return;
-            }
-            if (w->n) memcpy(grown, w->rows, (size_t)w->n * sizeof *grown);
-            cvn_free(w->rows);
-            w->rows = grown;
-            w->cap = cap;
+        if (!cvn_grow_array((void **)&w->rows, &w->cap, w->n + 1, sizeof *w->rows)) {
+            w->failed = true;
+            return;
         }
         row *r = &w->rows[w->n];
         *r = (row){.m = m, .depth = w->depth, .leaf = m->n_children == 0};

@@ -136,6 +136,7 @@ static void act_backward(cvn_tape *t, cvn_node *n) {
 
 static void act_describe(const cvn_node *n, cvn_node_attrs *a) {
     const act_saved *s = n->saved;
+    a->activation = true;
     a->kind = (int)s->kind;
     a->alpha = s->alpha;
 }
