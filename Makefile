@@ -22,7 +22,7 @@ CFLAGS  := -std=c11 $(OPT) -g -fPIC -fopenmp -D_GNU_SOURCE $(WARN) $(SANFLAGS) -
 # OpenBLAS's OpenMP build shares our OpenMP thread pool; the default pthread build spins its own
 # threads against ours (2.5x slower convolution backward on 2 cores), so we link the OpenMP one.
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
-LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lstb -lz -lm -fopenmp -lpthread $(SANFLAGS)
+LDLIBS  := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lstb -lsqlite3 -lz -lm -fopenmp -lpthread $(SANFLAGS)
 
 # CUDA: CUDA=1 builds kernels/cuda with nvcc; CUDA=auto turns it on where nvcc and cudnn.h exist.
 CUDA_HOME ?= /usr/local/cuda
@@ -91,7 +91,7 @@ $(BUILD)/libcvnet.so: $(LIB_OBJ) $(SIMD_OBJ) $(CU_OBJ)
 
 $(BUILD)/cvnet.pc: Makefile
 	@mkdir -p $(BUILD)
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: cvnet\nDescription: deep learning for vision in C11\nVersion: %s\nLibs: -L$${libdir} -lcvnet\nLibs.private: -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lstb -lz -lm -fopenmp -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: cvnet\nDescription: deep learning for vision in C11\nVersion: %s\nLibs: -L$${libdir} -lcvnet\nLibs.private: -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lstb -lsqlite3 -lz -lm -fopenmp -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
 
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)

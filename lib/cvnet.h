@@ -662,7 +662,11 @@ cvn_status cvn_onnx_export(cvn_module *model, int ndim, const int64_t *input_sha
 
 /* A study searches hyperparameters the way Optuna does: ask for a trial, let it suggest values,
  * report intermediate values (and stop when it should be pruned), tell the study how it ended.
- * Trials and their values live in the study (in memory). */
+ * Trials live in memory, or in an SQLite file (config.storage = "sqlite:FILE") that makes the
+ * study resumable and lets several processes run its trials at once: each change is written
+ * through as one transaction, so a process killed at any point loses nothing that had ended, and
+ * its running trial is marked FAIL when the study is next opened or asked for a trial. Open the
+ * study in each process (after fork(), never before). */
 typedef struct cvn_study cvn_study;
 typedef struct cvn_trial cvn_trial;
 
@@ -690,12 +694,21 @@ typedef struct {
     int median_startup_trials, median_warmup_steps, median_interval_steps;
     /* successive halving: rung k is at step min_resource * reduction_factor^k (1, 4) */
     int halving_min_resource, halving_reduction_factor;
+    /* NULL: in memory. "sqlite:FILE": the study of this name in FILE, created when absent and
+     * continued when present (its direction must match) */
+    const char *storage;
 } cvn_study_config;
 cvn_study_config cvn_study_defaults(void);
 
-/* Caller owns. Errors: a bad config (named). */
+/* Caller owns. Errors: a bad config (named); with storage, a file that cannot be opened
+ * (CVN_ERR_IO), is not a libcvnet study file or is damaged (CVN_ERR_FORMAT), or holds the study
+ * with the other direction (CVN_ERR_ARG). */
 cvn_study *cvn_study_new(const cvn_study_config *config);
+/* Frees the study; with storage, trials of this process still running end as FAIL. */
 void cvn_study_free(cvn_study *s);
+/* Reads the trials other processes added or ended since (storage only; a no-op in memory). Ask,
+ * suggest and should_prune do this themselves. */
+cvn_status cvn_study_refresh(cvn_study *s);
 
 /* A new running trial, numbered 0, 1, ... (study-owned). */
 cvn_trial *cvn_study_ask(cvn_study *s);
@@ -728,9 +741,31 @@ double cvn_trial_value(const cvn_trial *t); /* NaN until it ends */
 int cvn_trial_num_params(const cvn_trial *t);
 /* The i-th parameter's name and its value as text ("0.0013", "4", "Adam"); NULL past the end. */
 const char *cvn_trial_param_name(const cvn_trial *t, int i, char *value, size_t value_size);
+/* Seconds from ask to tell (NaN while running). */
+double cvn_trial_duration(const cvn_trial *t);
 /* Optuna's example printout: "Study statistics:", finished / pruned / complete counts,
  * "Best trial:", "Value: X", "Params:" and one "name: value" line each. */
 cvn_status cvn_study_print_statistics(FILE *f, const cvn_study *s);
+/* The k best COMPLETE trials, best first, as a text table (rank, number, value, duration, every
+ * parameter), as the ClearML report showed it. */
+cvn_status cvn_study_print_top(FILE *f, const cvn_study *s, int k);
+/* Every trial, one row each: number, state, value, duration_s, then a params_<name> column per
+ * parameter any trial suggested (empty where a trial has none), written atomically. */
+cvn_status cvn_study_write_csv(const cvn_study *s, const char *path);
+/* How much of the objective's variance each parameter explains on its own (its first-order
+ * share, as fANOVA defines importance), over the COMPLETE trials and the parameters they all
+ * have. Optuna fits a random forest to estimate it; we estimate each parameter's marginal mean
+ * directly, by bins of equal counts (categories for a categorical, on the log scale for a log
+ * parameter), so it needs no model but more trials: the share is the correlation ratio
+ * sum_b n_b (mean_b - mean)^2 / sum (y - mean)^2. The shares are normalized to sum to 1 and
+ * sorted, largest first. Writes up to cap names (study-owned) and values; returns how many
+ * parameters there are, or -1 with the error set (fewer than 2 COMPLETE trials, or no spread). */
+int cvn_study_param_importances(const cvn_study *s, int cap, const char **names, double *values);
+/* Writes into dir (which must exist): trials.csv, history.svg (every trial's value and the best
+ * so far), parallel.svg (parallel coordinates of the parameters and the value), importance.svg
+ * (the shares above; left out below 2 complete trials) and report.html holding the statistics,
+ * the top-10 table and the plots. */
+cvn_status cvn_study_write_report(const cvn_study *s, const char *dir);
 
 /* ---------------------------------------------------------------- metrics */
 
@@ -771,11 +806,13 @@ cvn_status cvn_print_class_accuracy(FILE *f, const cvn_predictions *p, const cha
 
 /* ---------------------------------------------------------------- reports */
 
-/* One line of a chart: n points (x may be NULL for 1, 2, ..., n); NaN y values leave a gap. */
+/* One line of a chart: n points (x may be NULL for 1, 2, ..., n); NaN y values leave a gap.
+ * points: dots at the points, no line (a scatter). */
 typedef struct {
     const char *name;
     int n;
     const float *x, *y;
+    bool points;
 } cvn_series;
 
 typedef struct {
@@ -793,6 +830,27 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
  * by the share of the row), written atomically. values holds n x n counts. */
 cvn_status cvn_svg_heatmap(const char *path, const char *title, int n, const char *const *names,
                            const int64_t *values);
+
+/* Horizontal bars, one per name, in the order given, with the value printed at each bar's end;
+ * written atomically. Values must be finite and >= 0. */
+cvn_status cvn_svg_bar_chart(const char *path, const char *title, const char *x_label, int n,
+                             const char *const *names, const double *values);
+
+/* One axis of a parallel-coordinates chart: linear, logarithmic (values > 0), or categorical
+ * (values are indices into labels, n_labels of them). */
+typedef struct {
+    const char *name;
+    bool log;
+    int n_labels;
+    const char *const *labels;
+} cvn_axis;
+/* n_lines polylines across n_axes vertical axes; values holds n_lines x n_axes numbers (NaN: the
+ * line skips that axis). Lines are shaded from light to dark by their value on axis color_axis,
+ * dark for the best (the smallest when best_low, else the largest), and the best drawn last, on
+ * top. Written atomically. */
+cvn_status cvn_svg_parallel_coordinates(const char *path, const char *title, int n_axes,
+                                        const cvn_axis *axes, int n_lines, const double *values,
+                                        int color_axis, bool best_low);
 
 /* A self-contained HTML page (inline style and SVG) built piece by piece; text is escaped. */
 typedef struct cvn_report cvn_report;

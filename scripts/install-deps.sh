@@ -4,7 +4,7 @@
 # Usage: scripts/install-deps.sh [--peers]   (--peers adds PyTorch, for reference values and benchmarks)
 set -eu
 
-pkgs="build-essential pkg-config libopenblas-dev libopenblas-openmp-dev check libstb-dev zlib1g-dev dataset-fashion-mnist"
+pkgs="build-essential pkg-config libopenblas-dev libopenblas-openmp-dev check libstb-dev libsqlite3-dev zlib1g-dev dataset-fashion-mnist"
 if [ "${1:-}" = "--peers" ]; then
     pkgs="$pkgs python3-torch python3-numpy"
 fi

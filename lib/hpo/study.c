@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "hpo/hpo.h"
 
@@ -40,30 +41,66 @@ cvn_study *cvn_study_new(const cvn_study_config *config) {
         return NULL;
     }
     s->c.name = s->name;
+    s->c.storage = NULL;
+    if (c.storage) {
+        const char *file = strncmp(c.storage, "sqlite:", 7) ? NULL : c.storage + 7;
+        if (!file || !file[0]) {
+            cvn_set_error(CVN_ERR_ARG, "study_new: storage '%s' is not sqlite:FILE", c.storage);
+            cvn_study_free(s);
+            return NULL;
+        }
+        if (hpo_db_open(s, file)) {
+            cvn_study_free(s);
+            return NULL;
+        }
+    }
     return s;
 }
 
-static void free_dist(hpo_dist *d) {
-    for (int i = 0; i < d->n_choices; i++) cvn_free(d->choices[i]);
-    cvn_free(d->choices);
+double hpo_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void free_trial(cvn_trial *t) {
+void hpo_free_dist(hpo_dist *d) {
+    for (int i = 0; i < d->n_choices; i++) cvn_free(d->choices[i]);
+    cvn_free(d->choices);
+    d->choices = NULL;
+    d->n_choices = 0;
+}
+
+void hpo_clear_trial(cvn_trial *t) {
     for (int i = 0; i < t->n_params; i++) {
         cvn_free(t->params[i].name);
-        free_dist(&t->params[i].dist);
+        hpo_free_dist(&t->params[i].dist);
     }
     cvn_free(t->params);
     cvn_free(t->reports);
-    cvn_free(t);
+    t->params = NULL;
+    t->reports = NULL;
+    t->n_params = t->cap_params = t->n_reports = t->cap_reports = 0;
 }
 
 void cvn_study_free(cvn_study *s) {
     if (!s) return;
-    for (int i = 0; i < s->n_trials; i++) free_trial(s->trials[i]);
+    for (int i = 0; i < s->n_trials; i++) {
+        cvn_trial *t = s->trials[i];
+        /* a trial of ours still running when the study goes ends as FAIL in the file */
+        if (s->db && t->mine && t->state == CVN_TRIAL_RUNNING)
+            hpo_db_finish(s, t, CVN_TRIAL_FAIL, NAN, hpo_now());
+        hpo_clear_trial(t);
+        cvn_free(t);
+    }
+    hpo_db_close(s);
     cvn_free(s->trials);
     cvn_free(s->name);
     cvn_free(s);
+}
+
+cvn_status cvn_study_refresh(cvn_study *s) {
+    if (!s) return cvn_set_error(CVN_ERR_ARG, "study_refresh: study is NULL");
+    return s->db ? hpo_db_sync(s) : CVN_OK;
 }
 
 cvn_trial *cvn_study_ask(cvn_study *s) {
@@ -71,13 +108,25 @@ cvn_trial *cvn_study_ask(cvn_study *s) {
         cvn_set_error(CVN_ERR_ARG, "study_ask: study is NULL");
         return NULL;
     }
+    if (s->db) {
+        int number;
+        if (hpo_db_new_trial(s, &number)) return NULL;
+        s->trials[number]->mine = true;
+        return s->trials[number];
+    }
     cvn_trial *t = cvn_calloc(1, sizeof *t);
     if (!t ||
         !cvn_grow_array((void **)&s->trials, &s->cap_trials, s->n_trials + 1, sizeof *s->trials)) {
         cvn_free(t);
         return NULL;
     }
-    *t = (cvn_trial){.study = s, .number = s->n_trials, .state = CVN_TRIAL_RUNNING, .value = NAN};
+    *t = (cvn_trial){.study = s,
+                     .number = s->n_trials,
+                     .mine = true,
+                     .state = CVN_TRIAL_RUNNING,
+                     .value = NAN,
+                     .started = hpo_now(),
+                     .finished = NAN};
     s->trials[s->n_trials++] = t;
     return t;
 }
@@ -116,30 +165,37 @@ bool hpo_better(const cvn_study *s, double a, double b) {
 /* The value of name in t: the one suggested before, or a new one from the sampler. */
 static cvn_status suggest(cvn_trial *t, const char *name, hpo_dist *d, double *out) {
     if (!t || !name || !name[0] || t->state != CVN_TRIAL_RUNNING) {
-        free_dist(d);
+        hpo_free_dist(d);
         return cvn_set_error(CVN_ERR_ARG, "suggest: no running trial or no name");
     }
-    const hpo_param *p = hpo_find_param(t, name);
-    if (p) {
-        bool same = hpo_same_dist(&p->dist, d);
-        free_dist(d);
+    const hpo_param *old = hpo_find_param(t, name);
+    if (old) {
+        bool same = hpo_same_dist(&old->dist, d);
+        hpo_free_dist(d);
         if (!same)
             return cvn_set_error(CVN_ERR_ARG,
                                  "suggest: trial %d already has '%s' with another range", t->number,
                                  name);
-        *out = p->value;
+        *out = old->value;
         return CVN_OK;
     }
+    cvn_study *s = t->study;
     char *copy = cvn_strdup(name);
     if (!copy ||
-        !cvn_grow_array((void **)&t->params, &t->cap_params, t->n_params + 1, sizeof *t->params)) {
+        !cvn_grow_array((void **)&t->params, &t->cap_params, t->n_params + 1, sizeof *t->params) ||
+        (s->db && hpo_db_sync(s))) { /* sample from what every process has finished */
         cvn_free(copy);
-        free_dist(d);
+        hpo_free_dist(d);
         return cvn_last_status();
     }
-    double v = hpo_sample(t->study, t, name, d);
-    t->params[t->n_params++] = (hpo_param){copy, *d, v};
-    *out = v;
+    hpo_param p = {copy, *d, hpo_sample(s, t, name, d)};
+    if (s->db && hpo_db_put_param(s, t, &p)) {
+        cvn_free(copy);
+        hpo_free_dist(d);
+        return cvn_last_status();
+    }
+    t->params[t->n_params++] = p;
+    *out = p.value;
     return CVN_OK;
 }
 
@@ -182,7 +238,7 @@ cvn_status cvn_trial_suggest_categorical(cvn_trial *t, const char *name, int n,
     d.n_choices = n;
     for (int i = 0; i < n; i++)
         if (!choices[i] || !(d.choices[i] = cvn_strdup(choices[i]))) {
-            free_dist(&d);
+            hpo_free_dist(&d);
             return choices[i]
                        ? cvn_last_status()
                        : cvn_set_error(CVN_ERR_ARG, "suggest_categorical: choice %d is NULL", i);
@@ -200,14 +256,17 @@ cvn_status cvn_trial_report(cvn_trial *t, int64_t step, double value) {
     for (int i = 0; i < t->n_reports; i++)
         if (t->reports[i].step == step) return CVN_OK; /* the first value stays, as in Optuna */
     if (!cvn_grow_array((void **)&t->reports, &t->cap_reports, t->n_reports + 1,
-                        sizeof *t->reports))
+                        sizeof *t->reports) ||
+        (t->study->db && hpo_db_put_report(t->study, t, step, value)))
         return cvn_last_status();
     t->reports[t->n_reports++] = (hpo_report){step, value};
     return CVN_OK;
 }
 
 bool cvn_trial_should_prune(cvn_trial *t) {
-    return t && t->state == CVN_TRIAL_RUNNING && t->n_reports && hpo_should_prune(t->study, t);
+    if (!t || t->state != CVN_TRIAL_RUNNING || !t->n_reports) return false;
+    if (t->study->db) hpo_db_sync(t->study); /* on failure: judged on what was read before */
+    return hpo_should_prune(t->study, t);
 }
 
 cvn_status cvn_study_tell(cvn_study *s, cvn_trial *t, cvn_trial_state state, double value) {
@@ -220,10 +279,16 @@ cvn_status cvn_study_tell(cvn_study *s, cvn_trial *t, cvn_trial_state state, dou
                              t->number);
     if (state == CVN_TRIAL_RUNNING || (unsigned)state > CVN_TRIAL_FAIL)
         return cvn_set_error(CVN_ERR_ARG, "study_tell: a trial ends COMPLETE, PRUNED or FAIL");
-    t->state = state;
-    t->value = state == CVN_TRIAL_COMPLETE ? value
+    double v = state == CVN_TRIAL_COMPLETE ? value
                : state == CVN_TRIAL_PRUNED ? hpo_last_report(t, NULL)
-                                           : NAN;
+                                           : NAN,
+           finished = hpo_now();
+    if (s->db && hpo_db_finish(s, t, state, v, finished)) return cvn_last_status();
+    t->state = state;
+    t->value = v;
+    t->finished = finished;
+    while (s->settled < s->n_trials && s->trials[s->settled]->state != CVN_TRIAL_RUNNING)
+        s->settled++;
     return CVN_OK;
 }
 
@@ -254,22 +319,26 @@ cvn_trial_state cvn_trial_state_of(const cvn_trial *t) {
 double cvn_trial_value(const cvn_trial *t) {
     return t ? t->value : NAN;
 }
+double cvn_trial_duration(const cvn_trial *t) {
+    return t ? t->finished - t->started : NAN;
+}
 int cvn_trial_num_params(const cvn_trial *t) {
     return t ? t->n_params : 0;
 }
 
 const char *cvn_trial_param_name(const cvn_trial *t, int i, char *value, size_t value_size) {
     if (!t || i < 0 || i >= t->n_params) return NULL;
-    const hpo_param *p = &t->params[i];
-    if (value && value_size) {
-        if (p->dist.kind == HPO_CATEGORICAL)
-            snprintf(value, value_size, "%s", p->dist.choices[(int)p->value]);
-        else if (p->dist.kind == HPO_INT)
-            snprintf(value, value_size, "%lld", (long long)llround(p->value));
-        else
-            snprintf(value, value_size, "%.6g", p->value);
-    }
-    return p->name;
+    if (value && value_size) hpo_format_param(&t->params[i], value, value_size, 6);
+    return t->params[i].name;
+}
+
+void hpo_format_param(const hpo_param *p, char *buf, size_t size, int digits) {
+    if (p->dist.kind == HPO_CATEGORICAL)
+        snprintf(buf, size, "%s", p->dist.choices[(int)p->value]);
+    else if (p->dist.kind == HPO_INT)
+        snprintf(buf, size, "%lld", (long long)llround(p->value));
+    else
+        snprintf(buf, size, "%.*g", digits, p->value);
 }
 
 cvn_status cvn_study_print_statistics(FILE *f, const cvn_study *s) {

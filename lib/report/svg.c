@@ -43,6 +43,23 @@ static void xml_text(FILE *f, const char *s) {
     }
 }
 
+/* Opens the atomic file and writes the SVG header, a white page and the title centred at x. */
+static FILE *svg_begin(const char *path, char *tmp, size_t tmp_size, int w, int h,
+                       const char *title, double x) {
+    FILE *f = cvn_file_begin(path, tmp, tmp_size);
+    if (!f) return NULL;
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\" "
+            "text-anchor=\"middle\">",
+            w, h, w, h, x);
+    xml_text(f, title);
+    fputs("</text>\n", f);
+    return f;
+}
+
 static void tick_label(char *buf, size_t size, double v, double step) {
     if (fabs(v) < step * 1e-6) v = 0;
     if (step >= 1 && fabs(v) < 1e6)
@@ -78,20 +95,9 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
     double left = 70, right = w - 180, top = 40, bottom = h - 55;
 #define PX(x) (left + ((x)-xa) / (xb - xa) * (right - left))
 #define PY(y) (bottom - ((y)-ya) / (yb - ya) * (bottom - top))
-    char tmp[1024];
-    FILE *f = cvn_file_begin(path, tmp, sizeof tmp);
-    if (!f) return CVN_ERR_IO;
-    fprintf(f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
-            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            w, h, w, h);
-    fprintf(f,
-            "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\" "
-            "text-anchor=\"middle\">",
-            (left + right) / 2);
-    xml_text(f, chart->title);
-    fputs("</text>\n", f);
+    char tmp[4096];
+    FILE *f = svg_begin(path, tmp, sizeof tmp, w, h, chart->title, (left + right) / 2);
+    if (!f) return cvn_last_status();
     char lab[32];
     for (double v = xa; v <= xb + xs * 1e-6; v += xs) { /* x grid and ticks */
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n",
@@ -129,9 +135,15 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
     fputs("</text>\n", f);
     for (int s = 0; s < n_series; s++) {
         const char *color = palette[s % (int)(sizeof palette / sizeof palette[0])];
-        bool open = false;
+        bool open = false, dots = series[s].points;
         for (int i = 0; i < series[s].n; i++) {
             double x = series[s].x ? series[s].x[i] : i + 1, y = map_y(series[s].y[i], lg);
+            if (dots) {
+                if (isfinite(x) && isfinite(y))
+                    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(x),
+                            PY(y), color);
+                continue;
+            }
             if (!isfinite(x) || !isfinite(y)) { /* a gap */
                 if (open) fputs("\"/>\n", f);
                 open = false;
@@ -145,10 +157,15 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
         }
         if (open) fputs("\"/>\n", f);
         double ly = top + 10 + 20 * s;
-        fprintf(f,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                "stroke-width=\"3\"/>\n<text x=\"%.1f\" y=\"%.1f\">",
-                right + 14, ly, right + 38, ly, color, right + 44, ly + 4);
+        if (dots)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", right + 26, ly,
+                    color);
+        else
+            fprintf(f,
+                    "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                    "stroke-width=\"3\"/>\n",
+                    right + 14, ly, right + 38, ly, color);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", right + 44, ly + 4);
         xml_text(f, series[s].name);
         fputs("</text>\n", f);
     }
@@ -165,16 +182,8 @@ cvn_status cvn_svg_heatmap(const char *path, const char *title, int n, const cha
     int cell = n <= 10 ? 44 : n <= 30 ? 24 : 12, left = 130, top = 60;
     int w = left + n * cell + 30, h = top + n * cell + 110;
     char tmp[4096];
-    FILE *f = cvn_file_begin(path, tmp, sizeof tmp);
+    FILE *f = svg_begin(path, tmp, sizeof tmp, w, h, title ? title : "Confusion matrix", w / 2.0);
     if (!f) return cvn_last_status();
-    fprintf(f,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-            "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
-            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            w, h);
-    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"16\" text-anchor=\"middle\">", w / 2);
-    xml_text(f, title ? title : "Confusion matrix");
-    fputs("</text>\n", f);
     for (int i = 0; i < n; i++) {
         int64_t row = 0;
         for (int j = 0; j < n; j++) row += values[i * n + j];
@@ -213,5 +222,163 @@ cvn_status cvn_svg_heatmap(const char *path, const char *title, int n, const cha
             "<text x=\"14\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 14 %d)\">true "
             "class</text>\n</svg>\n",
             top + n * cell / 2, top + n * cell / 2);
+    return cvn_file_commit(f, tmp, path);
+}
+
+cvn_status cvn_svg_bar_chart(const char *path, const char *title, const char *x_label, int n,
+                             const char *const *names, const double *values) {
+    if (!path || n < 1 || n > 1000 || !names || !values)
+        return cvn_set_error(CVN_ERR_ARG, "svg_bar_chart: needs a path and 1 to 1000 bars");
+    double top_value = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(values[i]) || values[i] < 0 || !names[i])
+            return cvn_set_error(CVN_ERR_ARG, "svg_bar_chart: bar %d has no name or value %g < 0",
+                                 i, values[i]);
+        top_value = fmax(top_value, values[i]);
+    }
+    double step = nice_step(top_value > 0 ? top_value : 1, 5);
+    double axis_end = ceil((top_value > 0 ? top_value : 1) / step) * step;
+    int bar = 26, w = 720, left = 170, right = w - 60, top = 44, h = top + n * bar + 56;
+    char tmp[4096];
+    FILE *f = svg_begin(path, tmp, sizeof tmp, w, h, title, (left + right) / 2.0);
+    if (!f) return cvn_last_status();
+    double bottom = top + n * bar;
+    char lab[32];
+    for (double v = 0; v <= axis_end + step * 1e-6; v += step) {
+        double x = left + v / axis_end * (right - left);
+        tick_label(lab, sizeof lab, v, step);
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n"
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                x, top, x, bottom, x, bottom + 16, lab);
+    }
+    for (int i = 0; i < n; i++) {
+        double y = top + i * bar, len = values[i] / axis_end * (right - left);
+        fprintf(f,
+                "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n"
+                "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">",
+                left, y + 4, len, bar - 8, palette[0], left - 6, y + bar / 2.0 + 4);
+        xml_text(f, names[i]);
+        fprintf(f, "</text>\n<text x=\"%.1f\" y=\"%.1f\">%.3g</text>\n", left + len + 4,
+                y + bar / 2.0 + 4, values[i]);
+    }
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>\n", left, top,
+            left, bottom);
+    fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", (left + right) / 2.0, h - 12);
+    xml_text(f, x_label);
+    fputs("</text>\n</svg>\n", f);
+    return cvn_file_commit(f, tmp, path);
+}
+
+/* An axis's plotted range: its values' span (log10 on a log axis, 0..n-1 for categories). */
+static void axis_range(const cvn_axis *a, int j, int n_axes, int n_lines, const double *values,
+                       double *lo, double *hi) {
+    *lo = INFINITY, *hi = -INFINITY;
+    if (a->n_labels) {
+        *lo = 0, *hi = a->n_labels - 1;
+    } else {
+        for (int i = 0; i < n_lines; i++) {
+            double v = values[(size_t)i * n_axes + j];
+            if (a->log) v = v > 0 ? log10(v) : NAN;
+            if (isfinite(v)) *lo = fmin(*lo, v), *hi = fmax(*hi, v);
+        }
+    }
+    if (!(*lo <= *hi)) *lo = 0, *hi = 1;
+    if (*lo == *hi) *lo -= 0.5, *hi += 0.5;
+}
+
+cvn_status cvn_svg_parallel_coordinates(const char *path, const char *title, int n_axes,
+                                        const cvn_axis *axes, int n_lines, const double *values,
+                                        int color_axis, bool best_low) {
+    if (!path || n_axes < 2 || n_axes > 100 || !axes || n_lines < 0 || (n_lines && !values) ||
+        color_axis < 0 || color_axis >= n_axes)
+        return cvn_set_error(CVN_ERR_ARG,
+                             "svg_parallel_coordinates: needs a path, 2 to 100 axes, values and a "
+                             "colour axis among them");
+    double *lo = cvn_malloc(2 * (size_t)n_axes * sizeof *lo);
+    if (!lo) return cvn_last_status();
+    double *hi = lo + n_axes;
+    for (int j = 0; j < n_axes; j++)
+        axis_range(&axes[j], j, n_axes, n_lines, values, &lo[j], &hi[j]);
+    int gap = n_axes > 8 ? 90 : 120, left = 70, w = left * 2 + gap * (n_axes - 1), h = 460;
+    double top = 60, bottom = h - 60;
+    char tmp[4096];
+    FILE *f = svg_begin(path, tmp, sizeof tmp, w, h, title, w / 2.0);
+    if (!f) {
+        cvn_free(lo);
+        return cvn_last_status();
+    }
+    /* lines, lightest (worst) first so the best lie on top */
+    int *order = cvn_malloc((size_t)(n_lines ? n_lines : 1) * sizeof *order);
+    if (!order) {
+        fclose(f);
+        remove(tmp);
+        cvn_free(lo);
+        return cvn_last_status();
+    }
+    for (int i = 0; i < n_lines; i++) order[i] = i;
+    for (int i = 1; i < n_lines; i++) { /* insertion sort by the colour value, best last */
+        int k = order[i], at = i;
+        double v = values[(size_t)k * n_axes + color_axis];
+        while (at > 0) {
+            double u = values[(size_t)order[at - 1] * n_axes + color_axis];
+            if (!(best_low ? u < v : u > v)) break;
+            order[at] = order[at - 1];
+            at--;
+        }
+        order[at] = k;
+    }
+    double c_lo = lo[color_axis], c_hi = hi[color_axis];
+    for (int r = 0; r < n_lines; r++) {
+        const double *row = values + (size_t)order[r] * n_axes;
+        double cv = row[color_axis];
+        if (axes[color_axis].log) cv = cv > 0 ? log10(cv) : NAN;
+        double shade = isfinite(cv) ? (cv - c_lo) / (c_hi - c_lo) : 0;
+        if (best_low) shade = 1 - shade;
+        /* light grey-blue to the palette's blue */
+        int cr = (int)(200 - shade * (200 - 31)), cg = (int)(215 - shade * (215 - 119)),
+            cb = (int)(235 - shade * (235 - 180));
+        fprintf(f,
+                "<polyline fill=\"none\" stroke=\"rgb(%d,%d,%d)\" stroke-width=\"1.5\" points=\"",
+                cr, cg, cb);
+        for (int j = 0; j < n_axes; j++) {
+            double v = row[j];
+            if (axes[j].log) v = v > 0 ? log10(v) : NAN;
+            if (!isfinite(v)) continue; /* this line has no value on this axis */
+            fprintf(f, "%d,%.1f ", left + gap * j,
+                    bottom - (v - lo[j]) / (hi[j] - lo[j]) * (bottom - top));
+        }
+        fputs("\"/>\n", f);
+    }
+    char lab[32];
+    for (int j = 0; j < n_axes; j++) {
+        const cvn_axis *a = &axes[j];
+        int x = left + gap * j;
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>\n", x, top,
+                x, bottom);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"middle\" font-weight=\"bold\">", x,
+                top - 12);
+        xml_text(f, a->name);
+        fputs("</text>\n", f);
+        int ticks = a->n_labels ? a->n_labels : 5;
+        for (int k = 0; k < ticks && k < 12; k++) {
+            double v = a->n_labels ? k : lo[j] + (hi[j] - lo[j]) * k / 4.0;
+            double y = bottom - (v - lo[j]) / (hi[j] - lo[j]) * (bottom - top);
+            fprintf(f,
+                    "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>\n"
+                    "<text x=\"%d\" y=\"%.1f\" font-size=\"10\">",
+                    x - 3, y, x + 3, y, x + 5, y + 3);
+            if (a->n_labels) {
+                xml_text(f, a->labels ? a->labels[k] : "?");
+            } else {
+                snprintf(lab, sizeof lab, "%.3g", a->log ? pow(10.0, v) : v);
+                xml_text(f, lab);
+            }
+            fputs("</text>\n", f);
+        }
+    }
+    fputs("</svg>\n", f);
+    cvn_free(order);
+    cvn_free(lo);
     return cvn_file_commit(f, tmp, path);
 }
