@@ -114,8 +114,12 @@ cvn_status cvn_study_print_top(FILE *f, const cvn_study *s, int k) {
     for (int i = 0; i < rows * cols; i++)
         if ((int)strlen(cells[i]) > width[i % cols]) width[i % cols] = (int)strlen(cells[i]);
     for (int r = 0; r < rows; r++) {
-        for (int c = 0; c < cols; c++)
-            fprintf(f, "%s%*s", c ? "  " : "", c < 4 ? width[c] : -width[c], cells[r * cols + c]);
+        for (int c = 0; c < cols; c++) /* numbers right-aligned, parameters left, no tail */
+            fprintf(f, "%s%*s", c ? "  " : "",
+                    c < 4          ? width[c]
+                    : c + 1 < cols ? -width[c]
+                                   : 0,
+                    cells[r * cols + c]);
         fputc('\n', f);
         if (!r) {
             int total = 0;

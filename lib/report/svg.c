@@ -270,8 +270,9 @@ cvn_status cvn_svg_bar_chart(const char *path, const char *title, const char *x_
     return cvn_file_commit(f, tmp, path);
 }
 
-/* An axis's plotted range: its values' span (log10 on a log axis, 0..n-1 for categories). */
-static void axis_range(const cvn_axis *a, int j, int n_axes, int n_lines, const double *values,
+/* An axis's plotted range: its values' span (log10 on a log axis, 0..n-1 for categories). True
+ * when the values are all one number (the range is then that number +- 0.5). */
+static bool axis_range(const cvn_axis *a, int j, int n_axes, int n_lines, const double *values,
                        double *lo, double *hi) {
     *lo = INFINITY, *hi = -INFINITY;
     if (a->n_labels) {
@@ -284,7 +285,9 @@ static void axis_range(const cvn_axis *a, int j, int n_axes, int n_lines, const 
         }
     }
     if (!(*lo <= *hi)) *lo = 0, *hi = 1;
-    if (*lo == *hi) *lo -= 0.5, *hi += 0.5;
+    if (*lo != *hi) return false;
+    *lo -= 0.5, *hi += 0.5;
+    return !a->n_labels;
 }
 
 cvn_status cvn_svg_parallel_coordinates(const char *path, const char *title, int n_axes,
@@ -295,11 +298,11 @@ cvn_status cvn_svg_parallel_coordinates(const char *path, const char *title, int
         return cvn_set_error(CVN_ERR_ARG,
                              "svg_parallel_coordinates: needs a path, 2 to 100 axes, values and a "
                              "colour axis among them");
-    double *lo = cvn_malloc(2 * (size_t)n_axes * sizeof *lo);
+    double *lo = cvn_malloc(3 * (size_t)n_axes * sizeof *lo);
     if (!lo) return cvn_last_status();
-    double *hi = lo + n_axes;
+    double *hi = lo + n_axes, *single = lo + 2 * n_axes; /* single: 1 for a one-value axis */
     for (int j = 0; j < n_axes; j++)
-        axis_range(&axes[j], j, n_axes, n_lines, values, &lo[j], &hi[j]);
+        single[j] = axis_range(&axes[j], j, n_axes, n_lines, values, &lo[j], &hi[j]);
     int gap = n_axes > 8 ? 90 : 120, left = 70, w = left * 2 + gap * (n_axes - 1), h = 460;
     double top = 60, bottom = h - 60;
     char tmp[4096];
@@ -360,9 +363,12 @@ cvn_status cvn_svg_parallel_coordinates(const char *path, const char *title, int
                 top - 12);
         xml_text(f, a->name);
         fputs("</text>\n", f);
-        int ticks = a->n_labels ? a->n_labels : 5;
+        /* categories: one tick each; one value only (a range widened by 1): that value */
+        int ticks = a->n_labels ? a->n_labels : single[j] != 0 ? 1 : 5;
         for (int k = 0; k < ticks && k < 12; k++) {
-            double v = a->n_labels ? k : lo[j] + (hi[j] - lo[j]) * k / 4.0;
+            double v = a->n_labels      ? k
+                       : single[j] != 0 ? lo[j] + 0.5
+                                        : lo[j] + (hi[j] - lo[j]) * k / 4.0;
             double y = bottom - (v - lo[j]) / (hi[j] - lo[j]) * (bottom - top);
             fprintf(f,
                     "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>\n"
