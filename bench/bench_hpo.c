@@ -51,7 +51,7 @@ static int run(cvn_sampler_kind sampler, int trials, const char *file) {
         if (i >= trials - 100) last100 += now_ms() - start;
     }
     printf("%-11s %5d trials: %8.1f ms in all, %.3f ms per trial over the last 100\n",
-           file                        ? "tpe+sqlite"
+           file                         ? "tpe+sqlite"
            : sampler == CVN_SAMPLER_TPE ? "tpe"
                                         : "random",
            trials, now_ms() - t0, last100 / 100);

@@ -51,12 +51,6 @@ typedef struct {
     bool photos;
 } splits;
 
-static bool exists(const char *dir, const char *name) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return access(p, F_OK) == 0;
-}
-
 /* Splits one set by the --split ratios (three parts), or a training set into train/val by the
  * first two when a test set comes separately. */
 static int load_data(const example_args *a, const options *o, splits *s) {
@@ -75,7 +69,7 @@ static int load_data(const example_args *a, const options *o, splits *s) {
         const char *dir = d + 8;
         s->photos = true;
         s->what = "CIFAR-10";
-        if (exists(dir, "data_batch_1.bin")) {
+        if (example_exists(dir, "data_batch_1.bin")) {
             train = cvn_dataset_cifar10(dir, true);
             test = train ? cvn_dataset_cifar10(dir, false) : NULL;
         } else { /* the JPEG class folders of ../shared/data */
@@ -89,8 +83,10 @@ static int load_data(const example_args *a, const options *o, splits *s) {
         int size = o->size ? o->size : 32;
         s->photos = true;
         s->what = dir;
-        const char *test_name = exists(dir, "test") ? "test" : exists(dir, "val") ? "val" : NULL;
-        if (exists(dir, "train") && test_name) {
+        const char *test_name = example_exists(dir, "test")  ? "test"
+                                : example_exists(dir, "val") ? "val"
+                                                             : NULL;
+        if (example_exists(dir, "train") && test_name) {
             char tr[1100], te[1100];
             snprintf(tr, sizeof tr, "%s/train", dir),
                 snprintf(te, sizeof te, "%s/%s", dir, test_name);
@@ -361,12 +357,12 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
     snprintf(p_roc, sizeof p_roc, "%s/roc.svg", out);
     snprintf(p_cm, sizeof p_cm, "%s/confusion.svg", out);
     snprintf(p_html, sizeof p_html, "%s/report.html", out);
-    cvn_series loss[2] = {{"train loss", st->epochs, NULL, st->train_loss},
-                          {"val loss", st->epochs, NULL, st->val_loss}};
+    cvn_series loss[2] = {{.name = "train loss", .n = st->epochs, .y = st->train_loss},
+                          {.name = "val loss", .n = st->epochs, .y = st->val_loss}};
     cvn_chart lch = {.title = "Loss per epoch", .x_label = "epoch", .y_label = "cross-entropy"};
     float acc_pct[MAX_EPOCHS];
     for (int e = 0; e < st->epochs; e++) acc_pct[e] = 100.0f * st->val_acc[e];
-    cvn_series acc = {"val accuracy", st->epochs, NULL, acc_pct};
+    cvn_series acc = {.name = "val accuracy", .n = st->epochs, .y = acc_pct};
     cvn_chart ach = {.title = "Validation accuracy", .x_label = "epoch", .y_label = "%"};
     int64_t n = cvn_predictions_len(pred);
     int shown = classes == 2 ? 1 : classes < 10 ? classes : 10;
@@ -381,10 +377,11 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
         int pts = cvn_roc_curve(pred, cls, fpr + k * (n + 2), tpr + k * (n + 2));
         snprintf(roc_names[k], sizeof roc_names[k], "%.60s (AUC %.3f)", names[cls],
                  (double)cm[cls].auc);
-        roc[k] = (cvn_series){roc_names[k], pts, fpr + k * (n + 2), tpr + k * (n + 2)};
+        roc[k] = (cvn_series){
+            .name = roc_names[k], .n = pts, .x = fpr + k * (n + 2), .y = tpr + k * (n + 2)};
     }
     static const float diag[2] = {0, 1};
-    roc[shown] = (cvn_series){"chance", 2, diag, diag};
+    roc[shown] = (cvn_series){.name = "chance", .n = 2, .x = diag, .y = diag};
     cvn_chart rch = {.title = classes == 2 ? "ROC on the test split"
                                            : "One-vs-rest ROC on the test split",
                      .x_label = "false positive rate",

@@ -92,6 +92,13 @@ static inline int example_parse(int argc, char **argv, const char *prog, const c
     return 0;
 }
 
+/* Whether dir/name exists. */
+static inline bool example_exists(const char *dir, const char *name) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
 /* FashionMNIST train and test sets per --data and --limit; prints the error and returns 1 on
  * failure. */
 static inline int example_load(const example_args *a, const char *prog, cvn_dataset **train,

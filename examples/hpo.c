@@ -80,12 +80,6 @@ typedef struct {
     float mean, std;
 } data;
 
-static bool has_dir(const char *dir, const char *name) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return access(p, F_OK) == 0;
-}
-
 /* FashionMNIST (its test set validates, as in Optuna's example) or one-channel image folders:
  * DIR/train with DIR/val or DIR/test, else DIR split 80/20. --limit keeps that many training
  * images, drawn at random (image folders come sorted by class). */
@@ -98,9 +92,9 @@ static int load(const example_args *a, const options *o, data *d) {
         val = train ? cvn_dataset_fashion_mnist(dir, false) : NULL;
         d->mean = FMNIST_MEAN, d->std = FMNIST_STD;
     } else if (!strncmp(src, "folder:", 7)) {
-        const char *dir = src + 7, *val_name = has_dir(dir, "val") ? "val" : "test";
+        const char *dir = src + 7, *val_name = example_exists(dir, "val") ? "val" : "test";
         int size = o->size;
-        if (has_dir(dir, "train") && has_dir(dir, val_name)) {
+        if (example_exists(dir, "train") && example_exists(dir, val_name)) {
             char tr[1100], va[1100];
             snprintf(tr, sizeof tr, "%s/train", dir);
             snprintf(va, sizeof va, "%s/%s", dir, val_name);

@@ -108,7 +108,7 @@ int main(int argc, char **argv) {
     cvn_series s[N_OPT];
     float *smooth[N_OPT];
     for (int k = 0; k < N_OPT; k++)
-        s[k] = (cvn_series){names[k], curves[k].epochs, NULL, curves[k].epoch_loss};
+        s[k] = (cvn_series){.name = names[k], .n = curves[k].epochs, .y = curves[k].epoch_loss};
     char svg1[700], svg2[700];
     snprintf(svg1, sizeof svg1, "%s/loss_per_epoch.svg", a.out);
     snprintf(svg2, sizeof svg2, "%s/loss_per_iteration.svg", a.out);
@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
             if (i >= 50) acc -= curves[k].loss[i - 50];
             smooth[k][i] = (float)(acc / (double)(i < 50 ? i + 1 : 50));
         }
-        s[k] = (cvn_series){names[k], (int)n, NULL, smooth[k]};
+        s[k] = (cvn_series){.name = names[k], .n = (int)n, .y = smooth[k]};
     }
     cvn_chart c2 = {"Train loss per iteration (moving average of 50 batches)",
                     "iteration",

@@ -31,7 +31,8 @@ START_TEST(test_line_chart) {
     snprintf(path, sizeof path, "%s/chart.svg", test_dir());
     float y1[5] = {2.0f, 1.5f, 1.2f, 1.1f, 1.05f}, y2[5] = {2.2f, NAN, 1.0f, 0.8f, 0.7f};
     float x[5] = {1, 2, 3, 4, 5};
-    cvn_series s[2] = {{"SGD <m=0.9>", 5, x, y1}, {"Adam & co", 5, NULL, y2}};
+    cvn_series s[2] = {{.name = "SGD <m=0.9>", .n = 5, .x = x, .y = y1},
+                       {.name = "Adam & co", .n = 5, .y = y2}};
     cvn_chart c = {"Loss \"per\" epoch", "epoch", "loss", 0, 0, false};
     CK_OK(cvn_svg_line_chart(path, &c, 2, s));
     char *svg = slurp(path);
@@ -52,7 +53,7 @@ START_TEST(test_line_chart) {
 
     /* a log axis: ticks at powers of ten, non-positive values dropped */
     float yl[4] = {0.05f, 0.5f, 3.0f, -1.0f};
-    cvn_series sl = {"log", 4, NULL, yl};
+    cvn_series sl = {.name = "log", .n = 4, .y = yl};
     cvn_chart cl = {"log", "x", "y", 0, 0, true};
     CK_OK(cvn_svg_line_chart(path, &cl, 1, &sl));
     svg = slurp(path);
@@ -63,7 +64,7 @@ START_TEST(test_line_chart) {
     remove(path);
 
     float nan_only[2] = {NAN, NAN};
-    cvn_series bad = {"x", 2, NULL, nan_only};
+    cvn_series bad = {.name = "x", .n = 2, .y = nan_only};
     ck_assert_int_eq(cvn_svg_line_chart(path, &c, 1, &bad), CVN_ERR_ARG);
     ck_assert_int_eq(cvn_svg_line_chart(path, &c, 0, s), CVN_ERR_ARG);
     ck_assert_int_eq(cvn_svg_line_chart("/nonexistent/dir/x.svg", &c, 2, s), CVN_ERR_IO);
