@@ -229,9 +229,10 @@ static cvn_status run_trial(const search *x, cvn_study *s, cvn_trial *t) {
         cvn_module_train(net, true);
         for (int b = 0; !x->o->batches || b < x->o->batches; b++) {
             cvn_tensor *xb, *yb;
+            cvn_clear_error();
             if (!cvn_loader_next(train, tape, &xb, &yb)) {
-                st = cvn_last_status() == CVN_OK ? CVN_OK : cvn_last_status();
-                break; /* the end of a pass over the training set */
+                st = cvn_last_status(); /* CVN_OK: the end of a pass over the training set */
+                break;
             }
             cvn_tensor *l = cvn_cross_entropy(tape, cvn_module_forward(net, tape, xb), yb, 0.0f);
             if (!l || (st = cvn_backward(tape, l, NULL)) || (st = cvn_optim_step(opt))) {
