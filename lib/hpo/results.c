@@ -30,11 +30,12 @@ static int param_names(cvn_trial *const *trials, int n, const char ***out) {
     return count;
 }
 
-static const cvn_study *sort_study; /* qsort has no context argument */
-static int cmp_best_first(const void *a, const void *b) {
+/* Best first for the study's direction (qsort_r's argument), ties by number. */
+static int cmp_best_first(const void *a, const void *b, void *study) {
+    const cvn_study *s = study;
     const cvn_trial *x = *(cvn_trial *const *)a, *y = *(cvn_trial *const *)b;
-    if (hpo_better(sort_study, x->value, y->value)) return -1;
-    if (hpo_better(sort_study, y->value, x->value)) return 1;
+    if (hpo_better(s, x->value, y->value)) return -1;
+    if (hpo_better(s, y->value, x->value)) return 1;
     return (x->number > y->number) - (x->number < y->number);
 }
 
@@ -45,8 +46,7 @@ static int complete_best_first(const cvn_study *s, cvn_trial ***out) {
     int n = 0;
     for (int i = 0; i < s->n_trials; i++)
         if (s->trials[i]->state == CVN_TRIAL_COMPLETE) list[n++] = s->trials[i];
-    sort_study = s;
-    qsort(list, (size_t)n, sizeof *list, cmp_best_first);
+    qsort_r(list, (size_t)n, sizeof *list, cmp_best_first, (void *)s);
     *out = list;
     return n;
 }
