@@ -229,6 +229,49 @@ START_TEST(workers_share_one_study) {
 }
 END_TEST
 
+/* Processes that open one new file at the same instant (released together by closing a pipe)
+ * all get the study: creating the tables and switching to WAL mode must not fail on a busy file. */
+START_TEST(simultaneous_creation) {
+    const char *file = path_in_test_dir("together.db");
+    enum { ROUNDS = 10, PROCS = 6 };
+    for (int round = 0; round < ROUNDS; round++) {
+        remove_db(file);
+        int gate[2];
+        ck_assert_int_eq(pipe(gate), 0);
+        pid_t pids[PROCS];
+        for (int k = 0; k < PROCS; k++) {
+            pids[k] = fork();
+            ck_assert_int_ge(pids[k], 0);
+            if (pids[k]) continue;
+            close(gate[1]);
+            char c;
+            if (read(gate[0], &c, 1) != 0) _exit(5); /* returns 0 when the parent closes it */
+            cvn_study *s = open_study(file, CVN_MINIMIZE, 1);
+            if (!s) {
+                fprintf(stderr, "round %d process %d: %s\n", round, k, cvn_last_error());
+                _exit(2);
+            }
+            cvn_trial *t = cvn_study_ask(s);
+            if (!t || cvn_study_tell(s, t, CVN_TRIAL_COMPLETE, k)) _exit(3);
+            cvn_study_free(s);
+            _exit(0);
+        }
+        close(gate[0]);
+        close(gate[1]);
+        for (int k = 0; k < PROCS; k++) {
+            int status;
+            ck_assert_int_eq(waitpid(pids[k], &status, 0), pids[k]);
+            ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                          "round %d: process %d status %d", round, k, status);
+        }
+        cvn_study *s = CK_NOTNULL(open_study(file, CVN_MINIMIZE, 1));
+        ck_assert_int_eq(cvn_study_num_trials(s), PROCS);
+        cvn_study_free(s);
+    }
+    remove_db(file);
+}
+END_TEST
+
 static void write_bytes(const char *file, const void *data, size_t n) {
     FILE *f = fopen(file, "wb");
     ck_assert_ptr_nonnull(f);
@@ -528,6 +571,7 @@ int main(void) {
     tcase_add_test(tc, resume_keeps_every_trial);
     tcase_add_test(tc, sigkill_mid_trial_fails_only_that_trial);
     tcase_add_test(tc, workers_share_one_study);
+    tcase_add_test(tc, simultaneous_creation);
     tcase_add_test(tc, damaged_and_foreign_files);
     tcase_add_test(tc, importances_by_definition);
     tcase_add_test(tc, csv_top_table_and_report);

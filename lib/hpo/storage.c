@@ -405,6 +405,19 @@ static cvn_status open_study(cvn_study *s) {
     return st;
 }
 
+/* Switching a file to WAL needs it alone for a moment: while another process creates or
+ * converts it, SQLite answers "locked" at once instead of waiting out the busy timeout. So wait
+ * here, up to the same 60 s. */
+static cvn_status set_wal(hpo_db *d) {
+    for (int waited_ms = 0;; waited_ms += 5) {
+        int rc = sqlite3_exec(d->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) return CVN_OK;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited_ms >= 60000)
+            return db_error(d, "switching to WAL");
+        sqlite3_sleep(5);
+    }
+}
+
 cvn_status hpo_db_open(cvn_study *s, const char *file) {
     hpo_db *d = cvn_calloc(1, sizeof *d);
     if (!d) return cvn_last_status();
@@ -419,7 +432,7 @@ cvn_status hpo_db_open(cvn_study *s, const char *file) {
     sqlite3_busy_timeout(d->db, 60000);
     /* WAL: readers and one writer at once; NORMAL sync loses no committed change to a crash
      * of the process (only, at worst, the last ones to a power cut) */
-    cvn_status st = exec(d, "PRAGMA journal_mode = WAL", "switching to WAL");
+    cvn_status st = set_wal(d);
     if (!st) st = exec(d, "PRAGMA synchronous = NORMAL", "setting sync");
     if (!st) st = open_study(s);
     if (!st) st = hpo_db_sync(s);
