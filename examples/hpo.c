@@ -400,10 +400,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "hpo: %s\n", cvn_last_error());
         rc = 1;
     } else {
-        int n = cvn_study_param_importances(s, 0, NULL, NULL);
         const char *names[64];
         double shares[64];
-        if (n > 0 && cvn_study_param_importances(s, 64, names, shares) > 0) {
+        int n = cvn_study_param_importances(s, 64, names, shares);
+        if (n > 0) {
             printf("\nParameter importance (share of the accuracy's variance):\n");
             for (int i = 0; i < n && i < 64; i++) printf("  %-14s %.3f\n", names[i], shares[i]);
         }

@@ -368,12 +368,9 @@ START_TEST(damaged_and_foreign_files) {
         s = open_study(copy, CVN_MINIMIZE, 1);
         if (s) { /* whatever opened must still work */
             double lr;
-            int64_t units;
-            int opt;
             cvn_trial *t = cvn_study_ask(s);
             if (t && !cvn_trial_suggest_float(t, "lr", 1e-4, 1e-1, true, &lr))
                 ck_assert(lr >= 1e-4 && lr <= 1e-1);
-            (void)units, (void)opt;
             opened++;
         } else {
             refused++;

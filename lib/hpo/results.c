@@ -345,14 +345,19 @@ static cvn_status plot_parallel(const cvn_study *s, const char *path) {
     return st;
 }
 
-static cvn_status plot_importance(const cvn_study *s, const char *path) {
-    int n = cvn_study_param_importances(s, 0, NULL, NULL);
-    if (n < 1) return n < 0 ? cvn_last_status() : cvn_set_error(CVN_ERR_STATE, "no parameters");
-    const char **names = cvn_malloc((size_t)n * sizeof *names);
-    double *values = cvn_malloc((size_t)n * sizeof *values);
+/* The importance bars, drawn when there are any (*drawn false below 2 complete trials or without
+ * spread: no plot, no error). One pass: no trial has more parameters than the largest has. */
+static cvn_status plot_importance(const cvn_study *s, const char *path, bool *drawn) {
+    int cap = 1;
+    for (int i = 0; i < s->n_trials; i++)
+        if (s->trials[i]->n_params > cap) cap = s->trials[i]->n_params;
+    const char **names = cvn_malloc((size_t)cap * sizeof *names);
+    double *values = cvn_malloc((size_t)cap * sizeof *values);
     cvn_status st = names && values ? CVN_OK : cvn_last_status();
-    if (!st && cvn_study_param_importances(s, n, names, values) < 0) st = cvn_last_status();
-    if (!st)
+    int n = st ? 0 : cvn_study_param_importances(s, cap, names, values);
+    *drawn = n > 0;
+    if (!st && n < 0 && cvn_last_status() == CVN_ERR_NOMEM) st = CVN_ERR_NOMEM;
+    if (!st && *drawn)
         st = cvn_svg_bar_chart(path, "Hyperparameter importance", "share of the value's variance",
                                n, names, values);
     cvn_free(values);
@@ -400,13 +405,12 @@ cvn_status cvn_study_write_report(const cvn_study *s, const char *dir) {
                                 "Each line is a complete trial; the darker, the better its "
                                 "value.");
     }
-    if (!st && complete >= 2 && cvn_study_param_importances(s, 0, NULL, NULL) > 0) {
-        st = plot_importance(s, PATH("importance.svg"));
-        if (!st)
-            st = cvn_report_svg(r, path,
-                                "Share of the value's variance each parameter explains on its "
-                                "own (binned marginal means over the complete trials).");
-    }
+    bool drawn = false;
+    if (!st && complete >= 2) st = plot_importance(s, PATH("importance.svg"), &drawn);
+    if (!st && drawn)
+        st = cvn_report_svg(r, path,
+                            "Share of the value's variance each parameter explains on its "
+                            "own (binned marginal means over the complete trials).");
     if (!st) {
         cvn_report_paragraph(r, "Every trial, with its parameters: trials.csv.");
         st = cvn_report_write(r, PATH("report.html"));
