@@ -27,6 +27,9 @@ else
     "$build/bench/bench_train_cnn" --threads "$threads"
 fi
 echo
+"$build/bench/bench_loader" --threads "$threads"
+if [ -d data/cifar10 ]; then "$build/bench/bench_loader" --threads "$threads" --data cifar10:data/cifar10 --steps 30; fi
+echo
 THREADS=$threads bench/compare_onnxruntime.sh "$build"
 if [ "$cuda" = 1 ]; then
     echo

@@ -52,7 +52,8 @@ typedef struct {
 } splits;
 
 /* Splits one set by the --split ratios (three parts), or a training set into train/val by the
- * first two when a test set comes separately. */
+ * first two when a test set comes separately. --limit draws that many training images at random
+ * (image folders come sorted by class). */
 static int load_data(const example_args *a, const options *o, splits *s) {
     float r[3];
     if (sscanf(o->split, "%f/%f/%f", &r[0], &r[1], &r[2]) != 3 || r[0] <= 0 || r[1] <= 0 ||
@@ -112,7 +113,10 @@ static int load_data(const example_args *a, const options *o, splits *s) {
         cvn_dataset_free(all);
         if (!st) s->train = parts[0], s->val = parts[1], s->test = parts[2];
     } else {
-        if (a->limit && a->limit < cvn_dataset_len(train)) cvn_dataset_limit(train, a->limit);
+        if (example_limit(&train, a->limit, a->seed, "classifier")) {
+            cvn_dataset_free(train), cvn_dataset_free(test);
+            return 1;
+        }
         cvn_dataset *parts[2];
         st = cvn_dataset_split(train, 2, r, a->seed, parts);
         cvn_dataset_free(train);
@@ -122,8 +126,7 @@ static int load_data(const example_args *a, const options *o, splits *s) {
             cvn_dataset_free(test);
     }
     if (st) return fprintf(stderr, "classifier: %s\n", cvn_last_error()), 1;
-    if (all && a->limit && a->limit < cvn_dataset_len(s->train))
-        cvn_dataset_limit(s->train, a->limit);
+    if (all && example_limit(&s->train, a->limit, a->seed, "classifier")) return 1;
     return 0;
 }
 
@@ -146,11 +149,115 @@ static void channel_stats(const cvn_dataset *ds, float *mean, float *std) {
     }
 }
 
+/* The model to train: a new one of the zoo, or a checkpoint's with a new head (fine-tuning). */
+typedef struct {
+    cvn_module *net;
+    const char *arch;
+    float width;
+    char loaded[320]; /* "fine-tuned from ..." or "" */
+    char *load_text;  /* what loading skipped (cvn_load_report) */
+    char *summary;    /* the torchinfo-like table */
+    cvn_model_stats stats;
+} model;
+
+static void model_free(model *m) {
+    cvn_module_free(m->net);
+    cvn_text_free(m->load_text), cvn_text_free(m->summary);
+}
+
+/* The checkpoint's architecture, width and weights; a new head when the data has other classes;
+ * --freeze backbone (all but the head) or a name prefix. */
+static int load_finetune(const options *o, int c, int h, int w, int classes, cvn_rng *rng,
+                         model *m) {
+    cvn_safetensors *ck = cvn_safetensors_open(o->finetune);
+    const char *an = ck ? cvn_safetensors_meta(ck, "arch") : NULL;
+    const char *nc = ck ? cvn_safetensors_meta(ck, "num_classes") : NULL;
+    cvn_arch arch;
+    if (!ck || !an || !nc || cvn_arch_parse(an, &arch)) {
+        fprintf(stderr, "classifier: %s: %s\n", o->finetune,
+                ck ? "not a classifier checkpoint (no arch / num_classes)" : cvn_last_error());
+        cvn_safetensors_close(ck);
+        return 1;
+    }
+    m->arch = cvn_arch_name(arch);
+    cvn_model_config mc = cvn_model_defaults(arch, c, h, w, atoi(nc));
+    const char *wm = cvn_safetensors_meta(ck, "width"); /* absent in older checkpoints */
+    if (wm) mc.width_mult = (float)atof(wm);
+    m->width = mc.width_mult;
+    m->net = cvn_model_new(arch, &mc, rng);
+    cvn_load_report rep = {0};
+    if (!m->net || cvn_checkpoint_load(ck, m->net, NULL, &rep) ||
+        (atoi(nc) != classes && cvn_model_replace_head(m->net, classes, rng))) {
+        fprintf(stderr, "classifier: fine-tune: %s\n", cvn_last_error());
+        cvn_safetensors_close(ck);
+        cvn_text_free(rep.text);
+        return 1;
+    }
+    m->load_text = rep.text;
+    snprintf(m->loaded, sizeof m->loaded, "fine-tuned from %.200s (%d tensors loaded, %d skipped)",
+             o->finetune, rep.loaded, rep.skipped);
+    cvn_safetensors_close(ck);
+    if (o->freeze) {
+        bool backbone = !strcmp(o->freeze, "backbone");
+        int k = cvn_module_freeze(m->net, backbone ? "" : o->freeze, true);
+        if (backbone) k -= cvn_module_freeze(m->net, "head.", false);
+        printf("frozen: %s (%d parameter tensors)\n", backbone ? "all but head" : o->freeze, k);
+    }
+    return 0;
+}
+
+static int make_model(const options *o, cvn_arch arch, int c, int h, int w, int classes,
+                      uint64_t seed, model *m) {
+    cvn_rng rng;
+    cvn_rng_seed(&rng, seed);
+    if (o->finetune) {
+        if (load_finetune(o, c, h, w, classes, &rng, m)) return 1;
+    } else {
+        cvn_model_config mc = cvn_model_defaults(arch, c, h, w, classes);
+        if (o->width > 0) mc.width_mult = o->width;
+        m->arch = cvn_arch_name(arch);
+        m->width = mc.width_mult;
+        m->net = cvn_model_new(arch, &mc, &rng);
+    }
+    if (!m->net || cvn_model_summary(m->net, c, h, w, &m->summary, &m->stats)) {
+        fprintf(stderr, "classifier: %s\n", cvn_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+/* Adam in two groups: the head at lr, the rest at lr too, or at a tenth when fine-tuning. */
+static cvn_optim *make_optimizer(cvn_module *net, float lr, bool finetune) {
+    cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
+    oc.lr = lr;
+    cvn_optim *opt = cvn_optim_new(&oc);
+    int np = cvn_module_num_params(net), nh = 0, nb = 0;
+    cvn_tensor **body = malloc((size_t)np * sizeof *body),
+               **head = malloc((size_t)np * sizeof *head);
+    for (int i = 0; body && head && i < np; i++) {
+        const char *name;
+        cvn_tensor *p = cvn_module_param_at(net, i, &name);
+        if (!strncmp(name, "head.", 5))
+            head[nh++] = p;
+        else
+            body[nb++] = p;
+    }
+    if (!opt || !body || !head ||
+        cvn_optim_add_group(opt, nb, body, finetune ? lr * 0.1f : lr, -1) < 0 ||
+        cvn_optim_add_group(opt, nh, head, lr, -1) < 0) {
+        fprintf(stderr, "classifier: %s\n", opt ? cvn_last_error() : "out of memory");
+        cvn_optim_free(opt);
+        opt = NULL;
+    }
+    free(body), free(head);
+    return opt;
+}
+
+/* What training records per epoch, and the best-validation checkpoint it keeps. */
 typedef struct {
     cvn_module *net;
     cvn_optim *opt;
-    const char *ckpt;
-    const char *arch;
+    const char *ckpt, *arch;
     float width;
     int classes, c, h, w;
     const float *mean, *std;
@@ -167,25 +274,23 @@ static void on_epoch(void *ctx, const cvn_epoch_stats *s) {
     r->train_loss[e] = s->train_loss, r->val_loss[e] = s->test_loss;
     r->val_acc[e] = s->test_accuracy, r->ips[e] = s->images_per_s;
     r->epochs = e + 1;
-    if (s->test_accuracy > r->best_val) {
-        r->best_val = s->test_accuracy;
-        r->best_epoch = s->epoch;
-        char epoch[16], acc[32], classes[16], shape[48], norm[128];
-        snprintf(epoch, sizeof epoch, "%d", s->epoch);
-        snprintf(acc, sizeof acc, "%.6f", (double)s->test_accuracy);
-        snprintf(classes, sizeof classes, "%d", r->classes);
-        snprintf(shape, sizeof shape, "%d,%d,%d", r->c, r->h, r->w);
-        snprintf(norm, sizeof norm, "%g,%g,%g/%g,%g,%g", (double)r->mean[0], (double)r->mean[1],
-                 (double)r->mean[2], (double)r->std[0], (double)r->std[1], (double)r->std[2]);
-        char width[16];
-        snprintf(width, sizeof width, "%g", (double)r->width);
-        const char *meta[] = {"arch",      r->arch,        "num_classes", classes, "epoch",
-                              epoch,       "val_accuracy", acc,           "input", shape,
-                              "normalize", norm,           "width",       width};
-        if (cvn_checkpoint_save(r->ckpt, r->net, r->opt, 7, meta)) {
-            fprintf(stderr, "classifier: checkpoint: %s\n", cvn_last_error());
-            r->save_failed = true;
-        }
+    if (s->test_accuracy <= r->best_val) return;
+    r->best_val = s->test_accuracy;
+    r->best_epoch = s->epoch;
+    char epoch[16], acc[32], classes[16], shape[48], norm[128], width[16];
+    snprintf(epoch, sizeof epoch, "%d", s->epoch);
+    snprintf(acc, sizeof acc, "%.6f", (double)s->test_accuracy);
+    snprintf(classes, sizeof classes, "%d", r->classes);
+    snprintf(shape, sizeof shape, "%d,%d,%d", r->c, r->h, r->w);
+    snprintf(norm, sizeof norm, "%g,%g,%g/%g,%g,%g", (double)r->mean[0], (double)r->mean[1],
+             (double)r->mean[2], (double)r->std[0], (double)r->std[1], (double)r->std[2]);
+    snprintf(width, sizeof width, "%g", (double)r->width);
+    const char *meta[] = {"arch",      r->arch,        "num_classes", classes, "epoch",
+                          epoch,       "val_accuracy", acc,           "input", shape,
+                          "normalize", norm,           "width",       width};
+    if (cvn_checkpoint_save(r->ckpt, r->net, r->opt, 7, meta)) {
+        fprintf(stderr, "classifier: checkpoint: %s\n", cvn_last_error());
+        r->save_failed = true;
     }
 }
 
@@ -195,168 +300,16 @@ typedef struct {
     float images_per_s, best_val, test_acc, macro_auc;
 } result;
 
-/* Trains one architecture and evaluates its best checkpoint; the report goes to out. */
-static int run(const example_args *a, const options *o, const splits *s, cvn_arch arch,
-               const char *out, result *res) {
-    int c, h, w, classes = cvn_dataset_num_classes(s->train);
-    cvn_dataset_image_shape(s->train, &c, &h, &w);
-    float mean[3] = {0}, std[3] = {1, 1, 1};
-    channel_stats(s->train, mean, std);
-    cvn_rng rng;
-    cvn_rng_seed(&rng, a->seed);
-    cvn_module *net = NULL;
-    float width = 1.0f;
-    char loaded[256] = "";
-    const char *arch_name = cvn_arch_name(arch);
-    cvn_load_report rep = {0};
-    if (o->finetune) { /* the checkpoint's architecture and classes, then a new head */
-        cvn_safetensors *ck = cvn_safetensors_open(o->finetune);
-        const char *an = ck ? cvn_safetensors_meta(ck, "arch") : NULL;
-        const char *nc = ck ? cvn_safetensors_meta(ck, "num_classes") : NULL;
-        cvn_arch ca;
-        if (!ck || !an || !nc || cvn_arch_parse(an, &ca)) {
-            fprintf(stderr, "classifier: %s: %s\n", o->finetune,
-                    ck ? "not a classifier checkpoint (no arch / num_classes)" : cvn_last_error());
-            cvn_safetensors_close(ck);
-            return 1;
-        }
-        arch = ca;
-        arch_name = cvn_arch_name(arch);
-        cvn_model_config mc = cvn_model_defaults(arch, c, h, w, atoi(nc));
-        const char *wm = cvn_safetensors_meta(ck, "width"); /* absent in older checkpoints */
-        if (wm) mc.width_mult = (float)atof(wm);
-        width = mc.width_mult;
-        net = cvn_model_new(arch, &mc, &rng);
-        if (!net || cvn_checkpoint_load(ck, net, NULL, &rep) ||
-            (atoi(nc) != classes && cvn_model_replace_head(net, classes, &rng))) {
-            fprintf(stderr, "classifier: fine-tune: %s\n", cvn_last_error());
-            cvn_safetensors_close(ck);
-            return 1;
-        }
-        snprintf(loaded, sizeof loaded, "fine-tuned from %s (%d tensors loaded, %d skipped)",
-                 o->finetune, rep.loaded, rep.skipped);
-        cvn_safetensors_close(ck);
-        if (o->freeze) {
-            bool backbone = !strcmp(o->freeze, "backbone");
-            int k = cvn_module_freeze(net, backbone ? "" : o->freeze, true);
-            if (backbone) k -= cvn_module_freeze(net, "head.", false);
-            printf("frozen: %s (%d parameter tensors)\n", backbone ? "all but head" : o->freeze, k);
-        }
-    } else {
-        cvn_model_config mc = cvn_model_defaults(arch, c, h, w, classes);
-        if (o->width > 0) mc.width_mult = o->width;
-        width = mc.width_mult;
-        net = cvn_model_new(arch, &mc, &rng);
-    }
-    char *summary = NULL;
-    cvn_model_stats ms;
-    if (!net || cvn_model_summary(net, c, h, w, &summary, &ms)) {
-        fprintf(stderr, "classifier: %s\n", cvn_last_error());
-        return 1;
-    }
-    cvn_tape *t = cvn_tape_new(a->device);
-    if (!t || cvn_module_to(net, a->device)) {
-        fprintf(stderr, "classifier: %s\n", cvn_last_error());
-        return 1;
-    }
-    /* Adam; when fine-tuning without a frozen backbone, the backbone learns 10x slower */
-    cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
-    oc.lr = a->lr;
-    cvn_optim *opt = cvn_optim_new(&oc);
-    int np = cvn_module_num_params(net), nh = 0;
-    cvn_tensor **body = malloc((size_t)np * sizeof *body),
-               **head = malloc((size_t)np * sizeof *head);
-    int nb = 0;
-    for (int i = 0; i < np; i++) {
-        const char *name;
-        cvn_tensor *p = cvn_module_param_at(net, i, &name);
-        if (!strncmp(name, "head.", 5))
-            head[nh++] = p;
-        else
-            body[nb++] = p;
-    }
-    float body_lr = o->finetune ? a->lr * 0.1f : a->lr;
-    if (!opt || cvn_optim_add_group(opt, nb, body, body_lr, -1) < 0 ||
-        cvn_optim_add_group(opt, nh, head, a->lr, -1) < 0) {
-        fprintf(stderr, "classifier: %s\n", cvn_last_error());
-        return 1;
-    }
-    free(body), free(head);
-    bool augment = o->augment_set ? o->augment : s->photos;
-    cvn_loader_config lc = {.batch_size = a->batch,
-                            .shuffle = true,
-                            .seed = a->seed,
-                            .crop_padding = augment ? (h >= 32 ? 4 : 2) : 0,
-                            .hflip = augment,
-                            .prefetch = true};
-    memcpy(lc.mean, mean, sizeof mean), memcpy(lc.std, std, sizeof std);
-    cvn_loader *tl = cvn_loader_new(s->train, &lc);
-    cvn_loader_config ec = lc;
-    ec.shuffle = false, ec.crop_padding = 0, ec.hflip = false, ec.batch_size = 256;
-    cvn_loader *vl = cvn_loader_new(s->val, &ec), *testl = cvn_loader_new(s->test, &ec);
-    cvn_schedule_config sc = cvn_schedule_defaults(CVN_SCHED_COSINE);
-    sc.t_max = a->epochs;
-    cvn_scheduler *sched = opt ? cvn_scheduler_new(opt, &sc) : NULL;
-    if (!tl || !vl || !testl || !sched) {
-        fprintf(stderr, "classifier: %s\n", cvn_last_error());
-        return 1;
-    }
-    printf("classifier: %s on %s (%d classes, %dx%dx%d), %lld parameters, %.1f MFLOP/image; "
-           "train %lld, val %lld, test %lld; Adam lr %g cosine, batch %d, %d epoch(s)%s, %s\n",
-           arch_name, s->what, classes, c, h, w, (long long)ms.params, (double)ms.flops / 1e6,
-           (long long)cvn_dataset_len(s->train), (long long)cvn_dataset_len(s->val),
-           (long long)cvn_dataset_len(s->test), (double)a->lr, a->batch, a->epochs,
-           augment ? ", crop + flip" : "", a->device == CVN_CUDA ? "GPU" : "CPU");
-    if (loaded[0]) printf("%s\n%s", loaded, rep.text ? rep.text : "");
-    char ckpt[700], csv[700];
-    snprintf(ckpt, sizeof ckpt, "%s/best.safetensors", out);
-    snprintf(csv, sizeof csv, "%s/metrics.csv", out);
-    run_state *st = calloc(1, sizeof *st);
-    *st = (run_state){.net = net,
-                      .opt = opt,
-                      .ckpt = ckpt,
-                      .arch = arch_name,
-                      .width = width,
-                      .classes = classes,
-                      .c = c,
-                      .h = h,
-                      .w = w,
-                      .mean = mean,
-                      .std = std,
-                      .best_val = -1};
-    cvn_fit_config fc = {.epochs = a->epochs < MAX_EPOCHS ? a->epochs : MAX_EPOCHS,
-                         .csv_path = csv,
-                         .progress = -1,
-                         .scheduler = sched,
-                         .on_epoch = on_epoch,
-                         .ctx = st};
-    if (cvn_fit(net, opt, t, tl, vl, &fc, NULL) || st->save_failed) {
-        fprintf(stderr, "classifier: %s\n", cvn_last_error());
-        return 1;
-    }
-    /* the best checkpoint on the test split */
-    cvn_safetensors *best = cvn_safetensors_open(ckpt);
-    cvn_predictions *pred =
-        best && !cvn_checkpoint_load(best, net, NULL, NULL) ? cvn_predict(net, t, testl) : NULL;
-    cvn_safetensors_close(best);
-    cvn_metrics m;
-    if (!pred || cvn_metrics_summary(pred, &m)) {
-        fprintf(stderr, "classifier: %s\n", cvn_last_error());
-        return 1;
-    }
-    const char **names = malloc((size_t)classes * sizeof *names);
-    for (int k = 0; k < classes; k++) names[k] = cvn_dataset_class_name(s->test, k);
-    printf("best validation accuracy %.2f %% at epoch %d (checkpoint %s)\n", 100.0 * st->best_val,
-           st->best_epoch, ckpt);
-    cvn_print_class_accuracy(stdout, pred, names);
-
-    /* charts */
-    char p_loss[700], p_acc[700], p_roc[700], p_cm[700], p_html[700];
+/* The charts of a run into out/: loss and validation accuracy per epoch, the test split's ROC
+ * curves (the positive class of two, else up to ten one-vs-rest) and its confusion matrix. */
+static int write_charts(const char *out, const run_state *st, const cvn_predictions *pred,
+                        const char *const *names, const cvn_class_metric *cm) {
+    int classes = st->classes;
+    char p_loss[700], p_acc[700], p_roc[700], p_cm[700];
     snprintf(p_loss, sizeof p_loss, "%s/loss.svg", out);
     snprintf(p_acc, sizeof p_acc, "%s/val_accuracy.svg", out);
     snprintf(p_roc, sizeof p_roc, "%s/roc.svg", out);
     snprintf(p_cm, sizeof p_cm, "%s/confusion.svg", out);
-    snprintf(p_html, sizeof p_html, "%s/report.html", out);
     cvn_series loss[2] = {{.name = "train loss", .n = st->epochs, .y = st->train_loss},
                           {.name = "val loss", .n = st->epochs, .y = st->val_loss}};
     cvn_chart lch = {.title = "Loss per epoch", .x_label = "epoch", .y_label = "cross-entropy"};
@@ -368,10 +321,13 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
     int shown = classes == 2 ? 1 : classes < 10 ? classes : 10;
     float *fpr = malloc((size_t)shown * (size_t)(n + 2) * sizeof(float));
     float *tpr = malloc((size_t)shown * (size_t)(n + 2) * sizeof(float));
+    int64_t *conf = malloc((size_t)classes * (size_t)classes * sizeof *conf);
+    if (!fpr || !tpr || !conf) {
+        free(fpr), free(tpr), free(conf);
+        return fprintf(stderr, "classifier: out of memory\n"), 1;
+    }
     cvn_series roc[11];
     char roc_names[10][96];
-    cvn_class_metric *cm = malloc((size_t)classes * sizeof *cm);
-    cvn_class_metrics(pred, cm);
     for (int k = 0; k < shown; k++) {
         int cls = classes == 2 ? 1 : k;
         int pts = cvn_roc_curve(pred, cls, fpr + k * (n + 2), tpr + k * (n + 2));
@@ -386,33 +342,47 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
                                            : "One-vs-rest ROC on the test split",
                      .x_label = "false positive rate",
                      .y_label = "true positive rate"};
-    int64_t *conf = malloc((size_t)classes * (size_t)classes * sizeof *conf);
     cvn_confusion_matrix(pred, conf);
-    if (cvn_svg_line_chart(p_loss, &lch, 2, loss) || cvn_svg_line_chart(p_acc, &ach, 1, &acc) ||
-        cvn_svg_line_chart(p_roc, &rch, shown + 1, roc) ||
-        cvn_svg_heatmap(p_cm, "Confusion matrix (test)", classes, names, conf)) {
-        fprintf(stderr, "classifier: %s\n", cvn_last_error());
-        return 1;
-    }
-    /* the report */
-    char title[256], line[1024];
-    snprintf(title, sizeof title, "%s on %s", arch_name, s->what);
+    int rc = cvn_svg_line_chart(p_loss, &lch, 2, loss) ||
+             cvn_svg_line_chart(p_acc, &ach, 1, &acc) ||
+             cvn_svg_line_chart(p_roc, &rch, shown + 1, roc) ||
+             cvn_svg_heatmap(p_cm, "Confusion matrix (test)", classes, names, conf);
+    if (rc) fprintf(stderr, "classifier: %s\n", cvn_last_error());
+    free(fpr), free(tpr), free(conf);
+    return rc;
+}
+
+/* out/report.html: the figures, the charts, the per-class table, the configuration, the model. */
+static int write_report(const example_args *a, const splits *s, const char *out, const model *m,
+                        const run_state *st, const cvn_metrics *mt, const char *const *names,
+                        const cvn_class_metric *cm, bool augment) {
+    int classes = st->classes;
+    char path[700], title[256], line[1400];
+    snprintf(title, sizeof title, "%s on %s", m->arch, s->what);
     cvn_report *r = cvn_report_new(title);
     snprintf(line, sizeof line,
              "Test accuracy %.2f %% (best validation %.2f %% at epoch %d of %d); macro precision "
              "%.3f, recall %.3f, F1 %.3f, one-vs-rest AUC %.3f.",
-             100.0 * m.accuracy, 100.0 * st->best_val, st->best_epoch, st->epochs,
-             (double)m.macro_precision, (double)m.macro_recall, (double)m.macro_f1,
-             (double)m.macro_auc);
+             100.0 * mt->accuracy, 100.0 * st->best_val, st->best_epoch, st->epochs,
+             (double)mt->macro_precision, (double)mt->macro_recall, (double)mt->macro_f1,
+             (double)mt->macro_auc);
     cvn_report_paragraph(r, line);
-    cvn_report_heading(r, "Training");
-    cvn_report_svg(r, p_loss, "Train and validation loss per epoch");
-    cvn_report_svg(r, p_acc, "Validation accuracy per epoch; the checkpoint keeps the best");
-    cvn_report_heading(r, "Test split");
-    cvn_report_svg(r, p_roc, "ROC curves, one class against the rest");
-    cvn_report_svg(r, p_cm, "Rows: true class; columns: predicted class");
+    static const char *const charts[4][2] = {
+        {"loss.svg", "Train and validation loss per epoch"},
+        {"val_accuracy.svg", "Validation accuracy per epoch; the checkpoint keeps the best"},
+        {"roc.svg", "ROC curves, one class against the rest"},
+        {"confusion.svg", "Rows: true class; columns: predicted class"}};
+    for (int k = 0; k < 4; k++) {
+        if (k % 2 == 0) cvn_report_heading(r, k ? "Test split" : "Training");
+        snprintf(path, sizeof path, "%s/%s", out, charts[k][0]);
+        cvn_report_svg(r, path, charts[k][1]);
+    }
     const char **cells = malloc((size_t)(classes + 1) * 6 * sizeof *cells);
     char(*buf)[32] = malloc((size_t)classes * 5 * sizeof *buf);
+    if (!cells || !buf) {
+        free(cells), free(buf), cvn_report_free(r);
+        return fprintf(stderr, "classifier: out of memory\n"), 1;
+    }
     const char *hdr[6] = {"class", "support", "precision", "recall (accuracy)", "F1", "AUC"};
     memcpy(cells, hdr, sizeof hdr);
     for (int k = 0; k < classes; k++) {
@@ -432,30 +402,142 @@ static int run(const example_args *a, const options *o, const splits *s, cvn_arc
              "cosine annealing, batch %d, %d epochs; augmentation %s; seed %llu; %s; %.0f "
              "images/s in the last epoch.%s%s",
              a->data, (long long)cvn_dataset_len(s->train), (long long)cvn_dataset_len(s->val),
-             (long long)cvn_dataset_len(s->test), c, h, w, (double)a->lr, a->batch, a->epochs,
-             augment ? "random crop + horizontal flip" : "none", a->seed,
+             (long long)cvn_dataset_len(s->test), st->c, st->h, st->w, (double)a->lr, a->batch,
+             a->epochs, augment ? "random crop + horizontal flip" : "none", a->seed,
              a->device == CVN_CUDA ? "GPU" : "CPU", (double)st->ips[st->epochs - 1],
-             loaded[0] ? " " : "", loaded);
+             m->loaded[0] ? " " : "", m->loaded);
     cvn_report_paragraph(r, line);
     cvn_report_heading(r, "Model");
-    cvn_report_pre(r, summary);
-    if (cvn_report_write(r, p_html)) {
+    cvn_report_pre(r, m->summary);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    int rc = cvn_report_write(r, path) != CVN_OK;
+    if (rc)
         fprintf(stderr, "classifier: %s\n", cvn_last_error());
+    else
+        printf("report: %s\n", path);
+    cvn_report_free(r);
+    free(cells), free(buf);
+    return rc;
+}
+
+/* The best checkpoint on the test split: per-class lines, charts, report; fills res. */
+static int evaluate(const example_args *a, const splits *s, const char *out, const model *m,
+                    const run_state *st, cvn_tape *t, cvn_loader *testl, bool augment,
+                    result *res) {
+    cvn_safetensors *best = cvn_safetensors_open(st->ckpt);
+    cvn_predictions *pred = best && !cvn_checkpoint_load(best, m->net, NULL, NULL)
+                                ? cvn_predict(m->net, t, testl)
+                                : NULL;
+    cvn_safetensors_close(best);
+    cvn_metrics mt;
+    if (!pred || cvn_metrics_summary(pred, &mt)) {
+        fprintf(stderr, "classifier: %s\n", cvn_last_error());
+        cvn_predictions_free(pred);
         return 1;
     }
-    printf("report: %s\n", p_html);
-    *res = (result){arch_name,    ms.params,  ms.flops,   st->ips[st->epochs - 1],
-                    st->best_val, m.accuracy, m.macro_auc};
-    cvn_report_free(r);
-    free(cells), free(buf), free(conf), free(fpr), free(tpr), free(cm), free(names), free(st);
-    cvn_text_free(summary), cvn_text_free(rep.text);
+    int classes = st->classes;
+    const char **names = malloc((size_t)classes * sizeof *names);
+    cvn_class_metric *cm = malloc((size_t)classes * sizeof *cm);
+    int rc = !names || !cm;
+    if (!rc) {
+        for (int k = 0; k < classes; k++) names[k] = cvn_dataset_class_name(s->test, k);
+        cvn_class_metrics(pred, cm);
+        printf("best validation accuracy %.2f %% at epoch %d (checkpoint %s)\n",
+               100.0 * st->best_val, st->best_epoch, st->ckpt);
+        cvn_print_class_accuracy(stdout, pred, names);
+        rc = write_charts(out, st, pred, names, cm) ||
+             write_report(a, s, out, m, st, &mt, names, cm, augment);
+    }
+    *res = (result){m->arch,      m->stats.params, m->stats.flops, st->ips[st->epochs - 1],
+                    st->best_val, mt.accuracy,     mt.macro_auc};
+    free(names), free(cm);
     cvn_predictions_free(pred);
+    return rc;
+}
+
+/* Trains one architecture (or fine-tunes a checkpoint), keeps the best-validation checkpoint and
+ * evaluates it; everything goes to out. */
+static int run(const example_args *a, const options *o, const splits *s, cvn_arch arch,
+               const char *out, result *res) {
+    int c, h, w, classes = cvn_dataset_num_classes(s->train);
+    cvn_dataset_image_shape(s->train, &c, &h, &w);
+    float mean[3] = {0}, std[3] = {1, 1, 1};
+    channel_stats(s->train, mean, std);
+    model m = {0};
+    run_state *st = calloc(1, sizeof *st);
+    cvn_tape *t = NULL;
+    cvn_optim *opt = NULL;
+    cvn_loader *tl = NULL, *vl = NULL, *testl = NULL;
+    cvn_scheduler *sched = NULL;
+    int rc = 1;
+    if (!st || make_model(o, arch, c, h, w, classes, a->seed, &m)) goto done;
+    t = cvn_tape_new(a->device);
+    if (!t || cvn_module_to(m.net, a->device)) {
+        fprintf(stderr, "classifier: %s\n", cvn_last_error());
+        goto done;
+    }
+    if (!(opt = make_optimizer(m.net, a->lr, o->finetune != NULL))) goto done;
+    bool augment = o->augment_set ? o->augment : s->photos;
+    cvn_loader_config lc = {.batch_size = a->batch,
+                            .shuffle = true,
+                            .seed = a->seed,
+                            .crop_padding = augment ? (h >= 32 ? h / 8 : 2) : 0,
+                            .hflip = augment,
+                            .prefetch = true};
+    memcpy(lc.mean, mean, sizeof mean), memcpy(lc.std, std, sizeof std);
+    cvn_loader_config ec = lc;
+    ec.shuffle = false, ec.crop_padding = 0, ec.hflip = false, ec.batch_size = 256;
+    tl = cvn_loader_new(s->train, &lc);
+    vl = cvn_loader_new(s->val, &ec), testl = cvn_loader_new(s->test, &ec);
+    cvn_schedule_config sc = cvn_schedule_defaults(CVN_SCHED_COSINE);
+    sc.t_max = a->epochs;
+    sched = cvn_scheduler_new(opt, &sc);
+    if (!tl || !vl || !testl || !sched) {
+        fprintf(stderr, "classifier: %s\n", cvn_last_error());
+        goto done;
+    }
+    printf("classifier: %s on %s (%d classes, %dx%dx%d), %lld parameters, %.1f MFLOP/image; "
+           "train %lld, val %lld, test %lld; Adam lr %g cosine, batch %d, %d epoch(s)%s, %s\n",
+           m.arch, s->what, classes, c, h, w, (long long)m.stats.params,
+           (double)m.stats.flops / 1e6, (long long)cvn_dataset_len(s->train),
+           (long long)cvn_dataset_len(s->val), (long long)cvn_dataset_len(s->test), (double)a->lr,
+           a->batch, a->epochs, augment ? ", crop + flip" : "",
+           a->device == CVN_CUDA ? "GPU" : "CPU");
+    if (m.loaded[0]) printf("%s\n%s", m.loaded, m.load_text ? m.load_text : "");
+    char ckpt[700], csv[700];
+    snprintf(ckpt, sizeof ckpt, "%s/best.safetensors", out);
+    snprintf(csv, sizeof csv, "%s/metrics.csv", out);
+    *st = (run_state){.net = m.net,
+                      .opt = opt,
+                      .ckpt = ckpt,
+                      .arch = m.arch,
+                      .width = m.width,
+                      .classes = classes,
+                      .c = c,
+                      .h = h,
+                      .w = w,
+                      .mean = mean,
+                      .std = std,
+                      .best_val = -1};
+    cvn_fit_config fc = {.epochs = a->epochs < MAX_EPOCHS ? a->epochs : MAX_EPOCHS,
+                         .csv_path = csv,
+                         .progress = -1,
+                         .scheduler = sched,
+                         .on_epoch = on_epoch,
+                         .ctx = st};
+    if (cvn_fit(m.net, opt, t, tl, vl, &fc, NULL) || st->save_failed) {
+        fprintf(stderr, "classifier: %s\n", cvn_last_error());
+        goto done;
+    }
+    rc = evaluate(a, s, out, &m, st, t, testl, augment, res);
+done:
     cvn_scheduler_free(sched);
     cvn_loader_free(tl), cvn_loader_free(vl), cvn_loader_free(testl);
     cvn_optim_free(opt);
     cvn_tape_free(t);
-    cvn_module_free(net);
-    return 0;
+    model_free(&m);
+    free(st);
+    return rc;
 }
 
 int main(int argc, char **argv) {

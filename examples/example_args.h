@@ -16,7 +16,7 @@
 typedef struct {
     const char *data;  /* "fashion-mnist" or a directory of FashionMNIST-format IDX files */
     int epochs, batch, threads;
-    long limit;        /* first N training images; 0 = all */
+    long limit;        /* N training images (examples say which); 0 = all */
     float lr;          /* < 0: the example's default */
     unsigned long long seed;
     cvn_device device;
@@ -50,7 +50,7 @@ static inline int example_parse(int argc, char **argv, const char *prog, const c
         if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
             printf("usage: %s [options]\n"
                    "  --data fashion-mnist|DIR  FashionMNIST (Debian's package) or IDX files in DIR\n"
-                   "  --epochs N   --batch N   --lr X   --limit N (first N training images, 0 = all)\n"
+                   "  --epochs N   --batch N   --lr X   --limit N (N training images, 0 = all)\n"
                    "  --threads N  --seed N    --device cpu|cuda   --out DIR (default runs/%s-TIME)\n"
                    "%s",
                    prog, prog, usage_extra ? usage_extra : "");
@@ -99,8 +99,22 @@ static inline bool example_exists(const char *dir, const char *name) {
     return access(p, F_OK) == 0;
 }
 
-/* FashionMNIST train and test sets per --data and --limit; prints the error and returns 1 on
- * failure. */
+/* Keeps --limit samples of *ds drawn at random (from seed): the first N of a class-sorted image
+ * folder would be one class. Prints the error and returns 1 on failure. */
+static inline int example_limit(cvn_dataset **ds, long limit, uint64_t seed, const char *prog) {
+    if (!limit || limit >= cvn_dataset_len(*ds)) return 0;
+    cvn_dataset *parts[2];
+    float ratios[2] = {(float)limit, (float)(cvn_dataset_len(*ds) - limit)};
+    if (cvn_dataset_split(*ds, 2, ratios, seed, parts))
+        return fprintf(stderr, "%s: --limit: %s\n", prog, cvn_last_error()), 1;
+    cvn_dataset_free(*ds);
+    cvn_dataset_free(parts[1]);
+    *ds = parts[0];
+    return 0;
+}
+
+/* FashionMNIST train and test sets per --data and --limit (its first N images: FashionMNIST is
+ * not sorted by class); prints the error and returns 1 on failure. */
 static inline int example_load(const example_args *a, const char *prog, cvn_dataset **train,
                                cvn_dataset **test) {
     const char *dir = strcmp(a->data, "fashion-mnist") ? a->data : NULL;

@@ -82,7 +82,8 @@ typedef struct {
 
 /* FashionMNIST (its test set validates, as in Optuna's example) or one-channel image folders:
  * DIR/train with DIR/val or DIR/test, else DIR split 80/20. --limit keeps that many training
- * images, drawn at random (image folders come sorted by class). */
+ * images, drawn at random (image folders come sorted by class); --val-batches as many validation
+ * batches. */
 static int load(const example_args *a, const options *o, data *d) {
     const char *src = a->data;
     cvn_dataset *train = NULL, *val = NULL;
@@ -116,19 +117,21 @@ static int load(const example_args *a, const options *o, data *d) {
         cvn_dataset_free(train);
         return 1;
     }
-    if (a->limit && a->limit < cvn_dataset_len(train)) {
-        cvn_dataset *parts[2];
-        float keep = (float)a->limit, rest = (float)(cvn_dataset_len(train) - a->limit);
-        if (cvn_dataset_split(train, 2, (float[]){keep, rest}, a->seed, parts)) {
-            fprintf(stderr, "hpo: %s\n", cvn_last_error());
+    if (example_limit(&train, a->limit, a->seed, "hpo")) {
+        cvn_dataset_free(val);
+        return 1;
+    }
+    /* the first images of FashionMNIST's test set, as Optuna's example; a random draw of a folder
+     */
+    int64_t n_val = (int64_t)o->val_batches * 128;
+    if (o->val_batches && n_val < cvn_dataset_len(val)) {
+        if (strncmp(src, "folder:", 7))
+            cvn_dataset_limit(val, n_val);
+        else if (example_limit(&val, n_val, a->seed + 1, "hpo")) {
+            cvn_dataset_free(train);
             return 1;
         }
-        cvn_dataset_free(train);
-        cvn_dataset_free(parts[1]);
-        train = parts[0];
     }
-    int64_t n_val = (int64_t)o->val_batches * 128;
-    if (o->val_batches && n_val < cvn_dataset_len(val)) cvn_dataset_limit(val, n_val);
     d->train = train, d->val = val;
     return 0;
 }

@@ -71,6 +71,68 @@ START_TEST(test_line_chart) {
 }
 END_TEST
 
+/* The points of the first polyline in svg, in pixels; returns how many (up to cap). */
+static int polyline_points(const char *svg, double *px, double *py, int cap) {
+    const char *p = strstr(svg, "<polyline");
+    p = p ? strstr(p, "points=\"") : NULL;
+    if (!p) return 0;
+    p += 8;
+    int n = 0;
+    double x, y;
+    int used;
+    while (n < cap && sscanf(p, "%lf,%lf %n", &x, &y, &used) == 2)
+        px[n] = x, py[n++] = y, p += used;
+    return n;
+}
+
+static double segment_distance(double x, double y, double ax, double ay, double bx, double by) {
+    double dx = bx - ax, dy = by - ay, l2 = dx * dx + dy * dy;
+    double t = l2 > 0 ? ((x - ax) * dx + (y - ay) * dy) / l2 : 0;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    return hypot(x - ax - t * dx, y - ay - t * dy);
+}
+
+/* Long series are thinned to what the pixels show: a straight line keeps its two ends, a curve of
+ * 20,000 points a few dozen, and every point left out stays within 0.3 px (+ the 0.1 px the
+ * coordinates are printed to) of the line drawn. */
+START_TEST(test_line_chart_thinning) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/thin.svg", test_dir());
+    enum { N = 20000 };
+    static float x[N], y[N];
+    static double px[N], py[N];
+    cvn_chart c = {"thin", "x", "y", 0, 0, false};
+    for (int i = 0; i < N; i++) x[i] = (float)i / (N - 1), y[i] = 0.25f + 0.5f * x[i];
+    cvn_series line = {.name = "line", .n = N, .x = x, .y = y};
+    CK_OK(cvn_svg_line_chart(path, &c, 1, &line));
+    char *svg = slurp(path);
+    ck_assert_int_eq(polyline_points(svg, px, py, N), 2);
+    free(svg);
+
+    for (int i = 0; i < N; i++) y[i] = x[i] + 0.3f * sinf(12.0f * x[i]);
+    cvn_series curve = {.name = "curve", .n = N, .x = x, .y = y};
+    CK_OK(cvn_svg_line_chart(path, &c, 1, &curve));
+    svg = slurp(path);
+    int m = polyline_points(svg, px, py, N);
+    free(svg);
+    remove(path);
+    ck_assert_int_gt(m, 20);
+    ck_assert_int_lt(m, 1000);
+    /* the pixel mapping is affine; its ends are the first and last points, kept exactly */
+    double sx = (px[m - 1] - px[0]) / (x[N - 1] - x[0]),
+           sy = (py[m - 1] - py[0]) / (y[N - 1] - y[0]);
+    double worst = 0;
+    for (int i = 0, k = 0; i < N; i++) {
+        double qx = px[0] + (x[i] - x[0]) * sx, qy = py[0] + (y[i] - y[0]) * sy;
+        while (k + 2 < m && px[k + 1] < qx) k++; /* the segment around qx (x increases) */
+        double d = segment_distance(qx, qy, px[k], py[k], px[k + 1], py[k + 1]);
+        if (k > 0) d = fmin(d, segment_distance(qx, qy, px[k - 1], py[k - 1], px[k], py[k]));
+        worst = fmax(worst, d);
+    }
+    ck_assert_double_lt(worst, 0.45);
+}
+END_TEST
+
 /* Six samples of three classes, worked out by hand (see the comments). */
 static const float hand_probs[6 * 3] = {0.7f, 0.2f, 0.1f, 0.1f, 0.6f, 0.3f, 0.2f, 0.5f, 0.3f,
                                         0.3f, 0.3f, 0.4f, 0.5f, 0.1f, 0.4f, 0.1f, 0.8f, 0.1f};
@@ -158,6 +220,7 @@ int main(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("report");
     tcase_add_test(tc, test_line_chart);
+    tcase_add_test(tc, test_line_chart_thinning);
     tcase_add_test(tc, test_metrics_by_hand);
     tcase_add_test(tc, test_html_report);
     suite_add_tcase(s, tc);

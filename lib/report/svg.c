@@ -1,5 +1,5 @@
-/* SVG line charts: "nice" axis ticks (1, 2, 5 times a power of ten), one polyline per series,
- * a legend, written atomically. */
+/* SVG line charts: "nice" axis ticks (1, 2, 5 times a power of ten), one polyline per series
+ * thinned to what the pixels show, a legend, written atomically. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +58,47 @@ static FILE *svg_begin(const char *path, char *tmp, size_t tmp_size, int w, int 
     xml_text(f, title);
     fputs("</text>\n", f);
     return f;
+}
+
+/* Polyline thinning in pixel space, in one pass (the "sleeve" method): from the last written point
+ * (the anchor), a point may be left out while the segment from the anchor to a later point passes
+ * within TOL pixels of it. The window [lo, hi] holds the directions from the anchor that pass near
+ * every point left out so far; a point outside it, or one going back towards the anchor, ends the
+ * segment at the point before. A smooth curve of 20,000 points keeps about 50. */
+#define THIN_TOL 0.3
+typedef struct {
+    FILE *f;
+    int state; /* 0: no anchor, 1: anchor only, 2: points pending after the anchor */
+    double ax, ay, px, py, base, lo, hi, dmax;
+    bool window;
+} thinner;
+
+static void thin_emit(thinner *t, double x, double y) {
+    fprintf(t->f, "%.1f,%.1f ", x, y);
+    t->ax = x, t->ay = y, t->state = 1, t->window = false, t->dmax = 0;
+}
+
+static void thin_add(thinner *t, double x, double y) {
+    if (t->state == 0) return thin_emit(t, x, y);
+    double dx = x - t->ax, dy = y - t->ay, d = hypot(dx, dy);
+    if (d > THIN_TOL) {
+        double th = atan2(dy, dx);
+        if (!t->window) t->base = th, t->lo = -M_PI, t->hi = M_PI;
+        double rel = remainder(th - t->base, 2 * M_PI), half = asin(THIN_TOL / d);
+        if (t->state == 2 && (rel < t->lo || rel > t->hi || d < t->dmax - THIN_TOL)) {
+            thin_emit(t, t->px, t->py); /* the segment ends at the last point that fit */
+            return thin_add(t, x, y);
+        }
+        t->lo = fmax(t->lo, rel - half), t->hi = fmin(t->hi, rel + half);
+        t->window = true;
+        t->dmax = fmax(t->dmax, d);
+    }
+    t->px = x, t->py = y, t->state = 2;
+}
+
+static void thin_end(thinner *t) {
+    if (t->state == 2) thin_emit(t, t->px, t->py);
+    t->state = 0;
 }
 
 static void tick_label(char *buf, size_t size, double v, double step) {
@@ -136,6 +177,7 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
     for (int s = 0; s < n_series; s++) {
         const char *color = palette[s % (int)(sizeof palette / sizeof palette[0])];
         bool open = false, dots = series[s].points;
+        thinner th = {.f = f};
         for (int i = 0; i < series[s].n; i++) {
             double x = series[s].x ? series[s].x[i] : i + 1, y = map_y(series[s].y[i], lg);
             if (dots) {
@@ -145,17 +187,17 @@ cvn_status cvn_svg_line_chart(const char *path, const cvn_chart *chart, int n_se
                 continue;
             }
             if (!isfinite(x) || !isfinite(y)) { /* a gap */
-                if (open) fputs("\"/>\n", f);
+                if (open) thin_end(&th), fputs("\"/>\n", f);
                 open = false;
                 continue;
             }
             if (!open)
                 fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
                         color);
-            fprintf(f, "%.1f,%.1f ", PX(x), PY(y));
+            thin_add(&th, PX(x), PY(y));
             open = true;
         }
-        if (open) fputs("\"/>\n", f);
+        if (open) thin_end(&th), fputs("\"/>\n", f);
         double ly = top + 10 + 20 * s;
         if (dots)
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", right + 26, ly,
