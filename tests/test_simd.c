@@ -252,6 +252,78 @@ START_TEST(test_maxpool2x2_fast_path) {
 END_TEST
 
 /* GELU's vector normal CDF against double-precision erfc over [-14, 14]. */
+/* The direct 3x3 convolution of every variant against a plain loop in double precision, on
+ * shapes with column, row and channel-block tails (and widths of one to three vectors); other
+ * geometries are declined, leaving them to im2col. */
+START_TEST(test_direct_conv3x3) {
+    static const int shapes[][5] = {/* n, c, o, h, w */
+                                    {1, 1, 1, 1, 1},   {2, 1, 32, 28, 28}, {1, 3, 5, 7, 14},
+                                    {3, 2, 8, 14, 16}, {1, 4, 6, 5, 17},   {1, 5, 9, 9, 33},
+                                    {2, 3, 4, 4, 8},   {1, 2, 3, 6, 3}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int n = shapes[si][0], c = shapes[si][1], o = shapes[si][2], h = shapes[si][3],
+            w = shapes[si][4];
+        int64_t nx = (int64_t)n * c * h * w, ny = (int64_t)n * o * h * w, nw = (int64_t)o * c * 9;
+        float *x = random_buf(nx, 11 + si, 1.0f), *wt = random_buf(nw, 13 + si, 0.5f),
+              *b = random_buf(o, 17 + si, 1.0f), *want = malloc((size_t)ny * 4),
+              *got = malloc((size_t)ny * 4);
+        for (int i = 0; i < n; i++)
+            for (int oc = 0; oc < o; oc++)
+                for (int yy = 0; yy < h; yy++)
+                    for (int xx = 0; xx < w; xx++) {
+                        double acc = b[oc];
+                        for (int ic = 0; ic < c; ic++)
+                            for (int ky = 0; ky < 3; ky++)
+                                for (int kx = 0; kx < 3; kx++) {
+                                    int iy = yy + ky - 1, ix = xx + kx - 1;
+                                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                    acc += (double)x[((i * c + ic) * h + iy) * w + ix] *
+                                           wt[((oc * c + ic) * 3 + ky) * 3 + kx];
+                                }
+                        want[((i * o + oc) * h + yy) * w + xx] = (float)acc;
+                    }
+        cvn_conv_desc d = {.n = n,
+                           .c = c,
+                           .h = h,
+                           .w = w,
+                           .o = o,
+                           .kh = 3,
+                           .kw = 3,
+                           .oh = h,
+                           .ow = w,
+                           .sh = 1,
+                           .sw = 1,
+                           .ph = 1,
+                           .pw = 1,
+                           .dh = 1,
+                           .dw = 1,
+                           .groups = 1};
+        for (int v = 0; v < 3; v++) {
+            const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+            if (!be) continue;
+            for (int withb = 0; withb < 2; withb++) {
+                for (int64_t i = 0; i < ny; i++) got[i] = NAN; /* every output must be written */
+                ck_assert(be->conv2d_fwd(&d, got, x, wt, withb ? b : NULL));
+                for (int64_t i = 0; i < ny; i++) {
+                    float ref = want[i] - (withb ? 0.0f : b[(i / ((int64_t)h * w)) % o]);
+                    ck_assert_msg(fabsf(got[i] - ref) <= 1e-4f * (1.0f + fabsf(ref)),
+                                  "conv3x3 %s shape %zu [%lld]: %.7g vs %.7g", variants[v], si,
+                                  (long long)i, (double)got[i], (double)ref);
+                }
+            }
+            cvn_conv_desc other = d;
+            other.sh = 2, other.oh = (h + 1) / 2;
+            ck_assert(!be->conv2d_fwd(&other, got, x, wt, b)); /* stride 2: im2col's */
+            other = d, other.ph = 0, other.oh = h - 2, other.ow = w - 2;
+            ck_assert(!be->conv2d_fwd(&other, got, x, wt, b));
+            other = d, other.groups = 2;
+            ck_assert(!be->conv2d_fwd(&other, got, x, wt, b));
+        }
+        free(x), free(wt), free(b), free(want), free(got);
+    }
+}
+END_TEST
+
 START_TEST(test_gelu_accuracy) {
     enum { N = 20001 };
     static float x[N], y[N];
@@ -289,6 +361,7 @@ int main(void) {
     tcase_add_test(tc, test_pool_dropout_agree);
     tcase_add_test(tc, test_maxpool2x2_fast_path);
     tcase_add_test(tc, test_gelu_accuracy);
+    tcase_add_test(tc, test_direct_conv3x3);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

@@ -1061,6 +1061,112 @@ static void k_clamp(int64_t n, float *x, float lo, float hi) {
     }
 }
 
+/* Lanes [lo, hi) of p, zero elsewhere; the lanes outside may lie outside the array (masked
+ * loads do not touch them). */
+#if CVN_VW == 16
+static inline vf vload_lanes(const float *p, int lo, int hi) {
+    __mmask16 m = (__mmask16)(lane_mask(hi) & ~lane_mask(lo));
+    return (vf)_mm512_maskz_loadu_ps(m, p);
+}
+#elif CVN_VW == 8
+static inline vf vload_lanes(const float *p, int lo, int hi) {
+    __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(hi), l),
+                                 _mm256_cmpgt_epi32(l, _mm256_set1_epi32(lo - 1)));
+    return (vf)_mm256_maskload_ps(p, m);
+}
+#else
+static inline vf vload_lanes(const float *p, int lo, int hi) {
+    vf v = {0};
+    for (int l = lo; l < hi && l < VW; l++) v[l] = p[l];
+    return v;
+}
+#endif
+
+/* a * b + c in one rounding where the instruction set has it (-std=c11 does not contract a * b + c
+ * into an FMA by itself). */
+static inline vf vfma(vf a, vf b, vf c) {
+#if CVN_VW == 16
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif CVN_VW == 8
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col. A tile is C3_OB output
+ * channels x C3_RB output rows x VW output columns, held in C3_OB * C3_RB vector accumulators; for
+ * each input channel and kernel column the C3_RB + 2 input rows it needs are loaded once (zero
+ * outside the image, so padding costs nothing) and each is multiplied by broadcast weights into
+ * up to three rows of every output channel. Tiles past the last channel or row compute on clamped
+ * weights and zero rows and are not stored. Work is split over (image, channel block). */
+#define C3_OB 4
+#define C3_RB 4
+static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
+                         const float *b) {
+    if (d->kh != 3 || d->kw != 3 || d->sh != 1 || d->sw != 1 || d->ph != 1 || d->pw != 1 ||
+        d->dh != 1 || d->dw != 1 || d->groups != 1)
+        return false;
+    const int C = d->c, H = d->h, W = d->w, O = d->o;
+    const int64_t plane = (int64_t)H * W, n_ob = (O + C3_OB - 1) / C3_OB, items = d->n * n_ob;
+#pragma omp parallel for if (items * C * plane * 9 * C3_OB > 64 * PAR_MIN) schedule(static)
+    for (int64_t it = 0; it < items; it++) {
+        const int64_t n = it / n_ob;
+        const int o0 = (int)(it % n_ob) * C3_OB, valid = O - o0 < C3_OB ? O - o0 : C3_OB;
+        const float *xn = x + n * C * plane, *wo[C3_OB];
+        float *yn = y + n * O * plane, bias[C3_OB];
+        for (int k = 0; k < C3_OB; k++) {
+            int oc = o0 + (k < valid ? k : valid - 1);
+            wo[k] = w + (int64_t)oc * C * 9;
+            bias[k] = b ? b[oc] : 0.0f;
+        }
+        for (int y0 = 0; y0 < H; y0 += C3_RB)
+            for (int x0 = 0; x0 < W; x0 += VW) {
+                int lo[3], hi[3]; /* lanes inside the image for each kernel column */
+                for (int kx = 0; kx < 3; kx++) {
+                    int col = x0 - 1 + kx;
+                    lo[kx] = col < 0 ? -col : 0;
+                    hi[kx] = W - col < VW ? W - col : VW;
+                }
+                vf acc[C3_OB][C3_RB];
+#pragma GCC unroll 8
+                for (int k = 0; k < C3_OB; k++)
+#pragma GCC unroll 8
+                    for (int j = 0; j < C3_RB; j++) acc[k][j] = vset(bias[k]);
+                for (int c = 0; c < C; c++) {
+                    const float *xc = xn + c * plane;
+#pragma GCC unroll 3
+                    for (int kx = 0; kx < 3; kx++) {
+                        vf in[C3_RB + 2];
+#pragma GCC unroll 8
+                        for (int r = 0; r < C3_RB + 2; r++) {
+                            int iy = y0 - 1 + r;
+                            in[r] = iy >= 0 && iy < H
+                                        ? vload_lanes(xc + (int64_t)iy * W + x0 - 1 + kx, lo[kx],
+                                                      hi[kx])
+                                        : (vf){0};
+                        }
+#pragma GCC unroll 3
+                        for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 8
+                            for (int k = 0; k < C3_OB; k++) {
+                                vf wv = vset(wo[k][c * 9 + ky * 3 + kx]);
+#pragma GCC unroll 8
+                                for (int j = 0; j < C3_RB; j++)
+                                    acc[k][j] = vfma(in[j + ky], wv, acc[k][j]);
+                            }
+                    }
+                }
+                for (int k = 0; k < valid; k++)
+                    for (int j = 0; j < C3_RB && y0 + j < H; j++)
+                        vstore(yn + (o0 + k) * plane + (int64_t)(y0 + j) * W + x0, acc[k][j],
+                               W - x0);
+            }
+    }
+    return true;
+}
+
 const cvn_backend TABLE_NAME = {
     .name = "cpu-" STR(CVN_SIMD_NAME),
     /* 256 Ki floats = 1 MiB. On the reference CNN (bench/compare_pytorch.py) 16 MiB gave 3,063
@@ -1091,6 +1197,7 @@ const cvn_backend TABLE_NAME = {
     .im2col = k_im2col,
     .col2im = k_col2im,
     .copy_blocks = k_copy_blocks,
+    .conv2d_fwd = k_conv2d_fwd,
     .maxpool_fwd = k_maxpool_fwd,
     .maxpool_bwd = k_maxpool_bwd,
     .avgpool_fwd = k_avgpool_fwd,
