@@ -79,8 +79,14 @@ static inline void vstore_i(int32_t *p, vi v, int64_t m) {
 }
 #endif
 static inline vf vset(float x) {
+#if CVN_VW == 16
+    return (vf)_mm512_set1_ps(x);
+#elif CVN_VW == 8
+    return (vf)_mm256_set1_ps(x);
+#else
     vf v = {0};
     return v + x;
+#endif
 }
 static inline vf vsel(vi mask, vf a, vf b) {
     return (vf)((mask & (vi)a) | (~mask & (vi)b));
@@ -1061,28 +1067,6 @@ static void k_clamp(int64_t n, float *x, float lo, float hi) {
     }
 }
 
-/* Lanes [lo, hi) of p, zero elsewhere; the lanes outside may lie outside the array (masked
- * loads do not touch them). */
-#if CVN_VW == 16
-static inline vf vload_lanes(const float *p, int lo, int hi) {
-    __mmask16 m = (__mmask16)(lane_mask(hi) & ~lane_mask(lo));
-    return (vf)_mm512_maskz_loadu_ps(m, p);
-}
-#elif CVN_VW == 8
-static inline vf vload_lanes(const float *p, int lo, int hi) {
-    __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i m = _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(hi), l),
-                                 _mm256_cmpgt_epi32(l, _mm256_set1_epi32(lo - 1)));
-    return (vf)_mm256_maskload_ps(p, m);
-}
-#else
-static inline vf vload_lanes(const float *p, int lo, int hi) {
-    vf v = {0};
-    for (int l = lo; l < hi && l < VW; l++) v[l] = p[l];
-    return v;
-}
-#endif
-
 /* a * b + c in one rounding where the instruction set has it (-std=c11 does not contract a * b + c
  * into an FMA by itself). */
 static inline vf vfma(vf a, vf b, vf c) {
@@ -1095,12 +1079,14 @@ static inline vf vfma(vf a, vf b, vf c) {
 #endif
 }
 
-/* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col. A tile is C3_OB output
- * channels x C3_RB output rows x VW output columns, held in C3_OB * C3_RB vector accumulators; for
- * each input channel and kernel column the C3_RB + 2 input rows it needs are loaded once (zero
- * outside the image, so padding costs nothing) and each is multiplied by broadcast weights into
- * up to three rows of every output channel. Tiles past the last channel or row compute on clamped
- * weights and zero rows and are not stored. Work is split over (image, channel block). */
+/* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col. Each task copies its image
+ * into a zero-bordered buffer (so loads need no masks or bounds checks) and computes tiles of
+ * C3_OB output channels x C3_RB rows x VW columns in C3_OB * C3_RB vector accumulators: for each
+ * input channel and kernel column, the C3_RB + 2 input rows the tile needs are loaded once and
+ * each is multiplied by broadcast weights into up to three of its rows in every channel. Weights
+ * are repacked so a channel block's 9 * C3_OB weights per input channel are contiguous (zero past
+ * the last channel). Lanes past the image's width compute garbage that is never stored. Tasks are
+ * (image, range of channel blocks): whole images when there are enough of them for the threads. */
 #define C3_OB 4
 #define C3_RB 4
 static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
@@ -1108,63 +1094,86 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
     if (d->kh != 3 || d->kw != 3 || d->sh != 1 || d->sw != 1 || d->ph != 1 || d->pw != 1 ||
         d->dh != 1 || d->dw != 1 || d->groups != 1)
         return false;
-    const int C = d->c, H = d->h, W = d->w, O = d->o;
-    const int64_t plane = (int64_t)H * W, n_ob = (O + C3_OB - 1) / C3_OB, items = d->n * n_ob;
-#pragma omp parallel for if (items * C * plane * 9 * C3_OB > 64 * PAR_MIN) schedule(static)
-    for (int64_t it = 0; it < items; it++) {
-        const int64_t n = it / n_ob;
-        const int o0 = (int)(it % n_ob) * C3_OB, valid = O - o0 < C3_OB ? O - o0 : C3_OB;
-        const float *xn = x + n * C * plane, *wo[C3_OB];
-        float *yn = y + n * O * plane, bias[C3_OB];
-        for (int k = 0; k < C3_OB; k++) {
-            int oc = o0 + (k < valid ? k : valid - 1);
-            wo[k] = w + (int64_t)oc * C * 9;
-            bias[k] = b ? b[oc] : 0.0f;
-        }
-        for (int y0 = 0; y0 < H; y0 += C3_RB)
-            for (int x0 = 0; x0 < W; x0 += VW) {
-                int lo[3], hi[3]; /* lanes inside the image for each kernel column */
-                for (int kx = 0; kx < 3; kx++) {
-                    int col = x0 - 1 + kx;
-                    lo[kx] = col < 0 ? -col : 0;
-                    hi[kx] = W - col < VW ? W - col : VW;
-                }
-                vf acc[C3_OB][C3_RB];
-#pragma GCC unroll 8
-                for (int k = 0; k < C3_OB; k++)
-#pragma GCC unroll 8
-                    for (int j = 0; j < C3_RB; j++) acc[k][j] = vset(bias[k]);
-                for (int c = 0; c < C; c++) {
-                    const float *xc = xn + c * plane;
-#pragma GCC unroll 3
-                    for (int kx = 0; kx < 3; kx++) {
-                        vf in[C3_RB + 2];
-#pragma GCC unroll 8
-                        for (int r = 0; r < C3_RB + 2; r++) {
-                            int iy = y0 - 1 + r;
-                            in[r] = iy >= 0 && iy < H
-                                        ? vload_lanes(xc + (int64_t)iy * W + x0 - 1 + kx, lo[kx],
-                                                      hi[kx])
-                                        : (vf){0};
-                        }
-#pragma GCC unroll 3
-                        for (int ky = 0; ky < 3; ky++)
-#pragma GCC unroll 8
-                            for (int k = 0; k < C3_OB; k++) {
-                                vf wv = vset(wo[k][c * 9 + ky * 3 + kx]);
-#pragma GCC unroll 8
-                                for (int j = 0; j < C3_RB; j++)
-                                    acc[k][j] = vfma(in[j + ky], wv, acc[k][j]);
-                            }
+    const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + C3_OB - 1) / C3_OB;
+    /* the bordered image: rows -1 .. H rounded up to whole tiles (+1), columns -1 .. W + VW */
+    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, hp = (H + C3_RB - 1) / C3_RB * C3_RB + 2,
+                  pplane = hp * wp;
+    float *wpk = cvn_cpu_alloc((size_t)n_ob * C * 9 * C3_OB * sizeof(float));
+    if (!wpk) return false;
+    int threads = omp_get_max_threads();
+    int splits = d->n >= threads ? 1 : (threads + d->n - 1) / d->n;
+    if (splits > n_ob) splits = n_ob;
+    const int64_t tasks = (int64_t)d->n * splits;
+    const bool par = tasks > 1 && (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
+    bool ok = true;
+#pragma omp parallel if (par) reduction(&& : ok)
+    {
+        float *pad = cvn_cpu_alloc((size_t)(C * pplane) * sizeof(float));
+        if (!pad) ok = false;
+#pragma omp for schedule(static)
+        for (int ob = 0; ob < n_ob; ob++)
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < 9; t++)
+                    for (int k = 0; k < C3_OB; k++) {
+                        int oc = ob * C3_OB + k;
+                        wpk[(((int64_t)ob * C + c) * 9 + t) * C3_OB + k] =
+                            oc < O ? w[((int64_t)oc * C + c) * 9 + t] : 0.0f;
                     }
-                }
-                for (int k = 0; k < valid; k++)
-                    for (int j = 0; j < C3_RB && y0 + j < H; j++)
-                        vstore(yn + (o0 + k) * plane + (int64_t)(y0 + j) * W + x0, acc[k][j],
-                               W - x0);
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < tasks; task++) {
+            if (!pad) continue;
+            const int64_t n = task / splits;
+            const int part = (int)(task % splits), ob0 = (int)((int64_t)n_ob * part / splits),
+                      ob1 = (int)((int64_t)n_ob * (part + 1) / splits);
+            const float *xn = x + n * C * plane;
+            memset(pad, 0, (size_t)(C * pplane) * sizeof(float));
+            for (int c = 0; c < C; c++)
+                for (int r = 0; r < H; r++)
+                    memcpy(pad + c * pplane + (r + 1) * wp + 1, xn + c * plane + (int64_t)r * W,
+                           (size_t)W * sizeof(float));
+            for (int ob = ob0; ob < ob1; ob++) {
+                const int o0 = ob * C3_OB, valid = O - o0 < C3_OB ? O - o0 : C3_OB;
+                const float *wb = wpk + (int64_t)ob * C * 9 * C3_OB;
+                float *yo = y + (n * O + o0) * plane;
+                for (int y0 = 0; y0 < H; y0 += C3_RB)
+                    for (int x0 = 0; x0 < W; x0 += VW) {
+                        vf acc[C3_OB][C3_RB];
+#pragma GCC unroll 8
+                        for (int k = 0; k < C3_OB; k++) {
+                            vf bv = vset(b && k < valid ? b[o0 + k] : 0.0f);
+#pragma GCC unroll 8
+                            for (int j = 0; j < C3_RB; j++) acc[k][j] = bv;
+                        }
+                        const float *src = pad + (int64_t)y0 * wp + x0, *wc = wb;
+                        for (int c = 0; c < C; c++, src += pplane, wc += 9 * C3_OB) {
+#pragma GCC unroll 3
+                            for (int kx = 0; kx < 3; kx++) {
+                                vf in[C3_RB + 2];
+#pragma GCC unroll 8
+                                for (int r = 0; r < C3_RB + 2; r++)
+                                    in[r] = vload(src + r * wp + kx, VW);
+#pragma GCC unroll 3
+                                for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 8
+                                    for (int k = 0; k < C3_OB; k++) {
+                                        vf wv = vset(wc[(ky * 3 + kx) * C3_OB + k]);
+#pragma GCC unroll 8
+                                        for (int j = 0; j < C3_RB; j++)
+                                            acc[k][j] = vfma(in[j + ky], wv, acc[k][j]);
+                                    }
+                            }
+                        }
+                        for (int k = 0; k < valid; k++)
+                            for (int j = 0; j < C3_RB && y0 + j < H; j++)
+                                vstore(yo + k * plane + (int64_t)(y0 + j) * W + x0, acc[k][j],
+                                       W - x0);
+                    }
             }
+        }
+        cvn_cpu_free(pad);
     }
-    return true;
+    cvn_cpu_free(wpk);
+    return ok;
 }
 
 const cvn_backend TABLE_NAME = {
