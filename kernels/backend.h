@@ -39,6 +39,8 @@ typedef struct {
     int o, kh, kw;   /* weight [o, c / groups, kh, kw] */
     int oh, ow;      /* output */
     int sh, sw, ph, pw, dh, dw, groups;
+    float *work; /* scratch of conv2d_work's size, from the tape's arena (NULL when none asked) */
+    int64_t work_floats;
 } cvn_conv_desc;
 
 /* One optimizer step's hyperparameters, as the fused update kernels read them (lib/optim fills it;
@@ -134,11 +136,15 @@ typedef struct cvn_backend {
                         int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
                         const float *bias);
 
-    /* Optional fused convolution (NULL on the CPU). Each returns false to decline, and the op then
-     * uses im2col + gemm. Forward: y = conv(x, w) + b (b may be NULL). Backward accumulates into
-     * dx, dw, db (NULL pointers are skipped). */
+    /* Optional fused convolution (cuDNN; on the CPU the direct 3x3 stride-1 kernels). Each returns
+     * false to decline, before writing anything, and the op then uses im2col + gemm. Forward:
+     * y = conv(x, w) + b (b may be NULL). Backward accumulates into dx, dw, db (NULL pointers are
+     * skipped). */
     bool (*conv2d_fwd)(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                        const float *b);
+    /* Optional: floats of scratch the fused forward (or backward) wants in d->work; the op takes
+     * them from the tape's arena, so steady-state training allocates nothing. */
+    int64_t (*conv2d_work)(const cvn_conv_desc *d, bool backward);
     bool (*conv2d_bwd)(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
                        const float *x, const float *w);
 

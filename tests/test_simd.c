@@ -253,8 +253,9 @@ END_TEST
 
 /* GELU's vector normal CDF against double-precision erfc over [-14, 14]. */
 /* The direct 3x3 convolution of every variant against a plain loop in double precision, on
- * shapes with column, row and channel-block tails (and widths of one to three vectors); other
- * geometries are declined, leaving them to im2col. */
+ * shapes with column, row and channel-block tails (and widths of one to three vectors): the
+ * forward, and the backward's dw and db (accumulated onto what is there) when the input needs no
+ * gradient. Other geometries, a missing scratch buffer and a wanted dx are declined. */
 START_TEST(test_direct_conv3x3) {
     static const int shapes[][5] = {/* n, c, o, h, w */
                                     {1, 1, 1, 1, 1},   {2, 1, 32, 28, 28}, {1, 3, 5, 7, 14},
@@ -267,6 +268,23 @@ START_TEST(test_direct_conv3x3) {
         float *x = random_buf(nx, 11 + si, 1.0f), *wt = random_buf(nw, 13 + si, 0.5f),
               *b = random_buf(o, 17 + si, 1.0f), *want = malloc((size_t)ny * 4),
               *got = malloc((size_t)ny * 4);
+        float *dy = random_buf(ny, 19 + si, 1.0f), *dw = malloc((size_t)nw * 4),
+              *db = malloc((size_t)o * 4);
+        double *dw_want = calloc((size_t)nw, sizeof(double)), *db_want = calloc((size_t)o, 8);
+        for (int i = 0; i < n; i++)
+            for (int oc = 0; oc < o; oc++)
+                for (int yy = 0; yy < h; yy++)
+                    for (int xx = 0; xx < w; xx++) {
+                        double g = dy[((i * o + oc) * h + yy) * w + xx];
+                        db_want[oc] += g;
+                        for (int ic = 0; ic < c; ic++)
+                            for (int t = 0; t < 9; t++) {
+                                int iy = yy + t / 3 - 1, ix = xx + t % 3 - 1;
+                                if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                                    dw_want[(oc * c + ic) * 9 + t] +=
+                                        g * x[((i * c + ic) * h + iy) * w + ix];
+                            }
+                    }
         for (int i = 0; i < n; i++)
             for (int oc = 0; oc < o; oc++)
                 for (int yy = 0; yy < h; yy++)
@@ -301,6 +319,10 @@ START_TEST(test_direct_conv3x3) {
         for (int v = 0; v < 3; v++) {
             const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
             if (!be) continue;
+            d.work = NULL, d.work_floats = 0;
+            ck_assert(!be->conv2d_fwd(&d, got, x, wt, b)); /* no scratch: declined */
+            d.work_floats = be->conv2d_work(&d, false);
+            d.work = malloc((size_t)d.work_floats * 4);
             for (int withb = 0; withb < 2; withb++) {
                 for (int64_t i = 0; i < ny; i++) got[i] = NAN; /* every output must be written */
                 ck_assert(be->conv2d_fwd(&d, got, x, wt, withb ? b : NULL));
@@ -311,6 +333,19 @@ START_TEST(test_direct_conv3x3) {
                                   (long long)i, (double)got[i], (double)ref);
                 }
             }
+            free(d.work);
+            d.work_floats = be->conv2d_work(&d, true);
+            d.work = malloc((size_t)d.work_floats * 4);
+            for (int64_t i = 0; i < nw; i++) dw[i] = 0.25f;
+            for (int i = 0; i < o; i++) db[i] = -0.5f;
+            ck_assert(!be->conv2d_bwd(&d, got, dw, db, dy, x, wt)); /* dx wanted: GEMMs */
+            ck_assert(be->conv2d_bwd(&d, NULL, dw, db, dy, x, wt));
+            for (int64_t i = 0; i < nw; i++)
+                ck_assert_msg(fabs(dw[i] - (dw_want[i] + 0.25)) <= 1e-4 * (1 + fabs(dw_want[i])),
+                              "conv3x3 dw %s shape %zu [%lld]: %.7g vs %.7g", variants[v], si,
+                              (long long)i, (double)dw[i], dw_want[i] + 0.25);
+            for (int i = 0; i < o; i++)
+                ck_assert(fabs(db[i] - (db_want[i] - 0.5)) <= 1e-4 * (1 + fabs(db_want[i])));
             cvn_conv_desc other = d;
             other.sh = 2, other.oh = (h + 1) / 2;
             ck_assert(!be->conv2d_fwd(&other, got, x, wt, b)); /* stride 2: im2col's */
@@ -318,8 +353,11 @@ START_TEST(test_direct_conv3x3) {
             ck_assert(!be->conv2d_fwd(&other, got, x, wt, b));
             other = d, other.groups = 2;
             ck_assert(!be->conv2d_fwd(&other, got, x, wt, b));
+            ck_assert_int_eq(be->conv2d_work(&other, false), 0);
+            free(d.work);
         }
-        free(x), free(wt), free(b), free(want), free(got);
+        free(x), free(wt), free(b), free(want), free(got), free(dy), free(dw), free(db);
+        free(dw_want), free(db_want);
     }
 }
 END_TEST

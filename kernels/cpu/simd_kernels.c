@@ -1089,27 +1089,41 @@ static inline vf vfma(vf a, vf b, vf c) {
  * (image, range of channel blocks): whole images when there are enough of them for the threads. */
 #define C3_OB 4
 #define C3_RB 4
+static bool c3_fits(const cvn_conv_desc *d) {
+    return d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->ph == 1 && d->pw == 1 &&
+           d->dh == 1 && d->dw == 1 && d->groups == 1;
+}
+
+/* Floats of one zero-bordered image plane: rows -1 .. H rounded up to whole tiles of rb rows (+1),
+ * columns -1 .. W + VW (the last tile's full-width loads stay inside). */
+static int64_t c3_padded_plane(const cvn_conv_desc *d, int rb) {
+    return ((int64_t)(d->h + rb - 1) / rb * rb + 2) * (d->w + 2 + VW);
+}
+
+/* Scratch: forward, the repacked weights and a bordered image per thread; backward (dw and db
+ * only), a bordered plane per thread. */
+static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
+    if (!c3_fits(d)) return 0;
+    int64_t threads = omp_get_max_threads();
+    if (backward) return threads * c3_padded_plane(d, 1);
+    return (int64_t)(d->o + C3_OB - 1) / C3_OB * C3_OB * d->c * 9 +
+           threads * d->c * c3_padded_plane(d, C3_RB);
+}
+
 static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
-    if (d->kh != 3 || d->kw != 3 || d->sh != 1 || d->sw != 1 || d->ph != 1 || d->pw != 1 ||
-        d->dh != 1 || d->dw != 1 || d->groups != 1)
-        return false;
+    if (!c3_fits(d) || !d->work || d->work_floats < c3_work(d, false)) return false;
     const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + C3_OB - 1) / C3_OB;
-    /* the bordered image: rows -1 .. H rounded up to whole tiles (+1), columns -1 .. W + VW */
-    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, hp = (H + C3_RB - 1) / C3_RB * C3_RB + 2,
-                  pplane = hp * wp;
-    float *wpk = cvn_cpu_alloc((size_t)n_ob * C * 9 * C3_OB * sizeof(float));
-    if (!wpk) return false;
-    int threads = omp_get_max_threads();
+    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, pplane = c3_padded_plane(d, C3_RB);
+    const int threads = omp_get_max_threads();
+    float *wpk = d->work, *pads = d->work + (int64_t)n_ob * C * 9 * C3_OB;
     int splits = d->n >= threads ? 1 : (threads + d->n - 1) / d->n;
     if (splits > n_ob) splits = n_ob;
     const int64_t tasks = (int64_t)d->n * splits;
     const bool par = tasks > 1 && (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
-    bool ok = true;
-#pragma omp parallel if (par) reduction(&& : ok)
+#pragma omp parallel if (par) num_threads(threads)
     {
-        float *pad = cvn_cpu_alloc((size_t)(C * pplane) * sizeof(float));
-        if (!pad) ok = false;
+        float *pad = pads + (int64_t)omp_get_thread_num() * C * pplane;
 #pragma omp for schedule(static)
         for (int ob = 0; ob < n_ob; ob++)
             for (int c = 0; c < C; c++)
@@ -1121,7 +1135,6 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
                     }
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < tasks; task++) {
-            if (!pad) continue;
             const int64_t n = task / splits;
             const int part = (int)(task % splits), ob0 = (int)((int64_t)n_ob * part / splits),
                       ob1 = (int)((int64_t)n_ob * (part + 1) / splits);
@@ -1170,10 +1183,69 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
                     }
             }
         }
-        cvn_cpu_free(pad);
     }
-    cvn_cpu_free(wpk);
-    return ok;
+    return true;
+}
+
+/* Backward of the same 3x3 convolution where the input needs no gradient (a network's first
+ * layer, on the data): dw and db directly, without im2col's [C * 9, N * H * W] columns and a GEMM
+ * with a tiny output and a huge inner dimension. Tasks are pairs of output channels; for each
+ * input channel a task walks the batch with its own zero-bordered copy of each image plane,
+ * multiplying gradient rows (masked at the width) by the nine shifted input rows into 2 x 9 vector
+ * sums. Where dx is wanted the GEMMs do better: declined. */
+static bool k_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
+                         const float *x, const float *w) {
+    if (dx || !dw || !c3_fits(d) || !d->work || d->work_floats < c3_work(d, true)) return false;
+    const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + 1) / 2;
+    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, pplane = c3_padded_plane(d, 1);
+    const bool par = (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
+    const int threads = omp_get_max_threads();
+    float *pads = d->work;
+    memset(pads, 0, (size_t)(threads * pplane) * sizeof(float));
+#pragma omp parallel for if (par) num_threads(threads) schedule(static)
+    for (int ob = 0; ob < n_ob; ob++) {
+        float *pad = pads + (int64_t)omp_get_thread_num() * pplane; /* borders stay zero */
+        const int o0 = ob * 2, valid = O - o0 < 2 ? O - o0 : 2;
+        for (int c = 0; c < C; c++) {
+            vf acc[2][9];
+#pragma GCC unroll 9
+            for (int t = 0; t < 9; t++) acc[0][t] = acc[1][t] = vset(0.0f);
+            for (int64_t n = 0; n < d->n; n++) {
+                const float *xc = x + (n * C + c) * plane;
+                for (int r = 0; r < H; r++)
+                    memcpy(pad + (r + 1) * wp + 1, xc + (int64_t)r * W, (size_t)W * sizeof(float));
+                const float *g0 = dy + (n * O + o0) * plane, *g1 = valid > 1 ? g0 + plane : g0;
+                for (int y0 = 0; y0 < H; y0++)
+                    for (int x0 = 0; x0 < W; x0 += VW) {
+                        vf a = vload(g0 + (int64_t)y0 * W + x0, W - x0);
+                        vf b = vload(g1 + (int64_t)y0 * W + x0, W - x0);
+                        const float *src = pad + (int64_t)y0 * wp + x0;
+#pragma GCC unroll 3
+                        for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+                            for (int kx = 0; kx < 3; kx++) {
+                                vf in = vload(src + ky * wp + kx, VW);
+                                acc[0][ky * 3 + kx] = vfma(a, in, acc[0][ky * 3 + kx]);
+                                acc[1][ky * 3 + kx] = vfma(b, in, acc[1][ky * 3 + kx]);
+                            }
+                    }
+            }
+            for (int k = 0; k < valid; k++)
+                for (int t = 0; t < 9; t++)
+                    dw[((int64_t)(o0 + k) * C + c) * 9 + t] += hsum(acc[k][t]);
+        }
+    }
+    if (db)
+#pragma omp parallel for if (par) schedule(static)
+        for (int oc = 0; oc < O; oc++) {
+            vf s = vset(0.0f);
+            for (int64_t n = 0; n < d->n; n++) {
+                const float *g = dy + (n * O + oc) * plane;
+                for (int64_t i = 0; i < plane; i += VW) s += vload(g + i, plane - i);
+            }
+            db[oc] += hsum(s);
+        }
+    return true;
 }
 
 const cvn_backend TABLE_NAME = {
@@ -1207,6 +1279,8 @@ const cvn_backend TABLE_NAME = {
     .col2im = k_col2im,
     .copy_blocks = k_copy_blocks,
     .conv2d_fwd = k_conv2d_fwd,
+    .conv2d_bwd = k_conv2d_bwd,
+    .conv2d_work = c3_work,
     .maxpool_fwd = k_maxpool_fwd,
     .maxpool_bwd = k_maxpool_bwd,
     .avgpool_fwd = k_avgpool_fwd,

@@ -34,6 +34,15 @@ static cvn_conv_desc describe(const conv_saved *s) {
                            .groups = s->groups};
 }
 
+/* The fused convolution's scratch, when the backend asks for some (false: out of memory). */
+static bool give_work(cvn_tape *t, cvn_conv_desc *cd, bool backward) {
+    const cvn_backend *be = t->be;
+    cd->work_floats = be->conv2d_work ? be->conv2d_work(cd, backward) : 0;
+    if (cd->work_floats <= 0) return true;
+    cd->work = cvn_tape_data_alloc(t, (size_t)cd->work_floats * sizeof(float));
+    return cd->work != NULL;
+}
+
 static void conv_describe(const cvn_node *n, cvn_node_attrs *a) {
     const conv_saved *s = n->saved;
     a->win = s->win;
@@ -57,7 +66,8 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     const float *dy = cvn_f(node->out->grad);
     float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
     cvn_conv_desc cd = describe(s);
-    if (be->conv2d_bwd && be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w)))
+    if (be->conv2d_bwd && give_work(t, &cd, true) &&
+        be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w)))
         return; /* the backend's own convolution did it all */
     int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
     int og = s->out_c / s->groups, nb = chunk_images(be, s);
@@ -190,7 +200,7 @@ cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
 
     const cvn_backend *be = t->be;
     cvn_conv_desc cd = describe(&s);
-    if (!(be->conv2d_fwd &&
+    if (!(be->conv2d_fwd && give_work(t, &cd, false) &&
           be->conv2d_fwd(&cd, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL)) &&
         !im2col_forward(t, &s, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL))
         return NULL;
