@@ -100,10 +100,11 @@ typedef struct cvn_backend {
     void (*expand_add)(int ndim, const int64_t *shape, float *out, const float *x,
                        const int64_t *sx, float scale);
 
-    /* activations: y = f(x); dx += dy * f'(x) (x and y both given) */
+    /* activations: y = f(x); dx += dy * f'(x) (x and y both given), or dx = dy * f'(x) when not
+     * add (dx's old contents unread: a fresh gradient buffer needs no zeroing first) */
     void (*act_fwd)(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x);
     void (*act_bwd)(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
-                    const float *x, const float *y);
+                    const float *x, const float *y, bool add);
 
     /* softmax (or log-softmax) along the middle axis of [outer, d, inner] */
     void (*softmax_fwd)(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
@@ -138,15 +139,15 @@ typedef struct cvn_backend {
 
     /* Optional fused convolution (cuDNN; on the CPU the direct 3x3 stride-1 kernels). Each returns
      * false to decline, before writing anything, and the op then uses im2col + gemm. Forward:
-     * y = conv(x, w) + b (b may be NULL). Backward accumulates into dx, dw, db (NULL pointers are
-     * skipped). */
+     * y = conv(x, w) + b (b may be NULL). Backward accumulates into dw, db and, when dx_add, dx
+     * (else it overwrites dx); NULL pointers are skipped. */
     bool (*conv2d_fwd)(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                        const float *b);
     /* Optional: floats of scratch the fused forward (or backward) wants in d->work; the op takes
      * them from the tape's arena, so steady-state training allocates nothing. */
     int64_t (*conv2d_work)(const cvn_conv_desc *d, bool backward);
     bool (*conv2d_bwd)(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
-                       const float *x, const float *w);
+                       const float *x, const float *w, bool dx_add);
 
     /* Optional fused pooling and training-mode batch norm (NULL on the CPU; false declines and
      * the op uses the kernels below). Pooling: max when is_max, else average counting padding;
@@ -167,7 +168,7 @@ typedef struct cvn_backend {
     void (*maxpool_fwd)(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
                         const float *x);
     void (*maxpool_bwd)(const cvn_window *w, int64_t planes, float *dx, const float *dy,
-                        const int32_t *argmax);
+                        const int32_t *argmax, bool add); /* add: as act_bwd */
     void (*avgpool_fwd)(const cvn_window *w, int64_t planes, float *y, const float *x);
     void (*avgpool_bwd)(const cvn_window *w, int64_t planes, float *dx, const float *dy);
     /* PyTorch's adaptive average pooling: window i spans [floor(i*h/oh), ceil((i+1)*h/oh)). */

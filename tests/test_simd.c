@@ -44,9 +44,15 @@ START_TEST(test_activations_agree) {
                 ref->act_fwd(k, 0.1f, n, y2, x);
                 expect_same("act_fwd", variants[v], n, y1, y2, 1e-6f);
                 memset(d1, 0, (size_t)n * 4), memset(d2, 0, (size_t)n * 4);
-                be->act_bwd(k, 0.1f, n, d1, dy, x, y1);
-                ref->act_bwd(k, 0.1f, n, d2, dy, x, y2);
+                be->act_bwd(k, 0.1f, n, d1, dy, x, y1, true);
+                ref->act_bwd(k, 0.1f, n, d2, dy, x, y2, true);
                 expect_same("act_bwd", variants[v], n, d1, d2, 1e-6f);
+                for (int64_t i = 0; i < n; i++) d1[i] = NAN; /* not add: old contents unread */
+                be->act_bwd(k, 0.1f, n, d1, dy, x, y1, false);
+                expect_same("act_bwd overwrite", variants[v], n, d1, d2, 1e-6f);
+                be->act_bwd(k, 0.1f, n, d1, dy, x, y1, true); /* add: twice the gradient */
+                ref->act_bwd(k, 0.1f, n, d2, dy, x, y2, true);
+                expect_same("act_bwd add", variants[v], n, d1, d2, 1e-6f);
             }
             free(x), free(dy), free(y1), free(y2), free(d1), free(d2);
         }
@@ -196,9 +202,12 @@ START_TEST(test_pool_dropout_agree) {
         expect_same("maxpool_fwd", variants[v], out_n, y1, y2, 0);
         ck_assert(memcmp(a1, a2, (size_t)out_n * 4) == 0);
         memset(d1, 0, (size_t)in_n * 4), memset(d2, 0, (size_t)in_n * 4);
-        be->maxpool_bwd(&w, planes, d1, dy, a1);
-        ref->maxpool_bwd(&w, planes, d2, dy, a2);
+        be->maxpool_bwd(&w, planes, d1, dy, a1, true);
+        ref->maxpool_bwd(&w, planes, d2, dy, a2, true);
         expect_same("maxpool_bwd", variants[v], in_n, d1, d2, 0);
+        for (int64_t i = 0; i < in_n; i++) d1[i] = NAN; /* not add: every element written */
+        be->maxpool_bwd(&w, planes, d1, dy, a1, false);
+        expect_same("maxpool_bwd overwrite", variants[v], in_n, d1, d2, 0);
         be->avgpool_fwd(&w, planes, y1, x);
         ref->avgpool_fwd(&w, planes, y2, x);
         expect_same("avgpool_fwd", variants[v], out_n, y1, y2, 1e-6f);
@@ -258,9 +267,11 @@ END_TEST
  * gradient. Other geometries, a missing scratch buffer and a wanted dx are declined. */
 START_TEST(test_direct_conv3x3) {
     static const int shapes[][5] = {/* n, c, o, h, w */
-                                    {1, 1, 1, 1, 1},   {2, 1, 32, 28, 28}, {1, 3, 5, 7, 14},
-                                    {3, 2, 8, 14, 16}, {1, 4, 6, 5, 17},   {1, 5, 9, 9, 33},
-                                    {2, 3, 4, 4, 8},   {1, 2, 3, 6, 3}};
+                                    {1, 1, 1, 1, 1},   {2, 1, 32, 28, 28},
+                                    {1, 3, 5, 7, 14},  {3, 2, 8, 14, 16},
+                                    {1, 4, 6, 5, 17},  {1, 5, 9, 9, 33},
+                                    {2, 3, 4, 4, 8},   {1, 2, 3, 6, 3},
+                                    {5, 16, 7, 30, 30}}; /* the last: dw in blocks of images */
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int n = shapes[si][0], c = shapes[si][1], o = shapes[si][2], h = shapes[si][3],
             w = shapes[si][4];
@@ -270,7 +281,9 @@ START_TEST(test_direct_conv3x3) {
               *got = malloc((size_t)ny * 4);
         float *dy = random_buf(ny, 19 + si, 1.0f), *dw = malloc((size_t)nw * 4),
               *db = malloc((size_t)o * 4);
-        double *dw_want = calloc((size_t)nw, sizeof(double)), *db_want = calloc((size_t)o, 8);
+        double *dw_want = calloc((size_t)nw, sizeof(double)), *db_want = calloc((size_t)o, 8),
+               *dx_want = calloc((size_t)nx, sizeof(double));
+        float *dx = malloc((size_t)nx * 4);
         for (int i = 0; i < n; i++)
             for (int oc = 0; oc < o; oc++)
                 for (int yy = 0; yy < h; yy++)
@@ -280,9 +293,11 @@ START_TEST(test_direct_conv3x3) {
                         for (int ic = 0; ic < c; ic++)
                             for (int t = 0; t < 9; t++) {
                                 int iy = yy + t / 3 - 1, ix = xx + t % 3 - 1;
-                                if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                                    dw_want[(oc * c + ic) * 9 + t] +=
-                                        g * x[((i * c + ic) * h + iy) * w + ix];
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                dw_want[(oc * c + ic) * 9 + t] +=
+                                    g * x[((i * c + ic) * h + iy) * w + ix];
+                                dx_want[((i * c + ic) * h + iy) * w + ix] +=
+                                    g * wt[(oc * c + ic) * 9 + t];
                             }
                     }
         for (int i = 0; i < n; i++)
@@ -336,16 +351,36 @@ START_TEST(test_direct_conv3x3) {
             free(d.work);
             d.work_floats = be->conv2d_work(&d, true);
             d.work = malloc((size_t)d.work_floats * 4);
+            /* all three gradients, accumulated onto what the buffers hold */
+            for (int64_t i = 0; i < nx; i++) dx[i] = 0.75f;
             for (int64_t i = 0; i < nw; i++) dw[i] = 0.25f;
             for (int i = 0; i < o; i++) db[i] = -0.5f;
-            ck_assert(!be->conv2d_bwd(&d, got, dw, db, dy, x, wt)); /* dx wanted: GEMMs */
-            ck_assert(be->conv2d_bwd(&d, NULL, dw, db, dy, x, wt));
+            ck_assert(be->conv2d_bwd(&d, dx, dw, db, dy, x, wt, true));
+            for (int64_t i = 0; i < nx; i++)
+                ck_assert_msg(fabs(dx[i] - (dx_want[i] + 0.75)) <= 1e-4 * (1 + fabs(dx_want[i])),
+                              "conv3x3 dx %s shape %zu [%lld]: %.7g vs %.7g", variants[v], si,
+                              (long long)i, (double)dx[i], dx_want[i] + 0.75);
             for (int64_t i = 0; i < nw; i++)
                 ck_assert_msg(fabs(dw[i] - (dw_want[i] + 0.25)) <= 1e-4 * (1 + fabs(dw_want[i])),
                               "conv3x3 dw %s shape %zu [%lld]: %.7g vs %.7g", variants[v], si,
                               (long long)i, (double)dw[i], dw_want[i] + 0.25);
             for (int i = 0; i < o; i++)
                 ck_assert(fabs(db[i] - (db_want[i] - 0.5)) <= 1e-4 * (1 + fabs(db_want[i])));
+            /* a first layer: dw only (dx and db untouched) */
+            ck_assert(be->conv2d_bwd(&d, NULL, dw, NULL, dy, x, wt, true));
+            for (int64_t i = 0; i < nw; i++)
+                ck_assert(fabs(dw[i] - (2 * dw_want[i] + 0.25)) <= 2e-4 * (1 + fabs(dw_want[i])));
+            for (int i = 0; i < o; i++)
+                ck_assert(fabs(db[i] - (db_want[i] - 0.5)) <= 1e-4 * (1 + fabs(db_want[i])));
+            for (int64_t i = 0; i < nx; i++) dx[i] = NAN; /* dx overwritten, not added to */
+            ck_assert(be->conv2d_bwd(&d, dx, NULL, NULL, dy, x, wt, false));
+            for (int64_t i = 0; i < nx; i++)
+                ck_assert_msg(fabs(dx[i] - dx_want[i]) <= 1e-4 * (1 + fabs(dx_want[i])),
+                              "conv3x3 dx overwrite %s shape %zu [%lld]: %.7g vs %.7g", variants[v],
+                              si, (long long)i, (double)dx[i], dx_want[i]);
+            d.work_floats--; /* too little scratch: declined, nothing written */
+            ck_assert(!be->conv2d_bwd(&d, dx, dw, db, dy, x, wt, true));
+            d.work_floats++;
             cvn_conv_desc other = d;
             other.sh = 2, other.oh = (h + 1) / 2;
             ck_assert(!be->conv2d_fwd(&other, got, x, wt, b)); /* stride 2: im2col's */
@@ -356,8 +391,8 @@ START_TEST(test_direct_conv3x3) {
             ck_assert_int_eq(be->conv2d_work(&other, false), 0);
             free(d.work);
         }
-        free(x), free(wt), free(b), free(want), free(got), free(dy), free(dw), free(db);
-        free(dw_want), free(db_want);
+        free(x), free(wt), free(b), free(want), free(got), free(dy), free(dw), free(db), free(dx);
+        free(dw_want), free(db_want), free(dx_want);
     }
 }
 END_TEST

@@ -432,12 +432,12 @@ static void k_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const
 }
 
 static void k_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
-                      const float *x, const float *y) {
+                      const float *x, const float *y, bool add) {
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i += VW) {
         int64_t m = n - i;
         vf d = vload(dy + i, m) * act_grad(kind, alpha, vload(x + i, m), vload(y + i, m));
-        vstore(dx + i, vload(dx + i, m) + d, m);
+        vstore(dx + i, add ? vload(dx + i, m) + d : d, m);
     }
 }
 
@@ -748,14 +748,17 @@ static void k_maxpool_fwd(const cvn_window *w, int64_t planes, float *y, int32_t
     }
 }
 
+/* Without add, each plane is zeroed just before its scatter, while it is in cache. */
 static void k_maxpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy,
-                          const int32_t *argmax) {
-    int64_t osz = (int64_t)w->oh * w->ow;
+                          const int32_t *argmax, bool add) {
+    int64_t osz = (int64_t)w->oh * w->ow, isz = (int64_t)w->h * w->w;
 #pragma omp parallel for if (planes * osz > PAR_MIN / 4) schedule(static)
-    for (int64_t p = 0; p < planes; p++)
+    for (int64_t p = 0; p < planes; p++) {
+        if (!add)
+            for (int64_t i = 0; i < isz; i += VW) vstore(dx + p * isz + i, vset(0.0f), isz - i);
         for (int64_t o = 0; o < osz; o++)
-            if (argmax[p * osz + o] >= 0)
-                dx[p * w->h * w->w + argmax[p * osz + o]] += dy[p * osz + o];
+            if (argmax[p * osz + o] >= 0) dx[p * isz + argmax[p * osz + o]] += dy[p * osz + o];
+    }
 }
 
 static void k_avgpool_fwd(const cvn_window *w, int64_t planes, float *y, const float *x) {
@@ -1079,48 +1082,82 @@ static inline vf vfma(vf a, vf b, vf c) {
 #endif
 }
 
-/* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col. Each task copies its image
- * into a zero-bordered buffer (so loads need no masks or bounds checks) and computes tiles of
- * C3_OB output channels x C3_RB rows x VW columns in C3_OB * C3_RB vector accumulators: for each
- * input channel and kernel column, the C3_RB + 2 input rows the tile needs are loaded once and
- * each is multiplied by broadcast weights into up to three of its rows in every channel. Weights
- * are repacked so a channel block's 9 * C3_OB weights per input channel are contiguous (zero past
- * the last channel). Lanes past the image's width compute garbage that is never stored. Tasks are
- * (image, range of channel blocks): whole images when there are enough of them for the threads. */
+/* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col, for the forward and both
+ * gradients. The input gradient is itself such a convolution: of dy, with the weights transposed
+ * ([o, c] -> [c, o]) and turned by 180 degrees; one kernel serves both.
+ *
+ * That kernel (c3_run): each task copies its image into zero-bordered planes (so loads need no
+ * masks or bounds checks) and computes tiles of C3_OB output channels x C3_RB rows x VW columns
+ * in C3_OB * C3_RB vector accumulators: for each input channel and kernel column, the C3_RB + 2
+ * input rows the tile needs are loaded once and each is multiplied by broadcast weights into up to
+ * three of its rows in every channel. Weights are repacked so a channel block's 9 * C3_OB weights
+ * per input channel are contiguous (zero past the last channel). Lanes past the image's width
+ * compute garbage that is never stored. Tasks are (image, range of channel blocks): whole images
+ * when there are enough of them for the threads. */
 #define C3_OB 4
 #define C3_RB 4
+#if CVN_VW == 16
+#define C3_DW_OB 3 /* weight gradient: 27 vector sums, of the 32 registers */
+#else
+#define C3_DW_OB 1
+#endif
+/* Floats of zero-bordered copies of the images the weight gradient holds at once: 256 KiB, so a
+ * block stays in a core's L2 cache while every task reads it. */
+#define C3_DW_BLOCK 131072
+
 static bool c3_fits(const cvn_conv_desc *d) {
     return d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->ph == 1 && d->pw == 1 &&
            d->dh == 1 && d->dw == 1 && d->groups == 1;
 }
 
-/* Floats of one zero-bordered image plane: rows -1 .. H rounded up to whole tiles of rb rows (+1),
- * columns -1 .. W + VW (the last tile's full-width loads stay inside). */
-static int64_t c3_padded_plane(const cvn_conv_desc *d, int rb) {
-    return ((int64_t)(d->h + rb - 1) / rb * rb + 2) * (d->w + 2 + VW);
+/* Floats of one zero-bordered plane for c3_run: rows -1 .. h rounded up to whole tiles of rb rows
+ * (+1), columns -1 .. w + VW (a tile's full-width loads stay inside). */
+static int64_t c3_padded_plane(int h, int w, int rb) {
+    return ((int64_t)(h + rb - 1) / rb * rb + 2) * (w + 2 + VW);
 }
 
-/* Scratch: forward, the repacked weights and a bordered image per thread; backward (dw and db
- * only), a bordered plane per thread. */
-static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
-    if (!c3_fits(d)) return 0;
-    int64_t threads = omp_get_max_threads();
-    if (backward) return threads * c3_padded_plane(d, 1);
-    return (int64_t)(d->o + C3_OB - 1) / C3_OB * C3_OB * d->c * 9 +
-           threads * d->c * c3_padded_plane(d, C3_RB);
+/* c3_dw's planes: rows -1 .. h, each a whole number of vectors (so rows start aligned) with room
+ * for a tile's second vector. */
+static int64_t c3_dw_row(int w) {
+    return (int64_t)(w + 2 + VW - 1) / VW * VW + VW;
 }
 
-static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
-                         const float *b) {
-    if (!c3_fits(d) || !d->work || d->work_floats < c3_work(d, false)) return false;
-    const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + C3_OB - 1) / C3_OB;
-    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, pplane = c3_padded_plane(d, C3_RB);
+/* Copies an h x w plane into rows [1, h], from column 1, of a zeroed rows x wp one. */
+static void c3_pad(float *dst, const float *src, int h, int w, int64_t rows, int64_t wp) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = dst + r * wp;
+        for (int64_t i = 0; i < wp; i += VW) vstore(row + i, vset(0.0f), wp - i);
+        if (r >= 1 && r <= h)
+            for (int64_t i = 0; i < w; i += VW)
+                vstore(row + 1 + i, vload(src + (r - 1) * w + i, w - i), w - i);
+    }
+}
+
+/* One direct convolution over n images, ci -> co channels of h x w. The weight of output channel
+ * k, input channel c and tap t is w[k * so + c * si + (flip ? 8 - t : t)]. */
+typedef struct {
+    int n, ci, co, h, w;
+    int64_t so, si;
+    bool flip;
+} c3_geom;
+
+/* Scratch of c3_run: the repacked weights and each thread's bordered image. */
+static int64_t c3_run_work(int ci, int co, int h, int w) {
+    return (int64_t)(co + C3_OB - 1) / C3_OB * C3_OB * ci * 9 +
+           (int64_t)omp_get_max_threads() * ci * c3_padded_plane(h, w, C3_RB);
+}
+
+/* y = conv(x) + b (b may be NULL), or y += conv(x) when accumulate (b unused). */
+static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, const float *b,
+                   bool accumulate, float *work) {
+    const int C = g->ci, H = g->h, W = g->w, O = g->co, n_ob = (O + C3_OB - 1) / C3_OB;
+    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, pplane = c3_padded_plane(H, W, C3_RB);
     const int threads = omp_get_max_threads();
-    float *wpk = d->work, *pads = d->work + (int64_t)n_ob * C * 9 * C3_OB;
-    int splits = d->n >= threads ? 1 : (threads + d->n - 1) / d->n;
+    float *wpk = work, *pads = work + (int64_t)n_ob * C * 9 * C3_OB;
+    int splits = g->n >= threads ? 1 : (threads + g->n - 1) / g->n;
     if (splits > n_ob) splits = n_ob;
-    const int64_t tasks = (int64_t)d->n * splits;
-    const bool par = tasks > 1 && (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
+    const int64_t tasks = (int64_t)g->n * splits;
+    const bool par = tasks > 1 && (int64_t)g->n * O * C * plane * 9 > 16 * PAR_MIN;
 #pragma omp parallel if (par) num_threads(threads)
     {
         float *pad = pads + (int64_t)omp_get_thread_num() * C * pplane;
@@ -1131,19 +1168,15 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
                     for (int k = 0; k < C3_OB; k++) {
                         int oc = ob * C3_OB + k;
                         wpk[(((int64_t)ob * C + c) * 9 + t) * C3_OB + k] =
-                            oc < O ? w[((int64_t)oc * C + c) * 9 + t] : 0.0f;
+                            oc < O ? w[oc * g->so + c * g->si + (g->flip ? 8 - t : t)] : 0.0f;
                     }
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < tasks; task++) {
             const int64_t n = task / splits;
             const int part = (int)(task % splits), ob0 = (int)((int64_t)n_ob * part / splits),
                       ob1 = (int)((int64_t)n_ob * (part + 1) / splits);
-            const float *xn = x + n * C * plane;
-            memset(pad, 0, (size_t)(C * pplane) * sizeof(float));
             for (int c = 0; c < C; c++)
-                for (int r = 0; r < H; r++)
-                    memcpy(pad + c * pplane + (r + 1) * wp + 1, xn + c * plane + (int64_t)r * W,
-                           (size_t)W * sizeof(float));
+                c3_pad(pad + c * pplane, x + (n * C + c) * plane, H, W, pplane / wp, wp);
             for (int ob = ob0; ob < ob1; ob++) {
                 const int o0 = ob * C3_OB, valid = O - o0 < C3_OB ? O - o0 : C3_OB;
                 const float *wb = wpk + (int64_t)ob * C * 9 * C3_OB;
@@ -1153,9 +1186,13 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
                         vf acc[C3_OB][C3_RB];
 #pragma GCC unroll 8
                         for (int k = 0; k < C3_OB; k++) {
-                            vf bv = vset(b && k < valid ? b[o0 + k] : 0.0f);
+                            vf bv = vset(b && !accumulate && k < valid ? b[o0 + k] : 0.0f);
 #pragma GCC unroll 8
-                            for (int j = 0; j < C3_RB; j++) acc[k][j] = bv;
+                            for (int j = 0; j < C3_RB; j++)
+                                acc[k][j] =
+                                    accumulate && k < valid && y0 + j < H
+                                        ? vload(yo + k * plane + (int64_t)(y0 + j) * W + x0, W - x0)
+                                        : bv;
                         }
                         const float *src = pad + (int64_t)y0 * wp + x0, *wc = wb;
                         for (int c = 0; c < C; c++, src += pplane, wc += 9 * C3_OB) {
@@ -1184,67 +1221,126 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
             }
         }
     }
+}
+
+/* Images per block of the weight gradient. */
+static int c3_dw_block(const cvn_conv_desc *d) {
+    int64_t nb = C3_DW_BLOCK / ((int64_t)d->c * (d->h + 2) * c3_dw_row(d->w));
+    return nb < 1 ? 1 : nb > d->n ? d->n : (int)nb;
+}
+
+/* The vectors at p, p + 1 and p + 2 (p aligned where the scratch is). Loads at p + 1 and p + 2
+ * would each span two cache lines, which halved the weight gradient's speed: with 16 lanes they are
+ * made from the two aligned vectors by lane shifts instead. */
+static inline void c3_shifted_row(vf in[3], const float *p) {
+#if CVN_VW == 16
+    __m512i a = (__m512i)vload(p, VW), b = (__m512i)vload(p + VW, VW);
+    in[0] = (vf)a;
+    in[1] = (vf)_mm512_alignr_epi32(b, a, 1);
+    in[2] = (vf)_mm512_alignr_epi32(b, a, 2);
+#else
+    for (int kx = 0; kx < 3; kx++) in[kx] = vload(p + kx, VW);
+#endif
+}
+
+/* dw += the sum over images and pixels of dy times each tap's shifted input; db += the sum of dy.
+ * Images go in blocks (c3_dw_block) copied into zero-bordered planes; within a block, tasks are
+ * C3_DW_OB output channels x one input channel, each multiplying gradient rows (masked at the
+ * width) by the nine shifted input rows into C3_DW_OB x 9 vector sums, added to dw per block. */
+static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy, const float *x) {
+    const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + C3_DW_OB - 1) / C3_DW_OB;
+    const int64_t plane = (int64_t)H * W, wp = c3_dw_row(W), pplane = (H + 2) * wp;
+    const int nb = c3_dw_block(d);
+    const int64_t tasks = dw ? (int64_t)n_ob * C : 0;
+    const bool par = (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
+    float *pads = d->work;
+#pragma omp parallel if (par)
+    {
+        for (int n0 = 0; n0 < d->n && dw; n0 += nb) {
+            const int cnt = d->n - n0 < nb ? d->n - n0 : nb;
+#pragma omp for schedule(static)
+            for (int64_t p = 0; p < (int64_t)cnt * C; p++)
+                c3_pad(pads + p * pplane, x + ((int64_t)n0 * C + p) * plane, H, W, H + 2, wp);
+#pragma omp for schedule(static)
+            for (int64_t task = 0; task < tasks; task++) {
+                const int ob = (int)(task / C), c = (int)(task % C), o0 = ob * C3_DW_OB;
+                const int valid = O - o0 < C3_DW_OB ? O - o0 : C3_DW_OB;
+                vf acc[C3_DW_OB][9];
+#pragma GCC unroll 4
+                for (int k = 0; k < C3_DW_OB; k++)
+#pragma GCC unroll 9
+                    for (int t = 0; t < 9; t++) acc[k][t] = vset(0.0f);
+                for (int i = 0; i < cnt; i++) {
+                    const float *xp = pads + ((int64_t)i * C + c) * pplane, *g[C3_DW_OB];
+                    for (int k = 0; k < C3_DW_OB; k++)
+                        g[k] = dy + ((int64_t)(n0 + i) * O + o0 + (k < valid ? k : 0)) * plane;
+                    for (int y0 = 0; y0 < H; y0++)
+                        for (int x0 = 0; x0 < W; x0 += VW) {
+                            vf gv[C3_DW_OB];
+#pragma GCC unroll 4
+                            for (int k = 0; k < C3_DW_OB; k++)
+                                gv[k] = vload(g[k] + (int64_t)y0 * W + x0, W - x0);
+                            const float *src = xp + (int64_t)y0 * wp + x0;
+#pragma GCC unroll 3
+                            for (int ky = 0; ky < 3; ky++) {
+                                vf in[3];
+                                c3_shifted_row(in, src + ky * wp);
+#pragma GCC unroll 3
+                                for (int kx = 0; kx < 3; kx++)
+#pragma GCC unroll 4
+                                    for (int k = 0; k < C3_DW_OB; k++)
+                                        acc[k][ky * 3 + kx] =
+                                            vfma(gv[k], in[kx], acc[k][ky * 3 + kx]);
+                            }
+                        }
+                }
+                /* constant trip counts keep acc in registers (a loop to valid spills it) */
+#pragma GCC unroll 4
+                for (int k = 0; k < C3_DW_OB; k++)
+#pragma GCC unroll 9
+                    for (int t = 0; t < 9; t++)
+                        if (k < valid) dw[((int64_t)(o0 + k) * C + c) * 9 + t] += hsum(acc[k][t]);
+            }
+        }
+        if (db)
+#pragma omp for schedule(static)
+            for (int oc = 0; oc < O; oc++) {
+                vf s = vset(0.0f);
+                for (int64_t n = 0; n < d->n; n++) {
+                    const float *gp = dy + (n * O + oc) * plane;
+                    for (int64_t i = 0; i < plane; i += VW) s += vload(gp + i, plane - i);
+                }
+                db[oc] += hsum(s);
+            }
+    }
+}
+
+/* Scratch: forward, c3_run's; backward, the larger of dx's c3_run and dw's block of images. */
+static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
+    if (!c3_fits(d)) return 0;
+    if (!backward) return c3_run_work(d->c, d->o, d->h, d->w);
+    int64_t dx = c3_run_work(d->o, d->c, d->h, d->w),
+            dw = (int64_t)c3_dw_block(d) * d->c * (d->h + 2) * c3_dw_row(d->w);
+    return dx > dw ? dx : dw;
+}
+
+static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
+                         const float *b) {
+    if (!c3_fits(d) || !d->work || d->work_floats < c3_work(d, false)) return false;
+    c3_geom g = {d->n, d->c, d->o, d->h, d->w, (int64_t)d->c * 9, 9, false};
+    c3_run(&g, y, x, w, b, false, d->work);
     return true;
 }
 
-/* Backward of the same 3x3 convolution where the input needs no gradient (a network's first
- * layer, on the data): dw and db directly, without im2col's [C * 9, N * H * W] columns and a GEMM
- * with a tiny output and a huge inner dimension. Tasks are pairs of output channels; for each
- * input channel a task walks the batch with its own zero-bordered copy of each image plane,
- * multiplying gradient rows (masked at the width) by the nine shifted input rows into 2 x 9 vector
- * sums. Where dx is wanted the GEMMs do better: declined. */
+/* dx by c3_run (dy convolved with the turned, transposed weights), then dw and db. */
 static bool k_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
-                         const float *x, const float *w) {
-    if (dx || !dw || !c3_fits(d) || !d->work || d->work_floats < c3_work(d, true)) return false;
-    const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + 1) / 2;
-    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, pplane = c3_padded_plane(d, 1);
-    const bool par = (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
-    const int threads = omp_get_max_threads();
-    float *pads = d->work;
-    memset(pads, 0, (size_t)(threads * pplane) * sizeof(float));
-#pragma omp parallel for if (par) num_threads(threads) schedule(static)
-    for (int ob = 0; ob < n_ob; ob++) {
-        float *pad = pads + (int64_t)omp_get_thread_num() * pplane; /* borders stay zero */
-        const int o0 = ob * 2, valid = O - o0 < 2 ? O - o0 : 2;
-        for (int c = 0; c < C; c++) {
-            vf acc[2][9];
-#pragma GCC unroll 9
-            for (int t = 0; t < 9; t++) acc[0][t] = acc[1][t] = vset(0.0f);
-            for (int64_t n = 0; n < d->n; n++) {
-                const float *xc = x + (n * C + c) * plane;
-                for (int r = 0; r < H; r++)
-                    memcpy(pad + (r + 1) * wp + 1, xc + (int64_t)r * W, (size_t)W * sizeof(float));
-                const float *g0 = dy + (n * O + o0) * plane, *g1 = valid > 1 ? g0 + plane : g0;
-                for (int y0 = 0; y0 < H; y0++)
-                    for (int x0 = 0; x0 < W; x0 += VW) {
-                        vf a = vload(g0 + (int64_t)y0 * W + x0, W - x0);
-                        vf b = vload(g1 + (int64_t)y0 * W + x0, W - x0);
-                        const float *src = pad + (int64_t)y0 * wp + x0;
-#pragma GCC unroll 3
-                        for (int ky = 0; ky < 3; ky++)
-#pragma GCC unroll 3
-                            for (int kx = 0; kx < 3; kx++) {
-                                vf in = vload(src + ky * wp + kx, VW);
-                                acc[0][ky * 3 + kx] = vfma(a, in, acc[0][ky * 3 + kx]);
-                                acc[1][ky * 3 + kx] = vfma(b, in, acc[1][ky * 3 + kx]);
-                            }
-                    }
-            }
-            for (int k = 0; k < valid; k++)
-                for (int t = 0; t < 9; t++)
-                    dw[((int64_t)(o0 + k) * C + c) * 9 + t] += hsum(acc[k][t]);
-        }
+                         const float *x, const float *w, bool dx_add) {
+    if (!c3_fits(d) || !d->work || d->work_floats < c3_work(d, true)) return false;
+    if (dx) {
+        c3_geom g = {d->n, d->o, d->c, d->h, d->w, 9, (int64_t)d->c * 9, true};
+        c3_run(&g, dx, dy, w, NULL, dx_add, d->work);
     }
-    if (db)
-#pragma omp parallel for if (par) schedule(static)
-        for (int oc = 0; oc < O; oc++) {
-            vf s = vset(0.0f);
-            for (int64_t n = 0; n < d->n; n++) {
-                const float *g = dy + (n * O + oc) * plane;
-                for (int64_t i = 0; i < plane; i += VW) s += vload(g + i, plane - i);
-            }
-            db[oc] += hsum(s);
-        }
+    if (dw || db) c3_dw(d, dw, db, dy, x);
     return true;
 }
 

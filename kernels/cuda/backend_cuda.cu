@@ -390,15 +390,15 @@ __global__ void k_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, c
     GRID_LOOP(i, n) y[i] = act(kind, alpha, x[i]);
 }
 __global__ void k_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
-                          const float *x, const float *y) {
-    GRID_LOOP(i, n) dx[i] += dy[i] * act_grad(kind, alpha, x[i], y[i]);
+                          const float *x, const float *y, bool add) {
+    GRID_LOOP(i, n) dx[i] = (add ? dx[i] : 0.0f) + dy[i] * act_grad(kind, alpha, x[i], y[i]);
 }
 static void cu_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x) {
     k_act_fwd<<<blocks_for(n), THREADS, 0, stream>>>(kind, alpha, n, y, x);
 }
 static void cu_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
-                       const float *x, const float *y) {
-    k_act_bwd<<<blocks_for(n), THREADS, 0, stream>>>(kind, alpha, n, dx, dy, x, y);
+                       const float *x, const float *y, bool add) {
+    k_act_bwd<<<blocks_for(n), THREADS, 0, stream>>>(kind, alpha, n, dx, dy, x, y, add);
 }
 
 /* ------------------------------------------------------------------ softmax, losses */
@@ -674,18 +674,18 @@ static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, cons
 }
 
 static bool cu_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
-                          const float *x, const float *w) {
+                          const float *x, const float *w, bool dx_add) {
     if (use_native_conv || !dnn) return false;
     conv_plan *p = plan_for(d);
     size_t ws = p ? (p->ws_data > p->ws_filter ? p->ws_data : p->ws_filter) : 0;
     if (!p || !ensure_workspace(ws)) return false;
-    const float one = 1.0f; /* beta = 1: accumulate, as every backward kernel does */
+    const float one = 1.0f, dx_beta = dx_add ? 1.0f : 0.0f; /* beta = 1: accumulate */
     if (db && cudnnConvolutionBackwardBias(dnn, &one, p->y, dy, &one, p->b, db)) return false;
     if (dw && cudnnConvolutionBackwardFilter(dnn, &one, p->x, x, p->y, dy, p->conv, p->bwd_filter,
                                              workspace, p->ws_filter, &one, p->w, dw))
         return false;
     if (dx && cudnnConvolutionBackwardData(dnn, &one, p->w, w, p->y, dy, p->conv, p->bwd_data,
-                                           workspace, p->ws_data, &one, p->x, dx))
+                                           workspace, p->ws_data, &dx_beta, p->x, dx))
         return false;
     return true;
 }
@@ -885,7 +885,8 @@ static void cu_maxpool_fwd(const cvn_window *w, int64_t planes, float *y, int32_
                                                                               argmax, x);
 }
 static void cu_maxpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy,
-                           const int32_t *argmax) {
+                           const int32_t *argmax, bool add) {
+    if (!add) cudaMemsetAsync(dx, 0, (size_t)(planes * w->h * w->w) * sizeof(float), stream);
     k_maxpool_bwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, dx, dy,
                                                                               argmax);
 }

@@ -132,6 +132,10 @@ cvn_node *cvn_tape_record(cvn_tape *t, const char *op, cvn_backward_fn backward,
                           int n, cvn_tensor *const *in);
 /* The gradient buffer of x during backward, zero-filled on first use; NULL when x needs none. */
 float *cvn_grad_buffer(cvn_tape *t, cvn_tensor *x);
+/* The same for a backward function that writes every element: on first use of a tape tensor's
+ * gradient the buffer is left unfilled and *add is false (overwrite it), otherwise *add is true
+ * (add to it). Saves a zero-fill and a read of the zeros per activation. */
+float *cvn_grad_target(cvn_tape *t, cvn_tensor *x, bool *add);
 
 /* Common argument checks for ops; each sets an error naming the op and returns false. */
 bool cvn_check_f32(const char *op, const cvn_tape *t, const cvn_tensor *x, const char *what);

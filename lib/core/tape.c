@@ -121,16 +121,24 @@ cvn_node *cvn_tape_record(cvn_tape *t, const char *op, cvn_backward_fn backward,
     return node;
 }
 
-float *cvn_grad_buffer(cvn_tape *t, cvn_tensor *x) {
+float *cvn_grad_target(cvn_tape *t, cvn_tensor *x, bool *add) {
+    *add = true;
     if (!x || !x->requires_grad) return NULL;
     if (!x->grad) {
         if (x->flags & CVN_TF_HEAP) return cvn_tensor_grad(x) ? x->grad->data : NULL;
         cvn_tensor *g = cvn_tape_new_tensor(t, CVN_F32, x->ndim, x->shape);
         if (!g) return NULL;
-        t->be->zero(g->data, (size_t)cvn_numel(g) * sizeof(float));
         x->grad = g;
+        *add = false;
     }
     return x->grad->data;
+}
+
+float *cvn_grad_buffer(cvn_tape *t, cvn_tensor *x) {
+    bool add;
+    float *g = cvn_grad_target(t, x, &add);
+    if (g && !add) t->be->zero(g, (size_t)cvn_numel(x) * sizeof(float));
+    return g;
 }
 
 cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_output) {

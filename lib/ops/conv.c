@@ -64,11 +64,14 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     cvn_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const cvn_window *win = &s->win;
     const float *dy = cvn_f(node->out->grad);
-    float *dx = cvn_grad_buffer(t, x), *dw = cvn_grad_buffer(t, w), *db = cvn_grad_buffer(t, b);
+    bool dx_add;
+    float *dx = cvn_grad_target(t, x, &dx_add), *dw = cvn_grad_buffer(t, w),
+          *db = cvn_grad_buffer(t, b);
     cvn_conv_desc cd = describe(s);
     if (be->conv2d_bwd && give_work(t, &cd, true) &&
-        be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w)))
+        be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w), dx_add))
         return; /* the backend's own convolution did it all */
+    if (dx && !dx_add) be->zero(dx, (size_t)cvn_numel(x) * sizeof(float)); /* col2im adds */
     int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
     int og = s->out_c / s->groups, nb = chunk_images(be, s);
     int64_t img = (int64_t)x->shape[1] * x->shape[2] * x->shape[3];

@@ -128,10 +128,11 @@ static const char *const act_names[] = {"relu", "leaky_relu", "sigmoid",   "tanh
 
 static void act_backward(cvn_tape *t, cvn_node *n) {
     const act_saved *s = n->saved;
-    float *dx = cvn_grad_buffer(t, n->in[0]);
+    bool add;
+    float *dx = cvn_grad_target(t, n->in[0], &add);
     if (dx)
         t->be->act_bwd((cvn_act_kind)s->kind, s->alpha, cvn_numel(n->out), dx, cvn_f(n->out->grad),
-                       cvn_f(n->in[0]), cvn_f(n->out));
+                       cvn_f(n->in[0]), cvn_f(n->out), add);
 }
 
 static void act_describe(const cvn_node *n, cvn_node_attrs *a) {

@@ -14,14 +14,16 @@ static void pool_describe(const cvn_node *n, cvn_node_attrs *a) {
 
 static void pool_backward(cvn_tape *t, cvn_node *n, bool is_max) {
     const pool_saved *s = n->saved;
-    float *dx = cvn_grad_buffer(t, n->in[0]);
+    bool add = true; /* our max pooling can overwrite a fresh buffer; the others add to it */
+    float *dx =
+        is_max && !s->vendor ? cvn_grad_target(t, n->in[0], &add) : cvn_grad_buffer(t, n->in[0]);
     if (!dx) return;
     const float *dy = cvn_f(n->out->grad);
     if (s->vendor && t->be->pool2d_bwd(is_max, n->in[0]->shape[0], &s->win, dx, dy, cvn_f(n->out),
                                        cvn_f(n->in[0])))
         return;
     if (is_max)
-        t->be->maxpool_bwd(&s->win, s->planes, dx, dy, s->argmax);
+        t->be->maxpool_bwd(&s->win, s->planes, dx, dy, s->argmax, add);
     else
         t->be->avgpool_bwd(&s->win, s->planes, dx, dy);
 }
