@@ -267,11 +267,19 @@ END_TEST
  * gradient. Other geometries, a missing scratch buffer and a wanted dx are declined. */
 START_TEST(test_direct_conv3x3) {
     static const int shapes[][5] = {/* n, c, o, h, w */
-                                    {1, 1, 1, 1, 1},   {2, 1, 32, 28, 28},
-                                    {1, 3, 5, 7, 14},  {3, 2, 8, 14, 16},
-                                    {1, 4, 6, 5, 17},  {1, 5, 9, 9, 33},
-                                    {2, 3, 4, 4, 8},   {1, 2, 3, 6, 3},
-                                    {5, 16, 7, 30, 30}}; /* the last: dw in blocks of images */
+                                    {1, 1, 1, 1, 1},
+                                    {2, 1, 32, 28, 28},
+                                    {1, 3, 5, 7, 14},
+                                    {3, 2, 8, 14, 16},
+                                    {1, 4, 6, 5, 17},
+                                    {1, 5, 9, 9, 33},
+                                    {2, 3, 4, 4, 8},
+                                    {1, 2, 3, 6, 3},
+                                    {5, 16, 7, 30, 30}, /* dw in blocks of images */
+                                    /* 8 or more input channels: channel-lane tiles (AVX-512) */
+                                    {2, 9, 37, 5, 9},
+                                    {1, 12, 20, 3, 3},
+                                    {2, 32, 64, 14, 14}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int n = shapes[si][0], c = shapes[si][1], o = shapes[si][2], h = shapes[si][3],
             w = shapes[si][4];

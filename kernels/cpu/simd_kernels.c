@@ -1084,16 +1084,8 @@ static inline vf vfma(vf a, vf b, vf c) {
 
 /* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col, for the forward and both
  * gradients. The input gradient is itself such a convolution: of dy, with the weights transposed
- * ([o, c] -> [c, o]) and turned by 180 degrees; one kernel serves both.
- *
- * That kernel (c3_run): each task copies its image into zero-bordered planes (so loads need no
- * masks or bounds checks) and computes tiles of C3_OB output channels x C3_RB rows x VW columns
- * in C3_OB * C3_RB vector accumulators: for each input channel and kernel column, the C3_RB + 2
- * input rows the tile needs are loaded once and each is multiplied by broadcast weights into up to
- * three of its rows in every channel. Weights are repacked so a channel block's 9 * C3_OB weights
- * per input channel are contiguous (zero past the last channel). Lanes past the image's width
- * compute garbage that is never stored. Tasks are (image, range of channel blocks): whole images
- * when there are enough of them for the threads. */
+ * ([o, c] -> [c, o]) and turned by 180 degrees; one kernel (c3_run) serves both. The weight
+ * gradient has its own (c3_dw). */
 #define C3_OB 4
 #define C3_RB 4
 #if CVN_VW == 16
@@ -1101,19 +1093,13 @@ static inline vf vfma(vf a, vf b, vf c) {
 #else
 #define C3_DW_OB 1
 #endif
-/* Floats of zero-bordered copies of the images the weight gradient holds at once: 256 KiB, so a
+/* Floats of zero-bordered copies of the images the weight gradient holds at once: 512 KiB, so a
  * block stays in a core's L2 cache while every task reads it. */
 #define C3_DW_BLOCK 131072
 
 static bool c3_fits(const cvn_conv_desc *d) {
     return d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->ph == 1 && d->pw == 1 &&
            d->dh == 1 && d->dw == 1 && d->groups == 1;
-}
-
-/* Floats of one zero-bordered plane for c3_run: rows -1 .. h rounded up to whole tiles of rb rows
- * (+1), columns -1 .. w + VW (a tile's full-width loads stay inside). */
-static int64_t c3_padded_plane(int h, int w, int rb) {
-    return ((int64_t)(h + rb - 1) / rb * rb + 2) * (w + 2 + VW);
 }
 
 /* c3_dw's planes: rows -1 .. h, each a whole number of vectors (so rows start aligned) with room
@@ -1141,19 +1127,146 @@ typedef struct {
     bool flip;
 } c3_geom;
 
-/* Scratch of c3_run: the repacked weights and each thread's bordered image. */
-static int64_t c3_run_work(int ci, int co, int h, int w) {
-    return (int64_t)(co + C3_OB - 1) / C3_OB * C3_OB * ci * 9 +
-           (int64_t)omp_get_max_threads() * ci * c3_padded_plane(h, w, C3_RB);
+/* How c3_run tiles a convolution: output channels per weight block, the padded plane's row length
+ * and rows. With 16 lanes and enough input channels the lanes run along output channels instead
+ * of columns (c3v_rows): no lanes wasted past a narrow image's width, and each broadcast input
+ * value feeds two vectors of weights. With few input channels (a first layer) or fewer than 16
+ * output channels (a first layer's dx) the column-lane tiles do better. */
+typedef struct {
+    bool lanes_oc;
+    int ob;
+    int64_t wp, rows;
+} c3_tiling;
+
+#if CVN_VW == 16
+#define C3V_OB 32   /* two vectors of output channels */
+#define C3V_TW 7    /* columns per tile: 14 accumulators (more spill) */
+#define C3V_MIN_C 8 /* and at least C3V_OB / 2 output channels */
+#endif
+
+static c3_tiling c3_tile(int ci, int co, int h, int w) {
+#if CVN_VW == 16
+    if (ci >= C3V_MIN_C && co >= C3V_OB / 2)
+        return (c3_tiling){true, C3V_OB, w + 2 + C3V_TW, h + 2};
+#endif
+    return (c3_tiling){false, C3_OB, w + 2 + VW, (int64_t)(h + C3_RB - 1) / C3_RB * C3_RB + 2};
 }
 
-/* y = conv(x) + b (b may be NULL), or y += conv(x) when accumulate (b unused). */
+/* Scratch of c3_run: the repacked weights and each thread's bordered image. */
+static int64_t c3_run_work(int ci, int co, int h, int w) {
+    c3_tiling tl = c3_tile(ci, co, h, w);
+    return (int64_t)(co + tl.ob - 1) / tl.ob * tl.ob * ci * 9 +
+           (int64_t)omp_get_max_threads() * ci * tl.rows * tl.wp;
+}
+
+/* One image's output channels [o0, o0 + C3_OB) in column-lane tiles: C3_OB channels x C3_RB rows
+ * x VW columns in C3_OB * C3_RB vector accumulators. For each input channel and kernel column,
+ * the C3_RB + 2 input rows the tile needs are loaded once and each is multiplied by broadcast
+ * weights into up to three of its rows in every channel. Lanes past the width compute garbage
+ * that is never stored. */
+static void c3_rows(const c3_geom *g, int o0, float *yo, const float *pad, int64_t wp,
+                    int64_t pplane, const float *wb, const float *b, bool accumulate) {
+    const int C = g->ci, H = g->h, W = g->w, O = g->co;
+    const int64_t plane = (int64_t)H * W;
+    const int valid = O - o0 < C3_OB ? O - o0 : C3_OB;
+    for (int y0 = 0; y0 < H; y0 += C3_RB)
+        for (int x0 = 0; x0 < W; x0 += VW) {
+            vf acc[C3_OB][C3_RB];
+#pragma GCC unroll 8
+            for (int k = 0; k < C3_OB; k++) {
+                vf bv = vset(b && !accumulate && k < valid ? b[o0 + k] : 0.0f);
+#pragma GCC unroll 8
+                for (int j = 0; j < C3_RB; j++)
+                    acc[k][j] = accumulate && k < valid && y0 + j < H
+                                    ? vload(yo + k * plane + (int64_t)(y0 + j) * W + x0, W - x0)
+                                    : bv;
+            }
+            const float *src = pad + (int64_t)y0 * wp + x0, *wc = wb;
+            for (int c = 0; c < C; c++, src += pplane, wc += 9 * C3_OB) {
+#pragma GCC unroll 3
+                for (int kx = 0; kx < 3; kx++) {
+                    vf in[C3_RB + 2];
+#pragma GCC unroll 8
+                    for (int r = 0; r < C3_RB + 2; r++) in[r] = vload(src + r * wp + kx, VW);
+#pragma GCC unroll 3
+                    for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 8
+                        for (int k = 0; k < C3_OB; k++) {
+                            vf wv = vset(wc[(ky * 3 + kx) * C3_OB + k]);
+#pragma GCC unroll 8
+                            for (int j = 0; j < C3_RB; j++)
+                                acc[k][j] = vfma(in[j + ky], wv, acc[k][j]);
+                        }
+                }
+            }
+            for (int k = 0; k < valid; k++)
+                for (int j = 0; j < C3_RB && y0 + j < H; j++)
+                    vstore(yo + k * plane + (int64_t)(y0 + j) * W + x0, acc[k][j], W - x0);
+        }
+}
+
+#if CVN_VW == 16
+/* The same in channel-lane tiles: C3V_TW columns of one row x C3V_OB channels in 2 * C3V_TW
+ * accumulators; per input channel and tap, two weight vectors and C3V_TW broadcast inputs make
+ * 2 * C3V_TW FMAs. A tile goes out through a small buffer, transposed to NCHW. */
+static void c3v_rows(const c3_geom *g, int o0, float *yo, const float *pad, int64_t wp,
+                     int64_t pplane, const float *wb, const float *b, bool accumulate) {
+    const int C = g->ci, H = g->h, W = g->w, O = g->co;
+    const int64_t plane = (int64_t)H * W;
+    const int valid = O - o0 < C3V_OB ? O - o0 : C3V_OB;
+    float tile[C3V_TW][C3V_OB] __attribute__((aligned(64)));
+    vf b0 = vset(0.0f), b1 = vset(0.0f);
+    if (b && !accumulate) {
+        b0 = vload(b + o0, valid);
+        if (valid > VW) b1 = vload(b + o0 + VW, valid - VW);
+    }
+    for (int r = 0; r < H; r++)
+        for (int x0 = 0; x0 < W; x0 += C3V_TW) {
+            vf a0[C3V_TW], a1[C3V_TW];
+#pragma GCC unroll 8
+            for (int j = 0; j < C3V_TW; j++) a0[j] = b0, a1[j] = b1;
+            const float *src = pad + (int64_t)r * wp + x0, *wc = wb;
+            for (int c = 0; c < C; c++, src += pplane)
+#pragma GCC unroll 3
+                for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+                    for (int kx = 0; kx < 3; kx++, wc += C3V_OB) {
+                        const vf w0 = vload(wc, VW), w1 = vload(wc + VW, VW);
+                        const float *in = src + ky * wp + kx;
+#pragma GCC unroll 8
+                        for (int j = 0; j < C3V_TW; j++) {
+                            const vf v = vset(in[j]);
+                            a0[j] = vfma(v, w0, a0[j]);
+                            a1[j] = vfma(v, w1, a1[j]);
+                        }
+                    }
+#pragma GCC unroll 8
+            for (int j = 0; j < C3V_TW; j++) {
+                vstore(tile[j], a0[j], VW);
+                vstore(tile[j] + VW, a1[j], VW);
+            }
+            const int m = W - x0 < C3V_TW ? W - x0 : C3V_TW;
+            for (int k = 0; k < valid; k++) {
+                float *out = yo + k * plane + (int64_t)r * W + x0;
+                for (int j = 0; j < m; j++) out[j] = accumulate ? out[j] + tile[j][k] : tile[j][k];
+            }
+        }
+}
+#endif
+
+/* y = conv(x) + b (b may be NULL), or y += conv(x) when accumulate (b unused). Each task copies its
+ * image into zero-bordered planes (so loads need no masks or bounds checks) and runs c3_rows or
+ * c3v_rows over a range of weight blocks; weights are repacked so a block's 9 * ob weights per
+ * input channel are contiguous (zero past the last channel). Tasks are (image, range of blocks):
+ * whole images when there are enough of them for the threads. */
 static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, const float *b,
                    bool accumulate, float *work) {
-    const int C = g->ci, H = g->h, W = g->w, O = g->co, n_ob = (O + C3_OB - 1) / C3_OB;
-    const int64_t plane = (int64_t)H * W, wp = W + 2 + VW, pplane = c3_padded_plane(H, W, C3_RB);
+    const int C = g->ci, H = g->h, W = g->w, O = g->co;
+    const c3_tiling tl = c3_tile(C, O, H, W);
+    const int ou = tl.ob, n_ob = (O + ou - 1) / ou;
+    const int64_t plane = (int64_t)H * W, pplane = tl.rows * tl.wp;
     const int threads = omp_get_max_threads();
-    float *wpk = work, *pads = work + (int64_t)n_ob * C * 9 * C3_OB;
+    float *wpk = work, *pads = work + (int64_t)n_ob * C * 9 * ou;
     int splits = g->n >= threads ? 1 : (threads + g->n - 1) / g->n;
     if (splits > n_ob) splits = n_ob;
     const int64_t tasks = (int64_t)g->n * splits;
@@ -1165,9 +1278,9 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
         for (int ob = 0; ob < n_ob; ob++)
             for (int c = 0; c < C; c++)
                 for (int t = 0; t < 9; t++)
-                    for (int k = 0; k < C3_OB; k++) {
-                        int oc = ob * C3_OB + k;
-                        wpk[(((int64_t)ob * C + c) * 9 + t) * C3_OB + k] =
+                    for (int k = 0; k < ou; k++) {
+                        int oc = ob * ou + k;
+                        wpk[(((int64_t)ob * C + c) * 9 + t) * ou + k] =
                             oc < O ? w[oc * g->so + c * g->si + (g->flip ? 8 - t : t)] : 0.0f;
                     }
 #pragma omp for schedule(static)
@@ -1176,48 +1289,17 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
             const int part = (int)(task % splits), ob0 = (int)((int64_t)n_ob * part / splits),
                       ob1 = (int)((int64_t)n_ob * (part + 1) / splits);
             for (int c = 0; c < C; c++)
-                c3_pad(pad + c * pplane, x + (n * C + c) * plane, H, W, pplane / wp, wp);
+                c3_pad(pad + c * pplane, x + (n * C + c) * plane, H, W, tl.rows, tl.wp);
             for (int ob = ob0; ob < ob1; ob++) {
-                const int o0 = ob * C3_OB, valid = O - o0 < C3_OB ? O - o0 : C3_OB;
-                const float *wb = wpk + (int64_t)ob * C * 9 * C3_OB;
-                float *yo = y + (n * O + o0) * plane;
-                for (int y0 = 0; y0 < H; y0 += C3_RB)
-                    for (int x0 = 0; x0 < W; x0 += VW) {
-                        vf acc[C3_OB][C3_RB];
-#pragma GCC unroll 8
-                        for (int k = 0; k < C3_OB; k++) {
-                            vf bv = vset(b && !accumulate && k < valid ? b[o0 + k] : 0.0f);
-#pragma GCC unroll 8
-                            for (int j = 0; j < C3_RB; j++)
-                                acc[k][j] =
-                                    accumulate && k < valid && y0 + j < H
-                                        ? vload(yo + k * plane + (int64_t)(y0 + j) * W + x0, W - x0)
-                                        : bv;
-                        }
-                        const float *src = pad + (int64_t)y0 * wp + x0, *wc = wb;
-                        for (int c = 0; c < C; c++, src += pplane, wc += 9 * C3_OB) {
-#pragma GCC unroll 3
-                            for (int kx = 0; kx < 3; kx++) {
-                                vf in[C3_RB + 2];
-#pragma GCC unroll 8
-                                for (int r = 0; r < C3_RB + 2; r++)
-                                    in[r] = vload(src + r * wp + kx, VW);
-#pragma GCC unroll 3
-                                for (int ky = 0; ky < 3; ky++)
-#pragma GCC unroll 8
-                                    for (int k = 0; k < C3_OB; k++) {
-                                        vf wv = vset(wc[(ky * 3 + kx) * C3_OB + k]);
-#pragma GCC unroll 8
-                                        for (int j = 0; j < C3_RB; j++)
-                                            acc[k][j] = vfma(in[j + ky], wv, acc[k][j]);
-                                    }
-                            }
-                        }
-                        for (int k = 0; k < valid; k++)
-                            for (int j = 0; j < C3_RB && y0 + j < H; j++)
-                                vstore(yo + k * plane + (int64_t)(y0 + j) * W + x0, acc[k][j],
-                                       W - x0);
-                    }
+                const float *wb = wpk + (int64_t)ob * C * 9 * ou;
+                float *yo = y + (n * O + (int64_t)ob * ou) * plane;
+#if CVN_VW == 16
+                if (tl.lanes_oc) {
+                    c3v_rows(g, ob * ou, yo, pad, tl.wp, pplane, wb, b, accumulate);
+                    continue;
+                }
+#endif
+                c3_rows(g, ob * ou, yo, pad, tl.wp, pplane, wb, b, accumulate);
             }
         }
     }
