@@ -1335,7 +1335,7 @@ static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy,
     const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + C3_DW_OB - 1) / C3_DW_OB;
     const int64_t plane = (int64_t)H * W, wp = c3_dw_row(W), pplane = (H + 2) * wp;
     const int nb = c3_dw_block(d);
-    const int64_t tasks = dw ? (int64_t)n_ob * C : 0;
+    const int64_t tasks = (int64_t)n_ob * C;
     const bool par = (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
     float *pads = d->work;
 #pragma omp parallel if (par)

@@ -1,5 +1,6 @@
-/* 2-D convolution as im2col + GEMM. Several images share one column matrix so each GEMM is large
- * enough to run near the machine's peak; the chunk of images is sized to a workspace budget. */
+/* 2-D convolution: the backend's fused kernels first (the CPU's direct 3x3 ones, cuDNN), else
+ * im2col + GEMM. There several images share one column matrix so each GEMM is large enough to run
+ * near the machine's peak; the chunk of images is sized to a workspace budget. */
 #include <stdio.h>
 
 #include "ops/ops.h"
