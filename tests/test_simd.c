@@ -405,6 +405,53 @@ START_TEST(test_direct_conv3x3) {
 }
 END_TEST
 
+/* Every variant's GEMM against a double loop: products with one to four rows of A and B
+ * transposed (a linear layer at batch 1 to 4: the backend's own kernel, threads splitting B's
+ * rows) and others (OpenBLAS), with padded leading dimensions, tails in k and n, alpha and beta.
+ * beta = 0 must not read C (NaN there stays unseen). */
+START_TEST(test_gemm_agrees) {
+    static const int shapes[][6] = {
+        /* m, n, k, ta, tb, beta != 0 */
+        {1, 1, 1, 0, 1, 0},    {1, 128, 3136, 0, 1, 0}, {2, 10, 128, 0, 1, 1}, {3, 7, 17, 0, 1, 0},
+        {4, 130, 33, 0, 1, 1}, {4, 5, 1000, 0, 1, 0},   {5, 9, 31, 0, 1, 0},   {1, 6, 40, 0, 0, 1},
+        {3, 4, 16, 1, 1, 0},   {64, 128, 300, 0, 1, 0}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+        const bool ta = shapes[si][3], tb = shapes[si][4];
+        const float alpha = 0.75f, beta = shapes[si][5] ? -0.5f : 0.0f;
+        const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+        float *a = random_buf((int64_t)(ta ? k : m) * lda, 31 + si, 1.0f),
+              *b = random_buf((int64_t)(tb ? n : k) * ldb, 37 + si, 1.0f),
+              *c0 = random_buf((int64_t)m * ldc, 41 + si, 1.0f), *c = malloc((size_t)m * ldc * 4);
+        for (int v = 0; v < 3; v++) {
+            const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+            if (!be) continue;
+            memcpy(c, c0, (size_t)m * ldc * 4);
+            if (beta == 0.0f)
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) c[i * ldc + j] = NAN;
+            be->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < ldc; j++) {
+                    double want = c0[i * ldc + j], sum = 0, mag = 0;
+                    if (j < n) {
+                        for (int p = 0; p < k; p++) {
+                            double t = (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                                       (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                            sum += t, mag += fabs(t);
+                        }
+                        want = alpha * sum + beta * want;
+                    }
+                    ck_assert_msg(fabs(c[i * ldc + j] - want) <= 1e-5 * (mag + 1.0),
+                                  "gemm %s shape %zu [%d, %d]: %.7g vs %.7g", variants[v], si, i, j,
+                                  (double)c[i * ldc + j], want);
+                }
+        }
+        free(a), free(b), free(c0), free(c);
+    }
+}
+END_TEST
+
 START_TEST(test_gelu_accuracy) {
     enum { N = 20001 };
     static float x[N], y[N];
@@ -443,6 +490,7 @@ int main(void) {
     tcase_add_test(tc, test_maxpool2x2_fast_path);
     tcase_add_test(tc, test_gelu_accuracy);
     tcase_add_test(tc, test_direct_conv3x3);
+    tcase_add_test(tc, test_gemm_agrees);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

@@ -78,6 +78,20 @@ static inline void vstore_i(int32_t *p, vi v, int64_t m) {
     for (int64_t l = 0; l < VW && l < m; l++) p[l] = v[l];
 }
 #endif
+/* Lanes l < m of base[idx[l]], zero past m. */
+static inline vf vgather(const float *base, vi idx, int64_t m) {
+#if CVN_VW == 16
+    return (vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), lane_mask(m < VW ? m : VW),
+                                        (__m512i)idx, base, 4);
+#elif CVN_VW == 8
+    return (vf)_mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, (__m256i)idx,
+                                        _mm256_castsi256_ps(lane_mask(m)), 4);
+#else
+    vf v = {0};
+    for (int64_t l = 0; l < VW && l < m; l++) v[l] = base[idx[l]];
+    return v;
+#endif
+}
 static inline vf vset(float x) {
 #if CVN_VW == 16
     return (vf)_mm512_set1_ps(x);
@@ -102,6 +116,18 @@ static inline vf vabs(vf a) {
     mask += 0x7fffffff; /* every bit but the sign */
     return (vf)((vi)a & mask);
 }
+/* a * b + c in one rounding where the instruction set has it (-std=c11 does not contract a * b + c
+ * into an FMA by itself). */
+static inline vf vfma(vf a, vf b, vf c) {
+#if CVN_VW == 16
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif CVN_VW == 8
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b + c;
+#endif
+}
+
 static inline float hsum(vf v) {
     float s = 0;
     for (int i = 0; i < VW; i++) s += v[i];
@@ -372,6 +398,93 @@ static void k_expand_add(int ndim, const int64_t *shape, float *out, const float
         } else {
             for (int64_t j = 0; j < inner; j++) o[j] += scale * src[j * si];
         }
+    }
+}
+
+/* ------------------------------------------------------------------ GEMM */
+
+/* C = alpha A B^T + beta C where A has a few rows: a linear layer at batch 1 to 4. OpenBLAS runs
+ * such a product on one thread; here the threads split B's rows (output features), so at batch 1
+ * each core streams its share of the weights and keeps it in its own L2 cache between calls.
+ * GEMV_N rows of B at a time against all m rows of A: m x GEMV_N vector sums. beta = 0 does not
+ * read C, as in BLAS. */
+#define GEMV_M 4
+#define GEMV_N 4
+
+/* acc[i][q] += A[i, p : p + r] . B_q[p : p + r] */
+static inline __attribute__((always_inline)) void gemm_abt_step(const int m, vf acc[][GEMV_N],
+                                                                const float *a, int lda,
+                                                                const float *const *bp, int p,
+                                                                const int64_t r) {
+    vf bv[GEMV_N];
+#pragma GCC unroll 4
+    for (int q = 0; q < GEMV_N; q++) bv[q] = vload(bp[q] + p, r);
+#pragma GCC unroll 4
+    for (int i = 0; i < m; i++) {
+        const vf av = vload(a + (int64_t)i * lda + p, r);
+#pragma GCC unroll 4
+        for (int q = 0; q < GEMV_N; q++) acc[i][q] = vfma(av, bv[q], acc[i][q]);
+    }
+}
+
+static inline __attribute__((always_inline)) void gemm_abt_cols(const int m, int j0, int j1, int k,
+                                                                float alpha, const float *a,
+                                                                int lda, const float *b, int ldb,
+                                                                float beta, float *c, int ldc) {
+    for (int j = j0; j < j1; j += GEMV_N) {
+        const int nj = j1 - j < GEMV_N ? j1 - j : GEMV_N;
+        const float *bp[GEMV_N];
+        for (int q = 0; q < GEMV_N; q++) bp[q] = b + (int64_t)(j + (q < nj ? q : nj - 1)) * ldb;
+        vf acc[GEMV_M][GEMV_N];
+#pragma GCC unroll 4
+        for (int i = 0; i < m; i++)
+#pragma GCC unroll 4
+            for (int q = 0; q < GEMV_N; q++) acc[i][q] = vset(0.0f);
+        for (int p = 0; p < k; p += VW) {
+            if (k - p >= VW) /* whole vectors; the tail's partial loads apart */
+                gemm_abt_step(m, acc, a, lda, bp, p, VW);
+            else
+                gemm_abt_step(m, acc, a, lda, bp, p, k - p);
+        }
+        for (int i = 0; i < m; i++)
+            for (int q = 0; q < nj; q++) {
+                float *out = c + (int64_t)i * ldc + j + q, v = alpha * hsum(acc[i][q]);
+                *out = beta == 0.0f ? v : v + beta * *out;
+            }
+    }
+}
+
+static void gemm_abt_small(int m, int j0, int j1, int k, float alpha, const float *a, int lda,
+                           const float *b, int ldb, float beta, float *c, int ldc) {
+    switch (m) { /* a constant row count for each, so the sums stay in registers */
+    case 1:
+        gemm_abt_cols(1, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+    case 2:
+        gemm_abt_cols(2, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+    case 3:
+        gemm_abt_cols(3, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+    default:
+        gemm_abt_cols(4, j0, j1, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+    }
+}
+
+static void k_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc) {
+    if (ta || !tb || m < 1 || m > GEMV_M || n < 1) {
+        cvn_cpu_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    const int blocks = (n + GEMV_N - 1) / GEMV_N;
+#pragma omp parallel if ((int64_t)m * n * k > 4 * PAR_MIN && blocks > 1)
+    {
+        const int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        const int j0 = (int)((int64_t)blocks * me / nt) * GEMV_N,
+                  j1 = (int)((int64_t)blocks * (me + 1) / nt) * GEMV_N;
+        if (j0 < n) gemm_abt_small(m, j0, j1 < n ? j1 : n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 }
 
@@ -1070,18 +1183,6 @@ static void k_clamp(int64_t n, float *x, float lo, float hi) {
     }
 }
 
-/* a * b + c in one rounding where the instruction set has it (-std=c11 does not contract a * b + c
- * into an FMA by itself). */
-static inline vf vfma(vf a, vf b, vf c) {
-#if CVN_VW == 16
-    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif CVN_VW == 8
-    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#else
-    return a * b + c;
-#endif
-}
-
 /* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col, for the forward and both
  * gradients. The input gradient is itself such a convolution: of dy, with the weights transposed
  * ([o, c] -> [c, o]) and turned by 180 degrees; one kernel (c3_run) serves both. The weight
@@ -1256,6 +1357,20 @@ static void c3v_rows(const c3_geom *g, int o0, float *yo, const float *pad, int6
 }
 #endif
 
+/* The 9 x ou block of repacked weights of input channel c and output channels [o0, o0 + ou):
+ * dst[t * ou + k] is tap t of output channel o0 + k (zero past the last channel), gathered a
+ * vector of channels at a time. */
+static void c3_repack(float *dst, const c3_geom *g, const float *w, int o0, int c, int ou) {
+    const float *src = w + (int64_t)o0 * g->so + (int64_t)c * g->si;
+    for (int k = 0; k < ou; k += VW) {
+        vi idx;
+        for (int l = 0; l < VW; l++) idx[l] = (int32_t)((k + l) * g->so);
+        const int64_t m = g->co - o0 - k; /* channels that exist */
+        for (int t = 0; t < 9; t++)
+            vstore(dst + t * ou + k, vgather(src + (g->flip ? 8 - t : t), idx, m), ou - k);
+    }
+}
+
 /* y = conv(x) + b (b may be NULL), or y += conv(x) when accumulate (b unused). Each task copies its
  * image into zero-bordered planes (so loads need no masks or bounds checks) and runs c3_rows or
  * c3v_rows over a range of weight blocks; weights are repacked so a block's 9 * ob weights per
@@ -1277,14 +1392,8 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
     {
         float *pad = pads + (int64_t)omp_get_thread_num() * C * pplane;
 #pragma omp for schedule(static)
-        for (int ob = 0; ob < n_ob; ob++)
-            for (int c = 0; c < C; c++)
-                for (int t = 0; t < 9; t++)
-                    for (int k = 0; k < ou; k++) {
-                        int oc = ob * ou + k;
-                        wpk[(((int64_t)ob * C + c) * 9 + t) * ou + k] =
-                            oc < O ? w[oc * g->so + c * g->si + (g->flip ? 8 - t : t)] : 0.0f;
-                    }
+        for (int64_t blk = 0; blk < (int64_t)n_ob * C; blk++)
+            c3_repack(wpk + blk * 9 * ou, g, w, (int)(blk / C) * ou, (int)(blk % C), ou);
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < tasks; task++) {
             const int64_t n = task / splits;
@@ -1440,7 +1549,7 @@ const cvn_backend TABLE_NAME = {
     .upload = cvn_cpu_copy,
     .download = cvn_cpu_copy,
     .zero = cvn_cpu_zero,
-    .gemm = cvn_cpu_gemm,
+    .gemm = k_gemm,
     .binary = k_binary,
     .binary_bwd = k_binary_bwd,
     .affine = k_affine,
