@@ -1363,7 +1363,7 @@ static void c3v_rows(const c3_geom *g, int o0, float *yo, const float *pad, int6
 static void c3_repack(float *dst, const c3_geom *g, const float *w, int o0, int c, int ou) {
     const float *src = w + (int64_t)o0 * g->so + (int64_t)c * g->si;
     for (int k = 0; k < ou; k += VW) {
-        vi idx;
+        vi idx = {0};
         for (int l = 0; l < VW; l++) idx[l] = (int32_t)((k + l) * g->so);
         const int64_t m = g->co - o0 - k; /* channels that exist */
         for (int t = 0; t < 9; t++)
