@@ -33,12 +33,20 @@ typedef struct {
     int oh, ow;         /* output size */
 } cvn_window;
 
-/* A whole 2-D convolution, for backends with a fused implementation (cuDNN). */
+/* A whole 2-D convolution, for backends with a fused implementation (cuDNN, the CPU's direct 3x3
+ * kernels). */
 typedef struct {
     int n, c, h, w;  /* input */
     int o, kh, kw;   /* weight [o, c / groups, kh, kw] */
     int oh, ow;      /* output */
     int sh, sw, ph, pw, dh, dw, groups;
+    /* The forward's epilogue, for inference (a backend without it declines when it is set, and
+     * the op runs the parts one by one): the activation act when act_on, then, when pool > 0, a
+     * pool x pool max pool of stride pool without padding, so y is [n, o, oh / pool, ow / pool]. */
+    bool act_on;
+    cvn_act_kind act;
+    float alpha;
+    int pool;
     float *work; /* scratch of conv2d_work's size, from the tape's arena (NULL when none asked) */
     int64_t work_floats;
 } cvn_conv_desc;

@@ -521,6 +521,24 @@ cvn_module *cvn_activation_new(cvn_activation kind, float alpha);
 /* Applies an activation to x: the op behind cvn_activation_new. */
 cvn_tensor *cvn_activate(cvn_tape *t, cvn_tensor *x, cvn_activation kind, float alpha);
 
+/* What follows a convolution in cvn_conv2d_fused: the activation act (alpha as in
+ * cvn_activation_new) when activate, then, when pool > 0, a pool x pool max pool of stride pool
+ * without padding. A zeroed struct is the plain convolution. */
+typedef struct {
+    bool activate;
+    cvn_activation act;
+    float alpha;
+    int pool;
+} cvn_conv_epilogue;
+/* max_pool2d(activate(conv2d(x, weight, bias))) as e says (e may be NULL: none). When the tape
+ * records (gradients wanted, or an ONNX trace) it is exactly the three ops one after another;
+ * otherwise, at inference, the backend runs them in one pass where it can (the CPU: 3x3 stride-1
+ * convolutions with any activation and 2x2 pooling), so the convolution's output never goes
+ * through memory unpooled. Sequential models use it by themselves for Conv2d followed by an
+ * activation and / or MaxPool2d. */
+cvn_tensor *cvn_conv2d_fused(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
+                             const cvn_conv2d_params *p, const cvn_conv_epilogue *e);
+
 /* The reference CNN of the documentation, for 1x28x28 inputs: conv 1->32 3x3 pad 1, ReLU, max-pool
  * 2; conv 32->64 3x3 pad 1, ReLU, max-pool 2; flatten; linear 3136->128, ReLU, dropout 0.25 (seeded
  * from r); linear 128->10. Caller owns. */

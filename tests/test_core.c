@@ -238,6 +238,53 @@ START_TEST(test_train_eval_modes) {
 }
 END_TEST
 
+/* A Sequential at inference runs Conv2d with the activation and / or MaxPool2d after it as one
+ * fused op: the same logits as the recorded (unfused) forward. Conv -> ReLU -> pool, conv ->
+ * LeakyReLU (no pool), conv -> pool (no activation), a 5x5 conv the CPU does not fuse, and a conv
+ * followed by a pool with padding (not fusable). */
+START_TEST(test_sequential_fuses_at_inference) {
+    cvn_rng r;
+    cvn_rng_seed(&r, 5);
+    cvn_conv2d_params pad1 = cvn_conv2d_defaults(), pad2 = pad1;
+    pad1.pad_h = pad1.pad_w = 1;
+    pad2.pad_h = pad2.pad_w = 2;
+    cvn_module *net = cvn_sequential_new();
+    cvn_module *parts[] = {cvn_conv2d_new(3, 16, 3, 3, &pad1, true, &r),
+                           cvn_activation_new(CVN_ACT_RELU, 0),
+                           cvn_max_pool2d_new(2, 2, 0), /* 15x17 -> 7x8 */
+                           cvn_conv2d_new(16, 24, 3, 3, &pad1, true, &r),
+                           cvn_activation_new(CVN_ACT_LEAKY_RELU, 0.1f),
+                           cvn_conv2d_new(24, 20, 3, 3, &pad1, false, &r),
+                           cvn_max_pool2d_new(2, 0, 0), /* -> 3x4 */
+                           cvn_conv2d_new(20, 8, 5, 5, &pad2, true, &r),
+                           cvn_activation_new(CVN_ACT_SIGMOID, 0),
+                           cvn_conv2d_new(8, 8, 3, 3, &pad1, true, &r),
+                           cvn_max_pool2d_new(3, 1, 1),
+                           cvn_flatten_new(1),
+                           cvn_linear_new(8 * 3 * 4, 5, true, &r)};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        CK_OK(cvn_sequential_add(net, parts[i]));
+    cvn_module_train(net, false);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    float xs[2 * 3 * 15 * 17];
+    for (int i = 0; i < 2 * 3 * 15 * 17; i++) xs[i] = cvn_rng_normal(&r);
+    cvn_tensor *x = cvn_tape_tensor_f32(t, 4, (int64_t[]){2, 3, 15, 17}, xs);
+    cvn_tensor *a = CK_NOTNULL(cvn_module_forward(net, t, x));
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 13); /* recorded: one node per layer */
+    cvn_tape_set_grad_enabled(t, false);
+    cvn_tensor *b = CK_NOTNULL(cvn_module_forward(net, t, x));
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 13);
+    ck_assert_int_eq(b->shape[1], 5);
+    for (int i = 0; i < 10; i++)
+        ck_assert_msg(fabsf(cvn_tensor_f32(a)[i] - cvn_tensor_f32(b)[i]) <=
+                          1e-5f * (1 + fabsf(cvn_tensor_f32(a)[i])),
+                      "logit %d: fused %.7g, recorded %.7g", i, (double)cvn_tensor_f32(b)[i],
+                      (double)cvn_tensor_f32(a)[i]);
+    cvn_tape_free(t);
+    cvn_module_free(net);
+}
+END_TEST
+
 START_TEST(test_threads) {
     ck_assert_int_eq(cvn_set_num_threads(0), CVN_ERR_ARG);
     CK_OK(cvn_set_num_threads(1));
@@ -261,6 +308,7 @@ int main(void) {
     tcase_add_test(tc, test_module_names_and_init);
     tcase_add_test(tc, test_train_eval_modes);
     tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_sequential_fuses_at_inference);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

@@ -189,6 +189,103 @@ START_TEST(test_shape_errors) {
 }
 END_TEST
 
+static cvn_tensor *random_tensor(int ndim, const int64_t *shape, uint64_t seed, bool grad) {
+    cvn_rng r;
+    cvn_rng_seed(&r, seed);
+    cvn_tensor *x = CK_NOTNULL(cvn_tensor_new(CVN_F32, ndim, shape));
+    CK_OK(cvn_tensor_uniform(x, &r, -1.0f, 1.0f));
+    cvn_tensor_set_requires_grad(x, grad);
+    return x;
+}
+
+static void expect_same_tensor(const char *what, const cvn_tensor *got, const cvn_tensor *want) {
+    ck_assert_int_eq(got->ndim, want->ndim);
+    for (int d = 0; d < got->ndim; d++) ck_assert_int_eq(got->shape[d], want->shape[d]);
+    const float *g = got->data, *w = want->data;
+    for (int64_t i = 0; i < cvn_numel(got); i++)
+        ck_assert_msg(fabsf(g[i] - w[i]) <= 1e-5f * (1.0f + fabsf(w[i])), "%s [%lld]: %.7g vs %.7g",
+                      what, (long long)i, (double)g[i], (double)w[i]);
+}
+
+static cvn_tensor *composed(cvn_tape *t, cvn_tensor *x, cvn_tensor *w, cvn_tensor *b,
+                            const cvn_conv2d_params *p, const cvn_conv_epilogue *e) {
+    cvn_tensor *y = cvn_conv2d(t, x, w, b, p);
+    if (e->activate) y = cvn_activate(t, y, e->act, e->alpha);
+    return e->pool ? cvn_max_pool2d(t, y, e->pool, e->pool, 0) : y;
+}
+
+/* cvn_conv2d_fused is max_pool2d(activate(conv2d)): at inference through the backend's fused pass
+ * where it has one (3x3 stride 1 padding 1 with 2x2 pooling or none on the CPU) and the three ops
+ * elsewhere (a 5x5 kernel, 3x3 pooling); when recording, the three ops with their gradients. Odd
+ * sizes (pooling drops the last row and column), 20 output channels (a partial block). */
+START_TEST(test_conv2d_fused) {
+    static const cvn_conv_epilogue epis[] = {{true, CVN_ACT_RELU, 0, 2},
+                                             {true, CVN_ACT_LEAKY_RELU, 0.2f, 0},
+                                             {false, CVN_ACT_RELU, 0, 2},
+                                             {true, CVN_ACT_SIGMOID, 0, 3},
+                                             {true, CVN_ACT_HARDSWISH, 0, 2}};
+    cvn_tensor *x = random_tensor(4, (int64_t[]){2, 9, 11, 13}, 1, true);
+    cvn_tensor *b = random_tensor(1, (int64_t[]){20}, 4, true);
+    for (int k = 3; k <= 5; k += 2) {
+        cvn_tensor *w = random_tensor(4, (int64_t[]){20, 9, k, k}, 2 + k, true);
+        cvn_conv2d_params p = cvn_conv2d_defaults();
+        p.pad_h = p.pad_w = k / 2;
+        for (size_t ei = 0; ei < sizeof epis / sizeof epis[0]; ei++) {
+            const cvn_conv_epilogue *e = &epis[ei];
+            char what[64];
+            snprintf(what, sizeof what, "%dx%d epilogue %zu", k, k, ei);
+            cvn_tape *t = cvn_tape_new(CVN_CPU);
+            /* the three ops, recorded, then their gradients */
+            cvn_tensor *y = CK_NOTNULL(composed(t, x, w, b, &p, e));
+            int nodes = cvn_tape_num_nodes(t);
+            CK_OK(cvn_backward(t, cvn_sum(t, cvn_mul(t, y, y), 0, NULL, false), NULL));
+            cvn_tensor *yc = CK_NOTNULL(cvn_tensor_to(y, CVN_CPU)), /* outlive the reset */
+                *gx = CK_NOTNULL(cvn_tensor_to(x->grad, CVN_CPU)),
+                       *gw = CK_NOTNULL(cvn_tensor_to(w->grad, CVN_CPU));
+            cvn_tensor_zero_grad(x), cvn_tensor_zero_grad(w), cvn_tensor_zero_grad(b);
+            cvn_tape_reset(t);
+            /* fused and recorded: the same nodes, values and gradients */
+            cvn_tensor *f = CK_NOTNULL(cvn_conv2d_fused(t, x, w, b, &p, e));
+            ck_assert_int_eq(cvn_tape_num_nodes(t), nodes);
+            expect_same_tensor(what, f, yc);
+            CK_OK(cvn_backward(t, cvn_sum(t, cvn_mul(t, f, f), 0, NULL, false), NULL));
+            expect_same_tensor(what, x->grad, gx);
+            expect_same_tensor(what, w->grad, gw);
+            cvn_tensor_zero_grad(x), cvn_tensor_zero_grad(w), cvn_tensor_zero_grad(b);
+            cvn_tape_reset(t);
+            /* at inference: nothing recorded, the same values */
+            cvn_tape_set_grad_enabled(t, false);
+            f = CK_NOTNULL(cvn_conv2d_fused(t, x, w, b, &p, e));
+            ck_assert_int_eq(cvn_tape_num_nodes(t), 0);
+            expect_same_tensor(what, f, yc);
+            cvn_tape_free(t);
+            cvn_tensor_free(yc);
+            cvn_tensor_free(gx), cvn_tensor_free(gw);
+        }
+        cvn_tensor_free(w);
+    }
+    /* errors: a bad epilogue, and the convolution's own checks under the fused op's name */
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    cvn_tensor *w = random_tensor(4, (int64_t[]){20, 9, 3, 3}, 5, false);
+    ck_assert_ptr_null(cvn_conv2d_fused(t, x, w, b, NULL, &(cvn_conv_epilogue){.pool = -1}));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_ARG);
+    ck_assert_ptr_null(cvn_conv2d_fused(
+        t, x, w, b, NULL, &(cvn_conv_epilogue){.activate = true, .act = (cvn_activation)99}));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_ARG);
+    ck_assert_ptr_null(cvn_conv2d_fused(t, w, x, b, NULL, NULL));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_SHAPE);
+    ck_assert(strstr(cvn_last_error(), "conv2d_fused") != NULL);
+    /* a pool larger than the convolution's output: max_pool2d's error */
+    cvn_tape_set_grad_enabled(t, false);
+    cvn_tensor *tiny = random_tensor(4, (int64_t[]){1, 9, 1, 1}, 6, false);
+    ck_assert_ptr_null(cvn_conv2d_fused(t, tiny, w, b, &(cvn_conv2d_params){1, 1, 1, 1, 1, 1, 1},
+                                        &(cvn_conv_epilogue){.pool = 2}));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_SHAPE);
+    cvn_tape_free(t);
+    cvn_tensor_free(w), cvn_tensor_free(tiny), cvn_tensor_free(x), cvn_tensor_free(b);
+}
+END_TEST
+
 /* reshape then flatten, weighted so that every element's gradient differs */
 static cvn_tensor *f_views(cvn_tape *t, cvn_tensor *const *in, void *c) {
     cvn_tensor *r = cvn_reshape(t, in[0], 3, (int64_t[]){5, -1, 3});
@@ -227,6 +324,7 @@ int main(void) {
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_shape_errors);
     tcase_add_test(tc, test_reshape_flatten);
+    tcase_add_test(tc, test_conv2d_fused);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

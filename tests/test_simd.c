@@ -261,6 +261,69 @@ START_TEST(test_maxpool2x2_fast_path) {
 END_TEST
 
 /* GELU's vector normal CDF against double-precision erfc over [-14, 14]. */
+/* An epilogue (activation, then 2x2 max pooling) on a forward: the activation in double. */
+typedef struct {
+    bool act_on;
+    cvn_act_kind act;
+    float alpha;
+    int pool;
+} epilogue;
+static const epilogue epis[] = {{true, CVN_K_RELU, 0, 0},          {true, CVN_K_RELU, 0, 2},
+                                {true, CVN_K_LEAKY_RELU, 0.1f, 2}, {true, CVN_K_SIGMOID, 0, 2},
+                                {false, CVN_K_RELU, 0, 2},         {true, CVN_K_TANH, 0, 0}};
+
+static double act_ref(const epilogue *e, double v) {
+    if (!e->act_on) return v;
+    switch (e->act) {
+    case CVN_K_RELU:
+        return v > 0 ? v : 0;
+    case CVN_K_LEAKY_RELU:
+        return v > 0 ? v : e->alpha * v;
+    case CVN_K_SIGMOID:
+        return 1 / (1 + exp(-v));
+    default:
+        return tanh(v);
+    }
+}
+
+/* The forward of d with epilogue e against act_ref of conv (want, with bias b) pooled 2x2 with
+ * floor sizes; the output must be written whole (NaN before) and nothing past it. Pooling is
+ * declined on planes under 2x2, and pools other than 2 always. */
+static void check_conv_epilogue(const cvn_backend *be, const char *variant, size_t si,
+                                const cvn_conv_desc *d0, const epilogue *e, float *got, int64_t ny,
+                                const float *want, const float *x, const float *wt,
+                                const float *b) {
+    cvn_conv_desc d = *d0;
+    d.act_on = e->act_on, d.act = e->act, d.alpha = e->alpha, d.pool = 3;
+    ck_assert_int_eq(be->conv2d_work(&d, false), 0);
+    d.pool = e->pool;
+    d.work_floats = be->conv2d_work(&d, false);
+    d.work = malloc((size_t)d.work_floats * 4);
+    for (int64_t i = 0; i < ny; i++) got[i] = NAN;
+    const int h = d.h, w = d.w, k = e->pool ? 2 : 1, oh = h / k, ow = w / k;
+    const bool ok = be->conv2d_fwd(&d, got, x, wt, b);
+    free(d.work);
+    if (e->pool && (h < 2 || w < 2)) {
+        ck_assert(!ok);
+        return;
+    }
+    ck_assert(ok);
+    const int64_t n_out = (int64_t)d.n * d.o * oh * ow;
+    for (int64_t i = 0; i < n_out; i++) {
+        const int64_t pl = i / ((int64_t)oh * ow), oy = i / ow % oh, ox = i % ow;
+        double ref = -INFINITY;
+        for (int dy = 0; dy < k; dy++)
+            for (int dx = 0; dx < k; dx++) {
+                double v = act_ref(e, want[(pl * h + oy * k + dy) * w + ox * k + dx]);
+                ref = v > ref ? v : ref;
+            }
+        ck_assert_msg(fabs(got[i] - ref) <= 1e-4 * (1 + fabs(ref)),
+                      "conv3x3 epilogue %d/%d/%d %s shape %zu [%lld]: %.7g vs %.7g", (int)e->act_on,
+                      (int)e->act, e->pool, variant, si, (long long)i, (double)got[i], ref);
+    }
+    for (int64_t i = n_out; i < ny; i++) ck_assert(isnan(got[i]));
+}
+
 /* The direct 3x3 convolution of every variant against a plain loop in double precision, on
  * shapes with column, row and channel-block tails (and widths of one to three vectors): the
  * forward, and the backward's dw and db (accumulated onto what is there) when the input needs no
@@ -357,6 +420,8 @@ START_TEST(test_direct_conv3x3) {
                 }
             }
             free(d.work);
+            for (size_t ei = 0; ei < sizeof epis / sizeof epis[0]; ei++)
+                check_conv_epilogue(be, variants[v], si, &d, &epis[ei], got, ny, want, x, wt, b);
             d.work_floats = be->conv2d_work(&d, true);
             d.work = malloc((size_t)d.work_floats * 4);
             /* all three gradients, accumulated onto what the buffers hold */

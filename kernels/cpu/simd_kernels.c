@@ -80,6 +80,7 @@ static inline void vstore_i(int32_t *p, vi v, int64_t m) {
 #endif
 /* Lanes l < m of base[idx[l]], zero past m. */
 static inline vf vgather(const float *base, vi idx, int64_t m) {
+    if (m <= 0) return (vf){0};
 #if CVN_VW == 16
     return (vf)_mm512_mask_i32gather_ps(_mm512_setzero_ps(), lane_mask(m < VW ? m : VW),
                                         (__m512i)idx, base, 4);
@@ -790,9 +791,16 @@ static void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int
 
 /* ------------------------------------------------------------------ pooling */
 
+/* The larger of a max pool's best so far and its next candidate: strictly greater wins, NaN wins
+ * (PyTorch's order). */
+static inline vf pool_pick(vf best, vf cand) {
+    return vsel((cand > best) | (cand != cand), cand, best);
+}
+
 /* The common 2x2 stride-2 window: a vector of outputs at a time. Each input row pair is split into
  * even and odd columns by shuffles, and the four candidates are compared in the generic loop's
- * order (strictly greater wins, NaN wins), so values and argmax agree with it exactly. */
+ * order (strictly greater wins, NaN wins), so values and argmax agree with it exactly. argmax
+ * may be NULL (values only). */
 static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, const float *in) {
     vi even = {0}, odd = {0}, lane = {0};
     for (int i = 0; i < VW; i++) even[i] = 2 * i, odd[i] = 2 * i + 1, lane[i] = 2 * i;
@@ -807,6 +815,13 @@ static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, con
                 cand[2 * r] = __builtin_shuffle(lo, hi, even);
                 cand[2 * r + 1] = __builtin_shuffle(lo, hi, odd);
             }
+            float *yo = y + (int64_t)oy * w->ow + ox;
+            if (!argmax) { /* values only: the fused convolution's epilogue */
+                vf best = cand[0];
+                for (int c = 1; c < 4; c++) best = pool_pick(best, cand[c]);
+                vstore(yo, best, m);
+                continue;
+            }
             vi base = lane + 2 * ox + 2 * oy * w->w;
             vi offs[4] = {base, base + 1, base + w->w, base + w->w + 1};
             vf best = cand[0];
@@ -816,7 +831,6 @@ static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, con
                 best = vsel(take, cand[c], best);
                 at = (take & offs[c]) | (~take & at);
             }
-            float *yo = y + (int64_t)oy * w->ow + ox;
             int32_t *ao = argmax + (int64_t)oy * w->ow + ox;
             vstore(yo, best, m);
             vstore_i(ao, at, m);
@@ -1226,7 +1240,18 @@ typedef struct {
     int n, ci, co, h, w;
     int64_t so, si;
     bool flip;
+    /* the forward's epilogue (cvn_conv_desc's): an activation at the tiles' stores, then 2x2 max
+     * pooling (pool = 2) of each image's block of channels from a per-thread staging buffer */
+    bool act_on;
+    cvn_act_kind act;
+    float alpha;
+    int pool;
 } c3_geom;
+
+static inline vf c3_out(const c3_geom *g, vf v) {
+    if (!g->act_on) return v;
+    return g->act == CVN_K_RELU ? vmax(v, vset(0.0f)) : act(g->act, g->alpha, v);
+}
 
 /* How c3_run tiles a convolution: output channels per weight block, the padded plane's row length
  * and rows. With 16 lanes and enough input channels the lanes run along output channels instead
@@ -1255,11 +1280,12 @@ static c3_tiling c3_tile(int ci, int co, int h, int w) {
     return (c3_tiling){false, C3_OB, w + 2 + VW, (int64_t)(h + C3_RB - 1) / C3_RB * C3_RB + 2};
 }
 
-/* Scratch of c3_run: the repacked weights and each thread's bordered image. */
-static int64_t c3_run_work(int ci, int co, int h, int w) {
+/* Scratch of c3_run: the repacked weights, each thread's bordered image and, when pooling, each
+ * thread's staging block of ob unpooled output planes. */
+static int64_t c3_run_work(int ci, int co, int h, int w, bool pool) {
     c3_tiling tl = c3_tile(ci, co, h, w);
     return (int64_t)(co + tl.ob - 1) / tl.ob * tl.ob * ci * 9 +
-           (int64_t)omp_get_max_threads() * ci * tl.rows * tl.wp;
+           (int64_t)omp_get_max_threads() * (ci * tl.rows * tl.wp + (pool ? tl.ob * h * w : 0));
 }
 
 /* One image's output channels [o0, o0 + C3_OB) in column-lane tiles: C3_OB channels x C3_RB rows
@@ -1304,26 +1330,44 @@ static void c3_rows(const c3_geom *g, int o0, float *yo, const float *pad, int64
             }
             for (int k = 0; k < valid; k++)
                 for (int j = 0; j < C3_RB && y0 + j < H; j++)
-                    vstore(yo + k * plane + (int64_t)(y0 + j) * W + x0, acc[k][j], W - x0);
+                    vstore(yo + k * plane + (int64_t)(y0 + j) * W + x0, c3_out(g, acc[k][j]),
+                           W - x0);
         }
 }
 
 #if CVN_VW == 16
+/* Pools two staged rows of C3V_OB channels ([2][w][C3V_OB], channels innermost) 2x2 into output
+ * row `out` of each of the valid channels' planes (oplane apart). */
+static void c3v_pool_row(const float *st, int w, float *out, int64_t oplane, int valid) {
+    float best[C3V_OB] __attribute__((aligned(64)));
+    for (int ox = 0; ox < w / 2; ox++) {
+        for (int h = 0; h < C3V_OB; h += VW) {
+            const float *p = st + (int64_t)2 * ox * C3V_OB + h, *q = p + (int64_t)w * C3V_OB;
+            vf v = pool_pick(vload(p, VW), vload(p + C3V_OB, VW));
+            v = pool_pick(pool_pick(v, vload(q, VW)), vload(q + C3V_OB, VW));
+            vstore(best + h, v, VW);
+        }
+        for (int k = 0; k < valid; k++) out[k * oplane + ox] = best[k];
+    }
+}
+
 /* The same in channel-lane tiles: C3V_TW columns of one row x C3V_OB channels in 2 * C3V_TW
  * accumulators; per input channel and tap, two weight vectors and C3V_TW broadcast inputs make
- * 2 * C3V_TW FMAs. A tile goes out through a small buffer, transposed to NCHW. */
-static void c3v_rows(const c3_geom *g, int o0, float *yo, const float *pad, int64_t wp,
-                     int64_t pplane, const float *wb, const float *b, bool accumulate) {
+ * 2 * C3V_TW FMAs. A tile goes out through a small buffer, transposed to NCHW; when pooling, rows
+ * go to `staged` as they are (channels innermost) and each pair is pooled from there, so only the
+ * pooled quarter is transposed (an odd last row, which pooling drops, is not computed). */
+static void c3v_rows(const c3_geom *g, int o0, float *yo, float *staged, const float *pad,
+                     int64_t wp, int64_t pplane, const float *wb, const float *b, bool accumulate) {
     const int C = g->ci, H = g->h, W = g->w, O = g->co;
-    const int64_t plane = (int64_t)H * W;
-    const int valid = O - o0 < C3V_OB ? O - o0 : C3V_OB;
+    const int64_t plane = (int64_t)H * W, oplane = (int64_t)(H / 2) * (W / 2);
+    const int valid = O - o0 < C3V_OB ? O - o0 : C3V_OB, rows = g->pool ? H / 2 * 2 : H;
     float tile[C3V_TW][C3V_OB] __attribute__((aligned(64)));
     vf b0 = vset(0.0f), b1 = vset(0.0f);
     if (b && !accumulate) {
         b0 = vload(b + o0, valid);
         if (valid > VW) b1 = vload(b + o0 + VW, valid - VW);
     }
-    for (int r = 0; r < H; r++)
+    for (int r = 0; r < rows; r++) {
         for (int x0 = 0; x0 < W; x0 += C3V_TW) {
             vf a0[C3V_TW], a1[C3V_TW];
 #pragma GCC unroll 8
@@ -1343,17 +1387,27 @@ static void c3v_rows(const c3_geom *g, int o0, float *yo, const float *pad, int6
                             a1[j] = vfma(v, w1, a1[j]);
                         }
                     }
+            const int m = W - x0 < C3V_TW ? W - x0 : C3V_TW;
+            if (g->pool) {
+                float *st = staged + ((int64_t)(r & 1) * W + x0) * C3V_OB;
+                for (int j = 0; j < m; j++) {
+                    vstore(st + j * C3V_OB, c3_out(g, a0[j]), VW);
+                    vstore(st + j * C3V_OB + VW, c3_out(g, a1[j]), VW);
+                }
+                continue;
+            }
 #pragma GCC unroll 8
             for (int j = 0; j < C3V_TW; j++) {
-                vstore(tile[j], a0[j], VW);
-                vstore(tile[j] + VW, a1[j], VW);
+                vstore(tile[j], c3_out(g, a0[j]), VW);
+                vstore(tile[j] + VW, c3_out(g, a1[j]), VW);
             }
-            const int m = W - x0 < C3V_TW ? W - x0 : C3V_TW;
             for (int k = 0; k < valid; k++) {
                 float *out = yo + k * plane + (int64_t)r * W + x0;
                 for (int j = 0; j < m; j++) out[j] = accumulate ? out[j] + tile[j][k] : tile[j][k];
             }
         }
+        if (g->pool && (r & 1)) c3v_pool_row(staged, W, yo + (r / 2) * (W / 2), oplane, valid);
+    }
 }
 #endif
 
@@ -1383,6 +1437,9 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
     const int ou = tl.ob, n_ob = (O + ou - 1) / ou;
     const int64_t plane = (int64_t)H * W, pplane = tl.rows * tl.wp;
     const int threads = omp_get_max_threads();
+    const cvn_window pw = {.h = H, .w = W, .oh = H / 2, .ow = W / 2}; /* pooling, when asked */
+    const int64_t stage = g->pool ? (int64_t)ou * plane : 0,
+                  oplane = g->pool ? pw.oh * pw.ow : plane;
     float *wpk = work, *pads = work + (int64_t)n_ob * C * 9 * ou;
     int splits = g->n >= threads ? 1 : (threads + g->n - 1) / g->n;
     if (splits > n_ob) splits = n_ob;
@@ -1390,7 +1447,8 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
     const bool par = tasks > 1 && (int64_t)g->n * O * C * plane * 9 > 16 * PAR_MIN;
 #pragma omp parallel if (par) num_threads(threads)
     {
-        float *pad = pads + (int64_t)omp_get_thread_num() * C * pplane;
+        float *pad = pads + (int64_t)omp_get_thread_num() * (C * pplane + stage),
+              *staged = pad + C * pplane;
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < (int64_t)n_ob * C; blk++)
             c3_repack(wpk + blk * 9 * ou, g, w, (int)(blk / C) * ou, (int)(blk % C), ou);
@@ -1403,14 +1461,16 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
                 c3_pad(pad + c * pplane, x + (n * C + c) * plane, H, W, tl.rows, tl.wp);
             for (int ob = ob0; ob < ob1; ob++) {
                 const float *wb = wpk + (int64_t)ob * C * 9 * ou;
-                float *yo = y + (n * O + (int64_t)ob * ou) * plane;
+                float *yo = y + (n * O + (int64_t)ob * ou) * oplane;
 #if CVN_VW == 16
                 if (tl.lanes_oc) {
-                    c3v_rows(g, ob * ou, yo, pad, tl.wp, pplane, wb, b, accumulate);
+                    c3v_rows(g, ob * ou, yo, staged, pad, tl.wp, pplane, wb, b, accumulate);
                     continue;
                 }
 #endif
-                c3_rows(g, ob * ou, yo, pad, tl.wp, pplane, wb, b, accumulate);
+                c3_rows(g, ob * ou, g->pool ? staged : yo, pad, tl.wp, pplane, wb, b, accumulate);
+                for (int k = 0; g->pool && k < ou && ob * ou + k < O; k++)
+                    maxpool2x2_plane(&pw, yo + k * oplane, NULL, staged + k * plane);
             }
         }
     }
@@ -1510,17 +1570,20 @@ static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy,
 
 /* Scratch: forward, c3_run's; backward, the larger of dx's c3_run and dw's block of images. */
 static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
-    if (!c3_fits(d)) return 0;
-    if (!backward) return c3_run_work(d->c, d->o, d->h, d->w);
-    int64_t dx = c3_run_work(d->o, d->c, d->h, d->w),
+    if (!c3_fits(d) || (!backward && d->pool != 0 && d->pool != 2)) return 0;
+    if (!backward) return c3_run_work(d->c, d->o, d->h, d->w, d->pool);
+    int64_t dx = c3_run_work(d->o, d->c, d->h, d->w, false),
             dw = (int64_t)c3_dw_block(d) * d->c * (d->h + 2) * c3_dw_row(d->w);
     return dx > dw ? dx : dw;
 }
 
 static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
-    if (!c3_fits(d) || !d->work || d->work_floats < c3_work(d, false)) return false;
-    c3_geom g = {d->n, d->c, d->o, d->h, d->w, (int64_t)d->c * 9, 9, false};
+    if (!c3_fits(d) || (d->pool != 0 && d->pool != 2) || (d->pool && (d->h < 2 || d->w < 2)) ||
+        !d->work || d->work_floats < c3_work(d, false))
+        return false;
+    c3_geom g = {d->n, d->c,  d->o,      d->h,   d->w,     (int64_t)d->c * 9,
+                 9,    false, d->act_on, d->act, d->alpha, d->pool};
     c3_run(&g, y, x, w, b, false, d->work);
     return true;
 }
@@ -1530,7 +1593,8 @@ static bool k_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db
                          const float *x, const float *w, bool dx_add) {
     if (!c3_fits(d) || !d->work || d->work_floats < c3_work(d, true)) return false;
     if (dx) {
-        c3_geom g = {d->n, d->o, d->c, d->h, d->w, 9, (int64_t)d->c * 9, true};
+        c3_geom g = {d->n, d->o,  d->c,       d->h, d->w, 9, (int64_t)d->c * 9,
+                     true, false, CVN_K_RELU, 0.0f, 0};
         c3_run(&g, dx, dy, w, NULL, dx_add, d->work);
     }
     if (dw || db) c3_dw(d, dw, db, dy, x);

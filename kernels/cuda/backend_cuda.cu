@@ -662,7 +662,7 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
 
 static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                           const float *b) {
-    if (use_native_conv || !dnn) return false;
+    if (use_native_conv || !dnn || d->act_on || d->pool) return false; /* no epilogue here */
     conv_plan *p = plan_for(d);
     if (!p || !ensure_workspace(p->ws_fwd)) return false;
     const float one = 1.0f, zero = 0.0f;

@@ -25,7 +25,7 @@ static cvn_module *finish(cvn_module *m, cvn_status s) {
 static cvn_tensor *linear_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     return cvn_linear(t, x, m->params[0], m->n_params > 1 ? m->params[1] : NULL);
 }
-static const cvn_module_vtable linear_vt = {"Linear", linear_forward};
+static const cvn_module_vtable linear_vt = {.kind = "Linear", .forward = linear_forward};
 
 cvn_module *cvn_linear_new(int in_features, int out_features, bool bias, cvn_rng *r) {
     if (in_features < 1 || out_features < 1 || !r) {
@@ -54,7 +54,10 @@ static cvn_tensor *conv2d_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     conv2d_module *c = (conv2d_module *)m;
     return cvn_conv2d(t, x, m->params[0], m->n_params > 1 ? m->params[1] : NULL, &c->p);
 }
-static const cvn_module_vtable conv2d_vt = {"Conv2d", conv2d_forward};
+static cvn_tensor *conv2d_fuse(cvn_module *m, cvn_tape *t, cvn_tensor *x, cvn_module *const *next,
+                               int n_next, int *used);
+static const cvn_module_vtable conv2d_vt = {
+    .kind = "Conv2d", .forward = conv2d_forward, .fuse = conv2d_fuse};
 
 cvn_module *cvn_conv2d_new(int in_channels, int out_channels, int kernel_h, int kernel_w,
                            const cvn_conv2d_params *p, bool bias, cvn_rng *r) {
@@ -99,9 +102,10 @@ static cvn_tensor *adaptive_pool_forward(cvn_module *m, cvn_tape *t, cvn_tensor 
     pool_module *p = (pool_module *)m;
     return cvn_adaptive_avg_pool2d(t, x, p->kernel, p->stride);
 }
-static const cvn_module_vtable max_pool_vt = {"MaxPool2d", max_pool_forward};
-static const cvn_module_vtable avg_pool_vt = {"AvgPool2d", avg_pool_forward};
-static const cvn_module_vtable adaptive_pool_vt = {"AdaptiveAvgPool2d", adaptive_pool_forward};
+static const cvn_module_vtable max_pool_vt = {.kind = "MaxPool2d", .forward = max_pool_forward};
+static const cvn_module_vtable avg_pool_vt = {.kind = "AvgPool2d", .forward = avg_pool_forward};
+static const cvn_module_vtable adaptive_pool_vt = {.kind = "AdaptiveAvgPool2d",
+                                                   .forward = adaptive_pool_forward};
 
 static cvn_module *pool_new(const cvn_module_vtable *vt, int a, int b, int c) {
     pool_module *p = (pool_module *)cvn_module_alloc(sizeof *p, vt);
@@ -150,7 +154,7 @@ static cvn_tensor *dropout_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     dropout_module *d = (dropout_module *)m;
     return cvn_dropout(t, x, d->p, m->training, &d->rng);
 }
-static const cvn_module_vtable dropout_vt = {"Dropout", dropout_forward};
+static const cvn_module_vtable dropout_vt = {.kind = "Dropout", .forward = dropout_forward};
 
 cvn_module *cvn_dropout_new(float p, uint64_t seed) {
     if (!(p >= 0.0f && p <= 1.0f)) {
@@ -176,7 +180,7 @@ static cvn_tensor *batchnorm_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) 
     return cvn_batch_norm2d(t, x, m->params[0], m->params[1], m->buffers[0], m->buffers[1],
                             m->training, b->momentum, b->eps);
 }
-static const cvn_module_vtable batchnorm_vt = {"BatchNorm2d", batchnorm_forward};
+static const cvn_module_vtable batchnorm_vt = {.kind = "BatchNorm2d", .forward = batchnorm_forward};
 
 cvn_module *cvn_batchnorm2d_new(int channels, float momentum, float eps) {
     if (channels < 1 || !(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) {
@@ -215,7 +219,7 @@ typedef struct {
 static cvn_tensor *flatten_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     return cvn_flatten(t, x, ((flatten_module *)m)->start_dim);
 }
-static const cvn_module_vtable flatten_vt = {"Flatten", flatten_forward};
+static const cvn_module_vtable flatten_vt = {.kind = "Flatten", .forward = flatten_forward};
 
 cvn_module *cvn_flatten_new(int start_dim) {
     flatten_module *f = (flatten_module *)cvn_module_alloc(sizeof *f, &flatten_vt);
@@ -235,10 +239,14 @@ static cvn_tensor *activation_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x)
 }
 
 static const cvn_module_vtable activation_vts[] = {
-    {"ReLU", activation_forward},      {"LeakyReLU", activation_forward},
-    {"Sigmoid", activation_forward},   {"Tanh", activation_forward},
-    {"GELU", activation_forward},      {"SiLU", activation_forward},
-    {"Hardswish", activation_forward}, {"Hardsigmoid", activation_forward},
+    {.kind = "ReLU", .forward = activation_forward},
+    {.kind = "LeakyReLU", .forward = activation_forward},
+    {.kind = "Sigmoid", .forward = activation_forward},
+    {.kind = "Tanh", .forward = activation_forward},
+    {.kind = "GELU", .forward = activation_forward},
+    {.kind = "SiLU", .forward = activation_forward},
+    {.kind = "Hardswish", .forward = activation_forward},
+    {.kind = "Hardsigmoid", .forward = activation_forward},
 };
 
 cvn_module *cvn_activation_new(cvn_activation kind, float alpha) {
@@ -251,4 +259,33 @@ cvn_module *cvn_activation_new(cvn_activation kind, float alpha) {
     a->kind = kind;
     a->alpha = alpha;
     return &a->base;
+}
+
+/* ------------------------------------------------------------------ fusion */
+
+/* At inference a convolution takes the activation and / or the max pool (square, stride = kernel,
+ * no padding) after it into one cvn_conv2d_fused. It declines while the tape records, so training
+ * keeps its ops and gradients as they are. */
+static cvn_tensor *conv2d_fuse(cvn_module *m, cvn_tape *t, cvn_tensor *x, cvn_module *const *next,
+                               int n_next, int *used) {
+    cvn_tensor *w = m->params[0], *b = m->n_params > 1 ? m->params[1] : NULL;
+    cvn_conv_epilogue e = {0};
+    int k = 0;
+    if (k < n_next && next[k]->vt->forward == activation_forward) {
+        const activation_module *a = (const activation_module *)next[k++];
+        e.activate = true;
+        e.act = a->kind;
+        e.alpha = a->alpha;
+    }
+    if (k < n_next && next[k]->vt == &max_pool_vt) {
+        const pool_module *p = (const pool_module *)next[k];
+        if (p->pad == 0 && (p->stride == 0 || p->stride == p->kernel)) {
+            e.pool = p->kernel;
+            k++;
+        }
+    }
+    *used = 0;
+    if (!k || cvn_tape_should_record(t, 3, (cvn_tensor *const[]){x, w, b})) return NULL;
+    *used = k;
+    return cvn_conv2d_fused(t, x, w, b, &((conv2d_module *)m)->p, &e);
 }

@@ -204,12 +204,24 @@ cvn_status cvn_module_to(cvn_module *m, cvn_device device) {
 
 /* ------------------------------------------------------------------ sequential */
 
+/* Children in order; a child that can fuse with the ones after it (a convolution with its
+ * activation and pooling, at inference) runs them as one op. Not while a hook (the ONNX exporter,
+ * the summary) watches each module. */
 static cvn_tensor *sequential_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
-    for (int i = 0; i < m->n_children && x; i++) x = cvn_module_forward(m->children[i], t, x);
+    for (int i = 0; i < m->n_children && x; i++) {
+        cvn_module *c = m->children[i];
+        int used = 0;
+        cvn_tensor *y = NULL;
+        if (c->vt->fuse && !t->on_module)
+            y = c->vt->fuse(c, t, x, m->children + i + 1, m->n_children - i - 1, &used);
+        x = used ? y : cvn_module_forward(c, t, x);
+        i += used;
+    }
     return x;
 }
 
-static const cvn_module_vtable sequential_vt = {"Sequential", sequential_forward};
+static const cvn_module_vtable sequential_vt = {.kind = "Sequential",
+                                                .forward = sequential_forward};
 
 cvn_module *cvn_sequential_new(void) {
     return cvn_module_alloc(sizeof(cvn_module), &sequential_vt);

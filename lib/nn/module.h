@@ -6,9 +6,14 @@
 
 #define CVN_MODULE_MAX_OWN 4
 
-typedef struct {
+typedef struct cvn_module_vtable {
     const char *kind;
     cvn_tensor *(*forward)(cvn_module *m, cvn_tape *t, cvn_tensor *x);
+    /* Optional: runs m and the siblings after it in a Sequential (next[0 .. n_next)) that it can
+     * take as one fused op, and sets *used to how many siblings it took; *used = 0 declines
+     * (nothing done). Called only when no module hook watches the tape. */
+    cvn_tensor *(*fuse)(cvn_module *m, cvn_tape *t, cvn_tensor *x, cvn_module *const *next,
+                        int n_next, int *used);
 } cvn_module_vtable;
 
 typedef struct {

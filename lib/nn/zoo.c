@@ -74,8 +74,9 @@ static cvn_tensor *residual_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     return r->relu_after && sum ? cvn_relu(t, sum) : sum;
 }
 
-static const cvn_module_vtable basic_block_vt = {"BasicBlock", residual_forward};
-static const cvn_module_vtable inverted_residual_vt = {"InvertedResidual", residual_forward};
+static const cvn_module_vtable basic_block_vt = {.kind = "BasicBlock", .forward = residual_forward};
+static const cvn_module_vtable inverted_residual_vt = {.kind = "InvertedResidual",
+                                                       .forward = residual_forward};
 
 /* ResNet's basic block: conv3x3(stride) bn relu conv3x3 bn, plus x (or a 1x1 conv + bn when the
  * shape changes), then relu. */
@@ -121,7 +122,7 @@ static cvn_tensor *se_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     return s ? cvn_mul(t, x, s) : NULL;
 }
 
-static const cvn_module_vtable se_vt = {"SqueezeExcitation", se_forward};
+static const cvn_module_vtable se_vt = {.kind = "SqueezeExcitation", .forward = se_forward};
 
 static cvn_module *squeeze_excite(int channels, int squeeze, cvn_activation inner,
                                   cvn_activation gate, cvn_rng *r) {

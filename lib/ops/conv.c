@@ -135,50 +135,51 @@ static int out_size(int in, int k, int stride, int pad, int dil) {
     return (in + 2 * pad - dil * (k - 1) - 1) / stride + 1;
 }
 
-cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
-                       const cvn_conv2d_params *p) {
-    const char *op = "conv2d";
+/* Checks a convolution's arguments and fills its saved state; false with the error set. */
+static bool conv_setup(const char *op, cvn_tape *t, cvn_tensor *x, cvn_tensor *weight,
+                       cvn_tensor *bias, const cvn_conv2d_params *p, conv_saved *out) {
     if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, x, "input") ||
         !cvn_check_f32(op, t, weight, "weight") || (bias && !cvn_check_f32(op, t, bias, "bias")))
-        return NULL;
+        return false;
     cvn_conv2d_params prm = p ? *p : cvn_conv2d_defaults();
     char s1[96], s2[96];
     cvn_shape_str(x, s1, sizeof s1);
     cvn_shape_str(weight, s2, sizeof s2);
     if (x->ndim != 4 || weight->ndim != 4) {
-        cvn_set_error(CVN_ERR_SHAPE, "conv2d: input %s and weight %s must both be 4-D", s1, s2);
-        return NULL;
+        cvn_set_error(CVN_ERR_SHAPE, "%s: input %s and weight %s must both be 4-D", op, s1, s2);
+        return false;
     }
     if (prm.stride_h < 1 || prm.stride_w < 1 || prm.pad_h < 0 || prm.pad_w < 0 ||
         prm.dilation_h < 1 || prm.dilation_w < 1 || prm.groups < 1) {
         cvn_set_error(CVN_ERR_ARG,
-                      "conv2d: stride %dx%d, padding %dx%d, dilation %dx%d, groups %d: strides, "
+                      "%s: stride %dx%d, padding %dx%d, dilation %dx%d, groups %d: strides, "
                       "dilations and groups must be >= 1, padding >= 0",
-                      prm.stride_h, prm.stride_w, prm.pad_h, prm.pad_w, prm.dilation_h,
+                      op, prm.stride_h, prm.stride_w, prm.pad_h, prm.pad_w, prm.dilation_h,
                       prm.dilation_w, prm.groups);
-        return NULL;
+        return false;
     }
     int64_t c = x->shape[1], o = weight->shape[0];
     if (c % prm.groups || o % prm.groups || weight->shape[1] * prm.groups != c) {
         cvn_set_error(CVN_ERR_SHAPE,
-                      "conv2d: input %s has %lld channels but weight %s with %d group(s) expects "
+                      "%s: input %s has %lld channels but weight %s with %d group(s) expects "
                       "%lld (and out channels divisible by groups)",
-                      s1, (long long)c, s2, prm.groups, (long long)(weight->shape[1] * prm.groups));
-        return NULL;
+                      op, s1, (long long)c, s2, prm.groups,
+                      (long long)(weight->shape[1] * prm.groups));
+        return false;
     }
     if (bias && (bias->ndim != 1 || bias->shape[0] != o)) {
         char s3[96];
-        cvn_set_error(CVN_ERR_SHAPE, "conv2d: bias %s does not fit weight %s",
+        cvn_set_error(CVN_ERR_SHAPE, "%s: bias %s does not fit weight %s", op,
                       cvn_shape_str(bias, s3, sizeof s3), s2);
-        return NULL;
+        return false;
     }
     if (x->shape[2] > INT32_MAX / 4 || x->shape[3] > INT32_MAX / 4 || c > INT32_MAX ||
         weight->shape[2] > 4096 || weight->shape[3] > 4096 || x->shape[0] > INT32_MAX) {
-        cvn_set_error(CVN_ERR_SHAPE, "conv2d: input %s or weight %s is too large", s1, s2);
-        return NULL;
+        cvn_set_error(CVN_ERR_SHAPE, "%s: input %s or weight %s is too large", op, s1, s2);
+        return false;
     }
-    conv_saved s = {.p = prm, .n = (int)x->shape[0], .groups = prm.groups, .out_c = (int)o};
-    cvn_window *win = &s.win;
+    *out = (conv_saved){.p = prm, .n = (int)x->shape[0], .groups = prm.groups, .out_c = (int)o};
+    cvn_window *win = &out->win;
     *win = (cvn_window){.c = (int)(c / prm.groups),
                         .h = (int)x->shape[2],
                         .w = (int)x->shape[3],
@@ -194,14 +195,22 @@ cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
     win->ow = out_size(win->w, win->kw, win->sw, win->pw, win->dw);
     if (win->oh < 1 || win->ow < 1) {
         cvn_set_error(CVN_ERR_SHAPE,
-                      "conv2d: kernel %dx%d (dilation %dx%d) does not fit input %s with padding "
-                      "%dx%d",
-                      win->kh, win->kw, win->dh, win->dw, s1, win->ph, win->pw);
-        return NULL;
+                      "%s: kernel %dx%d (dilation %dx%d) does not fit input %s with padding %dx%d",
+                      op, win->kh, win->kw, win->dh, win->dw, s1, win->ph, win->pw);
+        return false;
     }
-    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){s.n, o, win->oh, win->ow});
-    if (!out) return NULL;
+    return true;
+}
 
+cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
+                       const cvn_conv2d_params *p) {
+    const char *op = "conv2d";
+    conv_saved s;
+    if (!conv_setup(op, t, x, weight, bias, p, &s)) return NULL;
+    const cvn_window *win = &s.win;
+    cvn_tensor *out =
+        cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){s.n, s.out_c, win->oh, win->ow});
+    if (!out) return NULL;
     const cvn_backend *be = t->be;
     cvn_conv_desc cd = describe(&s);
     if (!(be->conv2d_fwd && give_work(t, &cd, false) &&
@@ -211,4 +220,50 @@ cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
     bool fail;
     cvn_node *node = cvn_op_record(t, op, conv_backward, out, 3, CVN_IN(x, weight, bias), &fail);
     return fail || !cvn_op_save(t, node, &s, sizeof s, conv_describe) ? NULL : out;
+}
+
+/* The convolution with its epilogue in one backend call (nothing recorded), or NULL when the
+ * backend declines or the epilogue does not fit (no error set: the caller composes instead). */
+static cvn_tensor *fused_forward(cvn_tape *t, const conv_saved *s, cvn_tensor *x,
+                                 cvn_tensor *weight, cvn_tensor *bias, const cvn_conv_epilogue *e) {
+    const cvn_backend *be = t->be;
+    const int k = e->pool, oh = k ? s->win.oh / k : s->win.oh, ow = k ? s->win.ow / k : s->win.ow;
+    if (!be->conv2d_fwd || oh < 1 || ow < 1) return NULL;
+    cvn_conv_desc cd = describe(s);
+    cd.act_on = e->activate;
+    cd.act = (cvn_act_kind)e->act;
+    cd.alpha = e->alpha;
+    cd.pool = k;
+    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, 4, (int64_t[]){s->n, s->out_c, oh, ow});
+    if (!out || !give_work(t, &cd, false)) {
+        cvn_clear_error();
+        return NULL;
+    }
+    return be->conv2d_fwd(&cd, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL)
+               ? out
+               : NULL;
+}
+
+cvn_tensor *cvn_conv2d_fused(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
+                             const cvn_conv2d_params *p, const cvn_conv_epilogue *e) {
+    const char *op = "conv2d_fused";
+    conv_saved s;
+    if (!conv_setup(op, t, x, weight, bias, p, &s)) return NULL;
+    cvn_conv_epilogue none = {0};
+    if (!e) e = &none;
+    if (e->pool < 0 || (e->activate && (unsigned)e->act > CVN_ACT_HARDSIGMOID)) {
+        cvn_set_error(CVN_ERR_ARG,
+                      "%s: epilogue with activation %d and pool %d (need a known "
+                      "activation and pool >= 0)",
+                      op, (int)e->act, e->pool);
+        return NULL;
+    }
+    bool fusable =
+        (e->activate || e->pool) && !cvn_tape_should_record(t, 3, CVN_IN(x, weight, bias));
+    cvn_tensor *y = fusable ? fused_forward(t, &s, x, weight, bias, e) : NULL;
+    if (y) return y;
+    y = cvn_conv2d(t, x, weight, bias, p); /* the parts one by one, recorded as such */
+    if (y && e->activate) y = cvn_activate(t, y, e->act, e->alpha);
+    if (y && e->pool) y = cvn_max_pool2d(t, y, e->pool, e->pool, 0);
+    return y;
 }
