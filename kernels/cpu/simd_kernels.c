@@ -106,11 +106,25 @@ static inline vf vset(float x) {
 static inline vf vsel(vi mask, vf a, vf b) {
     return (vf)((mask & (vi)a) | (~mask & (vi)b));
 }
+/* a > b ? a : b and a < b ? a : b lane by lane (b where either is NaN): exactly what maxps and
+ * minps do, which GCC does not infer from the selects. */
 static inline vf vmax(vf a, vf b) {
+#if CVN_VW == 16
+    return (vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif CVN_VW == 8
+    return (vf)_mm256_max_ps((__m256)a, (__m256)b);
+#else
     return vsel(a > b, a, b);
+#endif
 }
 static inline vf vmin(vf a, vf b) {
+#if CVN_VW == 16
+    return (vf)_mm512_min_ps((__m512)a, (__m512)b);
+#elif CVN_VW == 8
+    return (vf)_mm256_min_ps((__m256)a, (__m256)b);
+#else
     return vsel(a < b, a, b);
+#endif
 }
 static inline vf vabs(vf a) {
     vi mask = {0};
@@ -797,10 +811,26 @@ static inline vf pool_pick(vf best, vf cand) {
     return vsel((cand > best) | (cand != cand), cand, best);
 }
 
+/* pool_pick over four candidates in order. Without NaNs it is three maxima (vmax(cand, best)
+ * keeps best on ties, as pool_pick does); one unordered compare tells whether any is NaN. */
+static inline vf pool_max4(vf a, vf b, vf c, vf d) {
+#if CVN_VW == 16
+    const bool nan = _mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_UNORD_Q) |
+                     _mm512_cmp_ps_mask((__m512)c, (__m512)d, _CMP_UNORD_Q);
+#elif CVN_VW == 8
+    const bool nan =
+        _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps((__m256)a, (__m256)b, _CMP_UNORD_Q),
+                                        _mm256_cmp_ps((__m256)c, (__m256)d, _CMP_UNORD_Q)));
+#else
+    const bool nan = true;
+#endif
+    if (nan) return pool_pick(pool_pick(pool_pick(a, b), c), d);
+    return vmax(d, vmax(c, vmax(b, a)));
+}
+
 /* The common 2x2 stride-2 window: a vector of outputs at a time. Each input row pair is split into
  * even and odd columns by shuffles, and the four candidates are compared in the generic loop's
- * order (strictly greater wins, NaN wins), so values and argmax agree with it exactly. argmax
- * may be NULL (values only). */
+ * order (strictly greater wins, NaN wins), so values and argmax agree with it exactly. */
 static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, const float *in) {
     vi even = {0}, odd = {0}, lane = {0};
     for (int i = 0; i < VW; i++) even[i] = 2 * i, odd[i] = 2 * i + 1, lane[i] = 2 * i;
@@ -815,13 +845,6 @@ static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, con
                 cand[2 * r] = __builtin_shuffle(lo, hi, even);
                 cand[2 * r + 1] = __builtin_shuffle(lo, hi, odd);
             }
-            float *yo = y + (int64_t)oy * w->ow + ox;
-            if (!argmax) { /* values only: the fused convolution's epilogue */
-                vf best = cand[0];
-                for (int c = 1; c < 4; c++) best = pool_pick(best, cand[c]);
-                vstore(yo, best, m);
-                continue;
-            }
             vi base = lane + 2 * ox + 2 * oy * w->w;
             vi offs[4] = {base, base + 1, base + w->w, base + w->w + 1};
             vf best = cand[0];
@@ -831,6 +854,7 @@ static void maxpool2x2_plane(const cvn_window *w, float *y, int32_t *argmax, con
                 best = vsel(take, cand[c], best);
                 at = (take & offs[c]) | (~take & at);
             }
+            float *yo = y + (int64_t)oy * w->ow + ox;
             int32_t *ao = argmax + (int64_t)oy * w->ow + ox;
             vstore(yo, best, m);
             vstore_i(ao, at, m);
@@ -1280,12 +1304,25 @@ static c3_tiling c3_tile(int ci, int co, int h, int w) {
     return (c3_tiling){false, C3_OB, w + 2 + VW, (int64_t)(h + C3_RB - 1) / C3_RB * C3_RB + 2};
 }
 
-/* Scratch of c3_run: the repacked weights, each thread's bordered image and, when pooling, each
- * thread's staging block of ob unpooled output planes. */
+/* Floats of a thread's staging rows: channel-lane tiles pool two rows of ob channels from there. */
+static int64_t c3_stage(const c3_tiling *tl, bool pool, int w) {
+    return pool && tl->lanes_oc ? 2 * (int64_t)w * tl->ob : 0;
+}
+
+/* Scratch of c3_run: the repacked weights, and each thread's bordered image and staging rows. */
 static int64_t c3_run_work(int ci, int co, int h, int w, bool pool) {
     c3_tiling tl = c3_tile(ci, co, h, w);
     return (int64_t)(co + tl.ob - 1) / tl.ob * tl.ob * ci * 9 +
-           (int64_t)omp_get_max_threads() * (ci * tl.rows * tl.wp + (pool ? tl.ob * h * w : 0));
+           (int64_t)omp_get_max_threads() * (ci * tl.rows * tl.wp + c3_stage(&tl, pool, w));
+}
+
+/* 2x2 max pooling of two rows of VW columns: the pooled column pairs in lanes [0, VW / 2), the
+ * four candidates compared in maxpool2x2_plane's order. Needs VW >= 2. */
+static inline vf pool_rows(vf r0, vf r1) {
+    vi even = {0}, odd = {0};
+    for (int l = 0; l < VW / 2; l++) even[l] = 2 * l, odd[l] = 2 * l + 1;
+    return pool_max4(__builtin_shuffle(r0, even), __builtin_shuffle(r0, odd),
+                     __builtin_shuffle(r1, even), __builtin_shuffle(r1, odd));
 }
 
 /* One image's output channels [o0, o0 + C3_OB) in column-lane tiles: C3_OB channels x C3_RB rows
@@ -1328,10 +1365,27 @@ static void c3_rows(const c3_geom *g, int o0, float *yo, const float *pad, int64
                         }
                 }
             }
-            for (int k = 0; k < valid; k++)
-                for (int j = 0; j < C3_RB && y0 + j < H; j++)
-                    vstore(yo + k * plane + (int64_t)(y0 + j) * W + x0, c3_out(g, acc[k][j]),
-                           W - x0);
+            if (g->pool) { /* yo is the pooled output: rows in pairs, columns in pairs */
+                const int64_t ow = W / 2, oplane = (int64_t)(H / 2) * ow, m = (W - x0) / 2;
+                float *out = yo + (int64_t)y0 / 2 * ow + x0 / 2;
+                /* constant trip counts keep acc in registers */
+#pragma GCC unroll 8
+                for (int k = 0; k < C3_OB; k++)
+#pragma GCC unroll 8
+                    for (int j = 0; j < C3_RB; j += 2)
+                        if (k < valid && y0 + j + 1 < H)
+                            vstore(out + k * oplane + j / 2 * ow,
+                                   pool_rows(c3_out(g, acc[k][j]), c3_out(g, acc[k][j + 1])),
+                                   m < VW / 2 ? m : VW / 2);
+                continue;
+            }
+#pragma GCC unroll 8
+            for (int k = 0; k < C3_OB; k++)
+#pragma GCC unroll 8
+                for (int j = 0; j < C3_RB; j++)
+                    if (k < valid && y0 + j < H)
+                        vstore(yo + k * plane + (int64_t)(y0 + j) * W + x0, c3_out(g, acc[k][j]),
+                               W - x0);
         }
 }
 
@@ -1343,9 +1397,10 @@ static void c3v_pool_row(const float *st, int w, float *out, int64_t oplane, int
     for (int ox = 0; ox < w / 2; ox++) {
         for (int h = 0; h < C3V_OB; h += VW) {
             const float *p = st + (int64_t)2 * ox * C3V_OB + h, *q = p + (int64_t)w * C3V_OB;
-            vf v = pool_pick(vload(p, VW), vload(p + C3V_OB, VW));
-            v = pool_pick(pool_pick(v, vload(q, VW)), vload(q + C3V_OB, VW));
-            vstore(best + h, v, VW);
+            vstore(
+                best + h,
+                pool_max4(vload(p, VW), vload(p + C3V_OB, VW), vload(q, VW), vload(q + C3V_OB, VW)),
+                VW);
         }
         for (int k = 0; k < valid; k++) out[k * oplane + ox] = best[k];
     }
@@ -1390,10 +1445,12 @@ static void c3v_rows(const c3_geom *g, int o0, float *yo, float *staged, const f
             const int m = W - x0 < C3V_TW ? W - x0 : C3V_TW;
             if (g->pool) {
                 float *st = staged + ((int64_t)(r & 1) * W + x0) * C3V_OB;
-                for (int j = 0; j < m; j++) {
-                    vstore(st + j * C3V_OB, c3_out(g, a0[j]), VW);
-                    vstore(st + j * C3V_OB + VW, c3_out(g, a1[j]), VW);
-                }
+#pragma GCC unroll 8
+                for (int j = 0; j < C3V_TW; j++) /* a constant count keeps a0, a1 in registers */
+                    if (j < m) {
+                        vstore(st + j * C3V_OB, c3_out(g, a0[j]), VW);
+                        vstore(st + j * C3V_OB + VW, c3_out(g, a1[j]), VW);
+                    }
                 continue;
             }
 #pragma GCC unroll 8
@@ -1437,9 +1494,7 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
     const int ou = tl.ob, n_ob = (O + ou - 1) / ou;
     const int64_t plane = (int64_t)H * W, pplane = tl.rows * tl.wp;
     const int threads = omp_get_max_threads();
-    const cvn_window pw = {.h = H, .w = W, .oh = H / 2, .ow = W / 2}; /* pooling, when asked */
-    const int64_t stage = g->pool ? (int64_t)ou * plane : 0,
-                  oplane = g->pool ? pw.oh * pw.ow : plane;
+    const int64_t stage = c3_stage(&tl, g->pool, W), oplane = g->pool ? (H / 2) * (W / 2) : plane;
     float *wpk = work, *pads = work + (int64_t)n_ob * C * 9 * ou;
     int splits = g->n >= threads ? 1 : (threads + g->n - 1) / g->n;
     if (splits > n_ob) splits = n_ob;
@@ -1447,8 +1502,7 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
     const bool par = tasks > 1 && (int64_t)g->n * O * C * plane * 9 > 16 * PAR_MIN;
 #pragma omp parallel if (par) num_threads(threads)
     {
-        float *pad = pads + (int64_t)omp_get_thread_num() * (C * pplane + stage),
-              *staged = pad + C * pplane;
+        float *pad = pads + (int64_t)omp_get_thread_num() * (C * pplane + stage);
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < (int64_t)n_ob * C; blk++)
             c3_repack(wpk + blk * 9 * ou, g, w, (int)(blk / C) * ou, (int)(blk % C), ou);
@@ -1464,13 +1518,12 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
                 float *yo = y + (n * O + (int64_t)ob * ou) * oplane;
 #if CVN_VW == 16
                 if (tl.lanes_oc) {
-                    c3v_rows(g, ob * ou, yo, staged, pad, tl.wp, pplane, wb, b, accumulate);
+                    c3v_rows(g, ob * ou, yo, pad + C * pplane, pad, tl.wp, pplane, wb, b,
+                             accumulate);
                     continue;
                 }
 #endif
-                c3_rows(g, ob * ou, g->pool ? staged : yo, pad, tl.wp, pplane, wb, b, accumulate);
-                for (int k = 0; g->pool && k < ou && ob * ou + k < O; k++)
-                    maxpool2x2_plane(&pw, yo + k * oplane, NULL, staged + k * plane);
+                c3_rows(g, ob * ou, yo, pad, tl.wp, pplane, wb, b, accumulate);
             }
         }
     }
@@ -1569,8 +1622,13 @@ static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy,
 }
 
 /* Scratch: forward, c3_run's; backward, the larger of dx's c3_run and dw's block of images. */
+/* The forward's epilogue pools 2x2 only, within vectors (so not in the scalar build). */
+static bool c3_pool_ok(const cvn_conv_desc *d) {
+    return d->pool == 0 || (d->pool == 2 && VW > 1 && d->h >= 2 && d->w >= 2);
+}
+
 static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
-    if (!c3_fits(d) || (!backward && d->pool != 0 && d->pool != 2)) return 0;
+    if (!c3_fits(d) || (!backward && !c3_pool_ok(d))) return 0;
     if (!backward) return c3_run_work(d->c, d->o, d->h, d->w, d->pool);
     int64_t dx = c3_run_work(d->o, d->c, d->h, d->w, false),
             dw = (int64_t)c3_dw_block(d) * d->c * (d->h + 2) * c3_dw_row(d->w);
@@ -1579,8 +1637,7 @@ static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
 
 static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
-    if (!c3_fits(d) || (d->pool != 0 && d->pool != 2) || (d->pool && (d->h < 2 || d->w < 2)) ||
-        !d->work || d->work_floats < c3_work(d, false))
+    if (!c3_fits(d) || !c3_pool_ok(d) || !d->work || d->work_floats < c3_work(d, false))
         return false;
     c3_geom g = {d->n, d->c,  d->o,      d->h,   d->w,     (int64_t)d->c * 9,
                  9,    false, d->act_on, d->act, d->alpha, d->pool};
