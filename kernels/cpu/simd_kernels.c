@@ -1247,11 +1247,15 @@ static int64_t c3_dw_row(int w) {
     return (int64_t)(w + 2 + VW - 1) / VW * VW + VW;
 }
 
-/* Copies an h x w plane into rows [1, h], from column 1, of a zeroed rows x wp one. */
-static void c3_pad(float *dst, const float *src, int h, int w, int64_t rows, int64_t wp) {
+/* Copies an h x w plane into rows [1, h], from column 1, of a rows x wp one whose other cells are
+ * zero: all of them when zero (a fresh buffer), else only the copied cells (the border is still
+ * zero from an earlier call). */
+static void c3_pad(float *dst, const float *src, int h, int w, int64_t rows, int64_t wp,
+                   bool zero) {
     for (int64_t r = 0; r < rows; r++) {
         float *row = dst + r * wp;
-        for (int64_t i = 0; i < wp; i += VW) vstore(row + i, vset(0.0f), wp - i);
+        if (zero)
+            for (int64_t i = 0; i < wp; i += VW) vstore(row + i, vset(0.0f), wp - i);
         if (r >= 1 && r <= h)
             for (int64_t i = 0; i < w; i += VW)
                 vstore(row + 1 + i, vload(src + (r - 1) * w + i, w - i), w - i);
@@ -1503,6 +1507,7 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
 #pragma omp parallel if (par) num_threads(threads)
     {
         float *pad = pads + (int64_t)omp_get_thread_num() * (C * pplane + stage);
+        bool padded = false;
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < (int64_t)n_ob * C; blk++)
             c3_repack(wpk + blk * 9 * ou, g, w, (int)(blk / C) * ou, (int)(blk % C), ou);
@@ -1511,8 +1516,9 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
             const int64_t n = task / splits;
             const int part = (int)(task % splits), ob0 = (int)((int64_t)n_ob * part / splits),
                       ob1 = (int)((int64_t)n_ob * (part + 1) / splits);
-            for (int c = 0; c < C; c++)
-                c3_pad(pad + c * pplane, x + (n * C + c) * plane, H, W, tl.rows, tl.wp);
+            for (int c = 0; c < C; c++) /* the border is zeroed by a thread's first task only */
+                c3_pad(pad + c * pplane, x + (n * C + c) * plane, H, W, tl.rows, tl.wp, !padded);
+            padded = true;
             for (int ob = ob0; ob < ob1; ob++) {
                 const float *wb = wpk + (int64_t)ob * C * 9 * ou;
                 float *yo = y + (n * O + (int64_t)ob * ou) * oplane;
@@ -1566,7 +1572,7 @@ static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy,
             const int cnt = d->n - n0 < nb ? d->n - n0 : nb;
 #pragma omp for schedule(static)
             for (int64_t p = 0; p < (int64_t)cnt * C; p++)
-                c3_pad(pads + p * pplane, x + ((int64_t)n0 * C + p) * plane, H, W, H + 2, wp);
+                c3_pad(pads + p * pplane, x + ((int64_t)n0 * C + p) * plane, H, W, H + 2, wp, true);
 #pragma omp for schedule(static)
             for (int64_t task = 0; task < tasks; task++) {
                 const int ob = (int)(task / C), c = (int)(task % C), o0 = ob * C3_DW_OB;
