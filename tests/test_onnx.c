@@ -306,7 +306,7 @@ static cvn_tensor *ops_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     return cvn_add(t, cvn_log_softmax(t, r, 1), cvn_softmax(t, r, -1));
 }
 
-static const cvn_module_vtable ops_vt = {"OpsModel", ops_forward};
+static const cvn_module_vtable ops_vt = {.kind = "OpsModel", .forward = ops_forward};
 
 static cvn_tensor *filled(int ndim, const int64_t *shape, cvn_rng *r, float lo, float hi) {
     cvn_tensor *t = cvn_tensor_new(CVN_F32, ndim, shape);
@@ -362,7 +362,7 @@ static cvn_tensor *loss_forward(cvn_module *m, cvn_tape *t, cvn_tensor *x) {
     if (labels) memset(labels->data, 0, (size_t)cvn_numel(labels) * sizeof(int32_t));
     return cvn_cross_entropy(t, x, labels, 0.0f);
 }
-static const cvn_module_vtable loss_vt = {"Loss", loss_forward};
+static const cvn_module_vtable loss_vt = {.kind = "Loss", .forward = loss_forward};
 
 START_TEST(errors) {
     cvn_rng r;
