@@ -488,14 +488,27 @@ END_TEST
 
 /* Every variant's GEMM against a double loop: products with one to four rows of A and B
  * transposed (a linear layer at batch 1 to 4: the backend's own kernel, threads splitting B's
- * rows) and others (OpenBLAS), with padded leading dimensions, tails in k and n, alpha and beta.
- * beta = 0 must not read C (NaN there stays unseen). */
+ * rows), with 5 to 64 rows and enough work (the packed panel kernel) and others (OpenBLAS), with
+ * padded leading dimensions, tails in k and n, alpha and beta. beta = 0 must not read C (NaN there
+ * stays unseen). */
 START_TEST(test_gemm_agrees) {
     static const int shapes[][6] = {
         /* m, n, k, ta, tb, beta != 0 */
-        {1, 1, 1, 0, 1, 0},    {1, 128, 3136, 0, 1, 0}, {2, 10, 128, 0, 1, 1}, {3, 7, 17, 0, 1, 0},
-        {4, 130, 33, 0, 1, 1}, {4, 5, 1000, 0, 1, 0},   {5, 9, 31, 0, 1, 0},   {1, 6, 40, 0, 0, 1},
-        {3, 4, 16, 1, 1, 0},   {64, 128, 300, 0, 1, 0}};
+        {1, 1, 1, 0, 1, 0},
+        {1, 128, 3136, 0, 1, 0},
+        {2, 10, 128, 0, 1, 1},
+        {3, 7, 17, 0, 1, 0},
+        {4, 130, 33, 0, 1, 1},
+        {4, 5, 1000, 0, 1, 0},
+        {5, 9, 31, 0, 1, 0},
+        {1, 6, 40, 0, 0, 1},
+        {3, 4, 16, 1, 1, 0},
+        {64, 128, 300, 0, 1, 0},
+        /* 5 to 64 rows with enough work: the packed panel kernel (tails in rows, tiles, vectors) */
+        {64, 128, 3136, 0, 1, 0},
+        {17, 130, 2000, 0, 1, 1},
+        {33, 250, 600, 0, 1, 0},
+        {5, 1000, 1000, 0, 1, 1}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
         const bool ta = shapes[si][3], tb = shapes[si][4];
@@ -562,6 +575,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("simd");
     TCase *tc = tcase_create("variants");
+    tcase_set_timeout(tc, 120); /* the convolution checks run every variant on 12 shapes */
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_activations_agree);
     tcase_add_test(tc, test_elementwise_agree);

@@ -5,6 +5,7 @@
  * every kernel has one code path for all lengths. */
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <string.h>
 #if CVN_VW > 1
 #include <immintrin.h>
@@ -487,19 +488,153 @@ static void gemm_abt_small(int m, int j0, int j1, int k, float alpha, const floa
     }
 }
 
+/* C = alpha A B^T + beta C for up to GEMM_MR rows of A (a linear layer at batch 5 to 64), as C^T =
+ * B A^T: A is packed transposed (k rows of its m columns, zero-padded to whole vectors) into a
+ * buffer kept by the calling thread between calls, the threads split B's rows, and each tile of
+ * GEMV_N rows of B holds GEMV_N x mv vectors of C^T in registers: mv vector loads of packed A and
+ * GEMV_N broadcasts of B per GEMV_N * mv FMAs, no hsum. k goes in blocks of GEMM_KC, so a block of
+ * packed A stays in L1 while every tile passes over it; the tiles' sums wait in ct between blocks
+ * and reach C at the end, transposed. */
+#define GEMM_MR (4 * VW)
+#define GEMM_KC 128
+#define GEMM_NR 6 /* rows of B per tile: 6 x 4 vector sums */
+/* multiply-adds below which OpenBLAS does better (timed on 64x10x128, 64x256x64, 32x512x512) */
+#define GEMM_PANEL_MIN (1 << 22)
+
+/* The calling thread's packing buffer, kept between calls and freed when the thread ends. */
+typedef struct {
+    float *p;
+    int64_t cap;
+} gemm_buf;
+static pthread_key_t gemm_key;
+static pthread_once_t gemm_key_once = PTHREAD_ONCE_INIT;
+
+static void gemm_buf_free(void *v) {
+    gemm_buf *g = v;
+    cvn_cpu_free(g->p);
+    cvn_cpu_free(g);
+}
+static void gemm_key_make(void) {
+    pthread_key_create(&gemm_key, gemm_buf_free);
+}
+/* At least floats of packing space for this thread, or NULL (out of memory: OpenBLAS then). */
+static float *gemm_space(int64_t floats) {
+    pthread_once(&gemm_key_once, gemm_key_make);
+    gemm_buf *g = pthread_getspecific(gemm_key);
+    if (!g) {
+        g = cvn_cpu_alloc(sizeof *g);
+        if (!g) return NULL;
+        *g = (gemm_buf){NULL, 0};
+        if (pthread_setspecific(gemm_key, g)) {
+            cvn_cpu_free(g);
+            return NULL;
+        }
+    }
+    if (floats > g->cap) {
+        float *p = cvn_cpu_alloc((size_t)floats * sizeof(float));
+        if (!p) return NULL;
+        cvn_cpu_free(g->p);
+        g->p = p, g->cap = floats;
+    }
+    return g->p;
+}
+
+static inline __attribute__((always_inline)) void gemm_panel_tiles(const int mv, int j0, int j1,
+                                                                   int p0, int kc, const float *at,
+                                                                   const float *b, int ldb,
+                                                                   float *ct) {
+    for (int j = j0; j < j1; j += GEMM_NR) {
+        const int nj = j1 - j < GEMM_NR ? j1 - j : GEMM_NR;
+        const float *bp[GEMM_NR];
+        for (int q = 0; q < GEMM_NR; q++)
+            bp[q] = b + (int64_t)(j + (q < nj ? q : nj - 1)) * ldb + p0;
+        float *cq = ct + (int64_t)j * mv * VW;
+        vf acc[GEMM_NR][4];
+#pragma GCC unroll 8
+        for (int q = 0; q < GEMM_NR; q++)
+#pragma GCC unroll 4
+            for (int v = 0; v < mv; v++) /* rows past nj repeat row nj - 1, and are not kept */
+                acc[q][v] = p0 && q < nj ? vload(cq + (q * mv + v) * VW, VW) : vset(0.0f);
+        const float *ap = at + (int64_t)p0 * mv * VW;
+        for (int p = 0; p < kc; p++, ap += mv * VW) {
+            vf av[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < mv; v++) av[v] = vload(ap + v * VW, VW);
+#pragma GCC unroll 8
+            for (int q = 0; q < GEMM_NR; q++) {
+                const vf bq = vset(bp[q][p]);
+#pragma GCC unroll 4
+                for (int v = 0; v < mv; v++) acc[q][v] = vfma(av[v], bq, acc[q][v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int q = 0; q < GEMM_NR; q++)
+#pragma GCC unroll 4
+            for (int v = 0; v < mv; v++)
+                if (q < nj) vstore(cq + (q * mv + v) * VW, acc[q][v], VW);
+    }
+}
+
+/* The thread's rows [j0, j1) of C^T into ct (rows of mp floats), then into C. */
+static void gemm_panel(int m, int j0, int j1, int k, float alpha, const float *at, const float *b,
+                       int ldb, float *ct, float beta, float *c, int ldc) {
+    const int mv = (m + VW - 1) / VW;
+    for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
+        const int kc = k - p0 < GEMM_KC ? k - p0 : GEMM_KC;
+        switch (mv) { /* vectors of rows, a constant for each */
+        case 1:
+            gemm_panel_tiles(1, j0, j1, p0, kc, at, b, ldb, ct);
+            break;
+        case 2:
+            gemm_panel_tiles(2, j0, j1, p0, kc, at, b, ldb, ct);
+            break;
+        case 3:
+            gemm_panel_tiles(3, j0, j1, p0, kc, at, b, ldb, ct);
+            break;
+        default:
+            gemm_panel_tiles(4, j0, j1, p0, kc, at, b, ldb, ct);
+            break;
+        }
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = j0; j < j1; j++) {
+            float *out = c + (int64_t)i * ldc + j, v = alpha * ct[(int64_t)j * mv * VW + i];
+            *out = beta == 0.0f ? v : v + beta * *out;
+        }
+}
+
 static void k_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                    const float *b, int ldb, float beta, float *c, int ldc) {
-    if (ta || !tb || m < 1 || m > GEMV_M || n < 1) {
+    const bool small = !ta && tb && m >= 1 && m <= GEMV_M && n >= 1,
+               panel = VW > 1 && !ta && tb && m > GEMV_M && m <= GEMM_MR && n >= GEMV_N &&
+                       k >= 256 && (int64_t)m * n * k >= GEMM_PANEL_MIN;
+    const int mp = (m + VW - 1) / VW * VW;                        /* packed row length */
+    float *at = panel ? gemm_space(((int64_t)k + n) * mp) : NULL; /* packed A, then C^T */
+    if (!small && !at) {
         cvn_cpu_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     const int blocks = (n + GEMV_N - 1) / GEMV_N;
+    float *ct = at ? at + (int64_t)k * mp : NULL;
 #pragma omp parallel if ((int64_t)m * n * k > 4 * PAR_MIN && blocks > 1)
     {
         const int nt = omp_get_num_threads(), me = omp_get_thread_num();
         const int j0 = (int)((int64_t)blocks * me / nt) * GEMV_N,
                   j1 = (int)((int64_t)blocks * (me + 1) / nt) * GEMV_N;
-        if (j0 < n) gemm_abt_small(m, j0, j1 < n ? j1 : n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (small) {
+            if (j0 < n)
+                gemm_abt_small(m, j0, j1 < n ? j1 : n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        } else {
+#pragma omp for schedule(static)
+            for (int p = 0; p < k; p++) /* column p of A, a vector of rows at a time */
+                for (int i = 0; i < mp; i += VW) {
+                    vi idx = {0};
+                    for (int l = 0; l < VW; l++) idx[l] = l * lda;
+                    vstore(at + (int64_t)p * mp + i, vgather(a + (int64_t)i * lda + p, idx, m - i),
+                           VW);
+                }
+            if (j0 < n) gemm_panel(m, j0, j1 < n ? j1 : n, k, alpha, at, b, ldb, ct, beta, c, ldc);
+        }
     }
 }
 
