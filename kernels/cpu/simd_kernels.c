@@ -607,7 +607,8 @@ static void k_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const flo
                    const float *b, int ldb, float beta, float *c, int ldc) {
     const bool small = !ta && tb && m >= 1 && m <= GEMV_M && n >= 1,
                panel = VW > 1 && !ta && tb && m > GEMV_M && m <= GEMM_MR && n >= GEMV_N &&
-                       k >= 256 && (int64_t)m * n * k >= GEMM_PANEL_MIN;
+                       k >= 256 && (int64_t)m * n * k >= GEMM_PANEL_MIN &&
+                       (int64_t)lda * VW < INT32_MAX;             /* the packing's gather offsets */
     const int mp = (m + VW - 1) / VW * VW;                        /* packed row length */
     float *at = panel ? gemm_space(((int64_t)k + n) * mp) : NULL; /* packed A, then C^T */
     if (!small && !at) {
@@ -1403,8 +1404,8 @@ typedef struct {
     int n, ci, co, h, w;
     int64_t so, si;
     bool flip;
-    /* the forward's epilogue (cvn_conv_desc's): an activation at the tiles' stores, then 2x2 max
-     * pooling (pool = 2) of each image's block of channels from a per-thread staging buffer */
+    /* the forward's epilogue (cvn_conv_desc's): an activation at the tiles' stores, then, when
+     * pool = 2, 2x2 max pooling before anything is written (see c3_rows and c3v_rows) */
     bool act_on;
     cvn_act_kind act;
     float alpha;
