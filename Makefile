@@ -52,10 +52,11 @@ FLAGS_avx2   := -DCVN_SIMD_NAME=avx2 -DCVN_VW=8 -mavx2 -mfma
 FLAGS_scalar := -DCVN_SIMD_NAME=scalar -DCVN_VW=1
 
 HDRS    := $(wildcard lib/*.h lib/*/*.h kernels/*.h kernels/*/*.h)
+CUDA_HDRS := $(wildcard kernels/cuda/*.cuh)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 
 TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
 TEST_COMMON := $(BUILD)/tests/testutil.o
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -78,7 +79,7 @@ $(BUILD)/kernels/cpu/simd_kernels_%.o: kernels/cpu/simd_kernels.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(FLAGS_$*) -c $< -o $@
 
-$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu $(HDRS)
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.cu $(HDRS) $(CUDA_HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -96,6 +97,11 @@ $(BUILD)/cvnet.pc: Makefile
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(TEST_COMMON) -o $@ $(BUILD)/libcvnet.a $(CHECK_LIBS) $(LDLIBS)
+
+# The CUDA kernels' device code run on the CPU (tests/cuda_emu.h): built in every configuration.
+$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_emu.h $(CUDA_HDRS) kernels/backend.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(OPT) -g $(WARN) -Wno-unknown-pragmas $(SANFLAGS) -Ilib -Ikernels -Itests $< -o $@ $(CHECK_LIBS) $(SANFLAGS)
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)

@@ -1,5 +1,6 @@
-/* GPU benchmark: convolution layers by cuDNN, by im2col + cuBLAS and by im2col + our tiled SGEMM,
- * and training steps of the reference CNN on each path, in images/s. bench/compare_torch_cuda.py
+/* GPU benchmark: convolution layers by cuDNN, by im2col + cuBLAS, by im2col + our tiled SGEMM and
+ * by our implicit-GEMM convolution, and training steps of the reference CNN on each path, in
+ * images/s. bench/compare_torch_cuda.py
  * measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints a skip line without a GPU.
  *   build-cuda/bench/bench_cuda */
 #include <stdio.h>
@@ -16,6 +17,17 @@
 #define REPS 7
 
 #ifdef CVN_WITH_CUDA
+/* The paths: cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm with
+ * im2col + cuBLAS, im2col + our GEMM, our implicit-GEMM convolution + our GEMM. */
+#define PATHS 4
+static const char *const path_names[PATHS] = {"cudnn+cublas", "im2col+cublas", "im2col+native",
+                                              "implicit+native"};
+static void use_path(int path) {
+    cvn_cuda_set_native_dnn(path > 0);
+    if (path == 1 || path == 2) cvn_cuda_set_conv_path(CVN_CUDA_CONV_IM2COL);
+    cvn_cuda_set_native_gemm(path >= 2);
+}
+
 typedef void (*bench_fn)(void *);
 static double median_time(bench_fn fn, void *ctx) {
     double t[REPS];
@@ -64,17 +76,15 @@ static void bench_conv(const char *name, const int64_t *xs, const int64_t *ws, c
     double flops = 2.0 * xs[0] * ws[0] * ws[1] * ws[2] * ws[3] * xs[2] * xs[3];
     for (int bw = 0; bw < 2; bw++) {
         c.backward = bw;
-        double sec[3];
-        for (int path = 0; path < 3; path++) {
-            cvn_cuda_set_native_dnn(path > 0);
-            cvn_cuda_set_native_gemm(path == 2);
+        double sec[PATHS], f = bw ? 3 * flops : flops;
+        printf("%-26s %-7s", name, bw ? "fwd+bwd" : "fwd");
+        for (int path = 0; path < PATHS; path++) {
+            use_path(path);
             sec[path] = median_time(run_conv, &c);
+            printf(" %s %.3f ms %.0f GF/s |", path_names[path], sec[path] * 1e3,
+                   f / sec[path] * 1e-9);
         }
-        double f = bw ? 3 * flops : flops;
-        printf("%-26s %-7s cudnn %8.3f ms %6.0f GF/s | im2col+cublas %8.3f ms %6.0f GF/s | "
-               "im2col+native %8.3f ms %6.0f GF/s | native/cudnn %.2f\n",
-               name, bw ? "fwd+bwd" : "fwd", sec[0] * 1e3, f / sec[0] * 1e-9, sec[1] * 1e3,
-               f / sec[1] * 1e-9, sec[2] * 1e3, f / sec[2] * 1e-9, sec[0] / sec[2]);
+        printf(" implicit/cudnn %.2f\n", sec[0] / sec[3]);
     }
     cvn_tape_free(c.t);
     cvn_tensor_free(c.x), cvn_tensor_free(c.w), cvn_tensor_free(c.b);
@@ -112,13 +122,11 @@ static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
     cvn_tensor *yh = cvn_tensor_new(CVN_I32, 1, xs);
     for (int i = 0; i < batch; i++) ((int32_t *)yh->data)[i] = i % 10;
     c.y = cvn_tensor_to(yh, CVN_CUDA);
-    static const char *const paths[] = {"cudnn+cublas", "im2col+cublas", "im2col+native"};
-    for (int path = 0; path < 3; path++) {
-        cvn_cuda_set_native_dnn(path > 0);
-        cvn_cuda_set_native_gemm(path == 2);
+    for (int path = 0; path < PATHS; path++) {
+        use_path(path);
         double sec = median_time(run_train_step, &c);
-        printf("train %-13s batch %-4d %-14s %8.3f ms/step %9.0f images/s\n", name, batch,
-               paths[path], sec * 1e3, batch / sec);
+        printf("train %-13s batch %-4d %-16s %8.3f ms/step %9.0f images/s\n", name, batch,
+               path_names[path], sec * 1e3, batch / sec);
     }
     cvn_optim_free(c.opt);
     cvn_tape_free(c.t);

@@ -64,13 +64,16 @@ static void run_case(const op_case *c) {
     cvn_tensor_free(stats[0]), cvn_tensor_free(stats[1]);
 }
 
-/* The three paths: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS, 1 our kernels + cuBLAS,
- * 2 our kernels only. */
-static const char *const paths[] = {"cudnn+cublas", "im2col+cublas", "im2col+native-gemm"};
+/* The four paths: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm
+ * with 1 im2col + cuBLAS, 2 im2col + our GEMM, 3 our implicit-GEMM convolution + our GEMM. */
+#define N_PATHS 4
+static const char *const paths[N_PATHS] = {"cudnn+cublas", "im2col+cublas", "im2col+native-gemm",
+                                           "implicit-gemm+native-gemm"};
 static void use_path(int path) {
 #ifdef CVN_WITH_CUDA
     cvn_cuda_set_native_dnn(path > 0); /* cuDNN for conv, pooling and batch norm on path 0 */
-    cvn_cuda_set_native_gemm(path == 2);
+    if (path == 1 || path == 2) cvn_cuda_set_conv_path(CVN_CUDA_CONV_IM2COL);
+    cvn_cuda_set_native_gemm(path >= 2);
 #endif
 }
 
@@ -92,39 +95,89 @@ START_TEST(test_ops_im2col_native) {
 }
 END_TEST
 
-/* A larger grouped, strided convolution: GPU (every path) against the CPU. */
+START_TEST(test_ops_implicit_gemm) {
+    use_path(3);
+    run_case(&cases[_i]);
+}
+END_TEST
+
+/* Elementwise |a - b| <= GPU_RTOL (|b| + floor) between a GPU tensor and a CPU one. */
+static void expect_near_cpu(const char *what, int path, const cvn_tensor *gpu,
+                            const cvn_tensor *cpu, float floor) {
+    cvn_tensor *h = CK_NOTNULL(cvn_tensor_to((cvn_tensor *)gpu, CVN_CPU));
+    ck_assert_int_eq(cvn_numel(h), cvn_numel(cpu));
+    const float *a = h->data, *b = cpu->data;
+    for (int64_t i = 0; i < cvn_numel(h); i++)
+        ck_assert_msg(fabsf(a[i] - b[i]) <= GPU_RTOL * (fabsf(b[i]) + floor),
+                      "%s[%lld] %s: gpu %g cpu %g", what, (long long)i, paths[path], (double)a[i],
+                      (double)b[i]);
+    cvn_tensor_free(h);
+}
+
+/* A larger grouped, strided convolution: GPU (every path) against the CPU, y, dx and dw. */
 START_TEST(test_large_conv_matches_cpu) {
     cvn_rng r;
     cvn_rng_seed(&r, 4);
     int64_t xs[4] = {8, 16, 20, 20}, ws[4] = {32, 8, 3, 3};
     cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 4, ws);
     cvn_tensor_normal(x, &r, 0, 1), cvn_tensor_normal(w, &r, 0, 0.1f);
-    cvn_tensor_set_requires_grad(w, true);
+    cvn_tensor_set_requires_grad(x, true), cvn_tensor_set_requires_grad(w, true);
     cvn_conv2d_params p = {2, 1, 1, 1, 1, 1, 2};
     cvn_tape *tc = cvn_tape_new(CVN_CPU);
     cvn_tensor *yc = CK_NOTNULL(cvn_conv2d(tc, x, w, NULL, &p));
     CK_OK(cvn_backward(tc, cvn_sum(tc, cvn_mul(tc, yc, yc), 0, NULL, false), NULL));
-    for (int path = 0; path < 3; path++) {
+    for (int path = 0; path < N_PATHS; path++) {
         use_path(path);
         cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w);
         cvn_tape *tg = cvn_tape_new(CVN_CUDA);
         cvn_tensor *yg = CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p));
         CK_OK(cvn_backward(tg, cvn_sum(tg, cvn_mul(tg, yg, yg), 0, NULL, false), NULL));
-        cvn_tensor *yh = cvn_tensor_to(yg, CVN_CPU), *gh = cvn_tensor_to(wg->grad, CVN_CPU);
-        const float *a = yh->data, *b = yc->data, *ga = gh->data, *gb = w->grad->data;
-        for (int64_t i = 0; i < cvn_numel(yh); i++)
-            ck_assert_msg(fabsf(a[i] - b[i]) <= GPU_RTOL * (fabsf(b[i]) + 1e-2f),
-                          "y[%lld] %s: gpu %g cpu %g", (long long)i, paths[path], (double)a[i],
-                          (double)b[i]);
-        for (int64_t i = 0; i < cvn_numel(gh); i++)
-            ck_assert_msg(fabsf(ga[i] - gb[i]) <= GPU_RTOL * (fabsf(gb[i]) + 1.0f),
-                          "dw[%lld] %s: gpu %g cpu %g", (long long)i, paths[path], (double)ga[i],
-                          (double)gb[i]);
-        cvn_tensor_free(yh), cvn_tensor_free(gh), cvn_tensor_free(xg), cvn_tensor_free(wg);
+        expect_near_cpu("y", path, yg, yc, 1e-2f);
+        expect_near_cpu("dx", path, xg->grad, x->grad, 1.0f);
+        expect_near_cpu("dw", path, wg->grad, w->grad, 1.0f);
+        cvn_tensor_free(xg), cvn_tensor_free(wg);
         cvn_tape_free(tg);
     }
     cvn_tape_free(tc);
     cvn_tensor_free(x), cvn_tensor_free(w);
+}
+END_TEST
+
+/* The fused inference convolution (activation, max pool) on every path against the CPU's: the
+ * implicit GEMM applies the activation in its epilogue, cuDNN declines and the op composes. */
+START_TEST(test_conv_fused_matches_cpu) {
+    static const cvn_conv_epilogue epis[] = {{true, CVN_ACT_RELU, 0, 2},
+                                             {true, CVN_ACT_LEAKY_RELU, 0.2f, 0},
+                                             {true, CVN_ACT_GELU, 0, 0},
+                                             {false, CVN_ACT_RELU, 0, 2}};
+    cvn_rng r;
+    cvn_rng_seed(&r, 6);
+    int64_t xs[4] = {3, 5, 12, 10}, ws[4] = {7, 5, 3, 3}, bs[1] = {7};
+    cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 4, ws),
+               *b = cvn_tensor_new(CVN_F32, 1, bs);
+    cvn_tensor_normal(x, &r, 0, 1), cvn_tensor_normal(w, &r, 0, 0.3f),
+        cvn_tensor_normal(b, &r, 0, 1);
+    cvn_conv2d_params p = cvn_conv2d_defaults();
+    p.pad_h = p.pad_w = 1;
+    for (size_t e = 0; e < sizeof epis / sizeof *epis; e++) {
+        cvn_tape *tc = cvn_tape_new(CVN_CPU);
+        cvn_tape_set_grad_enabled(tc, false);
+        cvn_tensor *yc = CK_NOTNULL(cvn_conv2d_fused(tc, x, w, b, &p, &epis[e]));
+        for (int path = 0; path < N_PATHS; path++) {
+            use_path(path);
+            cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w), *bg = on_gpu(b);
+            cvn_tape *tg = cvn_tape_new(CVN_CUDA);
+            cvn_tape_set_grad_enabled(tg, false);
+            cvn_tensor *yg = CK_NOTNULL(cvn_conv2d_fused(tg, xg, wg, bg, &p, &epis[e]));
+            char what[32];
+            snprintf(what, sizeof what, "epilogue %zu y", e);
+            expect_near_cpu(what, path, yg, yc, 1e-2f);
+            cvn_tensor_free(xg), cvn_tensor_free(wg), cvn_tensor_free(bg);
+            cvn_tape_free(tg);
+        }
+        cvn_tape_free(tc);
+    }
+    cvn_tensor_free(x), cvn_tensor_free(w), cvn_tensor_free(b);
 }
 END_TEST
 
@@ -251,8 +304,8 @@ END_TEST
  * norm) on each GPU path against the same model on the CPU: training-mode loss and the gradient of
  * every parameter. */
 START_TEST(test_zoo_models_match_cpu) {
-    cvn_arch arch = (cvn_arch)(_i / 3);
-    use_path(_i % 3);
+    cvn_arch arch = (cvn_arch)(_i / N_PATHS);
+    use_path(_i % N_PATHS);
     cvn_model_config mc = cvn_model_defaults(arch, 3, 16, 16, 5);
     mc.width_mult = 0.25f, mc.depth_mult = 0.34f, mc.dropout = 0.0f;
     mc.fc_dropout[0] = 0.0f;
@@ -323,12 +376,14 @@ int main(void) {
         tcase_add_loop_test(tc, test_ops_cudnn, 0, N_CASES);
         tcase_add_loop_test(tc, test_ops_im2col_cublas, 0, N_CASES);
         tcase_add_loop_test(tc, test_ops_im2col_native, 0, N_CASES);
+        tcase_add_loop_test(tc, test_ops_implicit_gemm, 0, N_CASES);
         tcase_add_test(tc, test_large_conv_matches_cpu);
-        tcase_add_loop_test(tc, test_batch_norm_running_stats_gpu, 0, 3);
+        tcase_add_test(tc, test_conv_fused_matches_cpu);
+        tcase_add_loop_test(tc, test_batch_norm_running_stats_gpu, 0, N_PATHS);
         tcase_add_loop_test(tc, test_optim_trajectory, 0, N_OPTIM_CASES);
         tcase_add_test(tc, test_dropout_same_mask);
         tcase_add_test(tc, test_module_steady_state);
-        tcase_add_loop_test(tc, test_zoo_models_match_cpu, 0, 12);
+        tcase_add_loop_test(tc, test_zoo_models_match_cpu, 0, 4 * N_PATHS);
     }
     suite_add_tcase(s, tc);
     return run_suite_nofork(s) ? 1 : 0; /* the CUDA context made above would not survive fork */

@@ -18,11 +18,13 @@ extern "C" {
 #include "core/core.h"
 #include "cuda/cuda.h"
 }
+#include "cuda/tiled_gemm.cuh"
 
 static cudaStream_t stream;
 static cublasHandle_t blas;
 static cudnnHandle_t dnn; /* NULL when cuDNN failed to start: convolution then runs natively */
-static bool use_native_gemm, use_native_conv, use_native_pool, use_native_bn;
+static bool use_native_gemm, use_native_pool, use_native_bn;
+static cvn_cuda_conv_path conv_path;
 
 #define THREADS 256
 static inline int blocks_for(int64_t n) {
@@ -72,90 +74,19 @@ static void cu_zero(void *dst, size_t bytes) {
 
 /* ------------------------------------------------------------------ GEMM */
 
-/* Tiled SGEMM, row-major C = alpha op(A) op(B) + beta C: 64x64 tiles of C per block of 16x16
- * threads, each thread computing a 4x4 sub-tile, K in steps of 16 through shared memory. */
-#define TM 64
-#define TN 64
-#define TK 16
-/* blockIdx.z takes a slice [k_begin, k_end) of K (split-K): with several slices each block adds its
- * partial product into C atomically, C having been scaled by beta first. */
-__global__ void k_sgemm(bool ta, bool tb, int m, int n, int k, int k_slice, float alpha,
-                        const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                        int ldc) {
-    __shared__ float as[TK][TM + 1];
-    __shared__ float bs[TK][TN + 1];
-    int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
-    int row0 = blockIdx.y * TM, col0 = blockIdx.x * TN;
-    float acc[4][4] = {{0}};
-    int k_begin = blockIdx.z * k_slice, k_end = min(k, k_begin + k_slice);
-    for (int k0 = k_begin; k0 < k_end; k0 += TK) {
-        for (int l = tid; l < TM * TK; l += 256) {
-            int r = l / TK, kk = l % TK, gr = row0 + r, gk = k0 + kk;
-            float v = 0.0f;
-            if (gr < m && gk < k_end) v = ta ? a[(int64_t)gk * lda + gr] : a[(int64_t)gr * lda + gk];
-            as[kk][r] = v;
-        }
-        for (int l = tid; l < TN * TK; l += 256) {
-            int cc = l % TN, kk = l / TN, gc = col0 + cc, gk = k0 + kk;
-            float v = 0.0f;
-            if (gc < n && gk < k_end) v = tb ? b[(int64_t)gc * ldb + gk] : b[(int64_t)gk * ldb + gc];
-            bs[kk][cc] = v;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < TK; kk++) {
-            float av[4], bv[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) av[i] = as[kk][ty + 16 * i];
-#pragma unroll
-            for (int j = 0; j < 4; j++) bv[j] = bs[kk][tx + 16 * j];
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-#pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
-        }
-        __syncthreads();
-    }
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
-            int r = row0 + ty + 16 * i, cc = col0 + tx + 16 * j;
-            if (r < m && cc < n) {
-                float *p = c + (int64_t)r * ldc + cc;
-                if (gridDim.z > 1) atomicAdd(p, alpha * acc[i][j]);
-                else *p = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * *p);
-            }
-        }
-}
-
-__global__ void k_scale_matrix(int m, int n, float beta, float *c, int ldc) {
-    GRID_LOOP(i, (int64_t)m * n) {
-        float *p = c + (i / n) * ldc + i % n;
-        *p = beta == 0.0f ? 0.0f : beta * *p;
-    }
-}
-static void scale_matrix(int m, int n, float beta, float *c, int ldc) {
-    if (beta != 1.0f) k_scale_matrix<<<blocks_for((int64_t)m * n), THREADS, 0, stream>>>(m, n, beta, c, ldc);
+/* Our GEMM (CVN_CUDA_GEMM=native) and implicit-GEMM convolution: kernels/cuda/tiled_gemm.cuh.
+ * Its plans are launched on the stream here; the tests run the same ones on the CPU. */
+static void launch_plan(const gemm_plan &p) {
+    run_plan(p, [](auto kernel, dim3 grid, const gemm_args &g) {
+        kernel<<<grid, GEMM_THREADS, 0, stream>>>(g);
+    });
 }
 
 static void cu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                     const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
     if (use_native_gemm) {
-        int tiles = ((n + TN - 1) / TN) * ((m + TM - 1) / TM);
-        /* Few output tiles and a long K (a convolution's weight gradient): split K so that about
-         * 264 blocks (two per SM of an H100) share the work, each slice at least 256 deep. */
-        int splits = 1;
-        if (tiles < 132 && k >= 512) {
-            splits = 264 / tiles;
-            if (splits > k / 256) splits = k / 256;
-            if (splits < 1) splits = 1;
-        }
-        int k_slice = ((k + splits - 1) / splits + TK - 1) / TK * TK;
-        splits = (k + k_slice - 1) / k_slice;
-        if (splits > 1) scale_matrix(m, n, beta, c, ldc);
-        dim3 grid((n + TN - 1) / TN, (m + TM - 1) / TM, splits), block(16, 16);
-        k_sgemm<<<grid, block, 0, stream>>>(ta, tb, m, n, k, k_slice, alpha, a, lda, b, ldb, beta,
-                                            c, ldc);
+        launch_plan(plan_matrix(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
         return;
     }
     /* row-major C = A B is column-major C^T = B^T A^T: swap the operands */
@@ -353,38 +284,6 @@ static void cu_expand_add(int ndim, const int64_t *shape, float *out, const floa
 }
 
 /* ------------------------------------------------------------------ activations */
-
-__device__ inline float act(cvn_act_kind kind, float alpha, float x) {
-    switch (kind) {
-    case CVN_K_RELU: return x > 0.0f ? x : 0.0f;
-    case CVN_K_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
-    case CVN_K_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case CVN_K_TANH: return tanhf(x);
-    case CVN_K_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    case CVN_K_SILU: return x / (1.0f + expf(-x));
-    case CVN_K_HARDSWISH: return x * fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f;
-    default: return fminf(fmaxf(x + 3.0f, 0.0f), 6.0f) / 6.0f;
-    }
-}
-
-__device__ inline float act_grad(cvn_act_kind kind, float alpha, float x, float y) {
-    switch (kind) {
-    case CVN_K_RELU: return x > 0.0f ? 1.0f : 0.0f;
-    case CVN_K_LEAKY_RELU: return x > 0.0f ? 1.0f : alpha;
-    case CVN_K_SIGMOID: return y * (1.0f - y);
-    case CVN_K_TANH: return 1.0f - y * y;
-    case CVN_K_GELU: {
-        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-        return cdf + x * expf(-0.5f * x * x) * 0.3989422804014327f;
-    }
-    case CVN_K_SILU: {
-        float s = 1.0f / (1.0f + expf(-x));
-        return s * (1.0f + x * (1.0f - s));
-    }
-    case CVN_K_HARDSWISH: return x < -3.0f ? 0.0f : (x <= 3.0f ? x / 3.0f + 0.5f : 1.0f);
-    default: return (x > -3.0f && x < 3.0f) ? 1.0f / 6.0f : 0.0f;
-    }
-}
 
 __global__ void k_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x) {
     GRID_LOOP(i, n) y[i] = act(kind, alpha, x[i]);
@@ -660,9 +559,41 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
     return p;
 }
 
+/* Convolution: cuDNN (the default), our implicit GEMM (CVN_CUDA_CONV=native), or neither (=im2col:
+ * the op's im2col + GEMM). Our implicit GEMM takes the activation epilogue but not pooling; cuDNN
+ * takes neither; a declined epilogue makes the op run the parts one by one. */
+static bool implicit_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
+                         const float *b) {
+    gemm_plan p;
+    if (d->pool || !plan_conv(&p, GEMM_CONV_FWD, d, y, x, w, NULL, b, false)) return false;
+    launch_plan(p);
+    return true;
+}
+
+static bool implicit_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
+                         const float *x, const float *w, bool dx_add) {
+    gemm_plan pf, pd;
+    if (!plan_conv(&pf, GEMM_CONV_BWD_FILTER, d, dw, x, w, dy, NULL, false) ||
+        !plan_conv(&pd, GEMM_CONV_BWD_DATA, d, dx, x, w, dy, NULL, dx_add))
+        return false;
+    if (db) {
+        int64_t shape[3] = {d->n, d->o, (int64_t)d->oh * d->ow}, so[3] = {0, 1, 0};
+        cu_reduce_to(3, shape, db, so, dy, 1.0f);
+    }
+    if (dw) launch_plan(pf);
+    if (dx) launch_plan(pd);
+    return true;
+}
+
+static bool cudnn_usable(const cvn_conv_desc *d) {
+    return conv_path == CVN_CUDA_CONV_CUDNN && dnn && !d->act_on && !d->pool;
+}
+
 static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                           const float *b) {
-    if (use_native_conv || !dnn || d->act_on || d->pool) return false; /* no epilogue here */
+    if (conv_path == CVN_CUDA_CONV_IMPLICIT || (conv_path == CVN_CUDA_CONV_CUDNN && !dnn))
+        return implicit_fwd(d, y, x, w, b);
+    if (!cudnn_usable(d)) return false;
     conv_plan *p = plan_for(d);
     if (!p || !ensure_workspace(p->ws_fwd)) return false;
     const float one = 1.0f, zero = 0.0f;
@@ -675,7 +606,9 @@ static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, cons
 
 static bool cu_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
                           const float *x, const float *w, bool dx_add) {
-    if (use_native_conv || !dnn) return false;
+    if (conv_path == CVN_CUDA_CONV_IMPLICIT || (conv_path == CVN_CUDA_CONV_CUDNN && !dnn))
+        return implicit_bwd(d, dx, dw, db, dy, x, w, dx_add);
+    if (!cudnn_usable(d)) return false;
     conv_plan *p = plan_for(d);
     size_t ws = p ? (p->ws_data > p->ws_filter ? p->ws_data : p->ws_filter) : 0;
     if (!p || !ensure_workspace(ws)) return false;
@@ -1158,9 +1091,10 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 }
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
-extern "C" void cvn_cuda_set_native_conv(bool native) { use_native_conv = native; }
+extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
 extern "C" void cvn_cuda_set_native_dnn(bool native) {
-    use_native_conv = use_native_pool = use_native_bn = native;
+    conv_path = native ? CVN_CUDA_CONV_IMPLICIT : CVN_CUDA_CONV_CUDNN;
+    use_native_pool = use_native_bn = native;
 }
 extern "C" bool cvn_cuda_has_cudnn(void) { return dnn != NULL; }
 extern "C" void cvn_cuda_synchronize(void) { cudaStreamSynchronize(stream); }
@@ -1250,11 +1184,13 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     const char *g = getenv("CVN_CUDA_GEMM"), *c = getenv("CVN_CUDA_CONV");
     const char *pl = getenv("CVN_CUDA_POOL"), *bn = getenv("CVN_CUDA_BN");
     use_native_gemm = g && !strcmp(g, "native");
-    use_native_conv = c && !strcmp(c, "native");
+    conv_path = !c || !strcmp(c, "cudnn") ? CVN_CUDA_CONV_CUDNN
+                : !strcmp(c, "im2col")     ? CVN_CUDA_CONV_IM2COL
+                                           : CVN_CUDA_CONV_IMPLICIT; /* native, implicit */
     use_native_pool = pl && !strcmp(pl, "native");
     use_native_bn = bn && !strcmp(bn, "native");
     if (cudnnCreate(&dnn) == CUDNN_STATUS_SUCCESS) cudnnSetStream(dnn, stream);
-    else dnn = NULL; /* convolution falls back to im2col + GEMM */
+    else dnn = NULL; /* convolution then runs on our implicit GEMM */
     fill_table();
     state = 1;
     return &table;

@@ -10,10 +10,17 @@ extern "C" {
 /* GEMM path: our tiled kernel (true) or cuBLAS (false); CVN_CUDA_GEMM=native|cublas sets the
  * default. */
 void cvn_cuda_set_native_gemm(bool native);
-/* Convolution path: im2col + GEMM with our kernels (true) or cuDNN (false, the default unless
- * CVN_CUDA_CONV=native); cuDNN is used only where it started (cvn_cuda_has_cudnn). */
-void cvn_cuda_set_native_conv(bool native);
-/* Our kernels (true) or cuDNN (false) for convolution, pooling and batch norm together. */
+/* Convolution path: cuDNN (the default; where cuDNN did not start, our implicit GEMM), our
+ * implicit-GEMM kernels (CVN_CUDA_CONV=native), or the op's im2col + GEMM (CVN_CUDA_CONV=im2col).
+ */
+typedef enum {
+    CVN_CUDA_CONV_CUDNN,
+    CVN_CUDA_CONV_IMPLICIT,
+    CVN_CUDA_CONV_IM2COL
+} cvn_cuda_conv_path;
+void cvn_cuda_set_conv_path(cvn_cuda_conv_path path);
+/* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
+ * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);
 bool cvn_cuda_has_cudnn(void);
 /* Waits for every queued kernel (timing). */

@@ -1,0 +1,523 @@
+/* One tiled SGEMM for matrix products and, as implicit GEMMs, for the three products of a
+ * convolution: forward, backward data and backward filter. No im2col matrix is ever stored: each
+ * block gathers the tile of the virtual im2col matrix it needs straight from the images, as in
+ * cuDNN's IMPLICIT_GEMM algorithm (Chetlur et al., "cuDNN: Efficient Primitives for Deep
+ * Learning", 2014, section 3.1).
+ *
+ * C (m x n) = A (m x k) B (k x n), per group of a grouped convolution:
+ *   forward        m = out channels, n = images x output pixels, k = in channels x kh x kw;
+ *                  A = the weights, B = the input gathered under the window, C -> y (+ bias, act)
+ *   backward data  m = in channels,  n = images x input pixels,  k = out channels x kh x kw;
+ *                  A = the weights transposed, B = dy gathered under the turned window, C -> dx
+ *   backward filter m = out channels, n = in channels x kh x kw, k = images x output pixels;
+ *                  A = dy, B = the input gathered as in forward but transposed, C -> dw (+=)
+ *
+ * A block of 256 threads computes a BM x BN tile of C (64 or 128 square), each thread a TM x TN
+ * sub-tile (4 or 8 each way, in two interleaved halves so that a warp's shared-memory reads do not
+ * collide), K in steps of 8 through two shared buffers: the next step's elements are fetched into
+ * registers while the current one is multiplied, so one barrier per step suffices. A thread
+ * fetches its elements either along k (where memory is contiguous along k: weights, dy rows) or
+ * along the tile's rows or columns (image pixels); the position along k is kept as mixed-radix
+ * digits (e.g. kw, kh, channel) and advanced by carries, so the gathers divide nothing in the loop.
+ * blockIdx.z = group x K slices: with few output tiles and a long K (weight gradients) the slices
+ * add their partial products atomically into C.
+ *
+ * Device code and the host-side plan only (no CUDA runtime calls): backend_cuda.cu launches the
+ * plans on its stream; tests/test_cuda_emu.cpp runs the same kernels and plans on the CPU. */
+#ifndef CVN_CUDA_TILED_GEMM_CUH
+#define CVN_CUDA_TILED_GEMM_CUH
+
+#include <stdint.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cuda/activation.cuh"
+
+enum { GEMM_MATRIX, GEMM_CONV_FWD, GEMM_CONV_BWD_DATA, GEMM_CONV_BWD_FILTER };
+
+#define GEMM_THREADS 256
+#define GEMM_BK 8
+#define GEMM_PAD 4         /* shared rows padded so that k-major stores do not collide */
+#define KPOS_BIG (1 << 30) /* radix of a digit that never carries; sizes must stay below it */
+
+typedef struct {
+    int mode;
+    int m, n, k;     /* the product per group */
+    int groups;      /* convolution groups (1 for a matrix) */
+    int splits;      /* K slices: blockIdx.z = group * splits + slice */
+    int k_slice;     /* length of a slice, a multiple of GEMM_BK */
+    /* matrix: C = alpha op(A) op(B) + beta C, row-major (beta is 1 when split) */
+    bool ta, tb;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+    float alpha, beta;
+    /* convolution: the shapes, x, w, dy, bias as the mode reads them, out as it writes */
+    cvn_conv_desc d;
+    int cg, og, hw, ohw, khw;
+    const float *x, *w, *dy, *bias;
+    float *out;
+    bool accumulate; /* backward data: dx += (else dx =) */
+} gemm_args;
+
+/* A position along k as digits: k = (d2 * r1 + d1) * r0 + d0. */
+typedef struct {
+    int k, d0, d1, d2;
+} kpos;
+
+__host__ __device__ inline kpos kpos_at(int k, int r0, int r1) {
+    kpos p;
+    p.k = k;
+    p.d0 = k % r0;
+    p.d1 = (k / r0) % r1;
+    p.d2 = k / r0 / r1;
+    return p;
+}
+
+/* p += s, where s = kpos_at(step): one carry per digit at most */
+__device__ __forceinline__ void kpos_add(kpos &p, const kpos &s, int r0, int r1) {
+    p.k += s.k;
+    p.d0 += s.d0;
+    if (p.d0 >= r0) p.d0 -= r0, p.d1++;
+    p.d1 += s.d1;
+    if (p.d1 >= r1) p.d1 -= r1, p.d2++;
+    p.d2 += s.d2;
+}
+
+/* p += 1 */
+__device__ __forceinline__ void kpos_inc(kpos &p, int r0, int r1) {
+    p.k++;
+    if (++p.d0 == r0) {
+        p.d0 = 0;
+        if (++p.d1 == r1) p.d1 = 0, p.d2++;
+    }
+}
+
+/* ---------------------------------------------------------------- operands
+ * Each operand says how its fixed index f (a row of A, a column of B) decodes once per thread,
+ * the radices of its k digits, whether threads should walk it along k (kmajor), and how one
+ * element loads (0 outside the matrix or in the padding). */
+
+template <int MODE, bool IS_A, bool TRANS> struct operand;
+
+/* matrix A (m x k; stored k x m when transposed) and B (k x n; stored n x k when transposed) */
+template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
+    static const bool kmajor = IS_A != TRANS; /* contiguous along k */
+    typedef struct {
+        const float *p;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
+    __device__ static fix at(const gemm_args &g, int, int f) {
+        fix s;
+        s.ok = f < (IS_A ? g.m : g.n);
+        const float *base = IS_A ? g.a : g.b;
+        int ld = IS_A ? g.lda : g.ldb;
+        s.p = kmajor ? base + (int64_t)f * ld : base + f;
+        return s;
+    }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        if (!s.ok || p.k >= k_end) return 0.0f;
+        return kmajor ? s.p[p.k] : s.p[(int64_t)p.k * (IS_A ? g.lda : g.ldb)];
+    }
+};
+
+/* forward A: the weights [og, cg * kh * kw] of the group */
+template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> {
+    static const bool kmajor = true;
+    typedef struct {
+        const float *p;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.og;
+        s.p = g.w + ((int64_t)grp * g.og + f) * g.k;
+        return s;
+    }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        return s.ok && p.k < k_end ? s.p[p.k] : 0.0f;
+    }
+};
+
+/* forward B: x under the window of output pixel f, k = (channel, kh, kw) */
+template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
+    static const bool kmajor = false;
+    typedef struct {
+        const float *p;
+        int ih0, iw0;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
+        r0 = g.d.kw;
+        r1 = g.d.kh;
+    }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.n;
+        int img = f / g.ohw, q = f % g.ohw;
+        s.ih0 = q / g.d.ow * g.d.sh - g.d.ph;
+        s.iw0 = q % g.d.ow * g.d.sw - g.d.pw;
+        s.p = g.x + ((int64_t)img * g.d.c + grp * g.cg) * g.hw;
+        return s;
+    }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        int ih = s.ih0 + p.d1 * g.d.dh, iw = s.iw0 + p.d0 * g.d.dw;
+        if (!s.ok || p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
+            (unsigned)iw >= (unsigned)g.d.w)
+            return 0.0f;
+        return s.p[(int64_t)p.d2 * g.hw + ih * g.d.w + iw];
+    }
+};
+
+/* backward data A: the weights as [cg, og * kh * kw], k = (out channel, kh * kw) */
+template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> {
+    static const bool kmajor = true;
+    typedef struct {
+        const float *p;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
+        r0 = g.khw;
+        r1 = KPOS_BIG;
+    }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.cg;
+        s.p = g.w + ((int64_t)grp * g.og * g.cg + f) * g.khw;
+        return s;
+    }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        return s.ok && p.k < k_end ? s.p[(int64_t)p.d1 * g.cg * g.khw + p.d0] : 0.0f;
+    }
+};
+
+/* backward data B: dy at the output pixels whose window covers input pixel f, k = (out channel,
+ * kh, kw); with stride s only every s-th offset lands on an output pixel */
+template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, false, TRANS> {
+    static const bool kmajor = false;
+    typedef struct {
+        const float *p;
+        int y0, x0;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
+        r0 = g.d.kw;
+        r1 = g.d.kh;
+    }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.n;
+        int img = f / g.hw, r = f % g.hw;
+        s.y0 = r / g.d.w + g.d.ph;
+        s.x0 = r % g.d.w + g.d.pw;
+        s.p = g.dy + ((int64_t)img * g.d.o + grp * g.og) * g.ohw;
+        return s;
+    }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        int oy = s.y0 - p.d1 * g.d.dh, ox = s.x0 - p.d0 * g.d.dw;
+        if (!s.ok || p.k >= k_end || oy < 0 || ox < 0) return 0.0f;
+        if (g.d.sh > 1) {
+            if (oy % g.d.sh) return 0.0f;
+            oy /= g.d.sh;
+        }
+        if (g.d.sw > 1) {
+            if (ox % g.d.sw) return 0.0f;
+            ox /= g.d.sw;
+        }
+        if (oy >= g.d.oh || ox >= g.d.ow) return 0.0f;
+        return s.p[(int64_t)p.d2 * g.ohw + oy * g.d.ow + ox];
+    }
+};
+
+/* backward filter A: dy as [og, images * output pixels], k = (image, pixel) */
+template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> {
+    static const bool kmajor = true;
+    typedef struct {
+        const float *p;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
+        r0 = g.ohw;
+        r1 = KPOS_BIG;
+    }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.og;
+        s.p = g.dy + ((int64_t)grp * g.og + f) * g.ohw;
+        return s;
+    }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        return s.ok && p.k < k_end ? s.p[(int64_t)p.d1 * g.d.o * g.ohw + p.d0] : 0.0f;
+    }
+};
+
+/* backward filter B: x at tap f = (channel, kh, kw) for each output pixel, k = (image, oh, ow) */
+template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
+    static const bool kmajor = true;
+    typedef struct {
+        const float *p;
+        int kh0, kw0;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
+        r0 = g.d.ow;
+        r1 = g.d.oh;
+    }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.n;
+        int c = f / g.khw, r = f % g.khw;
+        s.kh0 = r / g.d.kw * g.d.dh - g.d.ph;
+        s.kw0 = r % g.d.kw * g.d.dw - g.d.pw;
+        s.p = g.x + ((int64_t)grp * g.cg + c) * g.hw;
+        return s;
+    }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        int ih = p.d1 * g.d.sh + s.kh0, iw = p.d0 * g.d.sw + s.kw0;
+        if (!s.ok || p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
+            (unsigned)iw >= (unsigned)g.d.w)
+            return 0.0f;
+        return s.p[(int64_t)p.d2 * g.d.c * g.hw + ih * g.d.w + iw];
+    }
+};
+
+/* ---------------------------------------------------------------- one operand's tile */
+
+/* Fetches an operand's ROWS x GEMM_BK tile (rows of A, columns of B) into registers and stores it
+ * k-major into shared memory, L elements per thread: along k, L rows at one k (kmajor), or one
+ * row at L consecutive k. */
+template <class OP, int ROWS> struct tile_loader {
+    enum { L = ROWS * GEMM_BK / GEMM_THREADS, NF = OP::kmajor ? L : 1 };
+    typename OP::fix fix[NF];
+    kpos pos, step; /* the thread's first k */
+    int r0, r1;
+    float v[L];
+
+    __device__ void init(const gemm_args &g, int grp, int f0, int k_begin) {
+        OP::radix(g, r0, r1);
+        step = kpos_at(GEMM_BK, r0, r1);
+        int t = threadIdx.x;
+        if (OP::kmajor) {
+            for (int j = 0; j < NF; j++)
+                fix[j] = OP::at(g, grp, f0 + t / GEMM_BK + j * (GEMM_THREADS / GEMM_BK));
+            pos = kpos_at(k_begin + t % GEMM_BK, r0, r1);
+        } else {
+            fix[0] = OP::at(g, grp, f0 + t % ROWS);
+            pos = kpos_at(k_begin + t / ROWS * L, r0, r1);
+        }
+    }
+    __device__ void fetch(const gemm_args &g, int k_end) {
+        kpos p = pos;
+#pragma unroll
+        for (int j = 0; j < L; j++) {
+            v[j] = OP::load(g, fix[OP::kmajor ? j : 0], p, k_end);
+            if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
+        }
+    }
+    __device__ void advance() { kpos_add(pos, step, r0, r1); }
+    __device__ void store(float (*s)[ROWS + GEMM_PAD]) {
+        int t = threadIdx.x;
+#pragma unroll
+        for (int j = 0; j < L; j++) {
+            if (OP::kmajor) s[t % GEMM_BK][t / GEMM_BK + j * (GEMM_THREADS / GEMM_BK)] = v[j];
+            else s[t / ROWS * L + j][t % ROWS] = v[j];
+        }
+    }
+};
+
+/* Row i of a thread's sub-tile: two interleaved halves of 4 (one half when 4 wide). */
+__device__ __forceinline__ int sub_row(int i, int t) { return i / 4 * 64 + t * 4 + i % 4; }
+
+/* ---------------------------------------------------------------- the kernel */
+
+template <int MODE, bool TA, bool TB, int BM, int BN>
+__global__ void __launch_bounds__(GEMM_THREADS, 2) k_tiled_gemm(const gemm_args g) {
+    enum { TM = BM / 16, TN = BN / 16 };
+    __shared__ __align__(16) float as[2][GEMM_BK][BM + GEMM_PAD];
+    __shared__ __align__(16) float bs[2][GEMM_BK][BN + GEMM_PAD];
+    int grp = blockIdx.z / g.splits, slice = blockIdx.z % g.splits;
+    int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
+    int k_begin = slice * g.k_slice, k_end = min(g.k, k_begin + g.k_slice);
+    int steps = (k_end - k_begin + GEMM_BK - 1) / GEMM_BK;
+    tile_loader<operand<MODE, true, TA>, BM> la;
+    tile_loader<operand<MODE, false, TB>, BN> lb;
+    la.init(g, grp, row0, k_begin);
+    lb.init(g, grp, col0, k_begin);
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
+    if (steps > 0) {
+        la.fetch(g, k_end);
+        lb.fetch(g, k_end);
+        la.store(as[0]);
+        lb.store(bs[0]);
+    }
+    __syncthreads();
+    for (int s = 0; s < steps; s++) {
+        int cur = s & 1;
+        bool more = s + 1 < steps;
+        if (more) { /* the next step's loads are in flight while this one multiplies */
+            la.advance();
+            lb.advance();
+            la.fetch(g, k_end);
+            lb.fetch(g, k_end);
+        }
+#pragma unroll
+        for (int kk = 0; kk < GEMM_BK; kk++) {
+            float ar[TM], br[TN];
+#pragma unroll
+            for (int h = 0; h < TM / 4; h++) {
+                float4 t = *reinterpret_cast<const float4 *>(&as[cur][kk][h * 64 + ty * 4]);
+                ar[h * 4] = t.x, ar[h * 4 + 1] = t.y, ar[h * 4 + 2] = t.z, ar[h * 4 + 3] = t.w;
+            }
+#pragma unroll
+            for (int h = 0; h < TN / 4; h++) {
+                float4 t = *reinterpret_cast<const float4 *>(&bs[cur][kk][h * 64 + tx * 4]);
+                br[h * 4] = t.x, br[h * 4 + 1] = t.y, br[h * 4 + 2] = t.z, br[h * 4 + 3] = t.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
+        }
+        if (more) {
+            la.store(as[cur ^ 1]);
+            lb.store(bs[cur ^ 1]);
+        }
+        __syncthreads();
+    }
+
+    /* epilogue: C's elements to where the mode puts them */
+    bool split = g.splits > 1;
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        int r = row0 + sub_row(i, ty);
+        if (r >= g.m) continue;
+#pragma unroll
+        for (int j = 0; j < TN; j++) {
+            int c = col0 + sub_row(j, tx);
+            if (c >= g.n) continue;
+            float v = acc[i][j];
+            if (MODE == GEMM_MATRIX) {
+                float *p = g.c + (int64_t)r * g.ldc + c;
+                if (split) atomicAdd(p, g.alpha * v);
+                else *p = g.alpha * v + (g.beta == 0.0f ? 0.0f : g.beta * *p);
+            } else if (MODE == GEMM_CONV_FWD) {
+                int oc = grp * g.og + r, img = c / g.ohw;
+                if (g.bias) v += g.bias[oc];
+                if (g.d.act_on) v = act(g.d.act, g.d.alpha, v);
+                g.out[((int64_t)img * g.d.o + oc) * g.ohw + c % g.ohw] = v;
+            } else if (MODE == GEMM_CONV_BWD_DATA) {
+                int img = c / g.hw;
+                float *p = g.out + ((int64_t)img * g.d.c + grp * g.cg + r) * g.hw + c % g.hw;
+                *p = g.accumulate ? *p + v : v;
+            } else {
+                float *p = g.out + ((int64_t)grp * g.og + r) * g.n + c;
+                if (split) atomicAdd(p, v);
+                else *p += v;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- host-side plans */
+
+typedef struct {
+    gemm_args args;
+    int tile; /* 64 or 128 */
+} gemm_plan;
+
+/* Tile size and K slices: 128 x 128 tiles when there are enough of them to fill the GPU (132 SMs
+ * on an H100), else 64 x 64; K is split (where the mode accumulates atomically) when the output has
+ * few tiles and K is long, so that about two blocks per SM share the work, each slice at least
+ * 256 deep. */
+static inline void plan_shape(gemm_plan *p, bool may_split) {
+    gemm_args *g = &p->args;
+    int64_t t128 = (int64_t)((g->m + 127) / 128) * ((g->n + 127) / 128) * g->groups;
+    p->tile = g->m >= 96 && g->n >= 96 && t128 >= 132 ? 128 : 64;
+    int64_t tiles = (int64_t)((g->m + p->tile - 1) / p->tile) * ((g->n + p->tile - 1) / p->tile) *
+                    g->groups;
+    int splits = 1;
+    if (may_split && tiles < 132 && g->k >= 512) {
+        splits = (int)(264 / tiles);
+        if (splits > g->k / 256) splits = g->k / 256;
+        if (splits < 1) splits = 1;
+    }
+    g->k_slice = ((g->k + splits - 1) / splits + GEMM_BK - 1) / GEMM_BK * GEMM_BK;
+    if (g->k_slice < GEMM_BK) g->k_slice = GEMM_BK;
+    g->splits = (g->k + g->k_slice - 1) / g->k_slice;
+    if (g->splits < 1) g->splits = 1;
+}
+
+/* row-major C = alpha op(A) op(B) + beta C */
+static inline gemm_plan plan_matrix(bool ta, bool tb, int m, int n, int k, float alpha,
+                                    const float *a, int lda, const float *b, int ldb, float beta,
+                                    float *c, int ldc) {
+    gemm_plan p;
+    memset(&p, 0, sizeof p);
+    gemm_args *g = &p.args;
+    g->mode = GEMM_MATRIX;
+    g->m = m, g->n = n, g->k = k, g->groups = 1;
+    g->ta = ta, g->tb = tb, g->a = a, g->b = b, g->c = c;
+    g->lda = lda, g->ldb = ldb, g->ldc = ldc, g->alpha = alpha, g->beta = beta;
+    plan_shape(&p, beta == 1.0f); /* slices add into C, so only when C keeps its contents */
+    return p;
+}
+
+/* False when a size would pass the digits' range (the caller then takes another path). */
+static inline bool plan_conv(gemm_plan *p, int mode, const cvn_conv_desc *d, float *out,
+                             const float *x, const float *w, const float *dy, const float *bias,
+                             bool accumulate) {
+    memset(p, 0, sizeof *p);
+    gemm_args *g = &p->args;
+    g->mode = mode;
+    g->d = *d;
+    g->groups = d->groups;
+    g->cg = d->c / d->groups, g->og = d->o / d->groups;
+    g->hw = d->h * d->w, g->ohw = d->oh * d->ow, g->khw = d->kh * d->kw;
+    g->x = x, g->w = w, g->dy = dy, g->bias = bias, g->out = out, g->accumulate = accumulate;
+    int64_t taps = (int64_t)g->cg * g->khw, opix = (int64_t)d->n * g->ohw;
+    int64_t ipix = (int64_t)d->n * g->hw, otaps = (int64_t)g->og * g->khw;
+    if (taps >= KPOS_BIG || opix >= KPOS_BIG || ipix >= KPOS_BIG || otaps >= KPOS_BIG ||
+        (int64_t)d->n * d->c * g->hw >= ((int64_t)1 << 31))
+        return false;
+    if (mode == GEMM_CONV_FWD) g->m = g->og, g->n = (int)opix, g->k = (int)taps;
+    else if (mode == GEMM_CONV_BWD_DATA) g->m = g->cg, g->n = (int)ipix, g->k = (int)otaps;
+    else g->m = g->og, g->n = (int)taps, g->k = (int)opix;
+    plan_shape(p, mode == GEMM_CONV_BWD_FILTER);
+    return true;
+}
+
+/* Runs a plan through launch(kernel, grid, args), which launches kernel on a GPU (backend_cuda.cu)
+ * or emulates it (the tests). */
+template <int MODE, bool TA, bool TB, class Launch>
+static void run_tiles(const gemm_plan &p, Launch launch) {
+    const gemm_args &g = p.args;
+    int bm = p.tile, bn = p.tile;
+    dim3 grid((g.n + bn - 1) / bn, (g.m + bm - 1) / bm, g.groups * g.splits);
+    if (p.tile == 128) launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
+    else launch(k_tiled_gemm<MODE, TA, TB, 64, 64>, grid, g);
+}
+
+template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) {
+    const gemm_args &g = p.args;
+    if (g.m <= 0 || g.n <= 0) return;
+    switch (g.mode) {
+    case GEMM_MATRIX:
+        if (g.ta && g.tb) run_tiles<GEMM_MATRIX, true, true>(p, launch);
+        else if (g.ta) run_tiles<GEMM_MATRIX, true, false>(p, launch);
+        else if (g.tb) run_tiles<GEMM_MATRIX, false, true>(p, launch);
+        else run_tiles<GEMM_MATRIX, false, false>(p, launch);
+        break;
+    case GEMM_CONV_FWD: run_tiles<GEMM_CONV_FWD, false, false>(p, launch); break;
+    case GEMM_CONV_BWD_DATA: run_tiles<GEMM_CONV_BWD_DATA, false, false>(p, launch); break;
+    default: run_tiles<GEMM_CONV_BWD_FILTER, false, false>(p, launch); break;
+    }
+}
+
+#endif

@@ -1,0 +1,270 @@
+/* The CUDA tiled GEMM and implicit-GEMM convolution kernels (kernels/cuda/tiled_gemm.cuh), run on
+ * the CPU under tests/cuda_emu.h, against double-precision loops written from the definitions:
+ * every matrix transpose combination, the three convolution products over strides, padding,
+ * dilation, groups and 1x1 windows, both tile sizes, split K, the forward's bias and activation
+ * epilogue, and accumulation into dx and dw. On a GPU, test_cuda runs the same kernels against
+ * the CPU backend and cuDNN; this suite checks them where no GPU is. */
+#include "cuda_emu.h"
+
+#include "cuda/tiled_gemm.cuh"
+
+#include <check.h>
+#include <stdio.h>
+
+static bool emulate(const gemm_plan &p) {
+    bool ok = true;
+    run_plan(p, [&](void (*kernel)(gemm_args), dim3 grid, const gemm_args &g) {
+        ok = ok && emu::launch(grid, dim3(GEMM_THREADS), [&] { kernel(g); });
+    });
+    return ok;
+}
+
+static std::vector<float> random_floats(size_t n, unsigned seed) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+    return v;
+}
+
+static void expect_close(const char *what, const std::vector<float> &got,
+                         const std::vector<double> &want) {
+    double scale = 1e-6;
+    for (double w : want) scale = std::max(scale, fabs(w));
+    for (size_t i = 0; i < want.size(); i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-5 * fabs(want[i]),
+                      "%s: element %zu is %.7g, expected %.7g", what, i, (double)got[i], want[i]);
+}
+
+/* ------------------------------------------------------------------ matrix */
+
+static void check_matrix(bool ta, bool tb, int m, int n, int k, float alpha, float beta,
+                         int tile) {
+    int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+    std::vector<float> a = random_floats((size_t)(ta ? k : m) * lda, 1),
+                       b = random_floats((size_t)(tb ? n : k) * ldb, 2),
+                       c = random_floats((size_t)m * ldc, 3);
+    std::vector<double> want(c.begin(), c.end());
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int l = 0; l < k; l++)
+                s += (double)(ta ? a[(size_t)l * lda + i] : a[(size_t)i * lda + l]) *
+                     (tb ? b[(size_t)j * ldb + l] : b[(size_t)l * ldb + j]);
+            want[(size_t)i * ldc + j] = alpha * s + beta * c[(size_t)i * ldc + j];
+        }
+    gemm_plan p = plan_matrix(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(),
+                              ldc);
+    if (tile) p.tile = tile;
+    char what[96];
+    snprintf(what, sizeof what, "gemm ta %d tb %d %dx%dx%d tile %d splits %d", ta, tb, m, n, k,
+             p.tile, p.args.splits);
+    ck_assert_msg(emulate(p), "%s: threads diverged at a barrier", what);
+    expect_close(what, c, want);
+}
+
+START_TEST(test_matrix_transposes) {
+    for (int t = 0; t < 4; t++)
+        for (int tile : {64, 128}) {
+            check_matrix(t & 1, t & 2, 70, 131, 37, 1.0f, 0.0f, tile);
+            check_matrix(t & 1, t & 2, 5, 9, 3, 0.5f, 2.0f, tile);
+        }
+}
+END_TEST
+
+START_TEST(test_matrix_split_k) {
+    /* few output tiles, long K, C kept (beta 1): the plan splits K and slices add atomically */
+    gemm_plan p = plan_matrix(false, true, 20, 30, 1000, 1.0f, NULL, 1000, NULL, 1000, 1.0f, NULL,
+                              30);
+    ck_assert_int_gt(p.args.splits, 1);
+    check_matrix(false, true, 20, 30, 1000, 1.0f, 1.0f, 0);
+    check_matrix(true, false, 20, 30, 1000, -0.5f, 1.0f, 0);
+    /* with beta != 1 the plan must not split */
+    p = plan_matrix(false, true, 20, 30, 1000, 1.0f, NULL, 1000, NULL, 1000, 0.0f, NULL, 30);
+    ck_assert_int_eq(p.args.splits, 1);
+}
+END_TEST
+
+START_TEST(test_matrix_plan_tiles) {
+    /* large outputs take 128 x 128 tiles, small ones 64 x 64 */
+    ck_assert_int_eq(plan_matrix(false, false, 2048, 2048, 64, 1, NULL, 64, NULL, 2048, 0, NULL,
+                                 2048)
+                         .tile,
+                     128);
+    ck_assert_int_eq(plan_matrix(false, false, 64, 300, 64, 1, NULL, 64, NULL, 300, 0, NULL, 300)
+                         .tile,
+                     64);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ convolution */
+
+typedef struct {
+    int n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+} geometry;
+
+static cvn_conv_desc describe(const geometry &q) {
+    cvn_conv_desc d;
+    memset(&d, 0, sizeof d);
+    d.n = q.n, d.c = q.c, d.h = q.h, d.w = q.w, d.o = q.o, d.kh = q.kh, d.kw = q.kw;
+    d.sh = q.sh, d.sw = q.sw, d.ph = q.ph, d.pw = q.pw, d.dh = q.dh, d.dw = q.dw;
+    d.groups = q.groups;
+    d.oh = (q.h + 2 * q.ph - q.dh * (q.kh - 1) - 1) / q.sh + 1;
+    d.ow = (q.w + 2 * q.pw - q.dw * (q.kw - 1) - 1) / q.sw + 1;
+    return d;
+}
+
+/* Calls f(x index, w index, y index) for every product x * w of the convolution that lands inside
+ * the image and adds into y: the one definition the three references share. */
+template <class F> static void each_product(const cvn_conv_desc &d, F f) {
+    int cg = d.c / d.groups, og = d.o / d.groups;
+    for (int img = 0; img < d.n; img++)
+        for (int o = 0; o < d.o; o++)
+            for (int oy = 0; oy < d.oh; oy++)
+                for (int ox = 0; ox < d.ow; ox++)
+                    for (int ci = 0; ci < cg; ci++)
+                        for (int ky = 0; ky < d.kh; ky++)
+                            for (int kx = 0; kx < d.kw; kx++) {
+                                int iy = oy * d.sh - d.ph + ky * d.dh, ix = ox * d.sw - d.pw + kx * d.dw;
+                                if (iy < 0 || iy >= d.h || ix < 0 || ix >= d.w) continue;
+                                int c = o / og * cg + ci;
+                                size_t xi = (((size_t)img * d.c + c) * d.h + iy) * d.w + ix;
+                                size_t wi = (((size_t)o * cg + ci) * d.kh + ky) * d.kw + kx;
+                                size_t yi = (((size_t)img * d.o + o) * d.oh + oy) * d.ow + ox;
+                                f(xi, wi, yi);
+                            }
+}
+
+static void check_conv(const geometry &q, int tile) {
+    cvn_conv_desc d = describe(q);
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * (d.c / d.groups) * d.kh * d.kw;
+    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    std::vector<float> x = random_floats(nx, 11), w = random_floats(nw, 12),
+                       bias = random_floats(d.o, 13), dy = random_floats(ny, 14);
+    std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(nw);
+    each_product(d, [&](size_t xi, size_t wi, size_t yi) {
+        y_ref[yi] += (double)x[xi] * w[wi];
+        dx_ref[xi] += (double)dy[yi] * w[wi];
+        dw_ref[wi] += (double)dy[yi] * x[xi];
+    });
+    char what[160];
+    snprintf(what, sizeof what, "conv n%d c%d %dx%d o%d k%dx%d s%dx%d p%dx%d d%dx%d g%d tile %d",
+             q.n, q.c, q.h, q.w, q.o, q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.dh, q.dw, q.groups,
+             tile);
+    gemm_plan p;
+
+    /* forward with bias and leaky ReLU */
+    d.act_on = true, d.act = CVN_K_LEAKY_RELU, d.alpha = 0.1f;
+    std::vector<float> y(ny, NAN);
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, bias.data(),
+                        false));
+    p.tile = tile;
+    ck_assert_msg(emulate(p), "%s: fwd diverged", what);
+    std::vector<double> want(ny);
+    for (size_t i = 0; i < ny; i++) {
+        double v = y_ref[i] + bias[i / ((size_t)d.oh * d.ow) % d.o];
+        want[i] = v > 0 ? v : 0.1 * v;
+    }
+    expect_close(what, y, want);
+
+    /* forward without bias or activation */
+    d.act_on = false;
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
+    p.tile = tile;
+    ck_assert(emulate(p));
+    expect_close(what, y, y_ref);
+
+    /* backward data, overwriting then accumulating */
+    std::vector<float> dx(nx, NAN);
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
+                        false));
+    p.tile = tile;
+    ck_assert_msg(emulate(p), "%s: bwd data diverged", what);
+    expect_close(what, dx, dx_ref);
+    dx = random_floats(nx, 15);
+    want.assign(nx, 0);
+    for (size_t i = 0; i < nx; i++) want[i] = dx[i] + dx_ref[i];
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
+                        true));
+    p.tile = tile;
+    ck_assert(emulate(p));
+    expect_close(what, dx, want);
+
+    /* backward filter accumulates into dw */
+    std::vector<float> dw = random_floats(nw, 16);
+    want.assign(nw, 0);
+    for (size_t i = 0; i < nw; i++) want[i] = dw[i] + dw_ref[i];
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), x.data(), NULL, dy.data(), NULL,
+                        false));
+    p.tile = tile;
+    ck_assert_msg(emulate(p), "%s: bwd filter diverged", what);
+    expect_close(what, dw, want);
+}
+
+static const geometry geometries[] = {
+    {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   /* 3x3 same padding, odd sizes */
+    {3, 4, 8, 6, 6, 3, 2, 2, 1, 1, 0, 1, 1, 2},   /* strided rows, groups */
+    {2, 2, 9, 9, 4, 3, 3, 2, 2, 2, 2, 2, 2, 1},   /* stride 2, dilation 2 */
+    {2, 8, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1},   /* 1x1 */
+    {1, 6, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6},   /* depthwise */
+    {4, 2, 12, 12, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* K of the filter gradient long enough to split */
+    {1, 70, 5, 4, 67, 2, 2, 1, 1, 0, 1, 1, 1, 1}, /* channel counts past one 64 tile */
+};
+
+START_TEST(test_conv_geometries) {
+    for (int tile : {64, 128}) check_conv(geometries[_i], tile);
+}
+END_TEST
+
+START_TEST(test_conv_plan) {
+    cvn_conv_desc d = describe(geometries[5]);
+    gemm_plan p;
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, NULL, NULL, NULL, NULL, NULL, false));
+    ck_assert_int_eq(p.args.m, 3);
+    ck_assert_int_eq(p.args.n, 2 * 9);
+    ck_assert_int_eq(p.args.k, 4 * 12 * 12);
+    ck_assert_int_gt(p.args.splits, 1); /* the case above really ran split */
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
+    ck_assert_int_eq(p.args.splits, 1); /* the forward writes, so it never splits */
+    /* sizes past the digits' range are declined */
+    d.n = 1 << 20, d.h = d.w = 64, d.oh = d.ow = 64;
+    ck_assert(!plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
+}
+END_TEST
+
+START_TEST(test_emulator_catches_divergent_barrier) {
+    /* the emulator itself: a kernel where half the threads skip a barrier must fail */
+    bool ok = emu::launch(dim3(1), dim3(64), [] {
+        if (threadIdx.x < 32) __syncthreads();
+    });
+    ck_assert(!ok);
+    /* shared memory is one array for the block: each thread reads what another one wrote */
+    static int seen[64];
+    ck_assert(emu::launch(dim3(2), dim3(64), [] {
+        __shared__ float s[64];
+        s[threadIdx.x] = (float)(threadIdx.x + 100 * blockIdx.x);
+        __syncthreads();
+        seen[threadIdx.x] = (int)s[63 - threadIdx.x];
+    }));
+    for (int i = 0; i < 64; i++) ck_assert_int_eq(seen[i], 163 - i);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("cuda_emu");
+    TCase *tc = tcase_create("tiled_gemm");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_emulator_catches_divergent_barrier);
+    tcase_add_test(tc, test_matrix_transposes);
+    tcase_add_test(tc, test_matrix_split_k);
+    tcase_add_test(tc, test_matrix_plan_tiles);
+    tcase_add_loop_test(tc, test_conv_geometries, 0, (int)(sizeof geometries / sizeof *geometries));
+    tcase_add_test(tc, test_conv_plan);
+    suite_add_tcase(s, tc);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
