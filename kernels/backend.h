@@ -81,6 +81,14 @@ typedef struct cvn_backend {
     void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
     void (*download)(void *dst, const void *src, size_t bytes); /* device -> host, synchronous */
     void (*zero)(void *dst, size_t bytes);
+    /* Optional (NULL on the CPU): batches from page-locked host memory. host_register page-locks
+     * [p, p + bytes) (whole pages; false when it cannot), host_unregister undoes it. upload_async
+     * queues a copy from such memory behind the device's work and returns at once; src must not
+     * change until upload_wait, which blocks until every queued upload has been done. */
+    bool (*host_register)(void *p, size_t bytes);
+    void (*host_unregister)(void *p);
+    void (*upload_async)(void *dst, const void *src, size_t bytes);
+    void (*upload_wait)(void);
 
     /* C = alpha * op(A) op(B) + beta * C, row-major, op = transpose when ta / tb. */
     void (*gemm)(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,

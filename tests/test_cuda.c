@@ -181,6 +181,62 @@ START_TEST(test_conv_fused_matches_cpu) {
 }
 END_TEST
 
+/* Batches uploaded asynchronously from page-locked slots are the batches the CPU loader yields:
+ * 23 images of 5x6, two epochs, with and without the prefetch thread. */
+START_TEST(test_loader_async_upload) {
+    char img[160], lab[160];
+    snprintf(img, sizeof img, "%s/gpu-img", test_dir());
+    snprintf(lab, sizeof lab, "%s/gpu-lab", test_dir());
+    unsigned char b[16 + 23 * 30], l[8 + 23];
+    unsigned char h[16] = {0, 0, 8, 3, 0, 0, 0, 23, 0, 0, 0, 5, 0, 0, 0, 6};
+    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, 0, 23};
+    memcpy(b, h, 16), memcpy(l, hl, 8);
+    for (int i = 0; i < 23 * 30; i++) b[16 + i] = (unsigned char)(i * 7 % 251);
+    for (int i = 0; i < 23; i++) l[8 + i] = (unsigned char)(i % 4);
+    FILE *f = fopen(img, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(b, 1, sizeof b, f), fclose(f);
+    f = fopen(lab, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(l, 1, sizeof l, f), fclose(f);
+    cvn_dataset *ds = CK_NOTNULL(cvn_dataset_idx(img, lab));
+    for (int prefetch = 0; prefetch < 2; prefetch++) {
+        cvn_loader_config cfg = {.batch_size = 4,
+                                 .shuffle = true,
+                                 .seed = 3,
+                                 .crop_padding = 1,
+                                 .hflip = true,
+                                 .prefetch = prefetch};
+        cfg.mean[0] = 0.5f, cfg.std[0] = 0.25f;
+        cvn_loader *lc = CK_NOTNULL(cvn_loader_new(ds, &cfg)),
+                   *lg = CK_NOTNULL(cvn_loader_new(ds, &cfg));
+        cvn_tape *tc = cvn_tape_new(CVN_CPU), *tg = cvn_tape_new(CVN_CUDA);
+        int batches = 0;
+        for (int epoch = 0; epoch < 2; epoch++) {
+            cvn_tensor *xc, *yc, *xg, *yg;
+            for (;;) {
+                bool more = cvn_loader_next(lc, tc, &xc, &yc);
+                ck_assert_int_eq(cvn_loader_next(lg, tg, &xg, &yg), more);
+                if (!more) break;
+                ck_assert_int_eq(xg->device, CVN_CUDA);
+                cvn_tensor *xh = CK_NOTNULL(cvn_tensor_to(xg, CVN_CPU)),
+                           *yh = CK_NOTNULL(cvn_tensor_to(yg, CVN_CPU));
+                ck_assert_int_eq(cvn_numel(xh), cvn_numel(xc));
+                ck_assert(!memcmp(xh->data, xc->data, (size_t)cvn_numel(xc) * sizeof(float)));
+                ck_assert(!memcmp(yh->data, yc->data, (size_t)cvn_numel(yc) * sizeof(int32_t)));
+                cvn_tensor_free(xh), cvn_tensor_free(yh);
+                cvn_tape_reset(tc), cvn_tape_reset(tg);
+                batches++;
+            }
+        }
+        ck_assert_int_eq(batches, 2 * 6);
+        cvn_loader_free(lc), cvn_loader_free(lg);
+        cvn_tape_free(tc), cvn_tape_free(tg);
+    }
+    cvn_dataset_free(ds);
+}
+END_TEST
+
 /* Training batch norm with running statistics on every path, against PyTorch. */
 START_TEST(test_batch_norm_running_stats_gpu) {
     use_path(_i);
@@ -379,6 +435,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_ops_implicit_gemm, 0, N_CASES);
         tcase_add_test(tc, test_large_conv_matches_cpu);
         tcase_add_test(tc, test_conv_fused_matches_cpu);
+        tcase_add_test(tc, test_loader_async_upload);
         tcase_add_loop_test(tc, test_batch_norm_running_stats_gpu, 0, N_PATHS);
         tcase_add_loop_test(tc, test_optim_trajectory, 0, N_OPTIM_CASES);
         tcase_add_test(tc, test_dropout_same_mask);

@@ -69,6 +69,7 @@ START_TEST(test_matrix_transposes) {
         for (int tile : {64, 128}) {
             check_matrix(t & 1, t & 2, 70, 131, 37, 1.0f, 0.0f, tile);
             check_matrix(t & 1, t & 2, 5, 9, 3, 0.5f, 2.0f, tile);
+            check_matrix(t & 1, t & 2, 4, 6, 0, 1.0f, 0.5f, tile); /* empty K: C = beta C */
         }
 }
 END_TEST

@@ -72,6 +72,25 @@ static void cu_zero(void *dst, size_t bytes) {
     if (bytes) cudaMemsetAsync(dst, 0, bytes, stream);
 }
 
+/* Page-locked batches: the copy engine reads them directly (no staging through a driver buffer)
+ * while the host goes on queueing kernels; an event marks the last queued upload. */
+static cudaEvent_t uploaded;
+static bool cu_host_register(void *p, size_t bytes) {
+    if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) == cudaSuccess) return true;
+    cudaGetLastError(); /* not sticky: clear it, the caller copies synchronously instead */
+    return false;
+}
+static void cu_host_unregister(void *p) {
+    cudaStreamSynchronize(stream);
+    cudaHostUnregister(p);
+}
+static void cu_upload_async(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream);
+    cudaEventRecord(uploaded, stream);
+}
+static void cu_upload_wait(void) { cudaEventSynchronize(uploaded); }
+
 /* ------------------------------------------------------------------ GEMM */
 
 /* Our GEMM (CVN_CUDA_GEMM=native) and implicit-GEMM convolution: kernels/cuda/tiled_gemm.cuh.
@@ -1112,6 +1131,10 @@ static void fill_table(void) {
     table.upload = cu_upload;
     table.download = cu_download;
     table.zero = cu_zero;
+    table.host_register = cu_host_register;
+    table.host_unregister = cu_host_unregister;
+    table.upload_async = cu_upload_async;
+    table.upload_wait = cu_upload_wait;
     table.gemm = cu_gemm;
     table.binary = cu_binary;
     table.binary_bwd = cu_binary_bwd;
@@ -1172,6 +1195,7 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
         return NULL;
     }
     if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreateWithFlags(&uploaded, cudaEventDisableTiming) != cudaSuccess ||
         cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
         snprintf(why, sizeof why, "CUDA or cuBLAS failed to initialize");
         state = -1;

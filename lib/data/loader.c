@@ -1,9 +1,14 @@
 /* The batch loader: a shuffled order per epoch, per-sample transforms (resize, random crop with
  * padding, horizontal flip, per-channel normalization) from a counter-based seed, and optionally a
  * background thread that prepares the next batch while the current one trains. The same seed
- * gives the same batches with or without the thread. */
+ * gives the same batches with or without the thread.
+ * For a device that takes them (the GPU), the two batch slots are page-locked the first time a
+ * batch goes there, and batches are uploaded asynchronously: the copy is queued ahead of the step's
+ * kernels and the slot is handed back to the producer only at the next call, once the copy is
+ * done. */
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/data.h"
 
@@ -25,8 +30,13 @@ struct cvn_loader {
     int p_epoch;
     uint8_t *scratch; /* one resized image */
     slot slots[2];
-    int head, count; /* ring of ready slots */
-    int epoch;       /* consumer's epoch */
+    /* both slots' buffers, in whole pages from pages on (so a device can page-lock them) */
+    void *block, *pages;
+    size_t pages_bytes;
+    const cvn_backend *pinned;  /* the backend that page-locked them, or NULL */
+    bool pin_failed, in_flight; /* in_flight: the head slot is still being uploaded */
+    int head, count;            /* ring of ready slots */
+    int epoch;                  /* consumer's epoch */
     bool threaded, started, stop;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -149,11 +159,22 @@ cvn_loader *cvn_loader_new(const cvn_dataset *ds, const cvn_loader_config *confi
     int64_t pixels = (int64_t)l->c * l->h * l->w;
     l->order = cvn_malloc((size_t)(ds->n ? ds->n : 1) * sizeof *l->order);
     l->scratch = cvn_malloc((size_t)pixels);
-    bool ok = l->order && l->scratch;
-    for (int i = 0; i < 2 && ok; i++) {
-        l->slots[i].x = cvn_malloc((size_t)(config->batch_size * pixels) * sizeof(float));
-        l->slots[i].y = cvn_malloc((size_t)config->batch_size * sizeof(int32_t));
-        ok = l->slots[i].x && l->slots[i].y;
+    /* x then y of each slot, each 64-byte aligned, inside whole pages */
+    long ps = sysconf(_SC_PAGESIZE);
+    size_t page = ps > 0 ? (size_t)ps : 4096;
+    size_t xb = ((size_t)(config->batch_size * pixels) * sizeof(float) + 63) / 64 * 64;
+    size_t yb = ((size_t)config->batch_size * sizeof(int32_t) + 63) / 64 * 64;
+    l->pages_bytes = (2 * (xb + yb) + page - 1) / page * page;
+    l->block = cvn_malloc(l->pages_bytes + page);
+    bool ok = l->order && l->scratch && l->block;
+    if (ok) {
+        l->pages = (void *)(((uintptr_t)l->block + page - 1) / page * page);
+        char *at = l->pages;
+        for (int i = 0; i < 2; i++) {
+            l->slots[i].x = (float *)at;
+            l->slots[i].y = (int32_t *)(at + xb);
+            at += xb + yb;
+        }
     }
     if (!ok) {
         cvn_loader_free(l);
@@ -180,9 +201,11 @@ void cvn_loader_free(cvn_loader *l) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
     }
+    if (l->in_flight) l->pinned->upload_wait();
+    if (l->pinned) l->pinned->host_unregister(l->pages);
     cvn_free(l->order);
     cvn_free(l->scratch);
-    for (int i = 0; i < 2; i++) cvn_free(l->slots[i].x), cvn_free(l->slots[i].y);
+    cvn_free(l->block);
     cvn_free(l);
 }
 
@@ -223,6 +246,18 @@ static slot *take(cvn_loader *l) {
     return s;
 }
 
+/* Whether be can upload from the slots asynchronously: they are page-locked for it once (a loader
+ * whose pages cannot be locked, or already locked for another device, copies synchronously). */
+static bool pinned_for(cvn_loader *l, const cvn_backend *be) {
+    if (!be->upload_async || !be->host_register) return false;
+    if (l->pinned || l->pin_failed) return l->pinned == be;
+    if (be->host_register(l->pages, l->pages_bytes))
+        l->pinned = be;
+    else
+        l->pin_failed = true;
+    return l->pinned == be;
+}
+
 static void release(cvn_loader *l) {
     if (!l->started) return;
     pthread_mutex_lock(&l->mu);
@@ -239,6 +274,11 @@ bool cvn_loader_next(cvn_loader *l, cvn_tape *t, cvn_tensor **x, cvn_tensor **y)
         cvn_set_error(CVN_ERR_ARG, "loader_next: loader, tape, x and y are needed");
         return false;
     }
+    if (l->in_flight) { /* the last batch's upload: done before its slot is refilled */
+        l->pinned->upload_wait();
+        l->in_flight = false;
+        release(l);
+    }
     slot *s = take(l);
     if (s->end) {
         release(l);
@@ -252,6 +292,12 @@ bool cvn_loader_next(cvn_loader *l, cvn_tape *t, cvn_tensor **x, cvn_tensor **y)
     *y = cvn_tape_tensor(t, CVN_I32, 1, xs);
     if (*x && *y) {
         const cvn_backend *be = cvn_backend_get((*x)->device);
+        if (pinned_for(l, be)) {
+            be->upload_async((*x)->data, s->x, (size_t)(b * pixels) * sizeof(float));
+            be->upload_async((*y)->data, s->y, (size_t)b * sizeof(int32_t));
+            l->in_flight = true; /* released at the next call */
+            return true;
+        }
         be->upload((*x)->data, s->x, (size_t)(b * pixels) * sizeof(float));
         be->upload((*y)->data, s->y, (size_t)b * sizeof(int32_t));
     }
