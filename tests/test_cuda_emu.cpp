@@ -30,10 +30,13 @@ static std::vector<float> random_floats(size_t n, unsigned seed) {
 
 static void expect_close(const char *what, const std::vector<float> &got,
                          const std::vector<double> &want) {
+    ck_assert_uint_eq(got.size(), want.size());
     double scale = 1e-6;
-    for (double w : want) scale = std::max(scale, fabs(w));
+    for (double w : want)
+        if (!std::isnan(w)) scale = std::max(scale, fabs(w));
     for (size_t i = 0; i < want.size(); i++)
-        ck_assert_msg(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-5 * fabs(want[i]),
+        ck_assert_msg(std::isnan(want[i]) ? std::isnan(got[i])
+                                          : fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-5 * fabs(want[i]),
                       "%s: element %zu is %.7g, expected %.7g", what, i, (double)got[i], want[i]);
 }
 
@@ -137,6 +140,28 @@ template <class F> static void each_product(const cvn_conv_desc &d, F f) {
                             }
 }
 
+/* The forward with bias, activation f and 2x2 max pooling (floor, PyTorch's order: the first of
+ * the window, then each later one that is greater or NaN) from the unbiased reference y. */
+template <class F>
+static std::vector<double> pooled(const cvn_conv_desc &d, const std::vector<double> &y,
+                                  const std::vector<float> &bias, F f) {
+    int ph = d.oh / 2, pw = d.ow / 2;
+    std::vector<double> out((size_t)d.n * d.o * ph * pw);
+    for (int img = 0; img < d.n; img++)
+        for (int o = 0; o < d.o; o++)
+            for (int py = 0; py < ph; py++)
+                for (int px = 0; px < pw; px++) {
+                    double best = 0;
+                    for (int u = 0; u < 4; u++) {
+                        int oy = 2 * py + u / 2, ox = 2 * px + u % 2;
+                        double v = f(y[(((size_t)img * d.o + o) * d.oh + oy) * d.ow + ox] + bias[o]);
+                        if (u == 0 || v > best || std::isnan(v)) best = v;
+                    }
+                    out[(((size_t)img * d.o + o) * ph + py) * pw + px] = best;
+                }
+    return out;
+}
+
 static void check_conv(const geometry &q, int tile) {
     cvn_conv_desc d = describe(q);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * (d.c / d.groups) * d.kh * d.kw;
@@ -168,6 +193,18 @@ static void check_conv(const geometry &q, int tile) {
         want[i] = v > 0 ? v : 0.1 * v;
     }
     expect_close(what, y, want);
+
+    /* forward with bias, ReLU and 2x2 max pooling in the epilogue */
+    if (d.oh >= 2 && d.ow >= 2) {
+        d.act = CVN_K_RELU, d.pool = 2;
+        std::vector<float> yp((size_t)d.n * d.o * (d.oh / 2) * (d.ow / 2), NAN);
+        ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, yp.data(), x.data(), w.data(), NULL,
+                            bias.data(), false));
+        p.tile = tile;
+        ck_assert_msg(emulate(p), "%s: pooled fwd diverged", what);
+        expect_close(what, yp, pooled(d, y_ref, bias, [](double v) { return v > 0 ? v : 0.0; }));
+        d.pool = 0;
+    }
 
     /* forward without bias or activation */
     d.act_on = false;
@@ -218,6 +255,29 @@ START_TEST(test_conv_geometries) {
 }
 END_TEST
 
+START_TEST(test_conv_pool_nan) {
+    /* a NaN pixel reaches every output under its window, and pooling keeps it (no activation,
+     * which would turn it into NaN anyway: this is pooling's own rule) */
+    cvn_conv_desc d = describe({2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1});
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    std::vector<float> x = random_floats(nx, 21), w = random_floats(nw, 22), bias(d.o, 0.5f);
+    x[(size_t)1 * d.c * 64 + 2 * 64 + 4 * 8 + 6] = NAN; /* outputs 3-5 x 5-7: NaN after non-NaN */
+    std::vector<double> y_ref((size_t)d.n * d.o * d.oh * d.ow);
+    each_product(d, [&](size_t xi, size_t wi, size_t yi) { y_ref[yi] += (double)x[xi] * w[wi]; });
+    d.pool = 2;
+    std::vector<float> y((size_t)d.n * d.o * 16);
+    gemm_plan p;
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, bias.data(),
+                        false));
+    ck_assert(emulate(p));
+    std::vector<double> want = pooled(d, y_ref, bias, [](double v) { return v; });
+    int nans = 0;
+    for (double v : want) nans += std::isnan(v);
+    ck_assert_int_gt(nans, 0);
+    expect_close("pooled NaN", y, want);
+}
+END_TEST
+
 START_TEST(test_conv_plan) {
     cvn_conv_desc d = describe(geometries[5]);
     gemm_plan p;
@@ -228,6 +288,14 @@ START_TEST(test_conv_plan) {
     ck_assert_int_gt(p.args.splits, 1); /* the case above really ran split */
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
     ck_assert_int_eq(p.args.splits, 1); /* the forward writes, so it never splits */
+    /* pooling other than 2x2, or in a backward product, is declined */
+    d.pool = 3;
+    ck_assert(!plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
+    d.pool = 2;
+    ck_assert(!plan_conv(&p, GEMM_CONV_BWD_DATA, &d, NULL, NULL, NULL, NULL, NULL, false));
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
+    ck_assert_int_eq(p.args.n, 4 * (6 * 6) * 4); /* images x 6x6 windows x 4 */
+    d.pool = 0;
     /* sizes past the digits' range are declined */
     d.n = 1 << 20, d.h = d.w = 64, d.oh = d.ow = 64;
     ck_assert(!plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
@@ -261,6 +329,7 @@ int main(void) {
     tcase_add_test(tc, test_matrix_split_k);
     tcase_add_test(tc, test_matrix_plan_tiles);
     tcase_add_loop_test(tc, test_conv_geometries, 0, (int)(sizeof geometries / sizeof *geometries));
+    tcase_add_test(tc, test_conv_pool_nan);
     tcase_add_test(tc, test_conv_plan);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);

@@ -579,12 +579,12 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
 }
 
 /* Convolution: cuDNN (the default), our implicit GEMM (CVN_CUDA_CONV=native), or neither (=im2col:
- * the op's im2col + GEMM). Our implicit GEMM takes the activation epilogue but not pooling; cuDNN
- * takes neither; a declined epilogue makes the op run the parts one by one. */
+ * the op's im2col + GEMM). Our implicit GEMM takes the activation and 2x2 max pooling epilogues;
+ * cuDNN takes neither; a declined epilogue makes the op run the parts one by one. */
 static bool implicit_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
     gemm_plan p;
-    if (d->pool || !plan_conv(&p, GEMM_CONV_FWD, d, y, x, w, NULL, b, false)) return false;
+    if (!plan_conv(&p, GEMM_CONV_FWD, d, y, x, w, NULL, b, false)) return false;
     launch_plan(p);
     return true;
 }

@@ -6,7 +6,9 @@
  *
  * C (m x n) = A (m x k) B (k x n), per group of a grouped convolution:
  *   forward        m = out channels, n = images x output pixels, k = in channels x kh x kw;
- *                  A = the weights, B = the input gathered under the window, C -> y (+ bias, act)
+ *                  A = the weights, B = the input gathered under the window, C -> y (+ bias,
+ *                  activation, 2x2 max pooling: then the columns run over pooling windows, four
+ *                  adjacent columns one window, so one thread holds each window whole)
  *   backward data  m = in channels,  n = images x input pixels,  k = out channels x kh x kw;
  *                  A = the weights transposed, B = dy gathered under the turned window, C -> dx
  *   backward filter m = out channels, n = in channels x kh x kw, k = images x output pixels;
@@ -55,6 +57,7 @@ typedef struct {
     /* convolution: the shapes, x, w, dy, bias as the mode reads them, out as it writes */
     cvn_conv_desc d;
     int cg, og, hw, ohw, khw;
+    int phw, pw; /* forward with 2x2 max pooling: the pooled plane's size and width */
     const float *x, *w, *dy, *bias;
     float *out;
     bool accumulate; /* backward data: dx += (else dx =) */
@@ -156,9 +159,17 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
         s.ok = f < g.n;
-        int img = f / g.ohw, q = f % g.ohw;
-        s.ih0 = q / g.d.ow * g.d.sh - g.d.ph;
-        s.iw0 = q % g.d.ow * g.d.sw - g.d.pw;
+        int img, oh, ow;
+        if (g.d.pool) { /* columns in pooling windows of 4: (image, window, row, column) */
+            int win = f / 4, sub = f % 4;
+            img = win / g.phw, win %= g.phw;
+            oh = win / g.pw * 2 + sub / 2, ow = win % g.pw * 2 + sub % 2;
+        } else {
+            img = f / g.ohw;
+            oh = f % g.ohw / g.d.ow, ow = f % g.d.ow;
+        }
+        s.ih0 = oh * g.d.sh - g.d.ph;
+        s.iw0 = ow * g.d.sw - g.d.pw;
         s.p = g.x + ((int64_t)img * g.d.c + grp * g.cg) * g.hw;
         return s;
     }
@@ -393,6 +404,29 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_tiled_gemm(const gemm_args 
     }
 
     /* epilogue: C's elements to where the mode puts them */
+    if (MODE == GEMM_CONV_FWD && g.d.pool) { /* a thread's 4 adjacent columns are one window */
+#pragma unroll
+        for (int i = 0; i < TM; i++) {
+            int r = row0 + sub_row(i, ty), oc = grp * g.og + r;
+            if (r >= g.m) continue;
+            float bias = g.bias ? g.bias[oc] : 0.0f;
+#pragma unroll
+            for (int h = 0; h < TN / 4; h++) {
+                int c = col0 + h * 64 + tx * 4;
+                if (c >= g.n) continue;
+                float best = 0.0f;
+#pragma unroll
+                for (int u = 0; u < 4; u++) { /* PyTorch's order: greater wins, NaN wins */
+                    float v = acc[i][h * 4 + u] + bias;
+                    if (g.d.act_on) v = act(g.d.act, g.d.alpha, v);
+                    if (u == 0 || v > best || v != v) best = v;
+                }
+                int win = c / 4, img = win / g.phw;
+                g.out[((int64_t)img * g.d.o + oc) * g.phw + win % g.phw] = best;
+            }
+        }
+        return;
+    }
     bool split = g.splits > 1;
 #pragma unroll
     for (int i = 0; i < TM; i++) {
@@ -481,7 +515,10 @@ static inline bool plan_conv(gemm_plan *p, int mode, const cvn_conv_desc *d, flo
     g->cg = d->c / d->groups, g->og = d->o / d->groups;
     g->hw = d->h * d->w, g->ohw = d->oh * d->ow, g->khw = d->kh * d->kw;
     g->x = x, g->w = w, g->dy = dy, g->bias = bias, g->out = out, g->accumulate = accumulate;
-    int64_t taps = (int64_t)g->cg * g->khw, opix = (int64_t)d->n * g->ohw;
+    if (d->pool && (mode != GEMM_CONV_FWD || d->pool != 2)) return false; /* 2x2 pooling only */
+    g->pw = d->ow / 2, g->phw = d->oh / 2 * g->pw;
+    int64_t taps = (int64_t)g->cg * g->khw;
+    int64_t opix = (int64_t)d->n * (d->pool ? 4 * g->phw : g->ohw);
     int64_t ipix = (int64_t)d->n * g->hw, otaps = (int64_t)g->og * g->khw;
     if (taps >= KPOS_BIG || opix >= KPOS_BIG || ipix >= KPOS_BIG || otaps >= KPOS_BIG ||
         (int64_t)d->n * d->c * g->hw >= ((int64_t)1 << 31))
