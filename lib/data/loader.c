@@ -169,11 +169,10 @@ cvn_loader *cvn_loader_new(const cvn_dataset *ds, const cvn_loader_config *confi
     bool ok = l->order && l->scratch && l->block;
     if (ok) {
         l->pages = (void *)(((uintptr_t)l->block + page - 1) / page * page);
-        char *at = l->pages;
         for (int i = 0; i < 2; i++) {
-            l->slots[i].x = (float *)at;
-            l->slots[i].y = (int32_t *)(at + xb);
-            at += xb + yb;
+            void *x = (char *)l->pages + i * (xb + yb), *y = (char *)x + xb;
+            l->slots[i].x = x;
+            l->slots[i].y = y;
         }
     }
     if (!ok) {
