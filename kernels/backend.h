@@ -81,10 +81,11 @@ typedef struct cvn_backend {
     void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
     void (*download)(void *dst, const void *src, size_t bytes); /* device -> host, synchronous */
     void (*zero)(void *dst, size_t bytes);
-    /* Optional (NULL on the CPU): batches from page-locked host memory. host_register page-locks
-     * [p, p + bytes) (whole pages; false when it cannot), host_unregister undoes it. upload_async
-     * queues a copy from such memory behind the device's work and returns at once; src must not
-     * change until upload_wait, which blocks until every queued upload has been done. */
+    /* Batches from page-locked host memory (optional). host_register page-locks [p, p + bytes)
+     * (whole pages; false when it cannot), host_unregister undoes it. upload_async queues a copy
+     * from such memory behind the device's work and may return before it is done; src must not
+     * change until upload_wait, which blocks until every queued upload has been done. On the CPU
+     * registering does nothing and an upload is done when it returns. */
     bool (*host_register)(void *p, size_t bytes);
     void (*host_unregister)(void *p);
     void (*upload_async)(void *dst, const void *src, size_t bytes);

@@ -19,6 +19,13 @@ void cvn_cpu_copy(void *dst, const void *src, size_t bytes) {
 void cvn_cpu_zero(void *dst, size_t bytes) {
     if (bytes) memset(dst, 0, bytes);
 }
+/* Asynchronous uploads (a GPU's, from page-locked memory) on the CPU: any memory will do and a
+ * copy is done when it returns, so the loader runs the same path on every device. */
+bool cvn_cpu_host_register(void *p, size_t bytes) {
+    return true;
+}
+void cvn_cpu_host_unregister(void *p) {}
+void cvn_cpu_upload_wait(void) {}
 
 void cvn_cpu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc) {

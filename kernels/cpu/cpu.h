@@ -11,6 +11,9 @@ void *cvn_cpu_alloc(size_t bytes);
 void cvn_cpu_free(void *p);
 void cvn_cpu_copy(void *dst, const void *src, size_t bytes);
 void cvn_cpu_zero(void *dst, size_t bytes);
+bool cvn_cpu_host_register(void *p, size_t bytes);
+void cvn_cpu_host_unregister(void *p);
+void cvn_cpu_upload_wait(void);
 void cvn_cpu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc);
 

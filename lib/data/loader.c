@@ -2,10 +2,10 @@
  * padding, horizontal flip, per-channel normalization) from a counter-based seed, and optionally a
  * background thread that prepares the next batch while the current one trains. The same seed
  * gives the same batches with or without the thread.
- * For a device that takes them (the GPU), the two batch slots are page-locked the first time a
- * batch goes there, and batches are uploaded asynchronously: the copy is queued ahead of the step's
- * kernels and the slot is handed back to the producer only at the next call, once the copy is
- * done. */
+ * Batches are uploaded asynchronously: on a GPU the two batch slots are page-locked the first time
+ * a batch goes there, the copy is queued ahead of the step's kernels, and the slot is handed back
+ * to the producer only at the next call, once the copy is done (on the CPU the copy is done at
+ * once, through the same path). */
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
