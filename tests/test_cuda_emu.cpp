@@ -2,8 +2,10 @@
  * the CPU under tests/cuda_emu.h, against double-precision loops written from the definitions:
  * every matrix transpose combination, the three convolution products over strides, padding,
  * dilation, groups and 1x1 windows, both tile sizes, split K, the forward's bias and activation
- * epilogue, and accumulation into dx and dw. On a GPU, test_cuda runs the same kernels against
- * the CPU backend and cuDNN; this suite checks them where no GPU is. */
+ * epilogue, and accumulation into dx and dw. The buffers are exactly as large as the matrices, so
+ * under SANITIZE=1 ASan also checks that no gather reads past them (tile tails, window borders),
+ * as compute-sanitizer's memcheck would on a GPU. On a GPU, test_cuda runs the same kernels
+ * against the CPU backend and cuDNN; this suite checks them where no GPU is. */
 #include "cuda_emu.h"
 
 #include "cuda/tiled_gemm.cuh"

@@ -41,6 +41,9 @@ enum { GEMM_MATRIX, GEMM_CONV_FWD, GEMM_CONV_BWD_DATA, GEMM_CONV_BWD_FILTER };
 #define GEMM_BK 8
 #define GEMM_PAD 4         /* shared rows padded so that k-major stores do not collide */
 #define KPOS_BIG (1 << 30) /* radix of a digit that never carries; sizes must stay below it */
+/* An image row offset that no window reaches: marks a gathered column past the matrix (rows and
+ * offsets stay below KPOS_BIG / 2, so adding them keeps it negative without overflow) */
+#define OUTSIDE (-(1 << 29))
 
 typedef struct {
     int mode;
@@ -149,8 +152,7 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
     static const bool kmajor = false;
     typedef struct {
         const float *p;
-        int ih0, iw0;
-        bool ok;
+        int ih0, iw0; /* OUTSIDE past the matrix's columns */
     } fix;
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
         r0 = g.d.kw;
@@ -158,7 +160,6 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
-        s.ok = f < g.n;
         int img, oh, ow;
         if (g.d.pool) { /* columns in pooling windows of 4: (image, window, row, column) */
             int win = f / 4, sub = f % 4;
@@ -168,14 +169,14 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
             img = f / g.ohw;
             oh = f % g.ohw / g.d.ow, ow = f % g.d.ow;
         }
-        s.ih0 = oh * g.d.sh - g.d.ph;
+        s.ih0 = f < g.n ? oh * g.d.sh - g.d.ph : OUTSIDE;
         s.iw0 = ow * g.d.sw - g.d.pw;
         s.p = g.x + ((int64_t)img * g.d.c + grp * g.cg) * g.hw;
         return s;
     }
     __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
         int ih = s.ih0 + p.d1 * g.d.dh, iw = s.iw0 + p.d0 * g.d.dw;
-        if (!s.ok || p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
+        if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
             (unsigned)iw >= (unsigned)g.d.w)
             return 0.0f;
         return s.p[(int64_t)p.d2 * g.hw + ih * g.d.w + iw];
@@ -210,8 +211,7 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, false, TRANS> {
     static const bool kmajor = false;
     typedef struct {
         const float *p;
-        int y0, x0;
-        bool ok;
+        int y0, x0; /* OUTSIDE past the matrix's columns */
     } fix;
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
         r0 = g.d.kw;
@@ -219,16 +219,15 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, false, TRANS> {
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
-        s.ok = f < g.n;
         int img = f / g.hw, r = f % g.hw;
-        s.y0 = r / g.d.w + g.d.ph;
+        s.y0 = f < g.n ? r / g.d.w + g.d.ph : OUTSIDE;
         s.x0 = r % g.d.w + g.d.pw;
         s.p = g.dy + ((int64_t)img * g.d.o + grp * g.og) * g.ohw;
         return s;
     }
     __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
         int oy = s.y0 - p.d1 * g.d.dh, ox = s.x0 - p.d0 * g.d.dw;
-        if (!s.ok || p.k >= k_end || oy < 0 || ox < 0) return 0.0f;
+        if (p.k >= k_end || oy < 0 || ox < 0) return 0.0f;
         if (g.d.sh > 1) {
             if (oy % g.d.sh) return 0.0f;
             oy /= g.d.sh;
@@ -269,8 +268,7 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     static const bool kmajor = true;
     typedef struct {
         const float *p;
-        int kh0, kw0;
-        bool ok;
+        int kh0, kw0; /* OUTSIDE past the matrix's columns */
     } fix;
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
         r0 = g.d.ow;
@@ -278,16 +276,15 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
-        s.ok = f < g.n;
         int c = f / g.khw, r = f % g.khw;
-        s.kh0 = r / g.d.kw * g.d.dh - g.d.ph;
+        s.kh0 = f < g.n ? r / g.d.kw * g.d.dh - g.d.ph : OUTSIDE;
         s.kw0 = r % g.d.kw * g.d.dw - g.d.pw;
         s.p = g.x + ((int64_t)grp * g.cg + c) * g.hw;
         return s;
     }
     __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
         int ih = p.d1 * g.d.sh + s.kh0, iw = p.d0 * g.d.sw + s.kw0;
-        if (!s.ok || p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
+        if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
             (unsigned)iw >= (unsigned)g.d.w)
             return 0.0f;
         return s.p[(int64_t)p.d2 * g.d.c * g.hw + ih * g.d.w + iw];
