@@ -604,14 +604,16 @@ static bool implicit_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db
     return true;
 }
 
+static bool implicit_chosen(void) {
+    return conv_path == CVN_CUDA_CONV_IMPLICIT || (conv_path == CVN_CUDA_CONV_CUDNN && !dnn);
+}
 static bool cudnn_usable(const cvn_conv_desc *d) {
     return conv_path == CVN_CUDA_CONV_CUDNN && dnn && !d->act_on && !d->pool;
 }
 
 static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                           const float *b) {
-    if (conv_path == CVN_CUDA_CONV_IMPLICIT || (conv_path == CVN_CUDA_CONV_CUDNN && !dnn))
-        return implicit_fwd(d, y, x, w, b);
+    if (implicit_chosen()) return implicit_fwd(d, y, x, w, b);
     if (!cudnn_usable(d)) return false;
     conv_plan *p = plan_for(d);
     if (!p || !ensure_workspace(p->ws_fwd)) return false;
@@ -625,8 +627,7 @@ static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, cons
 
 static bool cu_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
                           const float *x, const float *w, bool dx_add) {
-    if (conv_path == CVN_CUDA_CONV_IMPLICIT || (conv_path == CVN_CUDA_CONV_CUDNN && !dnn))
-        return implicit_bwd(d, dx, dw, db, dy, x, w, dx_add);
+    if (implicit_chosen()) return implicit_bwd(d, dx, dw, db, dy, x, w, dx_add);
     if (!cudnn_usable(d)) return false;
     conv_plan *p = plan_for(d);
     size_t ws = p ? (p->ws_data > p->ws_filter ? p->ws_data : p->ws_filter) : 0;

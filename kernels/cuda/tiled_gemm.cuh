@@ -64,6 +64,11 @@ typedef struct {
     const float *x, *w, *dy, *bias;
     float *out;
     bool accumulate; /* backward data: dx += (else dx =) */
+    struct {
+        const float *p;
+        int rows, r0;
+        int64_t group, row, outer;
+    } ra; /* A as rows of memory (rows_operand) */
 } gemm_args;
 
 /* A position along k as digits: k = (d2 * r1 + d1) * r0 + d0. */
@@ -71,7 +76,7 @@ typedef struct {
     int k, d0, d1, d2;
 } kpos;
 
-__host__ __device__ inline kpos kpos_at(int k, int r0, int r1) {
+__device__ inline kpos kpos_at(int k, int r0, int r1) {
     kpos p;
     p.k = k;
     p.d0 = k % r0;
@@ -128,24 +133,32 @@ template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
     }
 };
 
-/* forward A: the weights [og, cg * kh * kw] of the group */
-template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> {
+/* The convolutions' A operand is rows of memory already: row f of group grp starts at
+ * p + grp * group + f * row and its k = (d1, d0) lies at d1 * outer + d0, d0 < r0 (plan_conv
+ * says which matrix for each mode: the weights, the weights transposed, dy). */
+struct rows_operand {
     static const bool kmajor = true;
     typedef struct {
         const float *p;
         bool ok;
     } fix;
-    __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
+    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
+        r0 = g.ra.r0;
+        r1 = KPOS_BIG;
+    }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
-        s.ok = f < g.og;
-        s.p = g.w + ((int64_t)grp * g.og + f) * g.k;
+        s.ok = f < g.ra.rows;
+        s.p = g.ra.p + grp * g.ra.group + f * g.ra.row;
         return s;
     }
     __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
-        return s.ok && p.k < k_end ? s.p[p.k] : 0.0f;
+        return s.ok && p.k < k_end ? s.p[p.d1 * g.ra.outer + p.d0] : 0.0f;
     }
 };
+template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand {};
+template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> : rows_operand {};
+template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_operand {};
 
 /* forward B: x under the window of output pixel f, k = (channel, kh, kw) */
 template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
@@ -183,28 +196,6 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
     }
 };
 
-/* backward data A: the weights as [cg, og * kh * kw], k = (out channel, kh * kw) */
-template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> {
-    static const bool kmajor = true;
-    typedef struct {
-        const float *p;
-        bool ok;
-    } fix;
-    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
-        r0 = g.khw;
-        r1 = KPOS_BIG;
-    }
-    __device__ static fix at(const gemm_args &g, int grp, int f) {
-        fix s;
-        s.ok = f < g.cg;
-        s.p = g.w + ((int64_t)grp * g.og * g.cg + f) * g.khw;
-        return s;
-    }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
-        return s.ok && p.k < k_end ? s.p[(int64_t)p.d1 * g.cg * g.khw + p.d0] : 0.0f;
-    }
-};
-
 /* backward data B: dy at the output pixels whose window covers input pixel f, k = (out channel,
  * kh, kw); with stride s only every s-th offset lands on an output pixel */
 template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, false, TRANS> {
@@ -238,28 +229,6 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, false, TRANS> {
         }
         if (oy >= g.d.oh || ox >= g.d.ow) return 0.0f;
         return s.p[(int64_t)p.d2 * g.ohw + oy * g.d.ow + ox];
-    }
-};
-
-/* backward filter A: dy as [og, images * output pixels], k = (image, pixel) */
-template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> {
-    static const bool kmajor = true;
-    typedef struct {
-        const float *p;
-        bool ok;
-    } fix;
-    __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
-        r0 = g.ohw;
-        r1 = KPOS_BIG;
-    }
-    __device__ static fix at(const gemm_args &g, int grp, int f) {
-        fix s;
-        s.ok = f < g.og;
-        s.p = g.dy + ((int64_t)grp * g.og + f) * g.ohw;
-        return s;
-    }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
-        return s.ok && p.k < k_end ? s.p[(int64_t)p.d1 * g.d.o * g.ohw + p.d0] : 0.0f;
     }
 };
 
@@ -520,9 +489,20 @@ static inline bool plan_conv(gemm_plan *p, int mode, const cvn_conv_desc *d, flo
     if (taps >= KPOS_BIG || opix >= KPOS_BIG || ipix >= KPOS_BIG || otaps >= KPOS_BIG ||
         (int64_t)d->n * d->c * g->hw >= ((int64_t)1 << 31))
         return false;
-    if (mode == GEMM_CONV_FWD) g->m = g->og, g->n = (int)opix, g->k = (int)taps;
-    else if (mode == GEMM_CONV_BWD_DATA) g->m = g->cg, g->n = (int)ipix, g->k = (int)otaps;
-    else g->m = g->og, g->n = (int)taps, g->k = (int)opix;
+    int64_t wsize = (int64_t)g->og * taps; /* a group's weights */
+    if (mode == GEMM_CONV_FWD) { /* A: the weights, a row per out channel */
+        g->m = g->og, g->n = (int)opix, g->k = (int)taps;
+        g->ra.p = w, g->ra.group = wsize, g->ra.row = taps, g->ra.r0 = KPOS_BIG, g->ra.outer = 0;
+    } else if (mode == GEMM_CONV_BWD_DATA) { /* A: the weights transposed, k = (o, kh * kw) */
+        g->m = g->cg, g->n = (int)ipix, g->k = (int)otaps;
+        g->ra.p = w, g->ra.group = wsize, g->ra.row = g->khw, g->ra.r0 = g->khw;
+        g->ra.outer = taps;
+    } else { /* A: dy, a row per out channel, k = (image, output pixel) */
+        g->m = g->og, g->n = (int)taps, g->k = (int)opix;
+        g->ra.p = dy, g->ra.group = (int64_t)g->og * g->ohw, g->ra.row = g->ohw;
+        g->ra.r0 = g->ohw, g->ra.outer = (int64_t)d->o * g->ohw;
+    }
+    g->ra.rows = g->m;
     plan_shape(p, mode == GEMM_CONV_BWD_FILTER);
     return true;
 }
