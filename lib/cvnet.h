@@ -909,7 +909,8 @@ typedef struct {
     bool scheduler_per_batch;
     const char *csv_path; /* optional: one row per epoch, written atomically at each epoch */
     int progress;         /* -1 auto (bar on a terminal), 0 off, 1 plain lines */
-    /* optional: called after every batch with its loss, and after every epoch */
+    /* optional: called after every batch with its loss, and after every epoch. Without on_batch
+     * (and a per-batch scheduler) fit reads losses back from the device only now and then. */
     void (*on_batch)(void *ctx, int64_t iteration, float loss);
     void (*on_epoch)(void *ctx, const cvn_epoch_stats *stats);
     void *ctx;

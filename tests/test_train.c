@@ -32,6 +32,34 @@ static void write_set(const char *img, const char *lab, int n, uint64_t seed) {
     fclose(fi), fclose(fl);
 }
 
+/* conv - batch norm - ReLU - pool - dropout - linear, the same weights on every call */
+static cvn_module *small_net(void) {
+    cvn_rng r;
+    cvn_rng_seed(&r, 3);
+    cvn_module *net = cvn_sequential_new();
+    cvn_sequential_add(
+        net, cvn_conv2d_new(1, 4, 3, 3, &(cvn_conv2d_params){1, 1, 1, 1, 1, 1, 1}, true, &r));
+    cvn_sequential_add(net, cvn_batchnorm2d_new(4, 0.1f, 1e-5f));
+    cvn_sequential_add(net, cvn_activation_new(CVN_ACT_RELU, 0));
+    cvn_sequential_add(net, cvn_max_pool2d_new(2, 2, 0));
+    cvn_sequential_add(net, cvn_flatten_new(1));
+    cvn_sequential_add(net, cvn_dropout_new(0.1f, 5));
+    cvn_sequential_add(net, cvn_linear_new(64, 2, true, &r));
+    return net;
+}
+
+static cvn_optim *adam_for(cvn_module *net) {
+    cvn_optim *opt = cvn_optim_new(&(cvn_optim_config){.kind = CVN_ADAM,
+                                                       .lr = 1e-2f,
+                                                       .beta1 = 0.9f,
+                                                       .beta2 = 0.999f,
+                                                       .eps = 1e-8f,
+                                                       .eta_minus = 0.5f,
+                                                       .eta_plus = 1.2f});
+    ck_assert_int_eq(cvn_optim_add_module(opt, net), 0);
+    return opt;
+}
+
 typedef struct {
     long mallocs[11];
     long rss_kb[11];
@@ -65,25 +93,8 @@ START_TEST(test_fit_learns_and_stays_flat) {
     count_allocations(true);
     cvn_dataset *train = CK_NOTNULL(cvn_dataset_idx(img, lab));
     cvn_dataset *test = CK_NOTNULL(cvn_dataset_idx(timg, tlab));
-    cvn_rng r;
-    cvn_rng_seed(&r, 3);
-    cvn_module *net = cvn_sequential_new();
-    cvn_sequential_add(
-        net, cvn_conv2d_new(1, 4, 3, 3, &(cvn_conv2d_params){1, 1, 1, 1, 1, 1, 1}, true, &r));
-    cvn_sequential_add(net, cvn_batchnorm2d_new(4, 0.1f, 1e-5f));
-    cvn_sequential_add(net, cvn_activation_new(CVN_ACT_RELU, 0));
-    cvn_sequential_add(net, cvn_max_pool2d_new(2, 2, 0));
-    cvn_sequential_add(net, cvn_flatten_new(1));
-    cvn_sequential_add(net, cvn_dropout_new(0.1f, 5));
-    cvn_sequential_add(net, cvn_linear_new(64, 2, true, &r));
-    cvn_optim *opt = cvn_optim_new(&(cvn_optim_config){.kind = CVN_ADAM,
-                                                       .lr = 1e-2f,
-                                                       .beta1 = 0.9f,
-                                                       .beta2 = 0.999f,
-                                                       .eps = 1e-8f,
-                                                       .eta_minus = 0.5f,
-                                                       .eta_plus = 1.2f});
-    ck_assert_int_eq(cvn_optim_add_module(opt, net), 0);
+    cvn_module *net = small_net();
+    cvn_optim *opt = adam_for(net);
     cvn_loader_config lc = {
         .batch_size = 16, .shuffle = true, .seed = 9, .mean = {0.5f}, .std = {0.25f}};
     cvn_loader *tl = cvn_loader_new(train, &lc), *vl = cvn_loader_new(test, &lc);
@@ -124,12 +135,77 @@ START_TEST(test_fit_learns_and_stays_flat) {
 }
 END_TEST
 
+/* fit sums the training losses on their device and reads them back only now and then; the
+ * epoch's train loss must still be the mean of the batches' losses, as a per-batch callback (which
+ * makes fit read every loss) sees them. 80 batches an epoch: one read-back after 64, one at the
+ * end. */
+typedef struct {
+    double sum[4];
+    int64_t batches[4];
+    float train_loss[4];
+    int epoch;
+} loss_log;
+
+static void log_batch(void *ctx, int64_t iteration, float loss) {
+    loss_log *log = ctx;
+    (void)iteration;
+    log->sum[log->epoch] += loss;
+    log->batches[log->epoch]++;
+}
+
+static void log_epoch(void *ctx, const cvn_epoch_stats *s) {
+    loss_log *log = ctx;
+    log->train_loss[s->epoch] = s->train_loss;
+    log->epoch = s->epoch + 1;
+}
+
+START_TEST(test_fit_train_loss_is_batch_mean) {
+    char img[128], lab[128];
+    snprintf(img, sizeof img, "%s/img3", test_dir()),
+        snprintf(lab, sizeof lab, "%s/lab3", test_dir());
+    write_set(img, lab, 240, 4);
+    cvn_dataset *train = CK_NOTNULL(cvn_dataset_idx(img, lab));
+    cvn_loader_config lc = {
+        .batch_size = 3, .shuffle = true, .seed = 9, .mean = {0.5f}, .std = {0.25f}};
+    loss_log each = {.epoch = 1}, summed = {.epoch = 1};
+    for (int run = 0; run < 2; run++) {
+        loss_log *log = run ? &summed : &each;
+        cvn_module *net = small_net();
+        cvn_optim *opt = adam_for(net);
+        cvn_loader *tl = cvn_loader_new(train, &lc);
+        cvn_tape *t = cvn_tape_new(CVN_CPU);
+        cvn_fit_config fc = {.epochs = 3,
+                             .progress = 0,
+                             .on_batch = run ? NULL : log_batch,
+                             .on_epoch = log_epoch,
+                             .ctx = log};
+        CK_OK(cvn_fit(net, opt, t, tl, NULL, &fc, NULL));
+        cvn_loader_free(tl);
+        cvn_tape_free(t);
+        cvn_optim_free(opt);
+        cvn_module_free(net);
+    }
+    for (int e = 1; e <= 3; e++) {
+        ck_assert_int_eq(each.batches[e], 80);
+        double mean = each.sum[e] / 80.0;
+        ck_assert_msg(fabs(each.train_loss[e] - mean) <= 1e-6 * mean, "epoch %d: %.7f vs %.7f", e,
+                      (double)each.train_loss[e], mean);
+        ck_assert_msg(fabs(summed.train_loss[e] - mean) <= 1e-5 * mean, "epoch %d: %.7f vs %.7f", e,
+                      (double)summed.train_loss[e], mean);
+    }
+    ck_assert_msg(each.train_loss[3] < each.train_loss[1], "loss %.4f -> %.4f",
+                  (double)each.train_loss[1], (double)each.train_loss[3]);
+    cvn_dataset_free(train);
+}
+END_TEST
+
 int main(void) {
     test_dir(); /* made here, before Check forks, so every test shares it */
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_fit_learns_and_stays_flat);
+    tcase_add_test(tc, test_fit_train_loss_is_batch_mean);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

@@ -54,6 +54,44 @@ static float read_scalar(const cvn_tensor *x) {
     return v;
 }
 
+/* An epoch's training losses, summed where they are computed. Reading a loss from a GPU waits for
+ * every kernel queued before it, so a loop that read each batch's loss would drain the queue once
+ * per step; instead each loss is added (axpy) into one float on its device, and the host reads and
+ * clears that float only when it needs the number: a progress line, the epoch's end, every
+ * FLUSH_EVERY batches (a float sum of a few dozen losses loses nothing that matters; the host sums
+ * in double), or every batch when a callback or a per-batch scheduler takes each loss. */
+enum { FLUSH_EVERY = 64 };
+
+typedef struct {
+    const cvn_backend *be;
+    float *dev;      /* the running sum on the losses' device, allocated at the first batch */
+    double sum;      /* what has been read back */
+    int64_t pending; /* losses added to dev since it was last read */
+} loss_sum;
+
+static cvn_status loss_add(loss_sum *s, const cvn_tensor *loss) {
+    if (!s->dev) {
+        s->be = cvn_backend_get(loss->device);
+        if (!s->be || !(s->dev = s->be->alloc(sizeof(float)))) return cvn_last_status();
+        s->be->zero(s->dev, sizeof(float));
+    }
+    s->be->axpy(1, 1.0f, loss->data, s->dev);
+    s->pending++;
+    return CVN_OK;
+}
+
+/* Reads back what was added since the last call; returns that part's sum. */
+static double loss_flush(loss_sum *s) {
+    float v = 0.0f;
+    if (s->pending) {
+        s->be->download(&v, s->dev, sizeof v);
+        s->be->zero(s->dev, sizeof(float));
+        s->sum += v;
+        s->pending = 0;
+    }
+    return v;
+}
+
 cvn_status cvn_evaluate(cvn_module *model, cvn_tape *t, cvn_loader *loader, float *loss,
                         float *accuracy) {
     if (!model || !t || !loader) return cvn_set_error(CVN_ERR_ARG, "evaluate: missing argument");
@@ -122,10 +160,13 @@ cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *t
     if (!rows) return CVN_ERR_NOMEM;
     cvn_status st = CVN_OK;
     int64_t iteration = 0, batches = cvn_loader_num_batches(train);
+    loss_sum losses = {0};
+    bool each_loss = config->on_batch || (config->scheduler && config->scheduler_per_batch);
     for (int epoch = 1; epoch <= config->epochs && !st; epoch++) {
         cvn_module_train(model, true);
-        double t0 = now(), sum = 0, last_print = t0;
+        double t0 = now(), last_print = t0;
         int64_t b = 0, images = 0;
+        losses.sum = 0;
         cvn_tensor *x, *y;
         cvn_tape_reset(t);
         while (cvn_loader_next(train, t, &x, &y)) {
@@ -140,34 +181,41 @@ cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *t
                 break;
             if ((st = cvn_optim_step(opt))) break;
             cvn_optim_zero_grad(opt);
-            float l = read_scalar(loss);
+            if ((st = loss_add(&losses, loss))) break;
             cvn_tape_reset(t);
-            if (config->scheduler && config->scheduler_per_batch &&
-                (st = cvn_scheduler_step(config->scheduler, l)))
-                break;
-            sum += l;
             images += x->shape[0];
             b++;
-            if (config->on_batch) config->on_batch(config->ctx, iteration, l);
+            if (each_loss) {
+                float l = (float)loss_flush(&losses);
+                if (config->scheduler && config->scheduler_per_batch &&
+                    (st = cvn_scheduler_step(config->scheduler, l)))
+                    break;
+                if (config->on_batch) config->on_batch(config->ctx, iteration, l);
+            }
             iteration++;
             double el = now() - t0;
             if (mode == 2 && (now() - last_print > 0.2 || b == batches)) {
-                progress_bar(epoch, config->epochs, b, batches, sum / (double)b, images / el,
+                loss_flush(&losses);
+                progress_bar(epoch, config->epochs, b, batches, losses.sum / (double)b, images / el,
                              el / (double)b * (double)(batches - b));
                 last_print = now();
             } else if (mode == 1 && (b % 100 == 0 || b == batches)) {
+                loss_flush(&losses);
                 printf("epoch %d batch %lld/%lld loss %.4f %.0f img/s\n", epoch, (long long)b,
-                       (long long)batches, sum / (double)b, images / el);
+                       (long long)batches, losses.sum / (double)b, images / el);
                 fflush(stdout);
+            } else if (losses.pending >= FLUSH_EVERY) {
+                loss_flush(&losses);
             }
         }
         if (!st && cvn_last_status()) st = cvn_last_status();
         if (st) break;
         if (mode == 2) fprintf(stderr, "\n");
+        loss_flush(&losses); /* also waits for the epoch's last kernels: the time below is true */
         cvn_epoch_stats *r = &rows[epoch - 1];
         r->epoch = epoch;
         r->seconds = (float)(now() - t0);
-        r->train_loss = b ? (float)(sum / (double)b) : NAN;
+        r->train_loss = b ? (float)(losses.sum / (double)b) : NAN;
         r->images_per_s = (float)((double)images / r->seconds);
         r->lr = cvn_optim_get_lr(opt, 0);
         r->test_loss = r->test_accuracy = NAN;
@@ -187,6 +235,7 @@ cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *t
         if (config->csv_path && (st = write_csv(config->csv_path, rows, epoch))) break;
         if (stats_out) *stats_out = *r;
     }
+    if (losses.dev) losses.be->free(losses.dev);
     cvn_free(rows);
     return st;
 }
