@@ -1,0 +1,113 @@
+#!/bin/bash
+# The GPU checklist of docs/benchmarks/gpu.md in as few device calls as possible.
+#
+#   bench/gpu_check.sh prepare    here, on the project machine: builds with CUDA=1 and gathers in
+#                                 .gpucheck/ (ignored; about 50 MB) the three binaries, the shared
+#                                 libraries a bare GPU machine lacks and FashionMNIST
+#   bench/gpu_check.sh STEP...    on the GPU machine, in the repository root, with .gpucheck carried
+#                                 (the device tool: carry [".gpucheck"])
+#
+# Steps (each under its own time limit; together they take longer than one device call, so
+# split them over calls, e.g. `test memcheck`, then `racecheck`, then `bench torch accuracy`):
+#   test       build-cuda/tests/test_cuda (every op on every GPU path against the CPU and PyTorch)
+#   memcheck   compute-sanitizer --tool memcheck on test_cuda
+#   racecheck  compute-sanitizer --tool racecheck on test_cuda
+#   bench      build-cuda/bench/bench_cuda, twice (kernels per path, training images/s)
+#   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
+#   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2
+#
+# Each step's output goes to $OUT (or runs/gpu-check) as DATE-GPU-STEP.txt, and one line per step
+# (exit status, seconds, the line that says how it went) to DATE-GPU-summary.txt.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+
+if [ "${1:-}" = prepare ]; then
+    set -e
+    make --no-print-directory CUDA=1 all build-cuda/tests/test_cuda build-cuda/bench/bench_cuda \
+        build-cuda/examples/quickstart
+    rm -rf .gpucheck
+    mkdir -p .gpucheck/bin .gpucheck/lib .gpucheck/data
+    cp build-cuda/tests/test_cuda build-cuda/bench/bench_cuda build-cuda/examples/quickstart \
+        .gpucheck/bin/
+    for lib in libsubunit.so.0 libstb.so.0 libsqlite3.so.0; do
+        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')
+        if [ -n "$path" ]; then cp -L "$path" .gpucheck/lib/; else echo "gpu_check: no $lib here"; fi
+    done
+    cp -L /usr/share/datasets/fashion-mnist/*-ubyte* .gpucheck/data/
+    echo "gpu_check: .gpucheck is $(du -sh .gpucheck | cut -f1); carry it to the GPU machine"
+    exit 0
+fi
+
+out=${OUT:-runs/gpu-check}
+mkdir -p "$out"
+bin=.gpucheck/bin
+if [ ! -x $bin/test_cuda ]; then
+    echo "gpu_check: no $bin/test_cuda: run bench/gpu_check.sh prepare, then carry .gpucheck" >&2
+    exit 2
+fi
+export LD_LIBRARY_PATH="$root/.gpucheck/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export CVN_TEST_DATA=${CVN_TEST_DATA:-tests/ref}
+export PATH="$PATH:/usr/local/cuda/bin"
+if [ "${1:-}" = _accuracy ]; then # a step's body, run by the script itself under timeout
+    for seed in 1 2; do
+        $bin/quickstart --device cuda --data .gpucheck/data --epochs 3 --limit 0 --seed "$seed" ||
+            exit 1
+    done
+    exit 0
+fi
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr -c 'A-Za-z0-9\n' '-')
+gpu=${gpu:-no-gpu}
+stamp="$(date -u +%Y-%m-%d)-$gpu"
+summary="$out/$stamp-summary.txt"
+torch_py=${TORCH_PYTHON:-}
+for py in /opt/torch/.venv/bin/python3 python3; do
+    [ -n "$torch_py" ] && break
+    if "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+        torch_py=$py
+    fi
+done
+{
+    echo "# $(date -u '+%Y-%m-%d %H:%M UTC') on $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+    missing=$(ldd $bin/test_cuda 2>/dev/null | grep "not found" | awk '{ printf "%s ", $1 }')
+    [ -n "$missing" ] && echo "# libraries not found: $missing"
+} >> "$summary"
+
+# run NAME LIMIT_S PATTERN COMMAND...: the command's output to a file, a summary line from PATTERN
+run() {
+    local name=$1 limit=$2 pattern=$3
+    shift 3
+    local file="$out/$stamp-$name.txt" t0 rc
+    t0=$(date +%s)
+    timeout "$limit" "$@" > "$file" 2>&1
+    rc=$?
+    local line
+    line=$(grep -E "$pattern" "$file" | tail -1)
+    [ -n "$line" ] || line=$(tail -1 "$file") # none: how it ended
+    printf '%-10s rc=%-3s %4ss  %s\n' "$name" "$rc" "$(($(date +%s) - t0))" "$line" |
+        tee -a "$summary"
+}
+
+[ $# -gt 0 ] || set -- test memcheck racecheck bench torch accuracy
+for step in "$@"; do
+    case $step in
+    test) run test 300 'Checks:' $bin/test_cuda ;;
+    memcheck) run memcheck 590 'ERROR SUMMARY|Checks:' \
+        compute-sanitizer --error-exitcode 1 --tool memcheck $bin/test_cuda ;;
+    racecheck) run racecheck 590 'hazards|RACECHECK SUMMARY|Checks:' \
+        compute-sanitizer --error-exitcode 1 --tool racecheck $bin/test_cuda ;;
+    bench) run bench 400 'images/s|zoo' sh -c "$bin/bench_cuda && $bin/bench_cuda" ;;
+    torch)
+        if [ -n "$torch_py" ]; then
+            run torch 300 'images/s|resnet' "$torch_py" bench/compare_torch_cuda.py
+        else
+            echo "torch      skipped: no PyTorch with CUDA (set TORCH_PYTHON)" | tee -a "$summary"
+        fi
+        ;;
+    accuracy) run accuracy 300 'accuracy' "$0" _accuracy ;;
+    *)
+        echo "gpu_check: unknown step '$step'" >&2
+        exit 2
+        ;;
+    esac
+done
