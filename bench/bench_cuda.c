@@ -1,7 +1,8 @@
 /* GPU benchmark: convolution layers by cuDNN, by im2col + cuBLAS, by im2col + our tiled SGEMM and
- * by our implicit-GEMM convolution, and training steps of the reference CNN on each path, in
- * images/s. bench/compare_torch_cuda.py
- * measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints a skip line without a GPU.
+ * by our implicit-GEMM convolution (tuned per shape, and not), and training steps of the reference
+ * CNN on each path, in images/s. bench/compare_torch_cuda.py measures PyTorch (cuDNN) on the same
+ * shapes on the same GPU. Prints a skip line without a GPU.
+ *
  *   build-cuda/bench/bench_cuda */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,16 @@
 
 #ifdef CVN_WITH_CUDA
 /* The paths: cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm with
- * im2col + cuBLAS, im2col + our GEMM, our implicit-GEMM convolution + our GEMM. */
-#define PATHS 4
+ * im2col + cuBLAS, im2col + our GEMM, our implicit-GEMM convolution + our GEMM, the same with the
+ * implicit GEMM's rule of thumb for tiles and K slices instead of timing them per shape. */
+#define PATHS 5
 static const char *const path_names[PATHS] = {"cudnn+cublas", "im2col+cublas", "im2col+native",
-                                              "implicit+native"};
+                                              "implicit+native", "implicit-untuned"};
 static void use_path(int path) {
     cvn_cuda_set_native_dnn(path > 0);
     if (path == 1 || path == 2) cvn_cuda_set_conv_path(CVN_CUDA_CONV_IM2COL);
     cvn_cuda_set_native_gemm(path >= 2);
+    cvn_cuda_set_conv_tuning(path != 4);
 }
 
 typedef void (*bench_fn)(void *);
@@ -84,7 +87,7 @@ static void bench_conv(const char *name, const int64_t *xs, const int64_t *ws, c
             printf(" %s %.3f ms %.0f GF/s |", path_names[path], sec[path] * 1e3,
                    f / sec[path] * 1e-9);
         }
-        printf(" implicit/cudnn %.2f\n", sec[0] / sec[3]);
+        printf(" implicit/cudnn %.2f (untuned %.2f)\n", sec[0] / sec[3], sec[0] / sec[4]);
     }
     cvn_tape_free(c.t);
     cvn_tensor_free(c.x), cvn_tensor_free(c.w), cvn_tensor_free(c.b);

@@ -64,16 +64,18 @@ static void run_case(const op_case *c) {
     cvn_tensor_free(stats[0]), cvn_tensor_free(stats[1]);
 }
 
-/* The four paths: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm
- * with 1 im2col + cuBLAS, 2 im2col + our GEMM, 3 our implicit-GEMM convolution + our GEMM. */
-#define N_PATHS 4
+/* The five paths: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm
+ * with 1 im2col + cuBLAS, 2 im2col + our GEMM, 3 our implicit-GEMM convolution + our GEMM (its
+ * tiles and K slices timed per shape), 4 the same with its rule of thumb instead of timings. */
+#define N_PATHS 5
 static const char *const paths[N_PATHS] = {"cudnn+cublas", "im2col+cublas", "im2col+native-gemm",
-                                           "implicit-gemm+native-gemm"};
+                                           "implicit-gemm+native-gemm", "implicit-untuned"};
 static void use_path(int path) {
 #ifdef CVN_WITH_CUDA
     cvn_cuda_set_native_dnn(path > 0); /* cuDNN for conv, pooling and batch norm on path 0 */
     if (path == 1 || path == 2) cvn_cuda_set_conv_path(CVN_CUDA_CONV_IM2COL);
     cvn_cuda_set_native_gemm(path >= 2);
+    cvn_cuda_set_conv_tuning(path != 4);
 #endif
 }
 
@@ -97,6 +99,12 @@ END_TEST
 
 START_TEST(test_ops_implicit_gemm) {
     use_path(3);
+    run_case(&cases[_i]);
+}
+END_TEST
+
+START_TEST(test_ops_implicit_untuned) {
+    use_path(4);
     run_case(&cases[_i]);
 }
 END_TEST
@@ -433,6 +441,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_ops_im2col_cublas, 0, N_CASES);
         tcase_add_loop_test(tc, test_ops_im2col_native, 0, N_CASES);
         tcase_add_loop_test(tc, test_ops_implicit_gemm, 0, N_CASES);
+        tcase_add_loop_test(tc, test_ops_implicit_untuned, 0, N_CASES);
         tcase_add_test(tc, test_large_conv_matches_cpu);
         tcase_add_test(tc, test_conv_fused_matches_cpu);
         tcase_add_test(tc, test_loader_async_upload);

@@ -164,7 +164,25 @@ static std::vector<double> pooled(const cvn_conv_desc &d, const std::vector<doub
     return out;
 }
 
-static void check_conv(const geometry &q, int tile) {
+/* Runs every variant of plan p that tuning may pick (both tile sizes, K split or not), each on
+ * outputs reset by reset(), and checks each with check(label); out_floats is the output's size. */
+template <class Reset, class Check>
+static void each_variant(const gemm_plan &p, const char *what, size_t out_floats, Reset reset,
+                         Check check) {
+    ck_assert_int_eq(plan_out_floats(p), out_floats); /* the size of tuning's scratch */
+    gemm_plan cands[4];
+    int n = plan_candidates(p, cands);
+    for (int i = 0; i < n; i++) {
+        char label[224];
+        snprintf(label, sizeof label, "%s, tile %d, %d K slices", what, cands[i].tile,
+                 cands[i].args.splits);
+        reset();
+        ck_assert_msg(emulate(cands[i]), "%s: diverged", label);
+        check(label);
+    }
+}
+
+static void check_conv(const geometry &q) {
     cvn_conv_desc d = describe(q);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * (d.c / d.groups) * d.kh * d.kw;
     size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
@@ -177,69 +195,65 @@ static void check_conv(const geometry &q, int tile) {
         dw_ref[wi] += (double)dy[yi] * x[xi];
     });
     char what[160];
-    snprintf(what, sizeof what, "conv n%d c%d %dx%d o%d k%dx%d s%dx%d p%dx%d d%dx%d g%d tile %d",
-             q.n, q.c, q.h, q.w, q.o, q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.dh, q.dw, q.groups,
-             tile);
+    snprintf(what, sizeof what, "conv n%d c%d %dx%d o%d k%dx%d s%dx%d p%dx%d d%dx%d g%d", q.n, q.c,
+             q.h, q.w, q.o, q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.dh, q.dw, q.groups);
     gemm_plan p;
 
     /* forward with bias and leaky ReLU */
     d.act_on = true, d.act = CVN_K_LEAKY_RELU, d.alpha = 0.1f;
-    std::vector<float> y(ny, NAN);
+    std::vector<float> y(ny);
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, bias.data(),
                         false));
-    p.tile = tile;
-    ck_assert_msg(emulate(p), "%s: fwd diverged", what);
     std::vector<double> want(ny);
     for (size_t i = 0; i < ny; i++) {
         double v = y_ref[i] + bias[i / ((size_t)d.oh * d.ow) % d.o];
         want[i] = v > 0 ? v : 0.1 * v;
     }
-    expect_close(what, y, want);
+    each_variant(
+        p, what, ny, [&] { y.assign(ny, NAN); }, [&](const char *l) { expect_close(l, y, want); });
 
     /* forward with bias, ReLU and 2x2 max pooling in the epilogue */
     if (d.oh >= 2 && d.ow >= 2) {
         d.act = CVN_K_RELU, d.pool = 2;
-        std::vector<float> yp((size_t)d.n * d.o * (d.oh / 2) * (d.ow / 2), NAN);
+        std::vector<float> yp((size_t)d.n * d.o * (d.oh / 2) * (d.ow / 2));
         ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, yp.data(), x.data(), w.data(), NULL,
                             bias.data(), false));
-        p.tile = tile;
-        ck_assert_msg(emulate(p), "%s: pooled fwd diverged", what);
-        expect_close(what, yp, pooled(d, y_ref, bias, [](double v) { return v > 0 ? v : 0.0; }));
+        std::vector<double> yp_want =
+            pooled(d, y_ref, bias, [](double v) { return v > 0 ? v : 0.0; });
+        each_variant(
+            p, what, yp.size(), [&] { std::fill(yp.begin(), yp.end(), NAN); },
+            [&](const char *l) { expect_close(l, yp, yp_want); });
         d.pool = 0;
     }
 
     /* forward without bias or activation */
     d.act_on = false;
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
-    p.tile = tile;
-    ck_assert(emulate(p));
-    expect_close(what, y, y_ref);
+    each_variant(
+        p, what, ny, [&] { y.assign(ny, NAN); }, [&](const char *l) { expect_close(l, y, y_ref); });
 
     /* backward data, overwriting then accumulating */
-    std::vector<float> dx(nx, NAN);
+    std::vector<float> dx(nx);
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
                         false));
-    p.tile = tile;
-    ck_assert_msg(emulate(p), "%s: bwd data diverged", what);
-    expect_close(what, dx, dx_ref);
-    dx = random_floats(nx, 15);
+    each_variant(
+        p, what, nx, [&] { dx.assign(nx, NAN); }, [&](const char *l) { expect_close(l, dx, dx_ref); });
+    std::vector<float> dx0 = random_floats(nx, 15);
     want.assign(nx, 0);
-    for (size_t i = 0; i < nx; i++) want[i] = dx[i] + dx_ref[i];
+    for (size_t i = 0; i < nx; i++) want[i] = dx0[i] + dx_ref[i];
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
                         true));
-    p.tile = tile;
-    ck_assert(emulate(p));
-    expect_close(what, dx, want);
+    each_variant(
+        p, what, nx, [&] { dx = dx0; }, [&](const char *l) { expect_close(l, dx, want); });
 
     /* backward filter accumulates into dw */
-    std::vector<float> dw = random_floats(nw, 16);
+    std::vector<float> dw(nw), dw0 = random_floats(nw, 16);
     want.assign(nw, 0);
-    for (size_t i = 0; i < nw; i++) want[i] = dw[i] + dw_ref[i];
+    for (size_t i = 0; i < nw; i++) want[i] = dw0[i] + dw_ref[i];
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), x.data(), NULL, dy.data(), NULL,
                         false));
-    p.tile = tile;
-    ck_assert_msg(emulate(p), "%s: bwd filter diverged", what);
-    expect_close(what, dw, want);
+    each_variant(
+        p, what, nw, [&] { dw = dw0; }, [&](const char *l) { expect_close(l, dw, want); });
 }
 
 static const geometry geometries[] = {
@@ -253,7 +267,46 @@ static const geometry geometries[] = {
 };
 
 START_TEST(test_conv_geometries) {
-    for (int tile : {64, 128}) check_conv(geometries[_i], tile);
+    check_conv(geometries[_i]);
+}
+END_TEST
+
+START_TEST(test_conv_tuning) {
+    /* the filter gradient of the long-K geometry: four variants (two tiles, split or not) */
+    cvn_conv_desc d = describe(geometries[5]);
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    std::vector<float> x = random_floats(nx, 31), dy = random_floats(ny, 32);
+    std::vector<float> dw(nw, 0.0f);
+    gemm_plan p, cands[4];
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), x.data(), NULL, dy.data(), NULL,
+                        false));
+    std::vector<float> scratch(plan_out_floats(p), 0.0f); /* exactly: ASan checks the trials */
+    ck_assert_int_eq(scratch.size(), nw);
+    ck_assert_int_eq(plan_candidates(p, cands), 4);
+    /* a stand-in clock that finds 128-tile unsplit fastest; every trial runs, into scratch */
+    int trials = 0;
+    gemm_plan best = tune_plan(p, scratch.data(), [&](const gemm_plan &trial) {
+        ck_assert_ptr_eq(trial.args.out, scratch.data());
+        std::fill(scratch.begin(), scratch.end(), 0.0f);
+        ck_assert(emulate(trial));
+        trials++;
+        return (trial.tile == 128 ? 1.0 : 2.0) + (trial.args.splits > 1 ? 0.5 : 0.0);
+    });
+    ck_assert_int_eq(trials, 4);
+    ck_assert_int_eq(best.tile, 128);
+    ck_assert_int_eq(best.args.splits, 1);
+    ck_assert_ptr_eq(best.args.out, dw.data()); /* the pick writes the output again */
+    for (float v : dw) ck_assert_float_eq(v, 0.0f); /* which tuning left untouched */
+    double sum = 0;
+    for (float v : scratch) sum += fabs(v);
+    ck_assert(sum > 0); /* while the trials computed into scratch */
+    ck_assert(emulate(best));
+    for (size_t i = 0; i < nw; i++) ck_assert_float_eq_tol(dw[i], scratch[i], 1e-5f);
+    /* the clock's first minimum wins on ties, and the planned variant comes first */
+    best = tune_plan(p, scratch.data(), [](const gemm_plan &) { return 1.0; });
+    ck_assert_int_eq(best.tile, p.tile);
+    ck_assert_int_eq(best.args.splits, p.args.splits);
 }
 END_TEST
 
@@ -330,6 +383,7 @@ int main(void) {
     tcase_add_test(tc, test_matrix_transposes);
     tcase_add_test(tc, test_matrix_split_k);
     tcase_add_test(tc, test_matrix_plan_tiles);
+    tcase_add_test(tc, test_conv_tuning);
     tcase_add_loop_test(tc, test_conv_geometries, 0, (int)(sizeof geometries / sizeof *geometries));
     tcase_add_test(tc, test_conv_pool_nan);
     tcase_add_test(tc, test_conv_plan);

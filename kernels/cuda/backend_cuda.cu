@@ -496,13 +496,30 @@ static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, in
                                                                        src, ssa, ssb, bias);
 }
 
+/* ------------------------------------------------------------------ convolution shapes */
+
+/* A convolution's shape as the plan caches below compare it: every size, and the epilogue's
+ * pooling (which orders our GEMM's columns), in plain ints, so no padding or pointer takes part. */
+typedef struct {
+    int v[18];
+} conv_key;
+
+static conv_key key_of(const cvn_conv_desc *d, int mode) {
+    conv_key k = {{d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->oh, d->ow, d->sh, d->sw, d->ph,
+                   d->pw, d->dh, d->dw, d->groups, d->pool, mode}};
+    return k;
+}
+static bool same_key(const conv_key *a, const conv_key *b) {
+    return !memcmp(a->v, b->v, sizeof a->v);
+}
+
 /* ------------------------------------------------------------------ cuDNN convolution */
 
 /* Descriptors and algorithms for one convolution shape, found once and kept (training repeats a
  * handful of shapes). FP32 FMA math, no TF32, so results match the CPU to float rounding. */
 typedef struct {
     bool used;
-    cvn_conv_desc d;
+    conv_key key;
     cudnnTensorDescriptor_t x, y, b;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
@@ -527,8 +544,9 @@ static bool ensure_workspace(size_t bytes) {
 }
 
 static conv_plan *plan_for(const cvn_conv_desc *d) {
+    conv_key key = key_of(d, 0);
     for (int i = 0; i < CONV_PLANS; i++)
-        if (plans[i].used && !memcmp(&plans[i].d, d, sizeof *d)) return &plans[i];
+        if (plans[i].used && same_key(&plans[i].key, &key)) return &plans[i];
     conv_plan *p = &plans[next_plan];
     next_plan = (next_plan + 1) % CONV_PLANS;
     if (!p->used) {
@@ -539,7 +557,7 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
         cudnnCreateConvolutionDescriptor(&p->conv);
     }
     p->used = false;
-    p->d = *d;
+    p->key = key;
     if (cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->c, d->h, d->w) ||
         cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->o, d->oh, d->ow) ||
         cudnnSetTensor4dDescriptor(p->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, d->o, 1, 1) ||
@@ -581,11 +599,62 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
 /* Convolution: cuDNN (the default), our implicit GEMM (CVN_CUDA_CONV=native), or neither (=im2col:
  * the op's im2col + GEMM). Our implicit GEMM takes the activation and 2x2 max pooling epilogues;
  * cuDNN takes neither; a declined epilogue makes the op run the parts one by one. */
+/* Our convolution's tile size and K slices per shape and product, timed the first time the shape
+ * comes (tune_plan in tiled_gemm.cuh: each variant once to warm up, then the best of three runs
+ * between two events on the stream, into scratch allocated for the occasion), unless tuning is off
+ * (CVN_CUDA_TUNE=0; then plan_conv's rule of thumb). A full table stops tuning new shapes. */
+typedef struct {
+    conv_key key;
+    int tile, k_slice, splits;
+} conv_tuning;
+
+#define CONV_TUNINGS 64
+static conv_tuning tunings[CONV_TUNINGS];
+static int n_tunings;
+static bool tune_convs = true;
+static cudaEvent_t tick, tock;
+
+static double time_plan(const gemm_plan &p) {
+    launch_plan(p);
+    float best = INFINITY;
+    for (int r = 0; r < 3; r++) {
+        float ms = INFINITY;
+        cudaEventRecord(tick, stream);
+        launch_plan(p);
+        cudaEventRecord(tock, stream);
+        bool timed = cudaEventSynchronize(tock) == cudaSuccess &&
+                     cudaEventElapsedTime(&ms, tick, tock) == cudaSuccess;
+        if (timed && ms < best) best = ms;
+    }
+    return best;
+}
+
+static void launch_conv(gemm_plan p) {
+    conv_key key = key_of(&p.args.d, p.args.mode);
+    const conv_tuning *t = NULL;
+    for (int i = 0; i < n_tunings && !t; i++)
+        if (same_key(&tunings[i].key, &key)) t = &tunings[i];
+    if (!t && tune_convs && n_tunings < CONV_TUNINGS) {
+        float *scratch = NULL;
+        if (cudaMalloc(&scratch, (size_t)plan_out_floats(p) * sizeof(float)) == cudaSuccess) {
+            gemm_plan best = tune_plan(p, scratch, time_plan);
+            cudaStreamSynchronize(stream);
+            cudaFree(scratch);
+            tunings[n_tunings] = {key, best.tile, best.args.k_slice, best.args.splits};
+            t = &tunings[n_tunings++];
+        } else {
+            cudaGetLastError(); /* no room to time in: the rule of thumb this time */
+        }
+    }
+    if (t) p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
+    launch_plan(p);
+}
+
 static bool implicit_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
     gemm_plan p;
     if (!plan_conv(&p, GEMM_CONV_FWD, d, y, x, w, NULL, b, false)) return false;
-    launch_plan(p);
+    launch_conv(p);
     return true;
 }
 
@@ -599,8 +668,8 @@ static bool implicit_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db
         int64_t shape[3] = {d->n, d->o, (int64_t)d->oh * d->ow}, so[3] = {0, 1, 0};
         cu_reduce_to(3, shape, db, so, dy, 1.0f);
     }
-    if (dw) launch_plan(pf);
-    if (dx) launch_plan(pd);
+    if (dw) launch_conv(pf);
+    if (dx) launch_conv(pd);
     return true;
 }
 
@@ -1112,6 +1181,10 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
 extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
+extern "C" void cvn_cuda_set_conv_tuning(bool on) {
+    if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */
+    tune_convs = on;
+}
 extern "C" void cvn_cuda_set_native_dnn(bool native) {
     conv_path = native ? CVN_CUDA_CONV_IMPLICIT : CVN_CUDA_CONV_CUDNN;
     use_native_pool = use_native_bn = native;
@@ -1197,6 +1270,7 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     }
     if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess ||
         cudaEventCreateWithFlags(&uploaded, cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreate(&tick) != cudaSuccess || cudaEventCreate(&tock) != cudaSuccess ||
         cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
         snprintf(why, sizeof why, "CUDA or cuBLAS failed to initialize");
         state = -1;
@@ -1214,6 +1288,8 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
                                            : CVN_CUDA_CONV_IMPLICIT; /* native, implicit */
     use_native_pool = pl && !strcmp(pl, "native");
     use_native_bn = bn && !strcmp(bn, "native");
+    const char *tune = getenv("CVN_CUDA_TUNE");
+    tune_convs = !tune || strcmp(tune, "0");
     if (cudnnCreate(&dnn) == CUDNN_STATUS_SUCCESS) cudnnSetStream(dnn, stream);
     else dnn = NULL; /* convolution then runs on our implicit GEMM */
     fill_table();

@@ -19,6 +19,10 @@ typedef enum {
     CVN_CUDA_CONV_IM2COL
 } cvn_cuda_conv_path;
 void cvn_cuda_set_conv_path(cvn_cuda_conv_path path);
+/* Whether our implicit GEMM times its variants (tile size, K slices) the first time a shape comes
+ * (true, the default; CVN_CUDA_TUNE=0 turns it off) or takes its rule of thumb. Setting it forgets
+ * what earlier timings picked. */
+void cvn_cuda_set_conv_tuning(bool on);
 /* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
  * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);

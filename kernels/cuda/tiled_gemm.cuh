@@ -432,26 +432,37 @@ typedef struct {
     int tile; /* 64 or 128 */
 } gemm_plan;
 
-/* Tile size and K slices: 128 x 128 tiles when there are enough of them to fill the GPU (132 SMs
- * on an H100), else 64 x 64; K is split (where the mode accumulates atomically) when the output has
- * few tiles and K is long, so that about two blocks per SM share the work, each slice at least
- * 256 deep. */
-static inline void plan_shape(gemm_plan *p, bool may_split) {
+/* K in slices of at most ceil(k / splits), rounded up to GEMM_BK (so the count may come out
+ * smaller than asked). */
+static inline void set_tiles(gemm_plan *p, int tile, int splits) {
     gemm_args *g = &p->args;
-    int64_t t128 = (int64_t)((g->m + 127) / 128) * ((g->n + 127) / 128) * g->groups;
-    p->tile = g->m >= 96 && g->n >= 96 && t128 >= 132 ? 128 : 64;
-    int64_t tiles = (int64_t)((g->m + p->tile - 1) / p->tile) * ((g->n + p->tile - 1) / p->tile) *
-                    g->groups;
-    int splits = 1;
-    if (may_split && tiles < 132 && g->k >= 512) {
-        splits = (int)(264 / tiles);
-        if (splits > g->k / 256) splits = g->k / 256;
-        if (splits < 1) splits = 1;
-    }
+    p->tile = tile;
+    if (splits < 1) splits = 1;
     g->k_slice = ((g->k + splits - 1) / splits + GEMM_BK - 1) / GEMM_BK * GEMM_BK;
     if (g->k_slice < GEMM_BK) g->k_slice = GEMM_BK;
     g->splits = (g->k + g->k_slice - 1) / g->k_slice;
     if (g->splits < 1) g->splits = 1;
+}
+
+/* K slices for a tile size: where the mode may split (it accumulates atomically) and the output
+ * has few tiles and K is long, enough that about two blocks per SM share the work, each slice at
+ * least 256 deep. */
+static inline int splits_for(const gemm_args *g, int tile, bool may_split) {
+    int64_t tiles =
+        (int64_t)((g->m + tile - 1) / tile) * ((g->n + tile - 1) / tile) * g->groups;
+    if (!may_split || tiles >= 132 || g->k < 512) return 1;
+    int64_t splits = 264 / tiles;
+    if (splits > g->k / 256) splits = g->k / 256;
+    return splits < 1 ? 1 : (int)splits;
+}
+
+/* Tile size and K slices when nothing was timed: 128 x 128 tiles when there are enough of them
+ * to fill the GPU (132 SMs on an H100), else 64 x 64. */
+static inline void plan_shape(gemm_plan *p, bool may_split) {
+    const gemm_args *g = &p->args;
+    int64_t t128 = (int64_t)((g->m + 127) / 128) * ((g->n + 127) / 128) * g->groups;
+    int tile = g->m >= 96 && g->n >= 96 && t128 >= 132 ? 128 : 64;
+    set_tiles(p, tile, splits_for(g, tile, may_split));
 }
 
 /* row-major C = alpha op(A) op(B) + beta C */
@@ -505,6 +516,51 @@ static inline bool plan_conv(gemm_plan *p, int mode, const cvn_conv_desc *d, flo
     g->ra.rows = g->m;
     plan_shape(p, mode == GEMM_CONV_BWD_FILTER);
     return true;
+}
+
+/* The variants of a convolution plan worth timing: each tile size with its own number of K
+ * slices, and unsplit where that is more than one; the plan as made comes first. Returns how many
+ * (at most 4) went to out. */
+static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[4]) {
+    bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
+    int n = 0;
+    for (int tile : {planned.tile, 192 - planned.tile}) { /* 64 then 128, or 128 then 64 */
+        int splits = splits_for(&planned.args, tile, may_split);
+        out[n] = planned;
+        set_tiles(&out[n++], tile, splits);
+        if (splits > 1) {
+            out[n] = planned;
+            set_tiles(&out[n++], tile, 1);
+        }
+    }
+    return n;
+}
+
+/* Floats a convolution plan writes: the size its tuning scratch needs. */
+static inline int64_t plan_out_floats(const gemm_plan &p) {
+    const gemm_args &g = p.args;
+    const cvn_conv_desc &d = g.d;
+    if (g.mode == GEMM_CONV_FWD) return (int64_t)d.n * d.o * (d.pool ? g.phw : g.ohw);
+    if (g.mode == GEMM_CONV_BWD_DATA) return (int64_t)d.n * d.c * g.hw;
+    return (int64_t)d.o * g.cg * g.khw;
+}
+
+/* The fastest variant of a convolution plan, by seconds = time(variant), each variant writing
+ * into scratch (as large as the plan's output, whose contents it may leave as garbage) instead of
+ * the output, which stays untouched. The GPU backend times on the stream with events, once per
+ * shape; the tests time on the CPU emulator. */
+template <class Time>
+static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time) {
+    gemm_plan cands[4];
+    int n = plan_candidates(planned, cands), best = 0;
+    double best_s = 0;
+    for (int i = 0; i < n; i++) {
+        gemm_plan trial = cands[i];
+        trial.args.out = scratch;
+        double s = time(trial);
+        if (i == 0 || s < best_s) best = i, best_s = s;
+    }
+    return cands[best];
 }
 
 /* Runs a plan through launch(kernel, grid, args), which launches kernel on a GPU (backend_cuda.cu)
