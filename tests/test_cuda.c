@@ -191,7 +191,8 @@ END_TEST
 
 /* Batches uploaded asynchronously from page-locked slots are the batches the CPU loader yields:
  * 23 images of 5x6, two epochs, with and without the prefetch thread. */
-START_TEST(test_loader_async_upload) {
+/* 23 images of 5 x 6 in 4 classes, as IDX files in the test directory. */
+static cvn_dataset *small_idx_set(void) {
     char img[160], lab[160];
     snprintf(img, sizeof img, "%s/gpu-img", test_dir());
     snprintf(lab, sizeof lab, "%s/gpu-lab", test_dir());
@@ -207,7 +208,11 @@ START_TEST(test_loader_async_upload) {
     f = fopen(lab, "wb");
     ck_assert_ptr_nonnull(f);
     fwrite(l, 1, sizeof l, f), fclose(f);
-    cvn_dataset *ds = CK_NOTNULL(cvn_dataset_idx(img, lab));
+    return CK_NOTNULL(cvn_dataset_idx(img, lab));
+}
+
+START_TEST(test_loader_async_upload) {
+    cvn_dataset *ds = small_idx_set();
     for (int prefetch = 0; prefetch < 2; prefetch++) {
         cvn_loader_config cfg = {.batch_size = 4,
                                  .shuffle = true,
@@ -241,6 +246,66 @@ START_TEST(test_loader_async_upload) {
         cvn_loader_free(lc), cvn_loader_free(lg);
         cvn_tape_free(tc), cvn_tape_free(tg);
     }
+    cvn_dataset_free(ds);
+}
+END_TEST
+
+/* cvn_fit and cvn_evaluate on the GPU (losses and correct predictions summed on the device, read
+ * back now and then) against the same run on the CPU: per-epoch train loss, test loss and
+ * accuracy. */
+typedef struct {
+    float train_loss[4], test_loss[4], test_accuracy[4];
+} fit_log;
+
+static void log_fit_epoch(void *ctx, const cvn_epoch_stats *s) {
+    fit_log *log = ctx;
+    log->train_loss[s->epoch] = s->train_loss;
+    log->test_loss[s->epoch] = s->test_loss;
+    log->test_accuracy[s->epoch] = s->test_accuracy;
+}
+
+START_TEST(test_fit_evaluate_match_cpu) {
+    use_path(0);
+    cvn_dataset *ds = small_idx_set();
+    fit_log logs[2];
+    float eval_loss[2], eval_acc[2];
+    for (int dev = 0; dev < 2; dev++) {
+        cvn_rng r;
+        cvn_rng_seed(&r, 5);
+        cvn_module *net = cvn_sequential_new();
+        cvn_sequential_add(net, cvn_flatten_new(1));
+        cvn_sequential_add(net, cvn_linear_new(30, 16, true, &r));
+        cvn_sequential_add(net, cvn_activation_new(CVN_ACT_RELU, 0));
+        cvn_sequential_add(net, cvn_linear_new(16, 4, true, &r));
+        cvn_device device = dev ? CVN_CUDA : CVN_CPU;
+        CK_OK(cvn_module_to(net, device));
+        cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
+        oc.lr = 0.05f, oc.momentum = 0.9f;
+        cvn_optim *opt = CK_NOTNULL(cvn_optim_new(&oc));
+        CK_OK(cvn_optim_add_module(opt, net));
+        cvn_loader_config lc = {.batch_size = 4, .seed = 3, .mean = {0.5f}, .std = {0.25f}};
+        cvn_loader *train = CK_NOTNULL(cvn_loader_new(ds, &lc)),
+                   *test = CK_NOTNULL(cvn_loader_new(ds, &lc));
+        cvn_tape *t = CK_NOTNULL(cvn_tape_new(device));
+        cvn_fit_config fc = {
+            .epochs = 3, .progress = 0, .on_epoch = log_fit_epoch, .ctx = &logs[dev]};
+        CK_OK(cvn_fit(net, opt, t, train, test, &fc, NULL));
+        CK_OK(cvn_evaluate(net, t, test, &eval_loss[dev], &eval_acc[dev]));
+        cvn_loader_free(train), cvn_loader_free(test);
+        cvn_tape_free(t);
+        cvn_optim_free(opt);
+        cvn_module_free(net);
+    }
+    for (int e = 1; e <= 3; e++) {
+        ck_assert_float_eq_tol(logs[1].train_loss[e], logs[0].train_loss[e],
+                               1e-4f * (1.0f + logs[0].train_loss[e]));
+        ck_assert_float_eq_tol(logs[1].test_loss[e], logs[0].test_loss[e],
+                               1e-4f * (1.0f + logs[0].test_loss[e]));
+        ck_assert_float_eq(logs[1].test_accuracy[e], logs[0].test_accuracy[e]);
+    }
+    ck_assert_float_eq_tol(eval_loss[1], eval_loss[0], 1e-4f * (1.0f + eval_loss[0]));
+    ck_assert_float_eq(eval_acc[1], eval_acc[0]);
+    ck_assert_float_eq(eval_acc[0], logs[0].test_accuracy[3]);
     cvn_dataset_free(ds);
 }
 END_TEST
@@ -445,6 +510,7 @@ int main(void) {
         tcase_add_test(tc, test_large_conv_matches_cpu);
         tcase_add_test(tc, test_conv_fused_matches_cpu);
         tcase_add_test(tc, test_loader_async_upload);
+        tcase_add_test(tc, test_fit_evaluate_match_cpu);
         tcase_add_loop_test(tc, test_batch_norm_running_stats_gpu, 0, N_PATHS);
         tcase_add_loop_test(tc, test_optim_trajectory, 0, N_OPTIM_CASES);
         tcase_add_test(tc, test_dropout_same_mask);

@@ -564,6 +564,24 @@ START_TEST(test_gelu_accuracy) {
 }
 END_TEST
 
+START_TEST(test_count_hits) {
+    /* the first maximum wins a tie, NaN never wins; hits add to what was there */
+    const float logits[4][3] = {{1, 3, 3}, {NAN, 0, 1}, {0, NAN, 1}, {-2, -1, -3}};
+    const int32_t right[4] = {1, 0, 2, 1}, wrong[4] = {2, 2, 1, 0};
+    for (int v = 0; v < 3; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        float hits = 0.5f;
+        be->count_hits(4, 3, &hits, &logits[0][0], right);
+        ck_assert_float_eq(hits, 4.5f);
+        be->count_hits(4, 3, &hits, &logits[0][0], wrong);
+        ck_assert_float_eq(hits, 4.5f);
+        be->count_hits(3, 1, &hits, &logits[0][0], (const int32_t[]){0, 0, 0}); /* one class */
+        ck_assert_float_eq(hits, 7.5f);
+    }
+}
+END_TEST
+
 START_TEST(test_dispatch) {
     const char *name = cvn_simd_name();
     ck_assert(!strcmp(name, "avx512") || !strcmp(name, "avx2") || !strcmp(name, "scalar"));
@@ -576,6 +594,7 @@ int main(void) {
     Suite *s = suite_create("simd");
     TCase *tc = tcase_create("variants");
     tcase_set_timeout(tc, 120); /* the convolution checks run every variant on 12 shapes */
+    tcase_add_test(tc, test_count_hits);
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_activations_agree);
     tcase_add_test(tc, test_elementwise_agree);

@@ -60,6 +60,38 @@ static cvn_optim *adam_for(cvn_module *net) {
     return opt;
 }
 
+/* What cvn_evaluate should report, computed here: mean cross-entropy (log-sum-exp in double) and
+ * the share of first-maximum predictions equal to the label. */
+static void evaluate_by_hand(cvn_module *net, cvn_tape *t, cvn_loader *l, double *loss,
+                             double *acc) {
+    cvn_module_train(net, false);
+    bool prev = cvn_tape_set_grad_enabled(t, false);
+    double total = 0;
+    int64_t seen = 0, hits = 0;
+    cvn_tensor *x, *y;
+    while (cvn_loader_next(l, t, &x, &y)) {
+        cvn_tensor *logits = cvn_module_forward(net, t, x);
+        int64_t n = logits->shape[0], c = logits->shape[1];
+        const float *z = logits->data;
+        const int32_t *label = y->data;
+        for (int64_t i = 0; i < n; i++) {
+            double m = z[i * c], s = 0;
+            int64_t best = 0;
+            for (int64_t j = 1; j < c; j++)
+                if (z[i * c + j] > z[i * c + best]) best = j;
+            for (int64_t j = 0; j < c; j++) m = fmax(m, z[i * c + j]);
+            for (int64_t j = 0; j < c; j++) s += exp(z[i * c + j] - m);
+            total += m + log(s) - z[i * c + label[i]];
+            hits += best == label[i];
+        }
+        seen += n;
+        cvn_tape_reset(t);
+    }
+    cvn_tape_set_grad_enabled(t, prev);
+    *loss = total / (double)seen;
+    *acc = (double)hits / (double)seen;
+}
+
 typedef struct {
     long mallocs[11];
     long rss_kb[11];
@@ -127,6 +159,11 @@ START_TEST(test_fit_learns_and_stays_flat) {
     float loss, acc;
     CK_OK(cvn_evaluate(net, t, vl, &loss, &acc));
     ck_assert_float_eq_tol(acc, last.test_accuracy, 1e-6f); /* eval mode: deterministic */
+    double hand_loss, hand_acc;
+    evaluate_by_hand(net, t, vl, &hand_loss, &hand_acc);
+    ck_assert_msg(fabs(loss - hand_loss) <= 1e-4 * hand_loss, "loss %.7g vs %.7g", (double)loss,
+                  hand_loss);
+    ck_assert_msg(fabs(acc - hand_acc) < 1e-7, "accuracy %.4f vs %.4f", (double)acc, hand_acc);
     cvn_loader_free(tl), cvn_loader_free(vl);
     cvn_tape_free(t);
     cvn_optim_free(opt);

@@ -808,6 +808,19 @@ static void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, con
     }
 }
 
+static void k_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
+                         const int32_t *labels) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *l = logits + i * c;
+        int64_t best = 0;
+        for (int64_t j = 1; j < c; j++)
+            if (l[j] > l[best]) best = j;
+        count += best == labels[i];
+    }
+    *hits += (float)count;
+}
+
 static void k_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
     double total = 0;
 #pragma omp parallel for if (n > PAR_MIN) reduction(+ : total) schedule(static)
@@ -1829,6 +1842,7 @@ const cvn_backend TABLE_NAME = {
     .softmax_bwd = k_softmax_bwd,
     .xent_fwd = k_xent_fwd,
     .xent_bwd = k_xent_bwd,
+    .count_hits = k_count_hits,
     .bce_fwd = k_bce_fwd,
     .bce_bwd = k_bce_bwd,
     .im2col = k_im2col,

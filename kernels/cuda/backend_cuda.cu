@@ -388,6 +388,28 @@ static void cu_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const fl
     cudaMemsetAsync(loss, 0, sizeof(float), stream);
     k_xent_fwd<<<blocks_for(n), THREADS, 0, stream>>>(n, c, loss, prob, logits, target, smoothing);
 }
+/* one thread per row, the block's hits summed in shared memory, one atomic per block */
+__global__ void k_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
+                             const int32_t *labels) {
+    __shared__ int block_hits;
+    if (threadIdx.x == 0) block_hits = 0;
+    __syncthreads();
+    int mine = 0;
+    GRID_LOOP(i, n) {
+        const float *l = logits + i * c;
+        int64_t best = 0;
+        for (int64_t j = 1; j < c; j++)
+            if (l[j] > l[best]) best = j;
+        mine += best == labels[i];
+    }
+    if (mine) atomicAdd(&block_hits, mine);
+    __syncthreads();
+    if (threadIdx.x == 0 && block_hits) atomicAdd(hits, (float)block_hits);
+}
+static void cu_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
+                          const int32_t *labels) {
+    k_count_hits<<<blocks_for(n), THREADS, 0, stream>>>(n, c, hits, logits, labels);
+}
 __global__ void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
                            const int32_t *target, float smoothing) {
     GRID_LOOP(i, n * c) {
@@ -1222,6 +1244,7 @@ static void fill_table(void) {
     table.softmax_bwd = cu_softmax_bwd;
     table.xent_fwd = cu_xent_fwd;
     table.xent_bwd = cu_xent_bwd;
+    table.count_hits = cu_count_hits;
     table.bce_fwd = cu_bce_fwd;
     table.bce_bwd = cu_bce_bwd;
     table.im2col = cu_im2col;
