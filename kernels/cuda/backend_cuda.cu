@@ -618,9 +618,8 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
     return p;
 }
 
-/* Convolution: cuDNN (the default), our implicit GEMM (CVN_CUDA_CONV=native), or neither (=im2col:
- * the op's im2col + GEMM). Our implicit GEMM takes the activation and 2x2 max pooling epilogues;
- * cuDNN takes neither; a declined epilogue makes the op run the parts one by one. */
+/* ------------------------------------------------------------------ convolution paths */
+
 /* Our convolution's tile size and K slices per shape and product, timed the first time the shape
  * comes (tune_plan in tiled_gemm.cuh: each variant once to warm up, then the best of three runs
  * between two events on the stream, into scratch allocated for the occasion), unless tuning is off
@@ -672,6 +671,9 @@ static void launch_conv(gemm_plan p) {
     launch_plan(p);
 }
 
+/* Convolution: cuDNN (the default), our implicit GEMM (CVN_CUDA_CONV=native), or neither (=im2col:
+ * the op's im2col + GEMM). Our implicit GEMM takes the activation and 2x2 max pooling epilogues;
+ * cuDNN takes neither; a declined epilogue makes the op run the parts one by one. */
 static bool implicit_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
     gemm_plan p;
