@@ -12,6 +12,8 @@
 #   test       build-cuda/tests/test_cuda (every op on every GPU path against the CPU and PyTorch)
 #   memcheck   compute-sanitizer --tool memcheck on test_cuda
 #   racecheck  compute-sanitizer --tool racecheck on test_cuda
+#              (test_cuda's cases one at a time, where a whole run is too slow for one call:
+#              CK_RUN_CASE=ops|layers|training bench/gpu_check.sh memcheck)
 #   bench      build-cuda/bench/bench_cuda, twice (kernels per path, training images/s)
 #   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
 #   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2
@@ -92,9 +94,9 @@ run() {
 for step in "$@"; do
     case $step in
     test) run test 300 'Checks:' $bin/test_cuda ;;
-    memcheck) run memcheck 590 'ERROR SUMMARY|Checks:' \
+    memcheck) run "memcheck${CK_RUN_CASE:+-$CK_RUN_CASE}" 590 'ERROR SUMMARY|Checks:' \
         compute-sanitizer --error-exitcode 1 --tool memcheck $bin/test_cuda ;;
-    racecheck) run racecheck 590 'hazards|RACECHECK SUMMARY|Checks:' \
+    racecheck) run "racecheck${CK_RUN_CASE:+-$CK_RUN_CASE}" 590 'hazards|RACECHECK SUMMARY|Checks:' \
         compute-sanitizer --error-exitcode 1 --tool racecheck $bin/test_cuda ;;
     bench) run bench 400 'images/s|zoo' sh -c "$bin/bench_cuda && $bin/bench_cuda" ;;
     torch)

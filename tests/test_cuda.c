@@ -487,36 +487,40 @@ START_TEST(test_no_gpu_is_an_error) {
 }
 END_TEST
 
+/* Three test cases, so that a slow run (compute-sanitizer) can take one at a time:
+ * CK_RUN_CASE=ops|layers|training. */
 int main(void) {
     Suite *s = suite_create("cuda");
-    TCase *tc = tcase_create("cuda");
-    tcase_set_timeout(tc, 120);
+    TCase *ops = tcase_create("ops");
     cvn_tape *probe = cvn_tape_new(CVN_CUDA);
     if (!probe) {
         printf("test_cuda: GPU tests skipped: %s\n", cvn_last_error());
-        tcase_add_test(tc, test_no_gpu_is_an_error);
-    } else {
-        cvn_tape_free(probe);
-#ifdef CVN_WITH_CUDA
-        printf("test_cuda: cuDNN %s\n", cvn_cuda_has_cudnn() ? "started"
-                                                             : "did not start: "
-                                                               "its path falls back to im2col");
-#endif
-        tcase_add_loop_test(tc, test_ops_cudnn, 0, N_CASES);
-        tcase_add_loop_test(tc, test_ops_im2col_cublas, 0, N_CASES);
-        tcase_add_loop_test(tc, test_ops_im2col_native, 0, N_CASES);
-        tcase_add_loop_test(tc, test_ops_implicit_gemm, 0, N_CASES);
-        tcase_add_loop_test(tc, test_ops_implicit_untuned, 0, N_CASES);
-        tcase_add_test(tc, test_large_conv_matches_cpu);
-        tcase_add_test(tc, test_conv_fused_matches_cpu);
-        tcase_add_test(tc, test_loader_async_upload);
-        tcase_add_test(tc, test_fit_evaluate_match_cpu);
-        tcase_add_loop_test(tc, test_batch_norm_running_stats_gpu, 0, N_PATHS);
-        tcase_add_loop_test(tc, test_optim_trajectory, 0, N_OPTIM_CASES);
-        tcase_add_test(tc, test_dropout_same_mask);
-        tcase_add_test(tc, test_module_steady_state);
-        tcase_add_loop_test(tc, test_zoo_models_match_cpu, 0, 4 * N_PATHS);
+        tcase_add_test(ops, test_no_gpu_is_an_error);
+        suite_add_tcase(s, ops);
+        return run_suite_nofork(s) ? 1 : 0;
     }
-    suite_add_tcase(s, tc);
+    cvn_tape_free(probe);
+    TCase *layers = tcase_create("layers"), *training = tcase_create("training");
+#ifdef CVN_WITH_CUDA
+    printf("test_cuda: cuDNN %s\n",
+           cvn_cuda_has_cudnn() ? "started" : "did not start: its path falls back to im2col");
+#endif
+    tcase_add_loop_test(ops, test_ops_cudnn, 0, N_CASES);
+    tcase_add_loop_test(ops, test_ops_im2col_cublas, 0, N_CASES);
+    tcase_add_loop_test(ops, test_ops_im2col_native, 0, N_CASES);
+    tcase_add_loop_test(ops, test_ops_implicit_gemm, 0, N_CASES);
+    tcase_add_loop_test(ops, test_ops_implicit_untuned, 0, N_CASES);
+    tcase_add_test(layers, test_large_conv_matches_cpu);
+    tcase_add_test(layers, test_conv_fused_matches_cpu);
+    tcase_add_loop_test(layers, test_batch_norm_running_stats_gpu, 0, N_PATHS);
+    tcase_add_test(layers, test_dropout_same_mask);
+    tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);
+    tcase_add_test(training, test_loader_async_upload);
+    tcase_add_test(training, test_fit_evaluate_match_cpu);
+    tcase_add_test(training, test_module_steady_state);
+    tcase_add_loop_test(training, test_zoo_models_match_cpu, 0, 4 * N_PATHS);
+    suite_add_tcase(s, ops);
+    suite_add_tcase(s, layers);
+    suite_add_tcase(s, training);
     return run_suite_nofork(s) ? 1 : 0; /* the CUDA context made above would not survive fork */
 }
