@@ -31,10 +31,10 @@ static void expect_gpu(const char *what, const cvn_tensor *got, const char *ref)
     cvn_tensor_free(h);
 }
 
-static void run_case(const op_case *c) {
+static void run_case(const op_case *c, const char *path) {
     int n = n_inputs(c);
     cvn_tensor *host[3] = {0}, *in[3] = {0};
-    char name[128];
+    char name[128], what[192];
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "%s.%s", c->name, c->inputs[i]);
         host[i] = ref_tensor(name, true);
@@ -49,15 +49,17 @@ static void run_case(const op_case *c) {
     cvn_tape *t = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
     cvn_tensor *out = c->fn(t, in, stats[0] ? stats : NULL);
     snprintf(name, sizeof name, "%s.out", c->name);
-    expect_gpu(name, out, name);
+    snprintf(what, sizeof what, "%s on %s", name, path);
+    expect_gpu(what, out, name);
     snprintf(name, sizeof name, "%s.gout", c->name);
     const ref_array *gout = ref_get(name);
     CK_OK(cvn_backward(t, out, cvn_tape_tensor_f32(t, out->ndim, out->shape, gout->v)));
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "%s.g%s", c->name, c->inputs[i]);
-        ck_assert_msg(in[i]->grad != NULL, "%s: no gradient", name);
+        snprintf(what, sizeof what, "%s on %s", name, path);
+        ck_assert_msg(in[i]->grad != NULL, "%s: no gradient", what);
         ck_assert_int_eq(in[i]->grad->device, CVN_CUDA);
-        expect_gpu(name, in[i]->grad, name);
+        expect_gpu(what, in[i]->grad, name);
     }
     cvn_tape_free(t);
     for (int i = 0; i < n; i++) cvn_tensor_free(host[i]), cvn_tensor_free(in[i]);
@@ -79,33 +81,11 @@ static void use_path(int path) {
 #endif
 }
 
-START_TEST(test_ops_cudnn) {
-    use_path(0);
-    run_case(&cases[_i]);
-}
-END_TEST
-
-START_TEST(test_ops_im2col_cublas) {
-    use_path(1);
-    run_case(&cases[_i]);
-}
-END_TEST
-
-START_TEST(test_ops_im2col_native) {
-    use_path(2);
-    run_case(&cases[_i]);
-}
-END_TEST
-
-START_TEST(test_ops_implicit_gemm) {
-    use_path(3);
-    run_case(&cases[_i]);
-}
-END_TEST
-
-START_TEST(test_ops_implicit_untuned) {
-    use_path(4);
-    run_case(&cases[_i]);
+/* Every op case on every path, path by path. */
+START_TEST(test_ops_on_paths) {
+    int path = _i / N_CASES;
+    use_path(path);
+    run_case(&cases[_i % N_CASES], paths[path]);
 }
 END_TEST
 
@@ -505,11 +485,7 @@ int main(void) {
     printf("test_cuda: cuDNN %s\n",
            cvn_cuda_has_cudnn() ? "started" : "did not start: its path falls back to im2col");
 #endif
-    tcase_add_loop_test(ops, test_ops_cudnn, 0, N_CASES);
-    tcase_add_loop_test(ops, test_ops_im2col_cublas, 0, N_CASES);
-    tcase_add_loop_test(ops, test_ops_im2col_native, 0, N_CASES);
-    tcase_add_loop_test(ops, test_ops_implicit_gemm, 0, N_CASES);
-    tcase_add_loop_test(ops, test_ops_implicit_untuned, 0, N_CASES);
+    tcase_add_loop_test(ops, test_ops_on_paths, 0, N_PATHS * N_CASES);
     tcase_add_test(layers, test_large_conv_matches_cpu);
     tcase_add_test(layers, test_conv_fused_matches_cpu);
     tcase_add_loop_test(layers, test_batch_norm_running_stats_gpu, 0, N_PATHS);
