@@ -56,7 +56,8 @@ CUDA_HDRS := $(wildcard kernels/cuda/*.cuh)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 
 TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(BUILD)/tests/test_cuda_emu
+TEST_CXX_SRC := $(wildcard tests/test_*.cpp)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(TEST_CXX_SRC:tests/%.cpp=$(BUILD)/tests/%)
 TEST_COMMON := $(BUILD)/tests/testutil.o
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -98,8 +99,9 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(TEST_COMMON) -o $@ $(BUILD)/libcvnet.a $(CHECK_LIBS) $(LDLIBS)
 
-# The CUDA kernels' device code run on the CPU (tests/cuda_emu.h): built in every configuration.
-$(BUILD)/tests/test_cuda_emu: tests/test_cuda_emu.cpp tests/cuda_emu.h $(CUDA_HDRS) kernels/backend.h
+# The CUDA backend's device code (tests/cuda_emu.h) and host-side logic run on the CPU: built in
+# every configuration.
+$(BUILD)/tests/%: tests/%.cpp tests/cuda_emu.h tests/check_run.h $(CUDA_HDRS) kernels/backend.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 $(OPT) -g $(WARN) -Wno-unknown-pragmas $(SANFLAGS) -Ilib -Ikernels -Itests $< -o $@ $(CHECK_LIBS) $(SANFLAGS)
 

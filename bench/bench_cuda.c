@@ -1,9 +1,11 @@
 /* GPU benchmark: convolution layers by cuDNN, by im2col + cuBLAS, by im2col + our tiled SGEMM and
  * by our implicit-GEMM convolution (tuned per shape, and not), and training steps of the reference
- * CNN on each path, in images/s. bench/compare_torch_cuda.py measures PyTorch (cuDNN) on the same
- * shapes on the same GPU. Prints a skip line without a GPU.
+ * CNN on each path, in images/s; then the reference CNN trained from a loader over FashionMNIST,
+ * batches crossing on the copy stream (overlapping the step before) and on the compute stream.
+ * bench/compare_torch_cuda.py measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints
+ * a skip line without a GPU.
  *
- *   build-cuda/bench/bench_cuda */
+ *   build-cuda/bench/bench_cuda [FASHION_MNIST_DIR]  (default /usr/share/datasets/fashion-mnist) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +138,58 @@ static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
     cvn_module_free(c.net);
     cvn_tensor_free(c.x), cvn_tensor_free(c.y), cvn_tensor_free(yh);
 }
+
+/* 20 training steps from the loader (a new epoch where one ends), synchronized only at the end. */
+#define LOADER_STEPS 20
+typedef struct {
+    train_ctx c;
+    cvn_loader *l;
+} loader_ctx;
+
+static void run_loader_steps(void *p) {
+    loader_ctx *lc = p;
+    for (int s = 0; s < LOADER_STEPS; s++) {
+        if (!cvn_loader_next(lc->l, lc->c.t, &lc->c.x, &lc->c.y) &&
+            !cvn_loader_next(lc->l, lc->c.t, &lc->c.x, &lc->c.y))
+            return;
+        run_train_step(&lc->c);
+    }
+}
+
+static void bench_loader_training(const char *dir, int batch, cvn_rng *r) {
+    cvn_dataset *ds = cvn_dataset_fashion_mnist(dir, true);
+    if (!ds) {
+        printf("train from loader: skipped: %s\n", cvn_last_error());
+        return;
+    }
+    cvn_loader_config cfg = {
+        .batch_size = batch, .shuffle = true, .drop_last = true, .seed = 1, .prefetch = true};
+    cfg.mean[0] = 0.2860f, cfg.std[0] = 0.3530f;
+    loader_ctx lc = {{cvn_tape_new(CVN_CUDA), cvn_reference_cnn(r), NULL, NULL, NULL},
+                     cvn_loader_new(ds, &cfg)};
+    cvn_module_to(lc.c.net, CVN_CUDA);
+    cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
+    lc.c.opt = cvn_optim_new(&oc);
+    cvn_optim_add_module(lc.c.opt, lc.c.net);
+    use_path(0);
+    double sec[2]; /* [0] compute stream, [1] copy stream */
+    for (int copy = 1; copy >= 0; copy--) {
+        cvn_cuda_set_copy_stream(copy);
+        sec[copy] = median_time(run_loader_steps, &lc) / LOADER_STEPS;
+    }
+    cvn_cuda_set_copy_stream(true);
+    printf("train reference CNN from loader batch %-4d copy stream %7.3f ms/step %7.0f images/s | "
+           "compute stream %7.3f ms/step %7.0f images/s | copy/compute %.2f\n",
+           batch, sec[1] * 1e3, batch / sec[1], sec[0] * 1e3, batch / sec[0], sec[0] / sec[1]);
+    cvn_optim_free(lc.c.opt);
+    cvn_loader_free(lc.l);
+    cvn_tape_free(lc.c.t);
+    cvn_module_free(lc.c.net);
+    cvn_dataset_free(ds);
+}
 #endif
 
-int main(void) {
+int main(int argc, char **argv) {
     cvn_tape *probe = cvn_tape_new(CVN_CUDA);
     if (!probe) {
         printf("bench_cuda: skipped: %s\n", cvn_last_error());
@@ -157,6 +208,10 @@ int main(void) {
     bench_training(-1, 64, 1, 28, &r);
     bench_training(-1, 256, 1, 28, &r);
     bench_training(CVN_ARCH_RESNET, 128, 3, 32, &r);
+    bench_loader_training(argc > 1 ? argv[1] : NULL, 64, &r);
+    bench_loader_training(argc > 1 ? argv[1] : NULL, 256, &r);
+#else
+    (void)argc, (void)argv;
 #endif
     return 0;
 }

@@ -14,7 +14,8 @@
 #   racecheck  compute-sanitizer --tool racecheck on test_cuda
 #              (test_cuda's cases one at a time, where a whole run is too slow for one call:
 #              CK_RUN_CASE=ops|layers|training bench/gpu_check.sh memcheck)
-#   bench      build-cuda/bench/bench_cuda, twice (kernels per path, training images/s)
+#   bench      build-cuda/bench/bench_cuda, twice (kernels per path, training images/s, training
+#              from the loader with and without the copy stream)
 #   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
 #   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2
 #
@@ -98,7 +99,7 @@ for step in "$@"; do
         compute-sanitizer --error-exitcode 1 --tool memcheck $bin/test_cuda ;;
     racecheck) run "racecheck${CK_RUN_CASE:+-$CK_RUN_CASE}" 590 'hazards|RACECHECK SUMMARY|Checks:' \
         compute-sanitizer --error-exitcode 1 --tool racecheck $bin/test_cuda ;;
-    bench) run bench 400 'images/s|zoo' sh -c "$bin/bench_cuda && $bin/bench_cuda" ;;
+    bench) run bench 400 'images/s|zoo' sh -c "$bin/bench_cuda .gpucheck/data && $bin/bench_cuda .gpucheck/data" ;;
     torch)
         if [ -n "$torch_py" ]; then
             run torch 300 'images/s|resnet' "$torch_py" bench/compare_torch_cuda.py

@@ -83,8 +83,9 @@ typedef struct cvn_backend {
     void (*zero)(void *dst, size_t bytes);
     /* Batches from page-locked host memory (optional). host_register page-locks [p, p + bytes)
      * (whole pages; false when it cannot), host_unregister undoes it. upload_async queues a copy
-     * from such memory behind the device's work and may return before it is done; src must not
-     * change until upload_wait, which blocks until every queued upload has been done. On the CPU
+     * from such memory that the device's later work sees (it may overlap work queued earlier) and
+     * may return before it is done; src must not change until upload_wait, which blocks until
+     * every queued upload has read its source. On the CPU
      * registering does nothing and an upload is done when it returns. */
     bool (*host_register)(void *p, size_t bytes);
     void (*host_unregister)(void *p);

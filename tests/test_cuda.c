@@ -230,6 +230,61 @@ START_TEST(test_loader_async_upload) {
 }
 END_TEST
 
+/* The copy stream running ahead of the compute stream: 30 batches with nothing read back between
+ * them, each step first a 2048^3 matmul (so the host queues far ahead of the GPU, and the copies
+ * of later batches run while earlier steps wait), then its batch reduced into a tape that is
+ * never reset: the images' sum, and a cross entropy against logits [0 1 2 3] per row, which is
+ * log(1 + e + e^2 + e^3) minus the mean label. Both match the CPU loader's batches. */
+START_TEST(test_loader_uploads_run_ahead) {
+    cvn_dataset *ds = small_idx_set();
+    cvn_loader_config cfg = {
+        .batch_size = 4, .shuffle = true, .drop_last = true, .seed = 7, .prefetch = true};
+    cfg.mean[0] = 0.5f, cfg.std[0] = 0.25f;
+    float rows[16];
+    for (int i = 0; i < 16; i++) rows[i] = (float)(i % 4);
+    int64_t ls[2] = {4, 4}, ms[2] = {2048, 2048};
+    cvn_tensor *logits = CK_NOTNULL(cvn_tensor_from_f32(2, ls, rows, 16));
+    cvn_tensor *a = CK_NOTNULL(cvn_tensor_new_on(CVN_F32, 2, ms, CVN_CUDA));
+    CK_OK(cvn_tensor_fill(a, 0.5f));
+    enum { BATCHES = 30 };
+    cvn_tensor *sums[2][BATCHES], *losses[2][BATCHES];
+    cvn_tape *keep[2];
+    for (int dev = 0; dev < 2; dev++) {
+        cvn_device device = dev ? CVN_CUDA : CVN_CPU;
+        cvn_loader *l = CK_NOTNULL(cvn_loader_new(ds, &cfg));
+        cvn_tape *t = CK_NOTNULL(cvn_tape_new(device));
+        keep[dev] = CK_NOTNULL(cvn_tape_new(device));
+        cvn_tensor *lg = CK_NOTNULL(cvn_tensor_to(logits, device));
+        for (int k = 0; k < BATCHES; k++) {
+            cvn_tensor *x, *y;
+            if (!cvn_loader_next(l, t, &x, &y)) ck_assert(cvn_loader_next(l, t, &x, &y));
+            if (dev) CK_NOTNULL(cvn_matmul(t, a, a));
+            sums[dev][k] = CK_NOTNULL(cvn_sum(keep[dev], x, 0, NULL, false));
+            losses[dev][k] = CK_NOTNULL(cvn_cross_entropy(keep[dev], lg, y, 0.0f));
+            cvn_tape_reset(t);
+        }
+        cvn_tensor_free(lg);
+        cvn_tape_free(t);
+        cvn_loader_free(l);
+    }
+    for (int k = 0; k < BATCHES; k++) {
+        cvn_tensor *s = CK_NOTNULL(cvn_tensor_to(sums[1][k], CVN_CPU)),
+                   *c = CK_NOTNULL(cvn_tensor_to(losses[1][k], CVN_CPU));
+        float want_s = ((float *)sums[0][k]->data)[0], want_c = ((float *)losses[0][k]->data)[0];
+        ck_assert_msg(fabsf(((float *)s->data)[0] - want_s) <= 1e-4f * (1.0f + fabsf(want_s)),
+                      "batch %d: images sum to %g on the GPU, %g on the CPU", k,
+                      (double)((float *)s->data)[0], (double)want_s);
+        ck_assert_msg(fabsf(((float *)c->data)[0] - want_c) <= 1e-5f,
+                      "batch %d: label loss %g on the GPU, %g on the CPU", k,
+                      (double)((float *)c->data)[0], (double)want_c);
+        cvn_tensor_free(s), cvn_tensor_free(c);
+    }
+    cvn_tape_free(keep[0]), cvn_tape_free(keep[1]);
+    cvn_tensor_free(a), cvn_tensor_free(logits);
+    cvn_dataset_free(ds);
+}
+END_TEST
+
 /* cvn_fit and cvn_evaluate on the GPU (losses and correct predictions summed on the device, read
  * back now and then) against the same run on the CPU: per-epoch train loss, test loss and
  * accuracy. */
@@ -492,6 +547,7 @@ int main(void) {
     tcase_add_test(layers, test_dropout_same_mask);
     tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);
     tcase_add_test(training, test_loader_async_upload);
+    tcase_add_test(training, test_loader_uploads_run_ahead);
     tcase_add_test(training, test_fit_evaluate_match_cpu);
     tcase_add_test(training, test_module_steady_state);
     tcase_add_loop_test(training, test_zoo_models_match_cpu, 0, 4 * N_PATHS);

@@ -8,9 +8,9 @@
  * against the CPU backend and cuDNN; this suite checks them where no GPU is. */
 #include "cuda_emu.h"
 
+#include "check_run.h"
 #include "cuda/tiled_gemm.cuh"
 
-#include <check.h>
 #include <stdio.h>
 
 static bool emulate(const gemm_plan &p) {
@@ -388,9 +388,5 @@ int main(void) {
     tcase_add_test(tc, test_conv_pool_nan);
     tcase_add_test(tc, test_conv_plan);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return check_run(s, true) ? 1 : 0;
 }

@@ -1,4 +1,5 @@
 #include "testutil.h"
+#include "check_run.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -152,18 +153,9 @@ long allocations_counted(void) {
     return n_allocations;
 }
 
-static int run(Suite *s, bool fork) {
-    SRunner *sr = srunner_create(s);
-    if (!fork) srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed;
-}
-
 int run_suite(Suite *s) {
-    return run(s, true);
+    return check_run(s, true);
 }
 int run_suite_nofork(Suite *s) {
-    return run(s, false);
+    return check_run(s, false);
 }

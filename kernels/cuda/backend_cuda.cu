@@ -1,7 +1,7 @@
 /* The CUDA backend: a hand-written kernel for every entry of the backend table, cuBLAS for GEMM
  * (CVN_CUDA_GEMM=native picks our tiled shared-memory SGEMM instead), cuDNN for convolution,
  * pooling and training batch norm (CVN_CUDA_CONV / CVN_CUDA_POOL / CVN_CUDA_BN=native pick our
- * kernels), one stream per process.
+ * kernels); one compute stream per process, and one more for copies of batches.
  * Memory comes from cudaMalloc only when an arena grows; tapes reuse it step after step.
  * Kernels follow the CPU kernels' definitions (kernels/backend.h) so the two can be compared
  * element by element; dropout uses the same counter-based hash as cvn_counter_uniform (cpu/cpu.h)
@@ -19,6 +19,7 @@ extern "C" {
 #include "cuda/cuda.h"
 }
 #include "cuda/tiled_gemm.cuh"
+#include "cuda/upload_ring.cuh"
 
 static cudaStream_t stream;
 static cublasHandle_t blas;
@@ -72,24 +73,46 @@ static void cu_zero(void *dst, size_t bytes) {
     if (bytes) cudaMemsetAsync(dst, 0, bytes, stream);
 }
 
-/* Page-locked batches: the copy engine reads them directly (no staging through a driver buffer)
- * while the host goes on queueing kernels; an event marks the last queued upload. */
-static cudaEvent_t uploaded;
+/* Page-locked batches: the copy engine reads them directly (no staging through a driver buffer),
+ * on a stream of its own, while the compute stream runs the previous step (upload_ring.cuh says
+ * how the two streams hand a batch over). */
+struct cuda_streams {
+    typedef cudaEvent_t event;
+    cudaStream_t streams[2]; /* RING_COPY, RING_COMPUTE */
+    bool event_new(event &e) {
+        return cudaEventCreateWithFlags(&e, cudaEventDisableTiming) == cudaSuccess;
+    }
+    void *alloc(size_t bytes) {
+        void *p = NULL;
+        if (cudaMalloc(&p, bytes) == cudaSuccess) return p;
+        cudaGetLastError(); /* not sticky: clear it, the ring copies on the compute stream */
+        return NULL;
+    }
+    void free(void *p) { cudaFree(p); }
+    void copy(int s, void *dst, const void *src, size_t bytes) {
+        cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, streams[s]);
+    }
+    void record(event &e, int s) { cudaEventRecord(e, streams[s]); }
+    void wait(int s, event &e) { cudaStreamWaitEvent(streams[s], e, 0); }
+    void sync(event &e) { cudaEventSynchronize(e); }
+};
+static cuda_streams copy_streams;
+static upload_ring<cuda_streams> uploads;
+static bool stage_uploads = true; /* false: batches copied on the compute stream (no overlap) */
+
 static bool cu_host_register(void *p, size_t bytes) {
     if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) == cudaSuccess) return true;
     cudaGetLastError(); /* not sticky: clear it, the caller copies synchronously instead */
     return false;
 }
 static void cu_host_unregister(void *p) {
-    cudaStreamSynchronize(stream);
+    uploads.wait();
     cudaHostUnregister(p);
 }
 static void cu_upload_async(void *dst, const void *src, size_t bytes) {
-    if (!bytes) return;
-    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream);
-    cudaEventRecord(uploaded, stream);
+    uploads.upload(dst, src, bytes, stage_uploads);
 }
-static void cu_upload_wait(void) { cudaEventSynchronize(uploaded); }
+static void cu_upload_wait(void) { uploads.wait(); }
 
 /* ------------------------------------------------------------------ GEMM */
 
@@ -1214,6 +1237,7 @@ extern "C" void cvn_cuda_set_native_dnn(bool native) {
     use_native_pool = use_native_bn = native;
 }
 extern "C" bool cvn_cuda_has_cudnn(void) { return dnn != NULL; }
+extern "C" void cvn_cuda_set_copy_stream(bool on) { stage_uploads = on; }
 extern "C" void cvn_cuda_synchronize(void) { cudaStreamSynchronize(stream); }
 
 /* ------------------------------------------------------------------ the table */
@@ -1293,10 +1317,17 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
         cvn_set_error(CVN_ERR_DEVICE, "%s", why);
         return NULL;
     }
-    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess ||
-        cudaEventCreateWithFlags(&uploaded, cudaEventDisableTiming) != cudaSuccess ||
-        cudaEventCreate(&tick) != cudaSuccess || cudaEventCreate(&tock) != cudaSuccess ||
-        cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
+    cudaStream_t copy;
+    bool ok = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess &&
+              cudaStreamCreateWithFlags(&copy, cudaStreamNonBlocking) == cudaSuccess &&
+              cudaEventCreate(&tick) == cudaSuccess && cudaEventCreate(&tock) == cudaSuccess &&
+              cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS;
+    if (ok) {
+        copy_streams.streams[RING_COPY] = copy;
+        copy_streams.streams[RING_COMPUTE] = stream;
+        ok = uploads.init(&copy_streams);
+    }
+    if (!ok) {
         snprintf(why, sizeof why, "CUDA or cuBLAS failed to initialize");
         state = -1;
         cvn_set_error(CVN_ERR_DEVICE, "%s", why);

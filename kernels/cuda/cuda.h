@@ -27,6 +27,9 @@ void cvn_cuda_set_conv_tuning(bool on);
  * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);
 bool cvn_cuda_has_cudnn(void);
+/* Whether batches from page-locked memory cross on the copy stream, overlapping the compute
+ * stream's kernels (true, the default), or are copied on the compute stream in its order. */
+void cvn_cuda_set_copy_stream(bool on);
 /* Waits for every queued kernel (timing). */
 void cvn_cuda_synchronize(void);
 #ifdef __cplusplus
