@@ -80,15 +80,23 @@ START_TEST(test_matrix_transposes) {
 END_TEST
 
 START_TEST(test_matrix_split_k) {
-    /* few output tiles, long K, C kept (beta 1): the plan splits K and slices add atomically */
-    gemm_plan p = plan_matrix(false, true, 20, 30, 1000, 1.0f, NULL, 1000, NULL, 1000, 1.0f, NULL,
-                              30);
+    /* few output tiles, long K: the plan splits K and slices add into C, which is scaled by beta
+     * first where beta != 1 */
+    for (float beta : {1.0f, 0.0f, 0.5f}) {
+        gemm_plan p = plan_matrix(false, true, 20, 30, 1000, 1.0f, NULL, 1000, NULL, 1000, beta,
+                                  NULL, 30);
+        ck_assert_int_gt(p.args.splits, 1);
+        check_matrix(false, true, 20, 30, 1000, 1.0f, beta, 0);
+        check_matrix(true, false, 20, 30, 1000, -0.5f, beta, 0);
+    }
+    /* beta 0 forgets C, NaN included, as an unsplit product does: A = B = ones gives k */
+    int m = 3, n = 5, k = 1024;
+    std::vector<float> a((size_t)m * k, 1.0f), b((size_t)n * k, 1.0f), c((size_t)m * n, NAN);
+    gemm_plan p = plan_matrix(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(),
+                              n);
     ck_assert_int_gt(p.args.splits, 1);
-    check_matrix(false, true, 20, 30, 1000, 1.0f, 1.0f, 0);
-    check_matrix(true, false, 20, 30, 1000, -0.5f, 1.0f, 0);
-    /* with beta != 1 the plan must not split */
-    p = plan_matrix(false, true, 20, 30, 1000, 1.0f, NULL, 1000, NULL, 1000, 0.0f, NULL, 30);
-    ck_assert_int_eq(p.args.splits, 1);
+    ck_assert(emulate(p));
+    expect_close("split gemm over NaN with beta 0", c, std::vector<double>(c.size(), (double)k));
 }
 END_TEST
 

@@ -51,7 +51,8 @@ typedef struct {
     int groups;      /* convolution groups (1 for a matrix) */
     int splits;      /* K slices: blockIdx.z = group * splits + slice */
     int k_slice;     /* length of a slice, a multiple of GEMM_BK */
-    /* matrix: C = alpha op(A) op(B) + beta C, row-major (beta is 1 when split) */
+    /* matrix: C = alpha op(A) op(B) + beta C, row-major (when split, C is scaled by beta first
+     * and the slices add into it) */
     bool ta, tb;
     const float *a, *b;
     float *c;
@@ -425,6 +426,17 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_tiled_gemm(const gemm_args 
     }
 }
 
+/* C = beta C ahead of a split product, whose slices then add alpha op(A) op(B) into it; beta 0
+ * writes zeros, as the unsplit epilogue does, so that NaN in C's old contents does not survive. */
+__global__ void __launch_bounds__(GEMM_THREADS) k_scale_c(const gemm_args g) {
+    int c = (int)(blockIdx.x * GEMM_THREADS + threadIdx.x);
+    if (c >= g.n) return;
+    for (int r = (int)blockIdx.y; r < g.m; r += (int)gridDim.y) {
+        float *p = g.c + (int64_t)r * g.ldc + c;
+        *p = g.beta == 0.0f ? 0.0f : g.beta * *p;
+    }
+}
+
 /* ---------------------------------------------------------------- host-side plans */
 
 typedef struct {
@@ -476,7 +488,7 @@ static inline gemm_plan plan_matrix(bool ta, bool tb, int m, int n, int k, float
     g->m = m, g->n = n, g->k = k, g->groups = 1;
     g->ta = ta, g->tb = tb, g->a = a, g->b = b, g->c = c;
     g->lda = lda, g->ldb = ldb, g->ldc = ldc, g->alpha = alpha, g->beta = beta;
-    plan_shape(&p, beta == 1.0f); /* slices add into C, so only when C keeps its contents */
+    plan_shape(&p, true); /* slices add into C (scaled by beta first where beta != 1) */
     return p;
 }
 
@@ -579,6 +591,10 @@ template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) 
     if (g.m <= 0 || g.n <= 0) return;
     switch (g.mode) {
     case GEMM_MATRIX:
+        if (g.splits > 1 && g.beta != 1.0f) {
+            dim3 rows((g.n + GEMM_THREADS - 1) / GEMM_THREADS, g.m < 65535 ? g.m : 65535);
+            launch(k_scale_c, rows, g);
+        }
         if (g.ta && g.tb) run_tiles<GEMM_MATRIX, true, true>(p, launch);
         else if (g.ta) run_tiles<GEMM_MATRIX, true, false>(p, launch);
         else if (g.tb) run_tiles<GEMM_MATRIX, false, true>(p, launch);
