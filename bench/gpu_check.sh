@@ -1,26 +1,32 @@
 #!/bin/bash
-# The GPU checklist of docs/benchmarks/gpu.md in as few device calls as possible.
+# The GPU checklist of docs/benchmarks/gpu.md in one device call.
 #
 #   bench/gpu_check.sh prepare    here, on the project machine: builds with CUDA=1 and gathers in
 #                                 .gpucheck/ (ignored; about 50 MB) the three binaries, the shared
 #                                 libraries a bare GPU machine lacks and FashionMNIST
-#   bench/gpu_check.sh STEP...    on the GPU machine, in the repository root, with .gpucheck carried
-#                                 (the device tool: carry [".gpucheck"])
+#   bench/gpu_check.sh budget [S] on the GPU machine, in the repository root, with .gpucheck carried
+#                                 (the device tool: carry [".gpucheck"], timeout_s S + 60): every
+#                                 step below in the order that matters most, within S seconds
+#                                 (default 480), each step cut to the time left and skipped when
+#                                 under 20 s are left, so that the machine's start, this call and
+#                                 a rerun fit a task's 15 minutes of device time
+#   bench/gpu_check.sh STEP...    the steps named, each under its own limit
 #
-# Steps (each under its own time limit; together they take longer than one device call, so
-# split them over calls, e.g. `test memcheck`, then `racecheck`, then `bench torch accuracy`):
+# Steps:
 #   test       build-cuda/tests/test_cuda (every op on every GPU path against the CPU and PyTorch)
+#   bench      build-cuda/bench/bench_cuda (kernels per path, training images/s, training from the
+#              loader with and without the copy stream); bench2 runs it twice
+#   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
+#   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2 (the CPU's
+#              figures for the same commands are in docs/benchmarks/gpu.md)
 #   memcheck   compute-sanitizer --tool memcheck on test_cuda
 #   racecheck  compute-sanitizer --tool racecheck on test_cuda
-#              (test_cuda's cases one at a time, where a whole run is too slow for one call:
-#              CK_RUN_CASE=ops|layers|training bench/gpu_check.sh memcheck)
-#   bench      build-cuda/bench/bench_cuda, twice (kernels per path, training images/s, training
-#              from the loader with and without the copy stream)
-#   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
-#   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2
+#              (one of test_cuda's cases: CK_RUN_CASE=ops|layers|training; budget runs the 'ops'
+#              case, where the tiled GEMM, the convolutions and the reductions are)
 #
 # Each step's output goes to $OUT (or runs/gpu-check) as DATE-GPU-STEP.txt, and one line per step
-# (exit status, seconds, the line that says how it went) to DATE-GPU-summary.txt.
+# (exit status, seconds, the line that says how it went) to DATE-GPU-summary.txt: seven files in
+# budget mode, under the device tool's eight.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -50,6 +56,12 @@ if [ ! -x $bin/test_cuda ]; then
     exit 2
 fi
 export LD_LIBRARY_PATH="$root/.gpucheck/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# CUDA's libraries where /usr/local/cuda lacks one (cuDNN, say): the copies PyTorch's wheels bring
+if ldd $bin/test_cuda 2>/dev/null | grep -q 'lib\(cudnn\|cublas\|cudart\).*not found'; then
+    for d in /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib; do
+        [ -d "$d" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+    done
+fi
 export CVN_TEST_DATA=${CVN_TEST_DATA:-tests/ref}
 export PATH="$PATH:/usr/local/cuda/bin"
 if [ "${1:-}" = _accuracy ]; then # a step's body, run by the script itself under timeout
@@ -76,10 +88,20 @@ done
     [ -n "$missing" ] && echo "# libraries not found: $missing"
 } >> "$summary"
 
-# run NAME LIMIT_S PATTERN COMMAND...: the command's output to a file, a summary line from PATTERN
+# run NAME LIMIT_S PATTERN COMMAND...: the command's output to a file, a summary line from PATTERN;
+# in budget mode the limit is cut to the time left, and the step skipped when under 20 s are left
+deadline=
 run() {
     local name=$1 limit=$2 pattern=$3
     shift 3
+    if [ -n "$deadline" ]; then
+        local left=$((deadline - $(date +%s)))
+        if [ "$left" -lt 20 ]; then
+            printf '%-10s skipped: %ss of the budget left\n' "$name" "$left" | tee -a "$summary"
+            return
+        fi
+        [ "$left" -lt "$limit" ] && limit=$left
+    fi
     local file="$out/$stamp-$name.txt" t0 rc
     t0=$(date +%s)
     timeout "$limit" "$@" > "$file" 2>&1
@@ -87,19 +109,32 @@ run() {
     local line
     line=$(grep -E "$pattern" "$file" | tail -1)
     [ -n "$line" ] || line=$(tail -1 "$file") # none: how it ended
+    [ "$rc" = 124 ] && line="timed out after ${limit}s: $line"
     printf '%-10s rc=%-3s %4ss  %s\n' "$name" "$rc" "$(($(date +%s) - t0))" "$line" |
         tee -a "$summary"
 }
 
-[ $# -gt 0 ] || set -- test memcheck racecheck bench torch accuracy
+# sanitize TOOL LIMIT_S PATTERN: test_cuda under compute-sanitizer, all of it or case $case
+case=${CK_RUN_CASE:-}
+sanitize() {
+    run "$1${case:+-$case}" "$2" "$3" env ${case:+CK_RUN_CASE=$case} \
+        compute-sanitizer --error-exitcode 1 --tool "$1" $bin/test_cuda
+}
+
+[ $# -gt 0 ] || set -- budget
+if [ "$1" = budget ]; then
+    deadline=$(($(date +%s) + ${2:-480}))
+    set -- test bench torch accuracy memcheck racecheck
+    case=${CK_RUN_CASE:-ops}
+fi
+unset CK_RUN_CASE # test_cuda's own step runs every case
 for step in "$@"; do
     case $step in
     test) run test 300 'Checks:' $bin/test_cuda ;;
-    memcheck) run "memcheck${CK_RUN_CASE:+-$CK_RUN_CASE}" 590 'ERROR SUMMARY|Checks:' \
-        compute-sanitizer --error-exitcode 1 --tool memcheck $bin/test_cuda ;;
-    racecheck) run "racecheck${CK_RUN_CASE:+-$CK_RUN_CASE}" 590 'hazards|RACECHECK SUMMARY|Checks:' \
-        compute-sanitizer --error-exitcode 1 --tool racecheck $bin/test_cuda ;;
-    bench) run bench 400 'images/s|zoo' sh -c "$bin/bench_cuda .gpucheck/data && $bin/bench_cuda .gpucheck/data" ;;
+    memcheck) sanitize memcheck 590 'ERROR SUMMARY|Checks:' ;;
+    racecheck) sanitize racecheck 590 'hazards|RACECHECK SUMMARY|Checks:' ;;
+    bench) run bench 200 'images/s|zoo' $bin/bench_cuda .gpucheck/data ;;
+    bench2) run bench 400 'images/s|zoo' sh -c "$bin/bench_cuda .gpucheck/data && $bin/bench_cuda .gpucheck/data" ;;
     torch)
         if [ -n "$torch_py" ]; then
             run torch 300 'images/s|resnet' "$torch_py" bench/compare_torch_cuda.py
