@@ -91,8 +91,10 @@ typedef enum { CVN_F32 = 0, CVN_U8 = 1, CVN_I32 = 2 } cvn_dtype;
 /* CVN_CUDA needs a build with `make CUDA=1` and a GPU; otherwise asking for it gives
  * CVN_ERR_DEVICE. The CUDA backend reads CVN_CUDA_GEMM, CVN_CUDA_CONV, CVN_CUDA_POOL and
  * CVN_CUDA_BN (=native picks our kernels over cuBLAS / cuDNN; CVN_CUDA_CONV=im2col picks im2col +
- * GEMM over our implicit-GEMM convolution), and CVN_CUDA_TUNE (=0: our implicit GEMM takes its
- * rule of thumb for tile sizes instead of timing them once per convolution shape). */
+ * GEMM over our implicit-GEMM convolution), CVN_CUDA_TUNE (=0: our implicit GEMM takes its rule
+ * of thumb for tile sizes instead of timing them once per convolution shape) and
+ * CVN_CUDA_COPY_STREAM (=0: the loader's batches are copied on the compute stream, in order with
+ * the kernels, instead of on a copy stream that overlaps the step before). */
 typedef enum { CVN_CPU = 0, CVN_CUDA = 1 } cvn_device;
 
 typedef struct cvn_tensor cvn_tensor;

@@ -1346,6 +1346,8 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     use_native_bn = bn && !strcmp(bn, "native");
     const char *tune = getenv("CVN_CUDA_TUNE");
     tune_convs = !tune || strcmp(tune, "0");
+    const char *cs = getenv("CVN_CUDA_COPY_STREAM");
+    stage_uploads = !cs || strcmp(cs, "0");
     if (cudnnCreate(&dnn) == CUDNN_STATUS_SUCCESS) cudnnSetStream(dnn, stream);
     else dnn = NULL; /* convolution then runs on our implicit GEMM */
     fill_table();

@@ -28,7 +28,8 @@ void cvn_cuda_set_conv_tuning(bool on);
 void cvn_cuda_set_native_dnn(bool native);
 bool cvn_cuda_has_cudnn(void);
 /* Whether batches from page-locked memory cross on the copy stream, overlapping the compute
- * stream's kernels (true, the default), or are copied on the compute stream in its order. */
+ * stream's kernels (true, the default; CVN_CUDA_COPY_STREAM=0 turns it off), or are copied on the
+ * compute stream in its order. */
 void cvn_cuda_set_copy_stream(bool on);
 /* Waits for every queued kernel (timing). */
 void cvn_cuda_synchronize(void);
