@@ -136,8 +136,9 @@ typedef struct cvn_backend {
     /* dlogits += g[0] / n * (prob - smoothed one-hot); g is the loss's gradient (device memory) */
     void (*xent_bwd)(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
                      const int32_t *target, float smoothing);
-    /* *hits += the rows of logits [n, c] whose first maximum lies at their label (NaN never
-     * wins); hits is one float in device memory, so a loop can count without reading back. */
+    /* *hits += the rows of logits [n, c] whose argmax is their label, by PyTorch's rule: the
+     * first NaN where a row has one, else the first maximum; hits is one float in device memory,
+     * so a loop can count without reading back. */
     void (*count_hits)(int64_t n, int64_t c, float *hits, const float *logits,
                        const int32_t *labels);
     /* Binary cross-entropy on logits, mean over n: max(x, 0) - x y + log(1 + exp(-|x|)). */

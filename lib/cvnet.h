@@ -802,7 +802,8 @@ cvn_predictions *cvn_predictions_new(int64_t n, int classes, const float *probs,
 void cvn_predictions_free(cvn_predictions *p);
 int64_t cvn_predictions_len(const cvn_predictions *p);
 
-/* out[true * classes + predicted] counts (predicted = the highest probability, first on ties). */
+/* out[true * classes + predicted] counts (predicted = the highest probability, first on ties;
+ * a row's first NaN where it has one, as torch.argmax). */
 cvn_status cvn_confusion_matrix(const cvn_predictions *p, int64_t *out);
 
 typedef struct {

@@ -133,6 +133,20 @@ START_TEST(test_line_chart_thinning) {
 }
 END_TEST
 
+/* The predicted class is torch.argmax's: the first maximum on ties, a row's first NaN where it
+ * has one (so a model gone to NaN shows in the confusion matrix, as cvn_evaluate counts it). */
+START_TEST(test_confusion_argmax_rule) {
+    const float probs[4 * 3] = {0.4f, 0.4f, 0.2f, NAN, 0.9f, 0.1f, 0.1f, NAN, NAN, 0.2f, 0.3f, NAN};
+    const int32_t labels[4] = {1, 1, 2, 2};
+    cvn_predictions *p = CK_NOTNULL(cvn_predictions_new(4, 3, probs, labels));
+    int64_t cm[9];
+    CK_OK(cvn_confusion_matrix(p, cm));
+    const int64_t want_cm[9] = {0, 0, 0, 2, 0, 0, 0, 1, 1}; /* predicted 0, 0, 1, 2 */
+    for (int i = 0; i < 9; i++) ck_assert_int_eq(cm[i], want_cm[i]);
+    cvn_predictions_free(p);
+}
+END_TEST
+
 /* Six samples of three classes, worked out by hand (see the comments). */
 static const float hand_probs[6 * 3] = {0.7f, 0.2f, 0.1f, 0.1f, 0.6f, 0.3f, 0.2f, 0.5f, 0.3f,
                                         0.3f, 0.3f, 0.4f, 0.5f, 0.1f, 0.4f, 0.1f, 0.8f, 0.1f};
@@ -222,6 +236,7 @@ int main(void) {
     tcase_add_test(tc, test_line_chart);
     tcase_add_test(tc, test_line_chart_thinning);
     tcase_add_test(tc, test_metrics_by_hand);
+    tcase_add_test(tc, test_confusion_argmax_rule);
     tcase_add_test(tc, test_html_report);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;

@@ -565,9 +565,10 @@ START_TEST(test_gelu_accuracy) {
 END_TEST
 
 START_TEST(test_count_hits) {
-    /* the first maximum wins a tie, NaN never wins; hits add to what was there */
-    const float logits[4][3] = {{1, 3, 3}, {NAN, 0, 1}, {0, NAN, 1}, {-2, -1, -3}};
-    const int32_t right[4] = {1, 0, 2, 1}, wrong[4] = {2, 2, 1, 0};
+    /* torch.argmax: the first maximum wins a tie, the first NaN wins over numbers and later
+     * NaNs; hits add to what was there */
+    const float logits[4][3] = {{1, 3, 3}, {NAN, 0, 1}, {0, NAN, NAN}, {-2, -1, -3}};
+    const int32_t right[4] = {1, 0, 1, 1}, wrong[4] = {2, 2, 2, 0};
     for (int v = 0; v < 3; v++) {
         const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
         if (!be) continue;

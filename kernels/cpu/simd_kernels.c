@@ -813,9 +813,9 @@ static void k_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
     int64_t count = 0;
     for (int64_t i = 0; i < n; i++) {
         const float *l = logits + i * c;
-        int64_t best = 0;
-        for (int64_t j = 1; j < c; j++)
-            if (l[j] > l[best]) best = j;
+        int64_t best = 0; /* torch.argmax: the first NaN, else the first maximum */
+        for (int64_t j = 1; j < c && l[best] == l[best]; j++)
+            if (l[j] > l[best] || l[j] != l[j]) best = j;
         count += best == labels[i];
     }
     *hits += (float)count;

@@ -420,9 +420,9 @@ __global__ void k_count_hits(int64_t n, int64_t c, float *hits, const float *log
     int mine = 0;
     GRID_LOOP(i, n) {
         const float *l = logits + i * c;
-        int64_t best = 0;
-        for (int64_t j = 1; j < c; j++)
-            if (l[j] > l[best]) best = j;
+        int64_t best = 0; /* torch.argmax: the first NaN, else the first maximum */
+        for (int64_t j = 1; j < c && l[best] == l[best]; j++)
+            if (l[j] > l[best] || l[j] != l[j]) best = j;
         mine += best == labels[i];
     }
     if (mine) atomicAdd(&block_hits, mine);

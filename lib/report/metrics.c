@@ -110,10 +110,12 @@ cvn_predictions *cvn_predict(cvn_module *model, cvn_tape *t, cvn_loader *loader)
     return out;
 }
 
+/* torch.argmax's rule, as the backends' count_hits (cvn_evaluate's accuracy): the first NaN,
+ * else the first maximum */
 static int argmax(const float *v, int n) {
     int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
+    for (int i = 1; i < n && v[best] == v[best]; i++)
+        if (v[i] > v[best] || v[i] != v[i]) best = i;
     return best;
 }
 
