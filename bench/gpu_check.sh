@@ -114,18 +114,18 @@ run() {
         tee -a "$summary"
 }
 
-# sanitize TOOL LIMIT_S PATTERN: test_cuda under compute-sanitizer, all of it or case $case
-case=${CK_RUN_CASE:-}
+# sanitize TOOL LIMIT_S PATTERN: test_cuda under compute-sanitizer, all of it or one case
+sanitize_case=${CK_RUN_CASE:-}
 sanitize() {
-    run "$1${case:+-$case}" "$2" "$3" env ${case:+CK_RUN_CASE=$case} \
-        compute-sanitizer --error-exitcode 1 --tool "$1" $bin/test_cuda
+    run "$1${sanitize_case:+-$sanitize_case}" "$2" "$3" \
+        env ${sanitize_case:+CK_RUN_CASE=$sanitize_case} compute-sanitizer --error-exitcode 1 --tool "$1" $bin/test_cuda
 }
 
 [ $# -gt 0 ] || set -- budget
 if [ "$1" = budget ]; then
     deadline=$(($(date +%s) + ${2:-480}))
     set -- test bench torch accuracy memcheck racecheck
-    case=${CK_RUN_CASE:-ops}
+    sanitize_case=${CK_RUN_CASE:-ops}
 fi
 unset CK_RUN_CASE # test_cuda's own step runs every case
 for step in "$@"; do
@@ -134,7 +134,8 @@ for step in "$@"; do
     memcheck) sanitize memcheck 590 'ERROR SUMMARY|Checks:' ;;
     racecheck) sanitize racecheck 590 'hazards|RACECHECK SUMMARY|Checks:' ;;
     bench) run bench 200 'images/s|zoo' $bin/bench_cuda .gpucheck/data ;;
-    bench2) run bench 400 'images/s|zoo' sh -c "$bin/bench_cuda .gpucheck/data && $bin/bench_cuda .gpucheck/data" ;;
+    bench2) run bench 400 'images/s|zoo' \
+        sh -c "$bin/bench_cuda .gpucheck/data && $bin/bench_cuda .gpucheck/data" ;;
     torch)
         if [ -n "$torch_py" ]; then
             run torch 300 'images/s|resnet' "$torch_py" bench/compare_torch_cuda.py
