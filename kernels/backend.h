@@ -11,6 +11,22 @@
 
 typedef enum { CVN_BIN_ADD, CVN_BIN_SUB, CVN_BIN_MUL, CVN_BIN_DIV } cvn_binop;
 
+#ifdef __CUDACC__
+#define CVN_HOST_DEVICE __host__ __device__
+#else
+#define CVN_HOST_DEVICE
+#endif
+
+/* The predicted class of a row of n scores by torch.argmax's rule: the first NaN where the row
+ * has one, else the first maximum. count_hits on every backend and the report's confusion
+ * matrix use it, so accuracy means one thing everywhere. */
+static inline CVN_HOST_DEVICE int64_t cvn_argmax(const float *v, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n && v[best] == v[best]; i++)
+        if (v[i] > v[best] || v[i] != v[i]) best = i;
+    return best;
+}
+
 /* Same order as cvn_activation in cvnet.h. */
 typedef enum {
     CVN_K_RELU,
@@ -136,9 +152,8 @@ typedef struct cvn_backend {
     /* dlogits += g[0] / n * (prob - smoothed one-hot); g is the loss's gradient (device memory) */
     void (*xent_bwd)(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
                      const int32_t *target, float smoothing);
-    /* *hits += the rows of logits [n, c] whose argmax is their label, by PyTorch's rule: the
-     * first NaN where a row has one, else the first maximum; hits is one float in device memory,
-     * so a loop can count without reading back. */
+    /* *hits += the rows of logits [n, c] whose cvn_argmax is their label; hits is one float in
+     * device memory, so a loop can count without reading back. */
     void (*count_hits)(int64_t n, int64_t c, float *hits, const float *logits,
                        const int32_t *labels);
     /* Binary cross-entropy on logits, mean over n: max(x, 0) - x y + log(1 + exp(-|x|)). */

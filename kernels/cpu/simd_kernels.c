@@ -811,13 +811,7 @@ static void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, con
 static void k_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
                          const int32_t *labels) {
     int64_t count = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const float *l = logits + i * c;
-        int64_t best = 0; /* torch.argmax: the first NaN, else the first maximum */
-        for (int64_t j = 1; j < c && l[best] == l[best]; j++)
-            if (l[j] > l[best] || l[j] != l[j]) best = j;
-        count += best == labels[i];
-    }
+    for (int64_t i = 0; i < n; i++) count += cvn_argmax(logits + i * c, c) == labels[i];
     *hits += (float)count;
 }
 

@@ -418,13 +418,7 @@ __global__ void k_count_hits(int64_t n, int64_t c, float *hits, const float *log
     if (threadIdx.x == 0) block_hits = 0;
     __syncthreads();
     int mine = 0;
-    GRID_LOOP(i, n) {
-        const float *l = logits + i * c;
-        int64_t best = 0; /* torch.argmax: the first NaN, else the first maximum */
-        for (int64_t j = 1; j < c && l[best] == l[best]; j++)
-            if (l[j] > l[best] || l[j] != l[j]) best = j;
-        mine += best == labels[i];
-    }
+    GRID_LOOP(i, n) mine += cvn_argmax(logits + i * c, c) == labels[i];
     if (mine) atomicAdd(&block_hits, mine);
     __syncthreads();
     if (threadIdx.x == 0 && block_hits) atomicAdd(hits, (float)block_hits);

@@ -110,20 +110,11 @@ cvn_predictions *cvn_predict(cvn_module *model, cvn_tape *t, cvn_loader *loader)
     return out;
 }
 
-/* torch.argmax's rule, as the backends' count_hits (cvn_evaluate's accuracy): the first NaN,
- * else the first maximum */
-static int argmax(const float *v, int n) {
-    int best = 0;
-    for (int i = 1; i < n && v[best] == v[best]; i++)
-        if (v[i] > v[best] || v[i] != v[i]) best = i;
-    return best;
-}
-
 cvn_status cvn_confusion_matrix(const cvn_predictions *p, int64_t *out) {
     if (!p || !out) return cvn_set_error(CVN_ERR_ARG, "confusion_matrix: NULL argument");
     memset(out, 0, (size_t)p->classes * (size_t)p->classes * sizeof *out);
     for (int64_t i = 0; i < p->n; i++)
-        out[p->labels[i] * p->classes + argmax(p->probs + i * p->classes, p->classes)]++;
+        out[p->labels[i] * p->classes + cvn_argmax(p->probs + i * p->classes, p->classes)]++;
     return CVN_OK;
 }
 
@@ -230,7 +221,7 @@ cvn_status cvn_metrics_summary(const cvn_predictions *p, cvn_metrics *out) {
     if (!st) {
         int64_t correct = 0;
         for (int64_t i = 0; i < p->n; i++)
-            correct += argmax(p->probs + i * p->classes, p->classes) == p->labels[i];
+            correct += cvn_argmax(p->probs + i * p->classes, p->classes) == p->labels[i];
         out->accuracy = (float)correct / (float)p->n;
         out->macro_precision = nanmean(m, p->classes, 0);
         out->macro_recall = nanmean(m, p->classes, 1);
