@@ -57,7 +57,8 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_CXX_SRC := $(wildcard tests/test_*.cpp)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(TEST_CXX_SRC:tests/%.cpp=$(BUILD)/tests/%)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(TEST_CXX_SRC:tests/%.cpp=$(BUILD)/tests/%) \
+            $(BUILD)/tests/test_cuda_emulated
 TEST_COMMON := $(BUILD)/tests/testutil.o
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -104,6 +105,34 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(BUILD)/libcvnet.a
 $(BUILD)/tests/%: tests/%.cpp tests/cuda_emu.h tests/check_run.h $(CUDA_HDRS) kernels/backend.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 $(OPT) -g $(WARN) -Wno-unknown-pragmas $(SANFLAGS) -Ilib -Ikernels -Itests $< -o $@ $(CHECK_LIBS) $(SANFLAGS)
+
+# The whole CUDA backend on the CPU: backend_cuda.cu under the emulated runtime of
+# tests/cuda_emu_runtime.h (no cuBLAS or cuDNN) in the library, and the GPU harness test_cuda.c
+# against it, in every configuration and without the CUDA toolkit.
+EMU := $(BUILD)/cuda-emu
+EMU_OBJ := $(filter-out $(BUILD)/kernels/backend.o,$(LIB_OBJ)) $(SIMD_OBJ) $(EMU)/backend.o \
+           $(EMU)/backend_cuda.o $(EMU)/cuda_emu_vendor.o
+# fmaf as one instruction where this CPU has it (a library call otherwise: half the run's time)
+EMU_FMA := $(shell grep -qw fma /proc/cpuinfo 2>/dev/null && echo -mfma)
+EMU_CXX := $(CXX) -std=c++17 $(OPT) -O3 $(EMU_FMA) -g -fPIC $(WARN) -Wno-unknown-pragmas $(SANFLAGS) \
+           -DCVN_CUDA_EMU -Ilib -Ikernels -Itests
+EMU_HDRS := $(HDRS) $(CUDA_HDRS) tests/cuda_emu.h tests/cuda_emu_runtime.h
+
+$(EMU)/backend.o: kernels/backend.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DCVN_WITH_CUDA -c $< -o $@
+
+$(EMU)/backend_cuda.o: kernels/cuda/backend_cuda.cu $(EMU_HDRS)
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -x c++ -c $< -o $@
+
+$(EMU)/cuda_emu_vendor.o: tests/cuda_emu_vendor.cpp $(EMU_HDRS)
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -c $< -o $@
+
+$(BUILD)/tests/test_cuda_emulated: tests/test_cuda.c $(TEST_COMMON) $(EMU_OBJ)
+	$(CC) $(CFLAGS) -DCVN_WITH_CUDA -Itests $< $(TEST_COMMON) $(EMU_OBJ) -o $@ $(CHECK_LIBS) \
+	  $(LDLIBS) -lstdc++
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)

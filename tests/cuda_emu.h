@@ -1,18 +1,22 @@
-/* Enough of CUDA's execution model to run device code (the .cuh headers of kernels/cuda) on a CPU,
- * so that the index arithmetic, tiling and barriers of our kernels are tested on machines without a
- * GPU.
+/* Enough of CUDA's execution model to run device code on a CPU, so that the index arithmetic,
+ * tiling, barriers and warp shuffles of our kernels are tested on machines without a GPU: the
+ * kernels of kernels/cuda's headers directly (test_cuda_emu), and the whole CUDA backend under
+ * the runtime of cuda_emu_runtime.h (test_cuda_emulated).
  *
- * A launch runs the grid's blocks one after another; a block's threads are fibers (ucontext) of
- * the calling thread. Each fiber runs until __syncthreads() or its end, then the next one runs:
- * one thread running far ahead of the others is the harshest schedule for a missing barrier, and
- * the order alternates between rounds (forward, backward) so that neither the first nor the last
- * thread always writes shared memory first. A block whose threads do not all reach the same
- * barriers (some wait, others have returned) fails the launch, as it would hang or misbehave on a
- * GPU. __shared__ arrays are function statics, shared by the fibers of the one block running.
+ * A launch runs the grid's blocks one after another; a block's threads are fibers of the calling
+ * thread. Each fiber runs until __syncthreads(), a warp shuffle or its end, then the next one
+ * runs: one thread running far ahead of the others is the harshest schedule for a missing
+ * barrier, and the order alternates between rounds (forward, backward) so that neither the first
+ * nor the last thread always writes shared memory first. When every thread has stopped, a warp
+ * whose 32 threads all wait at a shuffle goes on first; else, when all the block's threads wait
+ * at __syncthreads, they all go on. Threads that stopped at different barriers (some wait, others
+ * have returned, or half a warp shuffles) fail the launch, as they would hang or misbehave on a
+ * GPU. Where thread 0 returns without meeting a barrier, the block's other threads run as plain
+ * calls (see run_block). __shared__ arrays are function statics, shared by the fibers of the one
+ * block running.
  *
- * Not emulated: warps (shuffles, votes), memory spaces, timing, concurrency between blocks (so
- * atomicAdd is a plain add). Under ASan the fibers work, with ASan's one-line warning that it
- * does not fully support swapcontext. */
+ * Not emulated: memory spaces, timing, votes, concurrency between blocks (so atomicAdd is a plain
+ * add). Shuffles take the full mask only. */
 #ifndef CVN_CUDA_EMU_H
 #define CVN_CUDA_EMU_H
 
@@ -25,6 +29,35 @@
 #include <algorithm>
 #include <functional>
 #include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN 1
+#else
+#define EMU_ASAN 0
+#endif
+
+/* On x86-64 a fiber switch is a few instructions: the callee-saved registers pushed on one stack,
+ * the stack pointer swapped, the other stack's popped (swapcontext would also save the signal
+ * mask, a system call per switch, 20 times the cost). Elsewhere, or with -DEMU_UCONTEXT,
+ * ucontext. */
+#if defined(__x86_64__) && !defined(EMU_UCONTEXT)
+#define EMU_ASM_SWITCH 1
+extern "C" void emu_switch(void **save_sp, void *load_sp);
+__asm__(".pushsection .text\n"
+        ".weak emu_switch\n"
+        ".type emu_switch, @function\n"
+        "emu_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size emu_switch, .-emu_switch\n"
+        ".popsection\n");
+#else
+#define EMU_ASM_SWITCH 0
+#endif
 
 #define __global__
 #define __device__
@@ -51,89 +84,227 @@ inline dim3 blockDim, gridDim;
 using std::max;
 using std::min;
 
-inline float atomicAdd(float *p, float v) {
-    float old = *p;
+template <class T> inline T atomicAdd(T *p, T v) {
+    T old = *p;
     *p = old + v;
     return old;
 }
 
 namespace emu {
 
+enum state { RUNNING, AT_BARRIER, AT_SHUFFLE, DONE };
+
 struct fiber {
-    ucontext_t ctx;
     uint3 tid;
-    bool done, waiting;
+    state at;
     std::vector<char> stack;
+#if EMU_ASM_SWITCH
+    void *sp; /* where its registers were saved when it stopped */
+#else
+    ucontext_t ctx;
+#endif
 };
 
-inline ucontext_t scheduler;
+const size_t STACK_BYTES = 64 * 1024;
 inline fiber *current;
+inline unsigned current_index; /* the running thread's linear index in its block */
 inline const std::function<void()> *body;
+inline std::vector<fiber> pool;     /* kept from launch to launch: stacks are not cheap to map */
+inline std::vector<uint64_t> lanes; /* a shuffle's values, one slot per thread of the block */
 
-inline void fiber_main() {
+/* ---- switching between the scheduler (the launching thread's stack) and a fiber. ASan is told
+ * of every switch, so that it tracks which stack is live. */
+#if EMU_ASM_SWITCH
+inline void *scheduler_sp;
+#else
+inline ucontext_t scheduler;
+#endif
+inline const void *scheduler_bottom;
+inline size_t scheduler_size;
+
+inline void switch_stack(bool to_fiber, bool dying = false) {
+#if EMU_ASAN
+    void *fake = NULL;
+    if (to_fiber)
+        __sanitizer_start_switch_fiber(&fake, current->stack.data(), STACK_BYTES);
+    else
+        __sanitizer_start_switch_fiber(dying ? NULL : &fake, scheduler_bottom, scheduler_size);
+#endif
+#if EMU_ASM_SWITCH
+    if (to_fiber)
+        emu_switch(&scheduler_sp, current->sp);
+    else
+        emu_switch(&current->sp, scheduler_sp);
+#else
+    if (to_fiber)
+        swapcontext(&scheduler, &current->ctx);
+    else
+        swapcontext(&current->ctx, &scheduler);
+#endif
+#if EMU_ASAN
+    if (to_fiber)
+        __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    else
+        __sanitizer_finish_switch_fiber(fake, &scheduler_bottom, &scheduler_size);
+#endif
+}
+
+/* A fiber's first frame: never returns, its last switch leaves it for good. */
+[[noreturn]] inline void fiber_main() {
+#if EMU_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &scheduler_bottom, &scheduler_size);
+#endif
     (*body)();
-    current->done = true; /* returning resumes the scheduler (uc_link) */
+    current->at = DONE;
+    switch_stack(false, true);
+    abort(); /* not resumed */
+}
+
+inline void start_fiber(fiber &t, uint3 tid) {
+    t.tid = tid;
+    t.at = RUNNING;
+#if EMU_ASM_SWITCH
+    /* the frame emu_switch pops: six callee-saved registers, then fiber_main as the return
+     * address, above it a null one, so that fiber_main starts as if called (rsp = 8 mod 16) */
+    uintptr_t top = ((uintptr_t)t.stack.data() + STACK_BYTES) & ~(uintptr_t)15;
+    void **sp = (void **)top;
+    *--sp = NULL;
+    *--sp = (void *)fiber_main;
+    for (int r = 0; r < 6; r++) *--sp = NULL;
+    t.sp = sp;
+#else
+    getcontext(&t.ctx);
+    t.ctx.uc_stack.ss_sp = t.stack.data();
+    t.ctx.uc_stack.ss_size = STACK_BYTES;
+    t.ctx.uc_link = NULL;
+    makecontext(&t.ctx, (void (*)())fiber_main, 0);
+#endif
+}
+
+inline void resume(unsigned i) {
+    current = &pool[i];
+    current_index = i;
+    threadIdx = current->tid;
+    switch_stack(true);
+}
+
+inline bool direct;         /* the block's threads run as plain calls (see run_block) */
+inline bool direct_stopped; /* and one of them met a barrier */
+
+inline void stop_at(state s) {
+    if (direct) {
+        direct_stopped = true;
+        return;
+    }
+    current->at = s;
+    switch_stack(false);
 }
 
 inline void syncthreads() {
-    current->waiting = true;
-    swapcontext(&current->ctx, &scheduler);
+    stop_at(AT_BARRIER);
 }
 
-/* getcontext returns twice in principle; kept apart so no caller's locals live across it */
-inline void start_fiber(fiber &t, uint3 tid, size_t stack_bytes) {
-    t.tid = tid;
-    t.done = t.waiting = false;
-    getcontext(&t.ctx);
-    t.ctx.uc_stack.ss_sp = t.stack.data();
-    t.ctx.uc_stack.ss_size = stack_bytes;
-    t.ctx.uc_link = &scheduler;
-    makecontext(&t.ctx, fiber_main, 0);
+/* __shfl_down_sync(0xffffffff, v, delta, width): lane l gets lane l + delta's v where that lies
+ * in l's segment of width lanes, else its own. Two stops of the warp: every lane has written its
+ * value before any reads, and every lane has read before any writes again. */
+template <class T> T shfl_down(unsigned mask, T v, unsigned delta, int width) {
+    static_assert(sizeof(T) <= sizeof(uint64_t), "a shuffled value fits a slot");
+    if (mask != 0xffffffffu) abort(); /* partial masks are not emulated */
+    unsigned i = current_index;
+    memcpy(&lanes[i], &v, sizeof v);
+    stop_at(AT_SHUFFLE);
+    T got = v;
+    if (i % 32 % (unsigned)width + delta < (unsigned)width)
+        memcpy(&got, &lanes[i + delta], sizeof got);
+    stop_at(AT_SHUFFLE);
+    return got;
+}
+
+/* Lets the threads stopped at a barrier go on: a warp's shuffle first, else the block's
+ * __syncthreads; false when they stopped at different ones. done: every thread returned. */
+inline bool release(unsigned nt, bool &done) {
+    bool any = false;
+    for (unsigned w = 0; w < nt; w += 32) {
+        unsigned end = std::min(nt, w + 32), shuffling = 0;
+        for (unsigned i = w; i < end; i++) shuffling += pool[i].at == AT_SHUFFLE;
+        if (shuffling == 0) continue;
+        if (shuffling < end - w) return false; /* part of the warp shuffles */
+        for (unsigned i = w; i < end; i++) pool[i].at = RUNNING;
+        any = true;
+    }
+    if (any) return true;
+    unsigned waiting = 0;
+    for (unsigned i = 0; i < nt; i++) waiting += pool[i].at == AT_BARRIER;
+    done = waiting == 0;
+    if (waiting == 0) return true;  /* every thread returned */
+    if (waiting < nt) return false; /* some returned, some wait */
+    for (unsigned i = 0; i < nt; i++) pool[i].at = RUNNING;
+    return true;
+}
+
+inline uint3 thread_at(unsigned i, dim3 block) {
+    return {i % block.x, i / block.x % block.y, i / (block.x * block.y)};
 }
 
 /* One block: its threads' fibers run, one at a time, to a barrier or their end, round after
- * round; false when some wait at a barrier that others have returned past. */
-inline bool run_block(std::vector<fiber> &f, dim3 block, size_t stack_bytes) {
-    unsigned nt = (unsigned)f.size();
-    for (unsigned i = 0; i < nt; i++)
-        start_fiber(f[i], {i % block.x, i / block.x % block.y, i / (block.x * block.y)},
-                    stack_bytes);
-    for (int round = 0;; round++) {
-        for (unsigned j = 0; j < nt; j++) {
-            fiber &t = f[round % 2 ? nt - 1 - j : j];
-            if (t.done || t.waiting) continue;
-            current = &t;
-            threadIdx = t.tid;
-            swapcontext(&scheduler, &t.ctx);
+ * round; false when they stopped at different barriers. Where thread 0 returns without meeting
+ * a barrier, so must every other thread, and they run as plain calls, which costs no context
+ * switches (most kernels have no barrier); one that meets a barrier then fails the block. This
+ * assumes that where any warp shuffles, the first does too, as in every kernel of ours. */
+inline bool run_block(unsigned nt, dim3 block) {
+    start_fiber(pool[0], thread_at(0, block));
+    resume(0);
+    if (pool[0].at == DONE) {
+        direct = true, direct_stopped = false;
+        for (unsigned i = 1; i < nt; i++) {
+            current_index = i;
+            threadIdx = thread_at(i, block);
+            (*body)();
         }
-        unsigned waiting = 0;
-        for (fiber &t : f) waiting += t.waiting;
-        if (waiting == 0) return true;  /* every thread returned */
-        if (waiting < nt) return false; /* some returned, some wait: divergence */
-        for (fiber &t : f) t.waiting = false;
+        direct = false;
+        return !direct_stopped;
+    }
+    for (unsigned i = 1; i < nt; i++) start_fiber(pool[i], thread_at(i, block));
+    for (int round = 0;; round++) {
+        for (unsigned j = round == 0; j < nt; j++) { /* thread 0 has had its first turn */
+            unsigned i = round % 2 ? nt - 1 - j : j;
+            if (pool[i].at == RUNNING) resume(i);
+        }
+        bool done = false;
+        if (!release(nt, done)) return false;
+        if (done) return true;
     }
 }
 
 /* Runs fn as every thread of every block of grid; false when a block's threads diverged at a
  * barrier. */
 inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
-    const size_t stack_bytes = 64 * 1024;
-    std::vector<fiber> f(block.x * block.y * block.z);
-    for (fiber &t : f) t.stack.resize(stack_bytes);
+    unsigned nt = block.x * block.y * block.z;
+    if (pool.size() < nt) {
+        pool.resize(nt);
+        for (fiber &t : pool) t.stack.resize(STACK_BYTES);
+        lanes.resize(nt + 32);
+    }
+    const std::function<void()> *outer = body;
     body = &fn;
     gridDim = grid;
     blockDim = block;
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
+    bool ok = true;
+    for (unsigned bz = 0; ok && bz < grid.z; bz++)
+        for (unsigned by = 0; ok && by < grid.y; by++)
+            for (unsigned bx = 0; ok && bx < grid.x; bx++) {
                 blockIdx = {bx, by, bz};
-                if (!run_block(f, block, stack_bytes)) return false;
+                ok = run_block(nt, block);
             }
-    return true;
+    body = outer;
+    return ok;
 }
 
 } // namespace emu
 
+template <class T> T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+    return emu::shfl_down(mask, v, delta, width);
+}
 #define __syncthreads() emu::syncthreads()
 
 #endif

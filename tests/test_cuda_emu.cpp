@@ -380,6 +380,41 @@ START_TEST(test_emulator_catches_divergent_barrier) {
         seen[threadIdx.x] = (int)s[63 - threadIdx.x];
     }));
     for (int i = 0; i < 64; i++) ck_assert_int_eq(seen[i], 163 - i);
+    /* thread 0 returns at once (the others then run as plain calls), the rest meet a barrier */
+    ck_assert(!emu::launch(dim3(1), dim3(64), [] {
+        if (threadIdx.x > 0) __syncthreads();
+    }));
+}
+END_TEST
+
+START_TEST(test_emulator_warp_shuffles) {
+    /* a tree sum over each warp of 64 threads, v += shfl_down(v, o) for o = 16, 8, 4, 2, 1: lane
+     * 0 holds its warp's total; a lane whose source lies past the warp keeps its own value, so
+     * lane 31's value doubles at every step */
+    static float got[64];
+    ck_assert(emu::launch(dim3(1), dim3(64), [] {
+        float v = (float)threadIdx.x;
+        for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
+        got[threadIdx.x] = v;
+    }));
+    ck_assert_float_eq(got[0], 31 * 32 / 2);
+    ck_assert_float_eq(got[32], 32 * 32 + 31 * 32 / 2);
+    ck_assert_float_eq(got[31], 31 * 32);
+    ck_assert_float_eq(got[30], 30 * 16 + 31 * 16); /* doubled four times, then lane 31 added */
+    /* width 8: lanes read within their segment of 8 */
+    static int seg[32];
+    ck_assert(emu::launch(dim3(1), dim3(32), [] {
+        seg[threadIdx.x] = __shfl_down_sync(0xffffffffu, (int)threadIdx.x, 3, 8);
+    }));
+    for (int l = 0; l < 32; l++) ck_assert_int_eq(seg[l], l % 8 + 3 < 8 ? l + 3 : l);
+    /* half a warp shuffling, or one warp shuffling while another waits at __syncthreads, fails */
+    ck_assert(!emu::launch(dim3(1), dim3(32), [] {
+        if (threadIdx.x < 16) (void)__shfl_down_sync(0xffffffffu, 1.0f, 1);
+    }));
+    ck_assert(!emu::launch(dim3(1), dim3(64), [] {
+        if (threadIdx.x < 32) (void)__shfl_down_sync(0xffffffffu, 1.0f, 1);
+        else __syncthreads();
+    }));
 }
 END_TEST
 
@@ -388,6 +423,7 @@ int main(void) {
     TCase *tc = tcase_create("tiled_gemm");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_emulator_catches_divergent_barrier);
+    tcase_add_test(tc, test_emulator_warp_shuffles);
     tcase_add_test(tc, test_matrix_transposes);
     tcase_add_test(tc, test_matrix_split_k);
     tcase_add_test(tc, test_matrix_plan_tiles);

@@ -1,14 +1,20 @@
 /* The CUDA backend: a hand-written kernel for every entry of the backend table, cuBLAS for GEMM
  * (CVN_CUDA_GEMM=native picks our tiled shared-memory SGEMM instead), cuDNN for convolution,
  * pooling and training batch norm (CVN_CUDA_CONV / CVN_CUDA_POOL / CVN_CUDA_BN=native pick our
- * kernels); one compute stream per process, and one more for copies of batches.
+ * kernels; the calls into both libraries are in vendor.cu); one compute stream per process, and
+ * one more for copies of batches. Kernels are launched through LAUNCH, which the CPU emulation
+ * of the runtime (tests/cuda_emu_runtime.h) defines too: built with CVN_CUDA_EMU, this file runs
+ * on a CPU with our kernels on every path.
  * Memory comes from cudaMalloc only when an arena grows; tapes reuse it step after step.
  * Kernels follow the CPU kernels' definitions (kernels/backend.h) so the two can be compared
  * element by element; dropout uses the same counter-based hash as cvn_counter_uniform (cpu/cpu.h)
  * and so draws the same masks. */
-#include <cublas_v2.h>
-#include <cudnn.h>
+#ifdef CVN_CUDA_EMU /* tests: the CPU emulation of CUDA's runtime, tests/cuda_emu_runtime.h */
+#include "cuda_emu_runtime.h"
+#else
 #include <cuda_runtime.h>
+#define LAUNCH(kernel, grid, block, s) kernel<<<grid, block, 0, s>>>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +26,10 @@ extern "C" {
 }
 #include "cuda/tiled_gemm.cuh"
 #include "cuda/upload_ring.cuh"
+#include "cuda/vendor.h"
 
 static cudaStream_t stream;
-static cublasHandle_t blas;
-static cudnnHandle_t dnn; /* NULL when cuDNN failed to start: convolution then runs natively */
+static cvn_backend vendor; /* cuBLAS's and cuDNN's entries (vendor.h), NULL where none started */
 static bool use_native_gemm, use_native_pool, use_native_bn;
 static cvn_cuda_conv_path conv_path;
 
@@ -120,20 +126,17 @@ static void cu_upload_wait(void) { uploads.wait(); }
  * Its plans are launched on the stream here; the tests run the same ones on the CPU. */
 static void launch_plan(const gemm_plan &p) {
     run_plan(p, [](auto kernel, dim3 grid, const gemm_args &g) {
-        kernel<<<grid, GEMM_THREADS, 0, stream>>>(g);
+        LAUNCH(kernel, grid, GEMM_THREADS, stream)(g);
     });
 }
 
 static void cu_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                     const float *b, int ldb, float beta, float *c, int ldc) {
     if (m == 0 || n == 0) return;
-    if (use_native_gemm) {
+    if (use_native_gemm || !vendor.gemm)
         launch_plan(plan_matrix(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
-        return;
-    }
-    /* row-major C = A B is column-major C^T = B^T A^T: swap the operands */
-    cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k,
-                &alpha, b, ldb, a, lda, &beta, c, ldc);
+    else
+        vendor.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ------------------------------------------------------------------ elementwise */
@@ -191,8 +194,8 @@ __global__ void k_binary(cvn_binop op, int64_t n, strides3 s, float *out, const 
 static void cu_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
                       const int64_t *sa, const float *b, const int64_t *sb) {
     int64_t n = numel_of(ndim, shape);
-    k_binary<<<blocks_for(n), THREADS, 0, stream>>>(op, n, pack(ndim, shape, sa, sb, NULL), out,
-                                                    a, b);
+    LAUNCH(k_binary, blocks_for(n), THREADS, stream)(op, n, pack(ndim, shape, sa, sb, NULL), out, a,
+            b);
 }
 
 /* s1: dx strides, s2: a, s3: b; several elements may hit one dx element: atomics */
@@ -215,22 +218,22 @@ static void cu_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shap
                           const int64_t *sx, const float *g, const float *a, const int64_t *sa,
                           const float *b, const int64_t *sb, const float *out) {
     int64_t n = numel_of(ndim, shape);
-    k_binary_bwd<<<blocks_for(n), THREADS, 0, stream>>>(op, which, n, pack(ndim, shape, sx, sa, sb),
-                                                        dx, g, a, b);
+    LAUNCH(k_binary_bwd, blocks_for(n), THREADS, stream)(op, which, n,
+            pack(ndim, shape, sx, sa, sb), dx, g, a, b);
 }
 
 __global__ void k_affine(int64_t n, float *y, const float *x, float scale, float shift) {
     GRID_LOOP(i, n) y[i] = x[i] * scale + shift;
 }
 static void cu_affine(int64_t n, float *y, const float *x, float scale, float shift) {
-    k_affine<<<blocks_for(n), THREADS, 0, stream>>>(n, y, x, scale, shift);
+    LAUNCH(k_affine, blocks_for(n), THREADS, stream)(n, y, x, scale, shift);
 }
 
 __global__ void k_axpy(int64_t n, float alpha, const float *x, float *y) {
     GRID_LOOP(i, n) y[i] += alpha * x[i];
 }
 static void cu_axpy(int64_t n, float alpha, const float *x, float *y) {
-    k_axpy<<<blocks_for(n), THREADS, 0, stream>>>(n, alpha, x, y);
+    LAUNCH(k_axpy, blocks_for(n), THREADS, stream)(n, alpha, x, y);
 }
 
 /* A reduction split into kept dims (one output element each) and reduced dims (summed). */
@@ -309,10 +312,10 @@ static void cu_reduce_to(int ndim, const int64_t *shape, float *out, const int64
         if (slices > 1024) slices = 1024;
         int64_t chunk = (n_red + slices - 1) / slices;
         dim3 grid((unsigned)(n_out < 65535 ? n_out : 65535), (unsigned)slices);
-        k_reduce_block<<<grid, THREADS, 0, stream>>>(p, n_out, n_red, chunk, out, x, scale);
+        LAUNCH(k_reduce_block, grid, THREADS, stream)(p, n_out, n_red, chunk, out, x, scale);
     }
     else
-        k_reduce_thread<<<blocks_for(n_out), THREADS, 0, stream>>>(p, n_out, n_red, out, x, scale);
+        LAUNCH(k_reduce_thread, blocks_for(n_out), THREADS, stream)(p, n_out, n_red, out, x, scale);
 }
 
 __global__ void k_expand_add(int64_t n, strides3 s, float *out, const float *x, float scale) {
@@ -321,8 +324,8 @@ __global__ void k_expand_add(int64_t n, strides3 s, float *out, const float *x, 
 static void cu_expand_add(int ndim, const int64_t *shape, float *out, const float *x,
                           const int64_t *sx, float scale) {
     int64_t n = numel_of(ndim, shape);
-    k_expand_add<<<blocks_for(n), THREADS, 0, stream>>>(n, pack(ndim, shape, sx, NULL, NULL), out,
-                                                        x, scale);
+    LAUNCH(k_expand_add, blocks_for(n), THREADS, stream)(n, pack(ndim, shape, sx, NULL, NULL), out,
+            x, scale);
 }
 
 /* ------------------------------------------------------------------ activations */
@@ -335,11 +338,11 @@ __global__ void k_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, 
     GRID_LOOP(i, n) dx[i] = (add ? dx[i] : 0.0f) + dy[i] * act_grad(kind, alpha, x[i], y[i]);
 }
 static void cu_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x) {
-    k_act_fwd<<<blocks_for(n), THREADS, 0, stream>>>(kind, alpha, n, y, x);
+    LAUNCH(k_act_fwd, blocks_for(n), THREADS, stream)(kind, alpha, n, y, x);
 }
 static void cu_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
                        const float *x, const float *y, bool add) {
-    k_act_bwd<<<blocks_for(n), THREADS, 0, stream>>>(kind, alpha, n, dx, dy, x, y, add);
+    LAUNCH(k_act_bwd, blocks_for(n), THREADS, stream)(kind, alpha, n, dx, dy, x, y, add);
 }
 
 /* ------------------------------------------------------------------ softmax, losses */
@@ -376,12 +379,12 @@ __global__ void k_softmax_bwd(bool log, int64_t outer, int64_t d, int64_t inner,
 }
 static void cu_softmax_fwd(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
                            const float *x) {
-    k_softmax_fwd<<<blocks_for(outer * inner), THREADS, 0, stream>>>(log, outer, d, inner, y, x);
+    LAUNCH(k_softmax_fwd, blocks_for(outer * inner), THREADS, stream)(log, outer, d, inner, y, x);
 }
 static void cu_softmax_bwd(bool log, int64_t outer, int64_t d, int64_t inner, float *dx,
                            const float *dy, const float *y) {
-    k_softmax_bwd<<<blocks_for(outer * inner), THREADS, 0, stream>>>(log, outer, d, inner, dx, dy,
-                                                                     y);
+    LAUNCH(k_softmax_bwd, blocks_for(outer * inner), THREADS, stream)(log, outer, d, inner, dx, dy,
+            y);
 }
 
 /* one thread per row; an out-of-range target makes the loss NaN (the host checks CPU targets) */
@@ -409,7 +412,7 @@ __global__ void k_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const
 static void cu_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const float *logits,
                         const int32_t *target, float smoothing) {
     cudaMemsetAsync(loss, 0, sizeof(float), stream);
-    k_xent_fwd<<<blocks_for(n), THREADS, 0, stream>>>(n, c, loss, prob, logits, target, smoothing);
+    LAUNCH(k_xent_fwd, blocks_for(n), THREADS, stream)(n, c, loss, prob, logits, target, smoothing);
 }
 /* one thread per row, the block's hits summed in shared memory, one atomic per block */
 __global__ void k_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
@@ -425,7 +428,7 @@ __global__ void k_count_hits(int64_t n, int64_t c, float *hits, const float *log
 }
 static void cu_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
                           const int32_t *labels) {
-    k_count_hits<<<blocks_for(n), THREADS, 0, stream>>>(n, c, hits, logits, labels);
+    LAUNCH(k_count_hits, blocks_for(n), THREADS, stream)(n, c, hits, logits, labels);
 }
 __global__ void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
                            const int32_t *target, float smoothing) {
@@ -437,8 +440,8 @@ __global__ void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g,
 }
 static void cu_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
                         const int32_t *target, float smoothing) {
-    k_xent_bwd<<<blocks_for(n * c), THREADS, 0, stream>>>(n, c, dlogits, g, prob, target,
-                                                          smoothing);
+    LAUNCH(k_xent_bwd, blocks_for(n * c), THREADS, stream)(n, c, dlogits, g, prob, target,
+            smoothing);
 }
 
 __global__ void k_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
@@ -449,7 +452,7 @@ __global__ void k_bce_fwd(int64_t n, float *loss, const float *x, const float *y
 }
 static void cu_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
     cudaMemsetAsync(loss, 0, sizeof(float), stream);
-    k_bce_fwd<<<blocks_for(n), THREADS, 0, stream>>>(n, loss, x, y);
+    LAUNCH(k_bce_fwd, blocks_for(n), THREADS, stream)(n, loss, x, y);
 }
 __global__ void k_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const float *x,
                           const float *y) {
@@ -461,7 +464,7 @@ __global__ void k_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const
 }
 static void cu_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const float *x,
                        const float *y) {
-    k_bce_bwd<<<blocks_for(n), THREADS, 0, stream>>>(n, dx, dy, g, x, y);
+    LAUNCH(k_bce_bwd, blocks_for(n), THREADS, stream)(n, dx, dy, g, x, y);
 }
 
 /* ------------------------------------------------------------------ im2col, col2im, blocks */
@@ -485,7 +488,7 @@ __global__ void k_im2col(cvn_window w, float *cols, int64_t ld, const float *img
 static void cu_im2col(const cvn_window *w, float *cols, int64_t ld, const float *img,
                       int64_t img_stride, int nimg) {
     int64_t n = (int64_t)w->c * w->kh * w->kw * nimg * w->oh * w->ow;
-    k_im2col<<<blocks_for(n), THREADS, 0, stream>>>(*w, cols, ld, img, img_stride, nimg);
+    LAUNCH(k_im2col, blocks_for(n), THREADS, stream)(*w, cols, ld, img, img_stride, nimg);
 }
 
 /* one thread per image pixel, gathering every column entry that read it: no atomics */
@@ -517,7 +520,7 @@ __global__ void k_col2im(cvn_window w, float *img, int64_t img_stride, const flo
 static void cu_col2im(const cvn_window *w, float *img, int64_t img_stride, const float *cols,
                       int64_t ld, int nimg) {
     int64_t n = (int64_t)nimg * w->c * w->h * w->w;
-    k_col2im<<<blocks_for(n), THREADS, 0, stream>>>(*w, img, img_stride, cols, ld, nimg);
+    LAUNCH(k_col2im, blocks_for(n), THREADS, stream)(*w, img, img_stride, cols, ld, nimg);
 }
 
 __global__ void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
@@ -531,108 +534,8 @@ __global__ void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst,
 static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
                            int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
                            const float *bias) {
-    k_copy_blocks<<<blocks_for(na * nb * inner), THREADS, 0, stream>>>(na, nb, inner, dst, dsa, dsb,
-                                                                       src, ssa, ssb, bias);
-}
-
-/* ------------------------------------------------------------------ convolution shapes */
-
-/* A convolution's shape as the plan caches below compare it: every size, and the epilogue's
- * pooling (which orders our GEMM's columns), in plain ints, so no padding or pointer takes part. */
-typedef struct {
-    int v[18];
-} conv_key;
-
-static conv_key key_of(const cvn_conv_desc *d, int mode) {
-    conv_key k = {{d->n, d->c, d->h, d->w, d->o, d->kh, d->kw, d->oh, d->ow, d->sh, d->sw, d->ph,
-                   d->pw, d->dh, d->dw, d->groups, d->pool, mode}};
-    return k;
-}
-static bool same_key(const conv_key *a, const conv_key *b) {
-    return !memcmp(a->v, b->v, sizeof a->v);
-}
-
-/* ------------------------------------------------------------------ cuDNN convolution */
-
-/* Descriptors and algorithms for one convolution shape, found once and kept (training repeats a
- * handful of shapes). FP32 FMA math, no TF32, so results match the CPU to float rounding. */
-typedef struct {
-    bool used;
-    conv_key key;
-    cudnnTensorDescriptor_t x, y, b;
-    cudnnFilterDescriptor_t w;
-    cudnnConvolutionDescriptor_t conv;
-    cudnnConvolutionFwdAlgo_t fwd;
-    cudnnConvolutionBwdDataAlgo_t bwd_data;
-    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    size_t ws_fwd, ws_data, ws_filter;
-} conv_plan;
-
-#define CONV_PLANS 32
-static conv_plan plans[CONV_PLANS];
-static int next_plan;
-static void *workspace;
-static size_t workspace_size;
-
-static bool ensure_workspace(size_t bytes) {
-    if (bytes <= workspace_size) return true;
-    cu_free(workspace);
-    workspace = cu_alloc(bytes);
-    workspace_size = workspace ? bytes : 0;
-    return workspace != NULL;
-}
-
-static conv_plan *plan_for(const cvn_conv_desc *d) {
-    conv_key key = key_of(d, 0);
-    for (int i = 0; i < CONV_PLANS; i++)
-        if (plans[i].used && same_key(&plans[i].key, &key)) return &plans[i];
-    conv_plan *p = &plans[next_plan];
-    next_plan = (next_plan + 1) % CONV_PLANS;
-    if (!p->used) {
-        cudnnCreateTensorDescriptor(&p->x);
-        cudnnCreateTensorDescriptor(&p->y);
-        cudnnCreateTensorDescriptor(&p->b);
-        cudnnCreateFilterDescriptor(&p->w);
-        cudnnCreateConvolutionDescriptor(&p->conv);
-    }
-    p->used = false;
-    p->key = key;
-    if (cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->c, d->h, d->w) ||
-        cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->o, d->oh, d->ow) ||
-        cudnnSetTensor4dDescriptor(p->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, d->o, 1, 1) ||
-        cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, d->o, d->c / d->groups,
-                                   d->kh, d->kw) ||
-        cudnnSetConvolution2dDescriptor(p->conv, d->ph, d->pw, d->sh, d->sw, d->dh, d->dw,
-                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT) ||
-        cudnnSetConvolutionGroupCount(p->conv, d->groups) ||
-        cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH))
-        return NULL;
-    /* cuDNN times its algorithms on this shape once (as PyTorch's cudnn.benchmark does); the
-     * fastest that succeeds wins. */
-    int got = 0;
-    cudnnConvolutionFwdAlgoPerf_t f[8];
-    cudnnConvolutionBwdDataAlgoPerf_t bd[8];
-    cudnnConvolutionBwdFilterAlgoPerf_t bf[8];
-    if (cudnnFindConvolutionForwardAlgorithm(dnn, p->x, p->w, p->conv, p->y, 8, &got, f) ||
-        !got || f[0].status)
-        return NULL;
-    p->fwd = f[0].algo;
-    if (cudnnFindConvolutionBackwardDataAlgorithm(dnn, p->w, p->y, p->conv, p->x, 8, &got, bd) ||
-        !got || bd[0].status)
-        return NULL;
-    p->bwd_data = bd[0].algo;
-    if (cudnnFindConvolutionBackwardFilterAlgorithm(dnn, p->x, p->y, p->conv, p->w, 8, &got, bf) ||
-        !got || bf[0].status)
-        return NULL;
-    p->bwd_filter = bf[0].algo;
-    if (cudnnGetConvolutionForwardWorkspaceSize(dnn, p->x, p->w, p->conv, p->y, p->fwd, &p->ws_fwd) ||
-        cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->w, p->y, p->conv, p->x, p->bwd_data,
-                                                     &p->ws_data) ||
-        cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn, p->x, p->y, p->conv, p->w,
-                                                       p->bwd_filter, &p->ws_filter))
-        return NULL;
-    p->used = true;
-    return p;
+    LAUNCH(k_copy_blocks, blocks_for(na * nb * inner), THREADS, stream)(na, nb, inner, dst, dsa,
+            dsb, src, ssa, ssb, bias);
 }
 
 /* ------------------------------------------------------------------ convolution paths */
@@ -715,141 +618,42 @@ static bool implicit_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db
 }
 
 static bool implicit_chosen(void) {
-    return conv_path == CVN_CUDA_CONV_IMPLICIT || (conv_path == CVN_CUDA_CONV_CUDNN && !dnn);
-}
-static bool cudnn_usable(const cvn_conv_desc *d) {
-    return conv_path == CVN_CUDA_CONV_CUDNN && dnn && !d->act_on && !d->pool;
+    return conv_path == CVN_CUDA_CONV_IMPLICIT ||
+           (conv_path == CVN_CUDA_CONV_CUDNN && !vendor.conv2d_fwd);
 }
 
 static bool cu_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                           const float *b) {
     if (implicit_chosen()) return implicit_fwd(d, y, x, w, b);
-    if (!cudnn_usable(d)) return false;
-    conv_plan *p = plan_for(d);
-    if (!p || !ensure_workspace(p->ws_fwd)) return false;
-    const float one = 1.0f, zero = 0.0f;
-    if (cudnnConvolutionForward(dnn, &one, p->x, x, p->w, w, p->conv, p->fwd, workspace,
-                                p->ws_fwd, &zero, p->y, y))
-        return false;
-    if (b) cudnnAddTensor(dnn, &one, p->b, b, &one, p->y, y);
-    return true;
+    return conv_path == CVN_CUDA_CONV_CUDNN && vendor.conv2d_fwd(d, y, x, w, b);
 }
 
 static bool cu_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
                           const float *x, const float *w, bool dx_add) {
     if (implicit_chosen()) return implicit_bwd(d, dx, dw, db, dy, x, w, dx_add);
-    if (!cudnn_usable(d)) return false;
-    conv_plan *p = plan_for(d);
-    size_t ws = p ? (p->ws_data > p->ws_filter ? p->ws_data : p->ws_filter) : 0;
-    if (!p || !ensure_workspace(ws)) return false;
-    const float one = 1.0f, dx_beta = dx_add ? 1.0f : 0.0f; /* beta = 1: accumulate */
-    if (db && cudnnConvolutionBackwardBias(dnn, &one, p->y, dy, &one, p->b, db)) return false;
-    if (dw && cudnnConvolutionBackwardFilter(dnn, &one, p->x, x, p->y, dy, p->conv, p->bwd_filter,
-                                             workspace, p->ws_filter, &one, p->w, dw))
-        return false;
-    if (dx && cudnnConvolutionBackwardData(dnn, &one, p->w, w, p->y, dy, p->conv, p->bwd_data,
-                                           workspace, p->ws_data, &dx_beta, p->x, dx))
-        return false;
-    return true;
+    return conv_path == CVN_CUDA_CONV_CUDNN && vendor.conv2d_bwd(d, dx, dw, db, dy, x, w, dx_add);
 }
 
-/* ------------------------------------------------------------------ cuDNN pooling, batch norm */
-
-/* Descriptors are made per call: host-side work of a few microseconds, and pooling and batch
- * norm see few distinct shapes. */
-typedef struct {
-    cudnnTensorDescriptor_t x, y;
-    cudnnPoolingDescriptor_t pool;
-} pool_descs;
-
-static bool pool_setup(pool_descs *p, bool is_max, int64_t n, const cvn_window *w) {
-    if (w->dh != 1 || w->dw != 1) return false;
-    cudnnCreateTensorDescriptor(&p->x);
-    cudnnCreateTensorDescriptor(&p->y);
-    cudnnCreatePoolingDescriptor(&p->pool);
-    return !cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)n, w->c,
-                                       w->h, w->w) &&
-           !cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)n, w->c,
-                                       w->oh, w->ow) &&
-           !cudnnSetPooling2dDescriptor(p->pool,
-                                        is_max ? CUDNN_POOLING_MAX_DETERMINISTIC
-                                               : CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING,
-                                        CUDNN_PROPAGATE_NAN, w->kh, w->kw, w->ph, w->pw, w->sh,
-                                        w->sw);
-}
-
-static void pool_release(pool_descs *p) {
-    cudnnDestroyTensorDescriptor(p->x);
-    cudnnDestroyTensorDescriptor(p->y);
-    cudnnDestroyPoolingDescriptor(p->pool);
-}
-
+/* cuDNN's pooling and training batch norm unless CVN_CUDA_POOL / CVN_CUDA_BN = native; the op
+ * runs backward through cuDNN only where its forward did. */
 static bool cu_pool2d_fwd(bool is_max, int64_t n, const cvn_window *w, float *y, const float *x) {
-    if (use_native_pool || !dnn) return false;
-    pool_descs p;
-    const float one = 1.0f, zero = 0.0f;
-    bool ok = pool_setup(&p, is_max, n, w) &&
-              !cudnnPoolingForward(dnn, p.pool, &one, p.x, x, &zero, p.y, y);
-    pool_release(&p);
-    return ok;
+    return !use_native_pool && vendor.pool2d_fwd && vendor.pool2d_fwd(is_max, n, w, y, x);
 }
-
 static bool cu_pool2d_bwd(bool is_max, int64_t n, const cvn_window *w, float *dx, const float *dy,
                           const float *y, const float *x) {
-    if (!dnn) return false;
-    pool_descs p;
-    const float one = 1.0f; /* beta = 1: accumulate into dx */
-    bool ok = pool_setup(&p, is_max, n, w) &&
-              !cudnnPoolingBackward(dnn, p.pool, &one, p.y, y, p.y, dy, p.x, x, &one, p.x, dx);
-    pool_release(&p);
-    return ok;
+    return vendor.pool2d_bwd && vendor.pool2d_bwd(is_max, n, w, dx, dy, y, x);
 }
-
-typedef struct {
-    cudnnTensorDescriptor_t x, bn;
-} bn_descs;
-
-static bool bn_setup(bn_descs *d, int64_t n, int64_t c, int64_t hw) {
-    cudnnCreateTensorDescriptor(&d->x);
-    cudnnCreateTensorDescriptor(&d->bn);
-    /* [n, c, hw] as [n, c, hw, 1]: spatial mode normalizes over n and hw */
-    return !cudnnSetTensor4dDescriptor(d->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)n, (int)c,
-                                       (int)hw, 1) &&
-           !cudnnSetTensor4dDescriptor(d->bn, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, (int)c, 1, 1);
-}
-
-static void bn_release(bn_descs *d) {
-    cudnnDestroyTensorDescriptor(d->x);
-    cudnnDestroyTensorDescriptor(d->bn);
-}
-
 static bool cu_bn_train_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
                             const float *gamma, const float *beta, float *rm, float *rv,
                             float momentum, float eps, float *mean, float *invstd) {
-    if (use_native_bn || !dnn || eps < CUDNN_BN_MIN_EPSILON || n * hw < 2) return false;
-    bn_descs d;
-    const float one = 1.0f, zero = 0.0f;
-    /* cuDNN needs both running buffers or neither */
-    bool ok = (rm == NULL) == (rv == NULL) && bn_setup(&d, n, c, hw);
-    ok = ok && !cudnnBatchNormalizationForwardTraining(
-                   dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, d.x, x, d.x, y, d.bn, gamma, beta,
-                   (double)momentum, rm, rv, (double)eps, mean, invstd);
-    bn_release(&d);
-    return ok;
+    return !use_native_bn && vendor.bn_train_fwd &&
+           vendor.bn_train_fwd(n, c, hw, y, x, gamma, beta, rm, rv, momentum, eps, mean, invstd);
 }
-
 static bool cu_bn_train_bwd(int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
                             float *dbeta, const float *dy, const float *x, const float *gamma,
                             const float *mean, const float *invstd, float eps) {
-    if (!dnn || !dx || !dgamma || !dbeta) return false; /* cuDNN writes all three */
-    bn_descs d;
-    const float one = 1.0f; /* betas = 1: accumulate */
-    bool ok = bn_setup(&d, n, c, hw) &&
-              !cudnnBatchNormalizationBackward(dnn, CUDNN_BATCHNORM_SPATIAL, &one, &one, &one,
-                                               &one, d.x, x, d.x, dy, d.x, dx, d.bn, gamma, dgamma,
-                                               dbeta, (double)eps, mean, invstd);
-    bn_release(&d);
-    return ok;
+    return vendor.bn_train_bwd &&
+           vendor.bn_train_bwd(n, c, hw, dx, dgamma, dbeta, dy, x, gamma, mean, invstd, eps);
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -944,28 +748,29 @@ __global__ void k_adaptive_bwd(int64_t planes, int h, int w, int oh, int ow, flo
 }
 static void cu_maxpool_fwd(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
                            const float *x) {
-    k_maxpool_fwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, y,
-                                                                              argmax, x);
+    LAUNCH(k_maxpool_fwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, y,
+            argmax, x);
 }
 static void cu_maxpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy,
                            const int32_t *argmax, bool add) {
     if (!add) cudaMemsetAsync(dx, 0, (size_t)(planes * w->h * w->w) * sizeof(float), stream);
-    k_maxpool_bwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, dx, dy,
-                                                                              argmax);
+    LAUNCH(k_maxpool_bwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, dx, dy,
+            argmax);
 }
 static void cu_avgpool_fwd(const cvn_window *w, int64_t planes, float *y, const float *x) {
-    k_avgpool_fwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, y, x);
+    LAUNCH(k_avgpool_fwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, y, x);
 }
 static void cu_avgpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy) {
-    k_avgpool_bwd<<<blocks_for(planes * w->oh * w->ow), THREADS, 0, stream>>>(*w, planes, dx, dy);
+    LAUNCH(k_avgpool_bwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, dx, dy);
 }
 static void cu_adaptive_fwd(int64_t planes, int h, int w, int oh, int ow, float *y, const float *x) {
-    k_adaptive_fwd<<<blocks_for(planes * oh * ow), THREADS, 0, stream>>>(planes, h, w, oh, ow, y, x);
+    LAUNCH(k_adaptive_fwd, blocks_for(planes * oh * ow), THREADS, stream)(planes, h, w, oh, ow, y,
+            x);
 }
 static void cu_adaptive_bwd(int64_t planes, int h, int w, int oh, int ow, float *dx,
                             const float *dy) {
-    k_adaptive_bwd<<<blocks_for(planes * oh * ow), THREADS, 0, stream>>>(planes, h, w, oh, ow, dx,
-                                                                         dy);
+    LAUNCH(k_adaptive_bwd, blocks_for(planes * oh * ow), THREADS, stream)(planes, h, w, oh, ow, dx,
+            dy);
 }
 
 /* ------------------------------------------------------------------ batch norm */
@@ -1007,7 +812,7 @@ __global__ void k_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float 
     }
 }
 static void cu_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var, const float *x) {
-    k_bn_stats<<<(unsigned)c, THREADS, 0, stream>>>(n, c, hw, mean, var, x);
+    LAUNCH(k_bn_stats, (unsigned)c, THREADS, stream)(n, c, hw, mean, var, x);
 }
 
 __global__ void k_bn_prepare(bool training, int64_t c, float *mean, const float *var, float *invstd,
@@ -1025,8 +830,8 @@ __global__ void k_bn_prepare(bool training, int64_t c, float *mean, const float 
 }
 static void cu_bn_prepare(bool training, int64_t c, float *mean, const float *var, float *invstd,
                           float *rm, float *rv, float momentum, float eps, float unbias) {
-    k_bn_prepare<<<blocks_for(c), THREADS, 0, stream>>>(training, c, mean, var, invstd, rm, rv,
-                                                        momentum, eps, unbias);
+    LAUNCH(k_bn_prepare, blocks_for(c), THREADS, stream)(training, c, mean, var, invstd, rm, rv,
+            momentum, eps, unbias);
 }
 
 __global__ void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
@@ -1040,8 +845,8 @@ __global__ void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float
 }
 static void cu_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
                       const float *invstd, const float *gamma, const float *beta) {
-    k_bn_fwd<<<blocks_for(n * c * hw), THREADS, 0, stream>>>(n, c, hw, y, x, mean, invstd, gamma,
-                                                             beta);
+    LAUNCH(k_bn_fwd, blocks_for(n * c * hw), THREADS, stream)(n, c, hw, y, x, mean, invstd, gamma,
+            beta);
 }
 
 /* one block per channel: sums of dy and dy * xhat, then dgamma / dbeta, then sums[] for dx */
@@ -1091,12 +896,11 @@ static void cu_bn_bwd(bool batch_stats, int64_t n, int64_t c, int64_t hw, float 
         bn_scratch_c = bn_scratch ? c : 0;
         if (!bn_scratch) return;
     }
-    k_bn_bwd_sums<<<(unsigned)c, THREADS, 0, stream>>>(n, c, hw, bn_scratch, dgamma, dbeta, dy, x,
-                                                       mean, invstd);
+    LAUNCH(k_bn_bwd_sums, (unsigned)c, THREADS, stream)(n, c, hw, bn_scratch, dgamma, dbeta, dy, x,
+            mean, invstd);
     if (dx)
-        k_bn_bwd_dx<<<blocks_for(n * c * hw), THREADS, 0, stream>>>(batch_stats, n, c, hw, dx,
-                                                                    bn_scratch, dy, x, mean,
-                                                                    invstd, gamma);
+        LAUNCH(k_bn_bwd_dx, blocks_for(n * c * hw), THREADS, stream)(batch_stats, n, c, hw, dx,
+                bn_scratch, dy, x, mean, invstd, gamma);
 }
 
 /* ------------------------------------------------------------------ dropout, sum */
@@ -1120,10 +924,10 @@ __global__ void k_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8
 }
 static void cu_dropout_fwd(int64_t n, float *y, uint8_t *mask, const float *x, float p,
                            uint64_t seed) {
-    k_dropout_fwd<<<blocks_for(n), THREADS, 0, stream>>>(n, y, mask, x, p, seed);
+    LAUNCH(k_dropout_fwd, blocks_for(n), THREADS, stream)(n, y, mask, x, p, seed);
 }
 static void cu_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t *mask, float scale) {
-    k_dropout_bwd<<<blocks_for(n), THREADS, 0, stream>>>(n, dx, dy, mask, scale);
+    LAUNCH(k_dropout_bwd, blocks_for(n), THREADS, stream)(n, dx, dy, mask, scale);
 }
 
 /* torch.optim's update rules; see lib/optim/optim.c */
@@ -1185,7 +989,7 @@ __global__ void k_optim_update(cvn_update_params p, int64_t n, float *w, const f
 }
 static void cu_optim_update(const cvn_update_params *p, int64_t n, float *w, const float *g,
                             float *s0, float *s1, float *s2) {
-    k_optim_update<<<blocks_for(n), THREADS, 0, stream>>>(*p, n, w, g, s0, s1, s2);
+    LAUNCH(k_optim_update, blocks_for(n), THREADS, stream)(*p, n, w, g, s0, s1, s2);
 }
 
 __global__ void k_sum(int64_t n, double *out, const float *x) {
@@ -1204,8 +1008,8 @@ static double reduce_to_host(bool squares, int64_t n, const float *x) {
     double *d = (double *)cu_alloc(sizeof(double)), h = 0.0;
     if (!d) return NAN;
     cudaMemsetAsync(d, 0, sizeof(double), stream);
-    if (squares) k_sum_sq<<<blocks_for(n), THREADS, 0, stream>>>(n, d, x);
-    else k_sum<<<blocks_for(n), THREADS, 0, stream>>>(n, d, x);
+    if (squares) LAUNCH(k_sum_sq, blocks_for(n), THREADS, stream)(n, d, x);
+    else LAUNCH(k_sum, blocks_for(n), THREADS, stream)(n, d, x);
     cu_download(&h, d, sizeof h);
     cu_free(d);
     return h;
@@ -1217,7 +1021,7 @@ __global__ void k_clamp(int64_t n, float *x, float lo, float hi) {
     GRID_LOOP(i, n) x[i] = fminf(fmaxf(x[i], lo), hi);
 }
 static void cu_clamp(int64_t n, float *x, float lo, float hi) {
-    k_clamp<<<blocks_for(n), THREADS, 0, stream>>>(n, x, lo, hi);
+    LAUNCH(k_clamp, blocks_for(n), THREADS, stream)(n, x, lo, hi);
 }
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
@@ -1230,8 +1034,15 @@ extern "C" void cvn_cuda_set_native_dnn(bool native) {
     conv_path = native ? CVN_CUDA_CONV_IMPLICIT : CVN_CUDA_CONV_CUDNN;
     use_native_pool = use_native_bn = native;
 }
-extern "C" bool cvn_cuda_has_cudnn(void) { return dnn != NULL; }
+extern "C" bool cvn_cuda_has_cudnn(void) { return vendor.conv2d_fwd != NULL; }
 extern "C" void cvn_cuda_set_copy_stream(bool on) { stage_uploads = on; }
+extern "C" bool cvn_cuda_emulated(void) {
+#ifdef CVN_CUDA_EMU
+    return true;
+#else
+    return false;
+#endif
+}
 extern "C" void cvn_cuda_synchronize(void) { cudaStreamSynchronize(stream); }
 
 /* ------------------------------------------------------------------ the table */
@@ -1314,22 +1125,18 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     cudaStream_t copy;
     bool ok = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess &&
               cudaStreamCreateWithFlags(&copy, cudaStreamNonBlocking) == cudaSuccess &&
-              cudaEventCreate(&tick) == cudaSuccess && cudaEventCreate(&tock) == cudaSuccess &&
-              cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS;
+              cudaEventCreate(&tick) == cudaSuccess && cudaEventCreate(&tock) == cudaSuccess;
     if (ok) {
         copy_streams.streams[RING_COPY] = copy;
         copy_streams.streams[RING_COMPUTE] = stream;
         ok = uploads.init(&copy_streams);
     }
     if (!ok) {
-        snprintf(why, sizeof why, "CUDA or cuBLAS failed to initialize");
+        snprintf(why, sizeof why, "CUDA failed to initialize its streams and events");
         state = -1;
         cvn_set_error(CVN_ERR_DEVICE, "%s", why);
         return NULL;
     }
-    cublasSetStream(blas, stream);
-    /* exact FP32 products, as the CPU computes them (no TF32) */
-    cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
     const char *g = getenv("CVN_CUDA_GEMM"), *c = getenv("CVN_CUDA_CONV");
     const char *pl = getenv("CVN_CUDA_POOL"), *bn = getenv("CVN_CUDA_BN");
     use_native_gemm = g && !strcmp(g, "native");
@@ -1342,8 +1149,9 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     tune_convs = !tune || strcmp(tune, "0");
     const char *cs = getenv("CVN_CUDA_COPY_STREAM");
     stage_uploads = !cs || strcmp(cs, "0");
-    if (cudnnCreate(&dnn) == CUDNN_STATUS_SUCCESS) cudnnSetStream(dnn, stream);
-    else dnn = NULL; /* convolution then runs on our implicit GEMM */
+    /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit
+     * GEMM, pooling and batch norm on our kernels */
+    cuda_vendor_start(stream, &vendor);
     fill_table();
     state = 1;
     return &table;

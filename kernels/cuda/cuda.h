@@ -31,6 +31,9 @@ bool cvn_cuda_has_cudnn(void);
  * stream's kernels (true, the default; CVN_CUDA_COPY_STREAM=0 turns it off), or are copied on the
  * compute stream in its order. */
 void cvn_cuda_set_copy_stream(bool on);
+/* True in the CPU emulation of the backend (built with CVN_CUDA_EMU for test_cuda_emulated):
+ * kernels run on the host, copies finish when queued, there is no cuBLAS or cuDNN. */
+bool cvn_cuda_emulated(void);
 /* Waits for every queued kernel (timing). */
 void cvn_cuda_synchronize(void);
 #ifdef __cplusplus
