@@ -134,6 +134,16 @@ $(BUILD)/tests/test_cuda_emulated: tests/test_cuda.c $(TEST_COMMON) $(EMU_OBJ)
 	$(CC) $(CFLAGS) -DCVN_WITH_CUDA -Itests $< $(TEST_COMMON) $(EMU_OBJ) -o $@ $(CHECK_LIBS) \
 	  $(LDLIBS) -lstdc++
 
+# The GPU benchmark and examples against the same emulated backend: bench/gpu_check.sh prepare
+# runs them once, small, before a GPU's time is spent on them.
+$(BUILD)/bench/bench_cuda_emulated: bench/bench_cuda.c bench/bench_util.h $(EMU_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DCVN_WITH_CUDA $< $(EMU_OBJ) -o $@ $(LDLIBS) -lstdc++
+
+$(EMU)/examples/%: examples/%.c examples/example_args.h $(EMU_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DCVN_WITH_CUDA $< $(EMU_OBJ) -o $@ $(LDLIBS) -lstdc++
+
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcvnet.a $(LDLIBS)

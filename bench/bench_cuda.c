@@ -5,7 +5,12 @@
  * bench/compare_torch_cuda.py measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints
  * a skip line without a GPU.
  *
- *   build-cuda/bench/bench_cuda [FASHION_MNIST_DIR]  (default /usr/share/datasets/fashion-mnist) */
+ *   build-cuda/bench/bench_cuda [--smoke] [FASHION_MNIST_DIR]  (default
+ *   /usr/share/datasets/fashion-mnist)
+ *
+ * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
+ * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so
+ * that a benchmark that fails does so before it takes a GPU's time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,9 @@
 #endif
 
 #define REPS 7
+
+static int reps = REPS, smoke_batch; /* --smoke: 1 run, every batch smoke_batch */
+static double min_run = 0.05;        /* seconds a run lasts at least */
 
 #ifdef CVN_WITH_CUDA
 /* The paths: cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm with
@@ -38,7 +46,7 @@ static double median_time(bench_fn fn, void *ctx) {
     double t[REPS];
     fn(ctx);
     cvn_cuda_synchronize();
-    for (int r = 0; r < REPS; r++) {
+    for (int r = 0; r < reps; r++) {
         int iters = 0;
         double t0 = bench_now(), el;
         do {
@@ -46,10 +54,10 @@ static double median_time(bench_fn fn, void *ctx) {
             cvn_cuda_synchronize();
             iters++;
             el = bench_now() - t0;
-        } while (el < 0.05);
+        } while (el < min_run);
         t[r] = el / iters;
     }
-    return bench_median(t, REPS);
+    return bench_median(t, reps);
 }
 
 static cvn_tensor *gpu_rand(int nd, const int64_t *shape, cvn_rng *r, bool grad) {
@@ -75,7 +83,8 @@ static void run_conv(void *p) {
     if (c->backward) cvn_backward(c->t, cvn_sum(c->t, y, 0, NULL, false), NULL);
 }
 
-static void bench_conv(const char *name, const int64_t *xs, const int64_t *ws, cvn_rng *r) {
+static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws, cvn_rng *r) {
+    int64_t xs[4] = {smoke_batch ? smoke_batch : shape[0], shape[1], shape[2], shape[3]};
     conv_ctx c = {cvn_tape_new(CVN_CUDA), gpu_rand(4, xs, r, true), gpu_rand(4, ws, r, true),
                   gpu_rand(1, ws, r, true), false};
     double flops = 2.0 * xs[0] * ws[0] * ws[1] * ws[2] * ws[3] * xs[2] * xs[3];
@@ -114,6 +123,7 @@ static void run_train_step(void *p) {
 /* Training steps of a network on [batch, c, h, w] inputs: the reference CNN when arch < 0, else
  * the zoo model's defaults. */
 static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
+    if (smoke_batch) batch = smoke_batch;
     cvn_model_config mc = cvn_model_defaults((cvn_arch)(arch < 0 ? 0 : arch), ch, hw, hw, 10);
     cvn_module *net = arch < 0 ? cvn_reference_cnn(r) : cvn_model_new((cvn_arch)arch, &mc, r);
     const char *name = arch < 0 ? "reference CNN" : cvn_arch_name((cvn_arch)arch);
@@ -157,6 +167,7 @@ static void run_loader_steps(void *p) {
 }
 
 static void bench_loader_training(const char *dir, int batch, cvn_rng *r) {
+    if (smoke_batch) batch = smoke_batch;
     cvn_dataset *ds = cvn_dataset_fashion_mnist(dir, true);
     if (!ds) {
         printf("train from loader: skipped: %s\n", cvn_last_error());
@@ -190,6 +201,13 @@ static void bench_loader_training(const char *dir, int batch, cvn_rng *r) {
 #endif
 
 int main(int argc, char **argv) {
+    const char *dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--smoke"))
+            reps = 1, min_run = 0.0, smoke_batch = 2;
+        else
+            dir = argv[i];
+    }
     cvn_tape *probe = cvn_tape_new(CVN_CUDA);
     if (!probe) {
         printf("bench_cuda: skipped: %s\n", cvn_last_error());
@@ -197,8 +215,11 @@ int main(int argc, char **argv) {
     }
     cvn_tape_free(probe);
 #ifdef CVN_WITH_CUDA
-    printf("# libcvnet bench_cuda: median of %d runs (each >= 50 ms); cuDNN %s\n", REPS,
-           cvn_cuda_has_cudnn() ? "in use" : "did not start (its rows are im2col + cuBLAS)");
+    printf("# libcvnet bench_cuda: median of %d runs (each >= %.0f ms)%s; %s\n", reps,
+           min_run * 1e3, smoke_batch ? ", smoke run at batch 2" : "",
+           cvn_cuda_emulated()    ? "CPU emulation: our kernels on every row"
+           : cvn_cuda_has_cudnn() ? "cuDNN in use"
+                                  : "cuDNN did not start (its rows are our kernels)");
     cvn_rng r;
     cvn_rng_seed(&r, 1);
     bench_conv("conv1 64x1x28x28->32", (int64_t[]){64, 1, 28, 28}, (int64_t[]){32, 1, 3, 3}, &r);
@@ -208,10 +229,10 @@ int main(int argc, char **argv) {
     bench_training(-1, 64, 1, 28, &r);
     bench_training(-1, 256, 1, 28, &r);
     bench_training(CVN_ARCH_RESNET, 128, 3, 32, &r);
-    bench_loader_training(argc > 1 ? argv[1] : NULL, 64, &r);
-    bench_loader_training(argc > 1 ? argv[1] : NULL, 256, &r);
+    bench_loader_training(dir, 64, &r);
+    bench_loader_training(dir, 256, &r);
 #else
-    (void)argc, (void)argv;
+    (void)dir;
 #endif
     return 0;
 }

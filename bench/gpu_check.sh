@@ -1,9 +1,13 @@
 #!/bin/bash
 # The GPU checklist of docs/benchmarks/gpu.md in one device call.
 #
-#   bench/gpu_check.sh prepare    here, on the project machine: builds with CUDA=1 and gathers in
-#                                 .gpucheck/ (ignored; about 50 MB) the three binaries, the shared
-#                                 libraries a bare GPU machine lacks and FashionMNIST
+#   bench/gpu_check.sh prepare    here, on the project machine: first runs the three programs on
+#                                 the CPU emulation of the CUDA backend (the harness, bench_cuda
+#                                 --smoke, quickstart on 256 images: about 2 minutes), so that one
+#                                 that fails does so before a GPU's time is spent on it; then
+#                                 builds with CUDA=1 and gathers in .gpucheck/ (ignored; about
+#                                 50 MB) the three binaries, the shared libraries a bare GPU
+#                                 machine lacks and FashionMNIST
 #   bench/gpu_check.sh budget [S] on the GPU machine, in the repository root, with .gpucheck carried
 #                                 (the device tool: carry [".gpucheck"], timeout_s S + 60): every
 #                                 step below in the order that matters most, within S seconds
@@ -33,6 +37,13 @@ cd "$root" || exit 1
 
 if [ "${1:-}" = prepare ]; then
     set -e
+    make --no-print-directory build/tests/test_cuda_emulated build/bench/bench_cuda_emulated \
+        build/cuda-emu/examples/quickstart
+    CVN_TEST_DATA=tests/ref build/tests/test_cuda_emulated | tail -n 1
+    build/bench/bench_cuda_emulated --smoke >/dev/null
+    build/cuda-emu/examples/quickstart --device cuda --limit 256 --epochs 1 \
+        --out runs/gpucheck-emulated | tail -n 1
+    echo "gpu_check: the harness, bench_cuda and quickstart run on the CPU emulation"
     make --no-print-directory CUDA=1 all build-cuda/tests/test_cuda build-cuda/bench/bench_cuda \
         build-cuda/examples/quickstart
     rm -rf .gpucheck
