@@ -1,7 +1,8 @@
 /* The backend table: every kernel an op needs, as a function pointer over raw memory.
  * Kernels know nothing of tensors or tapes: they take pointers, sizes and strides, outputs first.
- * Backward kernels accumulate (+=) into the gradient they write, so a tensor used twice gets the sum.
- * One table per device; the CPU one lives in kernels/cpu/backend_cpu.c. Private to the library. */
+ * Backward kernels accumulate (+=) into the gradient they write, so a tensor used twice gets the
+ * sum. One table per device; the CPU one lives in kernels/cpu/backend_cpu.c. Private to the
+ * library. */
 #ifndef CVN_BACKEND_H
 #define CVN_BACKEND_H
 
@@ -41,20 +42,20 @@ typedef enum {
 
 /* Geometry of a 2-D window op (convolution or pooling) over one [C, H, W] image. */
 typedef struct {
-    int c, h, w;        /* input channels and size */
-    int kh, kw;         /* window */
-    int sh, sw;         /* stride */
-    int ph, pw;         /* padding */
-    int dh, dw;         /* dilation */
-    int oh, ow;         /* output size */
+    int c, h, w; /* input channels and size */
+    int kh, kw;  /* window */
+    int sh, sw;  /* stride */
+    int ph, pw;  /* padding */
+    int dh, dw;  /* dilation */
+    int oh, ow;  /* output size */
 } cvn_window;
 
 /* A whole 2-D convolution, for backends with a fused implementation (cuDNN, the CPU's direct 3x3
  * kernels). */
 typedef struct {
-    int n, c, h, w;  /* input */
-    int o, kh, kw;   /* weight [o, c / groups, kh, kw] */
-    int oh, ow;      /* output */
+    int n, c, h, w; /* input */
+    int o, kh, kw;  /* weight [o, c / groups, kh, kw] */
+    int oh, ow;     /* output */
     int sh, sw, ph, pw, dh, dw, groups;
     /* The forward's epilogue, for inference (a backend without it declines when it is set, and
      * the op runs the parts one by one): the activation act when act_on, then, when pool > 0, a
@@ -69,17 +70,23 @@ typedef struct {
 
 /* One optimizer step's hyperparameters, as the fused update kernels read them (lib/optim fills it;
  * the rules are torch.optim's, see lib/optim/optim.c). */
-typedef enum { CVN_UPD_SGD, CVN_UPD_ADAM, CVN_UPD_ADAMW, CVN_UPD_RMSPROP, CVN_UPD_RPROP } cvn_update_kind;
+typedef enum {
+    CVN_UPD_SGD,
+    CVN_UPD_ADAM,
+    CVN_UPD_ADAMW,
+    CVN_UPD_RMSPROP,
+    CVN_UPD_RPROP
+} cvn_update_kind;
 typedef struct {
     cvn_update_kind kind;
     float lr, weight_decay;
     float momentum, dampening; /* SGD, RMSprop (momentum) */
     bool nesterov;
-    bool first;                  /* SGD: the momentum buffer starts as the first gradient */
-    float beta1, beta2, eps;     /* Adam(W), RMSprop (eps) */
-    float bias1, bias2_sqrt;     /* 1 - beta1^t, sqrt(1 - beta2^t) */
+    bool first;              /* SGD: the momentum buffer starts as the first gradient */
+    float beta1, beta2, eps; /* Adam(W), RMSprop (eps) */
+    float bias1, bias2_sqrt; /* 1 - beta1^t, sqrt(1 - beta2^t) */
     bool amsgrad;
-    float alpha;                 /* RMSprop smoothing */
+    float alpha; /* RMSprop smoothing */
     bool centered;
     float eta_minus, eta_plus, step_min, step_max; /* Rprop */
 } cvn_update_params;
@@ -89,6 +96,9 @@ typedef struct cvn_backend {
     /* floats of im2col workspace per convolution chunk: small on a CPU (the columns should stay in
      * cache), large on a GPU (fewer, bigger GEMMs) */
     int64_t conv_workspace;
+    /* device memory is host memory this process may touch (the CPU, and the CUDA backend's CPU
+     * emulation): under ASan the arena then poisons what it has not handed out */
+    bool host_memory;
 
     /* memory */
     void *(*alloc)(size_t bytes);
@@ -125,9 +135,10 @@ typedef struct cvn_backend {
     void (*affine)(int64_t n, float *y, const float *x, float scale, float shift);
     /* y += alpha * x */
     void (*axpy)(int64_t n, float alpha, const float *x, float *y);
-    /* out[o] += x[i] summed over the dims where the output stride so is 0 (a broadcast reduction). */
-    void (*reduce_to)(int ndim, const int64_t *shape, float *out, const int64_t *so,
-                      const float *x, float scale);
+    /* out[o] += x[i] summed over the dims where the output stride so is 0 (a broadcast reduction).
+     */
+    void (*reduce_to)(int ndim, const int64_t *shape, float *out, const int64_t *so, const float *x,
+                      float scale);
 
     /* out[i] += scale * x[offset of i under strides sx] for contiguous out over shape: the adjoint
      * of reduce_to (broadcasts x back over the dims where sx is 0). */
@@ -163,17 +174,16 @@ typedef struct cvn_backend {
                     const float *y);
 
     /* im2col of nimg images (img_stride floats apart) into one matrix of c * kh * kw rows and
-     * nimg * oh * ow columns, row stride ld: image i fills columns [i * oh * ow, (i + 1) * oh * ow).
-     * col2im accumulates such a matrix back into the images. */
+     * nimg * oh * ow columns, row stride ld: image i fills columns [i * oh * ow, (i + 1) * oh *
+     * ow). col2im accumulates such a matrix back into the images. */
     void (*im2col)(const cvn_window *w, float *cols, int64_t ld, const float *img,
                    int64_t img_stride, int nimg);
     void (*col2im)(const cvn_window *w, float *img, int64_t img_stride, const float *cols,
                    int64_t ld, int nimg);
     /* dst[a * dsa + b * dsb + k] = src[a * ssa + b * ssb + k] (+ bias[a] when bias is not NULL),
      * for a < na, b < nb, k < inner: moves blocks between [O, N, HW] and [N, O, HW] layouts. */
-    void (*copy_blocks)(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
-                        int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
-                        const float *bias);
+    void (*copy_blocks)(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa, int64_t dsb,
+                        const float *src, int64_t ssa, int64_t ssb, const float *bias);
 
     /* Optional fused convolution (cuDNN; on the CPU the direct 3x3 stride-1 kernels). Each returns
      * false to decline, before writing anything, and the op then uses im2col + gemm. Forward:
@@ -198,9 +208,9 @@ typedef struct cvn_backend {
     bool (*bn_train_fwd)(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
                          const float *gamma, const float *beta, float *rm, float *rv,
                          float momentum, float eps, float *mean, float *invstd);
-    bool (*bn_train_bwd)(int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
-                         float *dbeta, const float *dy, const float *x, const float *gamma,
-                         const float *mean, const float *invstd, float eps);
+    bool (*bn_train_bwd)(int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma, float *dbeta,
+                         const float *dy, const float *x, const float *gamma, const float *mean,
+                         const float *invstd, float eps);
 
     /* pooling over planes (n * c of them), each [h, w] -> [oh, ow]; max keeps the argmax. */
     void (*maxpool_fwd)(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
@@ -216,8 +226,8 @@ typedef struct cvn_backend {
                                  const float *dy);
 
     /* batch norm over [n, c, hw]: per-channel mean and biased variance; normalize; backward */
-    /* Per channel: training turns the batch variance var into invstd = 1 / sqrt(var + eps) and, when
-     * rm / rv are given, updates them: r = (1 - momentum) r + momentum * batch (variance times
+    /* Per channel: training turns the batch variance var into invstd = 1 / sqrt(var + eps) and,
+     * when rm / rv are given, updates them: r = (1 - momentum) r + momentum * batch (variance times
      * unbias); eval copies mean = rm and derives invstd from rv (var unused). */
     void (*bn_prepare)(bool training, int64_t c, float *mean, const float *var, float *invstd,
                        float *rm, float *rv, float momentum, float eps, float unbias);
@@ -231,15 +241,14 @@ typedef struct cvn_backend {
                    const float *invstd, const float *gamma);
 
     /* dropout with a counter-based generator: element i is kept when hash(seed, i) >= p. */
-    void (*dropout_fwd)(int64_t n, float *y, uint8_t *mask, const float *x, float p,
-                        uint64_t seed);
+    void (*dropout_fwd)(int64_t n, float *y, uint8_t *mask, const float *x, float p, uint64_t seed);
     void (*dropout_bwd)(int64_t n, float *dx, const float *dy, const uint8_t *mask, float scale);
 
     /* One fused optimizer step over n parameters w with gradients g and up to three state buffers
      * (SGD: momentum; Adam: m, v, vmax; RMSprop: square avg, momentum, grad avg; Rprop: previous
      * gradient, step size). */
-    void (*optim_update)(const cvn_update_params *p, int64_t n, float *w, const float *g,
-                         float *s0, float *s1, float *s2);
+    void (*optim_update)(const cvn_update_params *p, int64_t n, float *w, const float *g, float *s0,
+                         float *s1, float *s2);
 
     /* sum of all n elements, and of their squares (double accumulation; the result reaches the
      * host) */

@@ -311,11 +311,40 @@ START_TEST(test_threads) {
 }
 END_TEST
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+
+/* Under ASan the arena poisons what it has not handed out: the bytes right after a tensor, and
+ * everything once the tape is reset, so that a kernel writing past its tensor, or code reading a
+ * tape's tensor after the reset, is reported (cvn_fit read its batch's size so until this test's
+ * commit). */
+START_TEST(test_arena_poisons_unused) {
+    cvn_tape *t = CK_NOTNULL(cvn_tape_new(CVN_CPU));
+    float v[10] = {0};
+    int64_t s[1] = {10};
+    cvn_tensor *a = CK_NOTNULL(cvn_tape_tensor_f32(t, 1, s, v));
+    float *p = a->data;
+    ck_assert(!__asan_region_is_poisoned(p, sizeof v));
+    ck_assert(__asan_address_is_poisoned(p + 10));
+    ck_assert(__asan_address_is_poisoned((char *)(p + 10) + 63));
+    cvn_tensor *b = CK_NOTNULL(cvn_tape_tensor_f32(t, 1, s, v));
+    ck_assert(!__asan_region_is_poisoned(b->data, sizeof v));
+    cvn_tape_reset(t);
+    ck_assert(__asan_address_is_poisoned(p));
+    ck_assert(__asan_address_is_poisoned(a)); /* the tensor's struct: the meta arena's */
+    cvn_tape_free(t);
+}
+END_TEST
+#endif
+
 int main(void) {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_rng);
+#if defined(__SANITIZE_ADDRESS__)
+    tcase_add_test(tc, test_arena_poisons_unused);
+#endif
     tcase_add_test(tc, test_tensor_basics);
     tcase_add_test(tc, test_tape_accumulates);
     tcase_add_test(tc, test_no_grad);

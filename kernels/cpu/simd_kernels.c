@@ -1813,6 +1813,7 @@ const cvn_backend TABLE_NAME = {
      * training images/s and 110 MB peak RSS; 4, 2 and 1 MiB about 3,600 and 86, 81 and 72 MB. A
      * large layer (256x64x32x32 -> 128, bench_ops) loses about 10 % with 1 MiB. */
     .conv_workspace = 1 << 18,
+    .host_memory = true,
     .alloc = cvn_cpu_alloc,
     .free = cvn_cpu_free,
     .copy = cvn_cpu_copy,

@@ -1052,6 +1052,7 @@ static cvn_backend table;
 static void fill_table(void) {
     table.name = "cuda";
     table.conv_workspace = 1 << 22; /* 16 MiB of columns: few, large GEMMs */
+    table.host_memory = cvn_cuda_emulated(); /* the emulation's device memory is malloc's */
     table.alloc = cu_alloc;
     table.free = cu_free;
     table.copy = cu_copy;

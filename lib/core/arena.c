@@ -1,8 +1,30 @@
-/* The per-device bump allocator behind every tape. */
+/* The per-device bump allocator behind every tape.
+ *
+ * Under ASan (SANITIZE=1), where the backend's memory is host memory, every byte not handed out
+ * is poisoned: a chunk when it comes and when the arena is reset, and a guard of 64 bytes after
+ * each allocation, so that a kernel reading or writing past its tensor is reported although the
+ * next tensor lies right behind it (the CPU's kernels, and the CUDA kernels on the emulation). */
 #include "core/core.h"
 
 #define ARENA_ALIGN 64
 #define ARENA_MIN_CHUNK (1u << 20)
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define ARENA_GUARD 64
+#else
+#define ARENA_GUARD 0
+#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#endif
+
+static void poison(const cvn_arena *a, void *p, size_t bytes, bool on) {
+    if (!a->be->host_memory) return;
+    if (on)
+        ASAN_POISON_MEMORY_REGION(p, bytes);
+    else
+        ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+}
 
 struct cvn_chunk {
     cvn_chunk *next;
@@ -19,6 +41,7 @@ void cvn_arena_init(cvn_arena *a, const cvn_backend *be) {
 static void free_chunks(cvn_arena *a) {
     for (cvn_chunk *c = a->chunks, *next; c; c = next) {
         next = c->next;
+        poison(a, c->base, c->size, false);
         a->be->free(c->base);
         cvn_free(c);
     }
@@ -41,6 +64,7 @@ static cvn_chunk *new_chunk(cvn_arena *a, size_t size) {
     }
     c->size = size;
     c->used = 0;
+    poison(a, c->base, size, true);
     c->next = a->chunks;
     a->chunks = c;
     a->capacity += size;
@@ -48,7 +72,7 @@ static cvn_chunk *new_chunk(cvn_arena *a, size_t size) {
 }
 
 void *cvn_arena_alloc(cvn_arena *a, size_t bytes) {
-    size_t need = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    size_t need = (bytes + ARENA_GUARD + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (need == 0) need = ARENA_ALIGN;
     cvn_chunk *c = a->chunks;
     if (!c || c->size - c->used < need) {
@@ -69,6 +93,7 @@ void *cvn_arena_alloc(cvn_arena *a, size_t bytes) {
     c->used += pad + need;
     a->used += pad + need;
     if (a->used > a->peak) a->peak = a->used;
+    poison(a, (void *)(p + pad), bytes, false);
     return (void *)(p + pad);
 }
 
@@ -79,6 +104,9 @@ void cvn_arena_reset(cvn_arena *a) {
         free_chunks(a);
         new_chunk(a, total); /* on failure the next alloc retries */
     }
-    if (a->chunks) a->chunks->used = 0;
+    if (a->chunks) {
+        a->chunks->used = 0;
+        poison(a, a->chunks->base, a->chunks->size, true);
+    }
     a->used = 0;
 }

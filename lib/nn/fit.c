@@ -163,8 +163,8 @@ cvn_status cvn_fit(cvn_module *model, cvn_optim *opt, cvn_tape *t, cvn_loader *t
             if ((st = cvn_optim_step(opt))) break;
             cvn_optim_zero_grad(opt);
             if ((st = sums_add(&losses, loss, 1.0f, NULL, NULL))) break;
+            images += x->shape[0]; /* x is the tape's: read before the reset hands it back */
             cvn_tape_reset(t);
-            images += x->shape[0];
             b++;
             if (each_loss) {
                 float l = (float)sums_flush(&losses);
