@@ -3,17 +3,17 @@
  * kernels of kernels/cuda's headers directly (test_cuda_emu), and the whole CUDA backend under
  * the runtime of cuda_emu_runtime.h (test_cuda_emulated).
  *
- * A launch runs the grid's blocks one after another; a block's threads are fibers of the calling
- * thread. Each fiber runs until __syncthreads(), a warp shuffle or its end, then the next one
- * runs: one thread running far ahead of the others is the harshest schedule for a missing
- * barrier, and the order alternates between rounds (forward, backward) so that neither the first
- * nor the last thread always writes shared memory first. When every thread has stopped, a warp
- * whose 32 threads all wait at a shuffle goes on first; else, when all the block's threads wait
- * at __syncthreads, they all go on. Threads that stopped at different barriers (some wait, others
- * have returned, or half a warp shuffles) fail the launch, as they would hang or misbehave on a
- * GPU. Where thread 0 returns without meeting a barrier, the block's other threads run as plain
- * calls (see run_block). __shared__ arrays are function statics, shared by the fibers of the one
- * block running.
+ * A launch runs the grid's blocks one after another (in reverse order every other launch); a
+ * block's threads are fibers of the calling thread. Each fiber runs until __syncthreads(), a warp
+ * shuffle or its end, then the next one runs: one thread running far ahead of the others is the
+ * harshest schedule for a missing barrier, and the order alternates between rounds (forward,
+ * backward) so that neither the first nor the last thread always writes shared memory first. When
+ * every thread has stopped, a warp whose 32 threads all wait at a shuffle goes on first; else, when
+ * all the block's threads wait at __syncthreads, they all go on. Threads that stopped at different
+ * barriers (some wait, others have returned, or half a warp shuffles) fail the launch, as they
+ * would hang or misbehave on a GPU. Where thread 0 returns without meeting a barrier, the block's
+ * other threads run as plain calls (see run_block). __shared__ arrays are function statics, shared
+ * by the fibers of the one block running.
  *
  * Not emulated: memory spaces, timing, votes, concurrency between blocks (so atomicAdd is a plain
  * add). Shuffles take the full mask only. */
@@ -289,13 +289,18 @@ inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
     body = &fn;
     gridDim = grid;
     blockDim = block;
+    /* blocks in order on one launch, in reverse on the next: a kernel that counts on an order
+     * of blocks (which a GPU does not keep) gets both */
+    static bool reverse;
+    reverse = !reverse;
+    uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
     bool ok = true;
-    for (unsigned bz = 0; ok && bz < grid.z; bz++)
-        for (unsigned by = 0; ok && by < grid.y; by++)
-            for (unsigned bx = 0; ok && bx < grid.x; bx++) {
-                blockIdx = {bx, by, bz};
-                ok = run_block(nt, block);
-            }
+    for (uint64_t j = 0; ok && j < blocks; j++) {
+        uint64_t b = reverse ? blocks - 1 - j : j;
+        blockIdx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
+                    (unsigned)(b / grid.x / grid.y)};
+        ok = run_block(nt, block);
+    }
     body = outer;
     return ok;
 }
