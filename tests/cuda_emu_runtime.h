@@ -80,8 +80,11 @@ inline cudaError_t cudaGetDeviceCount(int *count) {
     return cudaSuccess;
 }
 
+/* the emulated device's memory: more than that in one allocation fails, as on an 80 GB GPU */
+const size_t EMU_DEVICE_BYTES = (size_t)80 << 30;
+
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
-    *p = malloc(bytes ? bytes : 1);
+    *p = bytes <= EMU_DEVICE_BYTES ? malloc(bytes ? bytes : 1) : NULL;
     return *p ? cudaSuccess : emu::fail(cudaErrorMemoryAllocation);
 }
 template <class T> cudaError_t cudaMalloc(T **p, size_t bytes) {

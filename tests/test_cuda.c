@@ -525,6 +525,25 @@ START_TEST(test_zoo_models_match_cpu) {
 }
 END_TEST
 
+/* A tensor larger than the GPU's memory: NULL and CVN_ERR_NOMEM, and the backend goes on working
+ * (a cudaMalloc out of memory is not a sticky error). */
+START_TEST(test_out_of_device_memory) {
+    int64_t big[1] = {(int64_t)1 << 40}; /* 4 TiB of floats */
+    ck_assert_ptr_null(cvn_tensor_new_on(CVN_F32, 1, big, CVN_CUDA));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_NOMEM);
+    ck_assert_msg(strstr(cvn_last_error(), "cudaMalloc") != NULL, "%s", cvn_last_error());
+    float v[3] = {1.0f, 2.0f, 3.5f}, got = 0.0f;
+    int64_t s[1] = {3};
+    cvn_tensor *h = CK_NOTNULL(cvn_tensor_from_f32(1, s, v, 3)), *d = on_gpu(h);
+    cvn_tape *t = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
+    CK_OK(cvn_tensor_read(CK_NOTNULL(cvn_sum(t, cvn_mul(t, d, d), 0, NULL, false)), &got,
+                          sizeof got));
+    ck_assert_float_eq_tol(got, 1.0f + 4.0f + 12.25f, 1e-6f);
+    cvn_tape_free(t);
+    cvn_tensor_free(h), cvn_tensor_free(d);
+}
+END_TEST
+
 START_TEST(test_no_gpu_is_an_error) {
     ck_assert_ptr_null(cvn_tape_new(CVN_CUDA));
     ck_assert_int_eq(cvn_last_status(), CVN_ERR_DEVICE);
@@ -563,6 +582,7 @@ int main(void) {
     tcase_add_test(layers, test_conv_fused_matches_cpu);
     tcase_add_loop_test(layers, test_batch_norm_running_stats_gpu, first_path, N_PATHS);
     tcase_add_test(layers, test_dropout_same_mask);
+    tcase_add_test(layers, test_out_of_device_memory);
     tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);
     tcase_add_test(training, test_loader_async_upload);
     tcase_add_test(training, test_loader_uploads_run_ahead);
