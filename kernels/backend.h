@@ -250,10 +250,11 @@ typedef struct cvn_backend {
     void (*optim_update)(const cvn_update_params *p, int64_t n, float *w, const float *g, float *s0,
                          float *s1, float *s2);
 
-    /* sum of all n elements, and of their squares (double accumulation; the result reaches the
-     * host) */
+    /* sum of all n elements of x, and the sum of the squares of all elements of count buffers
+     * (n[i] elements at x[i]: the gradients of a model at once, so a GPU synchronizes once);
+     * accumulated in double, the result reaches the host */
     double (*sum)(int64_t n, const float *x);
-    double (*sum_sq)(int64_t n, const float *x);
+    double (*sum_sq)(int count, const int64_t *n, const float *const *x);
     /* x = min(max(x, lo), hi) in place */
     void (*clamp)(int64_t n, float *x, float lo, float hi);
 } cvn_backend;

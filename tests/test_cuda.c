@@ -87,6 +87,15 @@ static void use_path(int path) {
 #endif
 }
 
+/* cudaMalloc calls so far (none without CUDA in the build, where no GPU test runs) */
+static long cuda_mallocs(void) {
+#ifdef CVN_WITH_CUDA
+    return cvn_cuda_mallocs();
+#else
+    return 0;
+#endif
+}
+
 /* Every op case on every path, path by path. */
 START_TEST(test_ops_on_paths) {
     int path = _i / N_CASES;
@@ -397,8 +406,8 @@ START_TEST(test_dropout_same_mask) {
 }
 END_TEST
 
-/* A module moved to the GPU trains with SGD + momentum (fused update kernel): loss falls, and the
- * arena stops growing after step two. */
+/* A module moved to the GPU trains with SGD + momentum (fused update kernel) and gradient clipping:
+ * loss falls, and after step two neither the arena grows nor the backend calls cudaMalloc. */
 START_TEST(test_module_steady_state) {
     cvn_rng r;
     cvn_rng_seed(&r, 5);
@@ -424,6 +433,7 @@ START_TEST(test_module_steady_state) {
     ck_assert_int_eq(cvn_optim_add_module(opt, net), 0);
     float first = 0, last = 0;
     size_t cap2 = 0;
+    long mallocs2 = 0;
     for (int step = 0; step < 30; step++) {
         cvn_tensor *loss = cvn_cross_entropy(t, cvn_module_forward(net, t, xg), yg, 0);
         ck_assert_msg(loss != NULL, "%s", cvn_last_error());
@@ -432,11 +442,18 @@ START_TEST(test_module_steady_state) {
         CK_OK(cvn_tensor_read(loss, &l, sizeof l));
         if (step == 0) first = l;
         last = l;
+        float norm = 0.0f;
+        CK_OK(cvn_optim_clip_grad_norm(opt, 5.0f, &norm));
+        ck_assert_msg(norm > 0.0f && isfinite(norm), "step %d: gradient norm %g", step,
+                      (double)norm);
         CK_OK(cvn_optim_step(opt));
         cvn_optim_zero_grad(opt);
         cvn_tape_reset(t);
-        if (step == 2) cap2 = cvn_tape_arena_capacity(t);
-        if (step > 2) ck_assert_uint_eq(cvn_tape_arena_capacity(t), cap2);
+        if (step == 2) cap2 = cvn_tape_arena_capacity(t), mallocs2 = cuda_mallocs();
+        if (step > 2) {
+            ck_assert_uint_eq(cvn_tape_arena_capacity(t), cap2);
+            ck_assert_int_eq(cuda_mallocs(), mallocs2);
+        }
     }
     ck_assert_msg(last < first * 0.5f, "loss %g -> %g", (double)first, (double)last);
     cvn_optim_free(opt);
@@ -472,6 +489,40 @@ START_TEST(test_optim_trajectory) {
     expect_gpu(name, p2, name);
     cvn_optim_free(o);
     cvn_tensor_free(p1), cvn_tensor_free(p2), cvn_tensor_free(h1), cvn_tensor_free(h2);
+}
+END_TEST
+
+/* Gradient clipping on the GPU against torch.nn.utils.clip_grad_norm_ / clip_grad_value_ (the
+ * values test_optim checks on the CPU): the norm of both gradients in one device reduction. */
+START_TEST(test_clipping_gpu) {
+    const ref_array *noise = ref_get("optim.noise");
+    for (int mode = 0; mode < 2; mode++) {
+        cvn_tensor *h1 = ref_tensor("optim.w1", true), *h2 = ref_tensor("optim.w2", true);
+        cvn_tensor *p1 = on_gpu(h1), *p2 = on_gpu(h2);
+        float g[42];
+        for (int i = 0; i < 42; i++) g[i] = 3 * noise->v[i];
+        cvn_tensor *g1 = CK_NOTNULL(cvn_tensor_from_f32(h1->ndim, h1->shape, g, 37)),
+                   *g2 = CK_NOTNULL(cvn_tensor_from_f32(h2->ndim, h2->shape, g + 37, 5));
+        CK_OK(cvn_tensor_copy(cvn_tensor_grad(p1), g1));
+        CK_OK(cvn_tensor_copy(cvn_tensor_grad(p2), g2));
+        cvn_tensor_free(g1), cvn_tensor_free(g2);
+        cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
+        cvn_optim *o = CK_NOTNULL(cvn_optim_new(&oc));
+        ck_assert_int_eq(cvn_optim_add_group(o, 2, (cvn_tensor *[]){p1, p2}, -1, -1), 0);
+        if (mode == 0) {
+            float total;
+            CK_OK(cvn_optim_clip_grad_norm(o, 1.0f, &total));
+            ck_assert_float_eq_tol(total, ref_get("clip_norm.total")->v[0], 1e-5f);
+            expect_gpu("clip_norm g1", p1->grad, "clip_norm.g1");
+            expect_gpu("clip_norm g2", p2->grad, "clip_norm.g2");
+        } else {
+            CK_OK(cvn_optim_clip_grad_value(o, 0.3f));
+            expect_gpu("clip_value g1", p1->grad, "clip_value.g1");
+            expect_gpu("clip_value g2", p2->grad, "clip_value.g2");
+        }
+        cvn_optim_free(o);
+        cvn_tensor_free(p1), cvn_tensor_free(p2), cvn_tensor_free(h1), cvn_tensor_free(h2);
+    }
 }
 END_TEST
 
@@ -584,6 +635,7 @@ int main(void) {
     tcase_add_test(layers, test_dropout_same_mask);
     tcase_add_test(layers, test_out_of_device_memory);
     tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);
+    tcase_add_test(training, test_clipping_gpu);
     tcase_add_test(training, test_loader_async_upload);
     tcase_add_test(training, test_loader_uploads_run_ahead);
     tcase_add_test(training, test_fit_evaluate_match_cpu);

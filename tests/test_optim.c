@@ -146,6 +146,31 @@ START_TEST(test_schedule) {
 }
 END_TEST
 
+/* More gradients than one backend call takes (64): 70 of one element each, g_i = i, so the norm is
+ * sqrt(1^2 + ... + 70^2) and every gradient is scaled by max_norm / norm. */
+START_TEST(test_clip_norm_many_params) {
+    enum { N = 70 };
+    cvn_tensor *p[N];
+    int64_t one[1] = {1};
+    for (int i = 0; i < N; i++) {
+        p[i] = cvn_tensor_new(CVN_F32, 1, one);
+        cvn_tensor_set_requires_grad(p[i], true);
+        ((float *)cvn_tensor_grad(p[i])->data)[0] = (float)(i + 1);
+    }
+    cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
+    cvn_optim *o = CK_NOTNULL(cvn_optim_new(&oc));
+    ck_assert_int_eq(cvn_optim_add_group(o, N, p, -1, -1), 0);
+    float total;
+    CK_OK(cvn_optim_clip_grad_norm(o, 2.0f, &total));
+    double want = sqrt(N * (N + 1) * (2.0 * N + 1) / 6.0);
+    ck_assert_float_eq_tol(total, want, 1e-6 * want);
+    for (int i = 0; i < N; i++)
+        ck_assert_float_eq_tol(((float *)p[i]->grad->data)[0], 2.0 * (i + 1) / want, 1e-6f);
+    cvn_optim_free(o);
+    for (int i = 0; i < N; i++) cvn_tensor_free(p[i]);
+}
+END_TEST
+
 START_TEST(test_clipping) {
     const ref_array *noise = ref_get("optim.noise");
     for (int mode = 0; mode < 2; mode++) {
@@ -182,6 +207,7 @@ int main(void) {
     tcase_add_test(tc, test_bad_config);
     tcase_add_loop_test(tc, test_schedule, 0, 6);
     tcase_add_test(tc, test_clipping);
+    tcase_add_test(tc, test_clip_norm_many_params);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

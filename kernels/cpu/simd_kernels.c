@@ -1352,8 +1352,10 @@ static double sum_blocks(int64_t n, const float *x, bool squares) {
 static double k_sum(int64_t n, const float *x) {
     return sum_blocks(n, x, false);
 }
-static double k_sum_sq(int64_t n, const float *x) {
-    return sum_blocks(n, x, true);
+static double k_sum_sq(int count, const int64_t *n, const float *const *x) {
+    double total = 0;
+    for (int i = 0; i < count; i++) total += sum_blocks(n[i], x[i], true);
+    return total;
 }
 
 static void k_clamp(int64_t n, float *x, float lo, float hi) {

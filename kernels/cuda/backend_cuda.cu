@@ -44,9 +44,17 @@ static inline int blocks_for(int64_t n) {
 
 /* ------------------------------------------------------------------ memory */
 
+/* Every cudaMalloc of the backend goes through here, counted (cvn_cuda_mallocs: tests check
+ * that a steady training step makes none). */
+static long mallocs;
+cudaError_t cuda_device_malloc(void **p, size_t bytes) {
+    mallocs++;
+    return cudaMalloc(p, bytes);
+}
+
 static void *cu_alloc(size_t bytes) {
     void *p = NULL;
-    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    cudaError_t e = cuda_device_malloc(&p, bytes ? bytes : 1);
     if (e != cudaSuccess) {
         cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %zu bytes: %s", bytes, cudaGetErrorString(e));
         return NULL;
@@ -90,7 +98,7 @@ struct cuda_streams {
     }
     void *alloc(size_t bytes) {
         void *p = NULL;
-        if (cudaMalloc(&p, bytes) == cudaSuccess) return p;
+        if (cuda_device_malloc(&p, bytes) == cudaSuccess) return p;
         cudaGetLastError(); /* not sticky: clear it, the ring copies on the compute stream */
         return NULL;
     }
@@ -577,7 +585,8 @@ static void launch_conv(gemm_plan p) {
         if (same_key(&tunings[i].key, &key)) t = &tunings[i];
     if (!t && tune_convs && n_tunings < CONV_TUNINGS) {
         float *scratch = NULL;
-        if (cudaMalloc(&scratch, (size_t)plan_out_floats(p) * sizeof(float)) == cudaSuccess) {
+        if (cuda_device_malloc((void **)&scratch, (size_t)plan_out_floats(p) * sizeof(float)) ==
+            cudaSuccess) {
             gemm_plan best = tune_plan(p, scratch, time_plan);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
@@ -1004,18 +1013,24 @@ __global__ void k_sum_sq(int64_t n, double *out, const float *x) {
     s = block_sum(s);
     if (threadIdx.x == 0) atomicAdd(out, (double)s);
 }
-static double reduce_to_host(bool squares, int64_t n, const float *x) {
-    double *d = (double *)cu_alloc(sizeof(double)), h = 0.0;
-    if (!d) return NAN;
-    cudaMemsetAsync(d, 0, sizeof(double), stream);
-    if (squares) LAUNCH(k_sum_sq, blocks_for(n), THREADS, stream)(n, d, x);
-    else LAUNCH(k_sum, blocks_for(n), THREADS, stream)(n, d, x);
-    cu_download(&h, d, sizeof h);
-    cu_free(d);
+/* The buffers' sums (of squares) into one double on the device, then one copy to the host: one
+ * synchronization for a model's gradients. The double is allocated once and kept. */
+static double *sum_acc;
+static double reduce_to_host(bool squares, int count, const int64_t *n, const float *const *x) {
+    if (!sum_acc && !(sum_acc = (double *)cu_alloc(sizeof(double)))) return NAN;
+    double h = 0.0;
+    cudaMemsetAsync(sum_acc, 0, sizeof(double), stream);
+    for (int i = 0; i < count; i++) {
+        if (squares) LAUNCH(k_sum_sq, blocks_for(n[i]), THREADS, stream)(n[i], sum_acc, x[i]);
+        else LAUNCH(k_sum, blocks_for(n[i]), THREADS, stream)(n[i], sum_acc, x[i]);
+    }
+    cu_download(&h, sum_acc, sizeof h);
     return h;
 }
-static double cu_sum(int64_t n, const float *x) { return reduce_to_host(false, n, x); }
-static double cu_sum_sq(int64_t n, const float *x) { return reduce_to_host(true, n, x); }
+static double cu_sum(int64_t n, const float *x) { return reduce_to_host(false, 1, &n, &x); }
+static double cu_sum_sq(int count, const int64_t *n, const float *const *x) {
+    return reduce_to_host(true, count, n, x);
+}
 
 __global__ void k_clamp(int64_t n, float *x, float lo, float hi) {
     GRID_LOOP(i, n) x[i] = fminf(fmaxf(x[i], lo), hi);
@@ -1036,6 +1051,7 @@ extern "C" void cvn_cuda_set_native_dnn(bool native) {
 }
 extern "C" bool cvn_cuda_has_cudnn(void) { return vendor.conv2d_fwd != NULL; }
 extern "C" void cvn_cuda_set_copy_stream(bool on) { stage_uploads = on; }
+extern "C" long cvn_cuda_mallocs(void) { return mallocs; }
 extern "C" bool cvn_cuda_emulated(void) {
 #ifdef CVN_CUDA_EMU
     return true;

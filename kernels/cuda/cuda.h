@@ -34,6 +34,9 @@ void cvn_cuda_set_copy_stream(bool on);
 /* True in the CPU emulation of the backend (built with CVN_CUDA_EMU for test_cuda_emulated):
  * kernels run on the host, copies finish when queued, there is no cuBLAS or cuDNN. */
 bool cvn_cuda_emulated(void);
+/* How many times the backend has called cudaMalloc (arena chunks, scratch, workspaces, staging
+ * buffers): a steady training step adds none. */
+long cvn_cuda_mallocs(void);
 /* Waits for every queued kernel (timing). */
 void cvn_cuda_synchronize(void);
 #ifdef __cplusplus

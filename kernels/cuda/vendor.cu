@@ -53,7 +53,7 @@ static bool ensure_workspace(size_t bytes) {
         cudaFree(workspace);
     }
     workspace = NULL;
-    if (cudaMalloc(&workspace, bytes) != cudaSuccess) {
+    if (cuda_device_malloc(&workspace, bytes) != cudaSuccess) {
         cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %zu bytes for cuDNN's workspace", bytes);
         cudaGetLastError();
         workspace = NULL;

@@ -318,9 +318,20 @@ cvn_status cvn_optim_clip_grad_norm(cvn_optim *o, float max_norm, float *norm) {
         return cvn_set_error(CVN_ERR_ARG, "clip_grad_norm: max_norm %g must be > 0",
                              (double)max_norm);
     double sq = 0.0;
-    for (int i = 0; i < o->n_params; i++)
-        if (o->params[i]->grad)
-            sq += o->be->sum_sq(cvn_numel(o->params[i]), o->params[i]->grad->data);
+    enum { BATCH = 64 }; /* gradients per backend call (one synchronization on a GPU) */
+    const float *xs[BATCH];
+    int64_t ns[BATCH];
+    int count = 0;
+    for (int i = 0; i < o->n_params; i++) {
+        if (o->params[i]->grad) {
+            xs[count] = o->params[i]->grad->data;
+            ns[count++] = cvn_numel(o->params[i]);
+        }
+        if (count == BATCH || (i == o->n_params - 1 && count)) {
+            sq += o->be->sum_sq(count, ns, xs);
+            count = 0;
+        }
+    }
     float total = (float)sqrt(sq);
     if (norm) *norm = total;
     float coef = max_norm / (total + 1e-6f);
