@@ -7,7 +7,8 @@
  *
  * Device memory is host memory from malloc, exactly as large as asked, so under SANITIZE=1 ASan
  * sees a copy or kernel that touches memory outside its allocation, as compute-sanitizer's
- * memcheck would. Streams run what is queued on them at once: a copy or a kernel has finished
+ * memcheck would; it starts with all bits set (NaN floats), as uninitialized memory could hold
+ * anything. Streams run what is queued on them at once: a copy or a kernel has finished
  * when its call returns, which is one order a GPU may take (the upload ring's other orders are
  * test_upload_ring's). An event keeps the time of its latest record, so cudaEventElapsedTime
  * times emulated kernels and the implicit GEMM's tuning chooses among its variants as on a GPU.
@@ -83,9 +84,13 @@ inline cudaError_t cudaGetDeviceCount(int *count) {
 /* the emulated device's memory: more than that in one allocation fails, as on an 80 GB GPU */
 const size_t EMU_DEVICE_BYTES = (size_t)80 << 30;
 
+/* Device memory as cudaMalloc leaves it, uninitialized: here all bits set, a NaN in every float,
+ * so that a kernel reading what nothing wrote (an accumulator never zeroed) spoils its results. */
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     *p = bytes <= EMU_DEVICE_BYTES ? malloc(bytes ? bytes : 1) : NULL;
-    return *p ? cudaSuccess : emu::fail(cudaErrorMemoryAllocation);
+    if (!*p) return emu::fail(cudaErrorMemoryAllocation);
+    memset(*p, 0xff, bytes);
+    return cudaSuccess;
 }
 template <class T> cudaError_t cudaMalloc(T **p, size_t bytes) {
     return cudaMalloc((void **)p, bytes);
