@@ -147,9 +147,11 @@ cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on);
 cvn_tensor *cvn_tensor_grad(cvn_tensor *t);
 /* Sets the gradient of a leaf tensor to zero (no-op when it has none). */
 void cvn_tensor_zero_grad(cvn_tensor *t);
-/* Fills an f32 tensor with a constant. */
+/* Fills a contiguous f32 tensor, on any device, with a constant. */
 cvn_status cvn_tensor_fill(cvn_tensor *t, float value);
-/* Fills an f32 tensor with uniform values in [lo, hi), or normal values. */
+/* Fills a contiguous f32 tensor, on any device, with uniform values in [lo, hi), or normal values;
+ * they are drawn on the host in element order, so one seed gives the same tensor on every device.
+ */
 cvn_status cvn_tensor_uniform(cvn_tensor *t, cvn_rng *r, float lo, float hi);
 cvn_status cvn_tensor_normal(cvn_tensor *t, cvn_rng *r, float mean, float std);
 /* Copies the values of src into dst (same dtype and element count, both contiguous; any devices).

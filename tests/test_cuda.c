@@ -262,10 +262,8 @@ START_TEST(test_loader_uploads_run_ahead) {
     if (cvn_cuda_emulated()) ms[0] = ms[1] = 64; /* copies finish at once there: no run-ahead */
 #endif
     cvn_tensor *logits = CK_NOTNULL(cvn_tensor_from_f32(2, ls, rows, 16));
-    cvn_tensor *ah = CK_NOTNULL(cvn_tensor_new(CVN_F32, 2, ms));
-    CK_OK(cvn_tensor_fill(ah, 0.5f)); /* host tensors only */
-    cvn_tensor *a = CK_NOTNULL(cvn_tensor_to(ah, CVN_CUDA));
-    cvn_tensor_free(ah);
+    cvn_tensor *a = CK_NOTNULL(cvn_tensor_new_on(CVN_F32, 2, ms, CVN_CUDA));
+    CK_OK(cvn_tensor_fill(a, 0.5f));
     enum { BATCHES = 30 };
     cvn_tensor *sums[2][BATCHES], *losses[2][BATCHES];
     cvn_tape *keep[2];
@@ -576,6 +574,30 @@ START_TEST(test_zoo_models_match_cpu) {
 }
 END_TEST
 
+/* Filling a GPU tensor: a constant, and seeded uniform and normal values equal to the CPU's from
+ * the same seed (drawn on the host in the same order), over more than one 4096-value upload. */
+START_TEST(test_fill_on_gpu) {
+    int64_t s[2] = {3, 3001};
+    for (int kind = 0; kind < 3; kind++) {
+        cvn_tensor *c = CK_NOTNULL(cvn_tensor_new(CVN_F32, 2, s)),
+                   *g = CK_NOTNULL(cvn_tensor_new_on(CVN_F32, 2, s, CVN_CUDA));
+        cvn_rng rc, rg;
+        cvn_rng_seed(&rc, 21), cvn_rng_seed(&rg, 21);
+        for (int dev = 0; dev < 2; dev++) {
+            cvn_tensor *t = dev ? g : c;
+            cvn_rng *r = dev ? &rg : &rc;
+            CK_OK(kind == 0   ? cvn_tensor_fill(t, -2.5f)
+                  : kind == 1 ? cvn_tensor_uniform(t, r, -1, 3)
+                              : cvn_tensor_normal(t, r, 1, 2));
+        }
+        cvn_tensor *h = CK_NOTNULL(cvn_tensor_to(g, CVN_CPU));
+        ck_assert_msg(!memcmp(h->data, c->data, sizeof(float) * 3 * 3001), "fill kind %d", kind);
+        if (kind == 0) ck_assert_float_eq(((float *)h->data)[9002], -2.5f);
+        cvn_tensor_free(c), cvn_tensor_free(g), cvn_tensor_free(h);
+    }
+}
+END_TEST
+
 /* A tensor larger than the GPU's memory: NULL and CVN_ERR_NOMEM, and the backend goes on working
  * (a cudaMalloc out of memory is not a sticky error). */
 START_TEST(test_out_of_device_memory) {
@@ -634,6 +656,7 @@ int main(void) {
     tcase_add_loop_test(layers, test_batch_norm_running_stats_gpu, first_path, N_PATHS);
     tcase_add_test(layers, test_dropout_same_mask);
     tcase_add_test(layers, test_out_of_device_memory);
+    tcase_add_test(layers, test_fill_on_gpu);
     tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);
     tcase_add_test(training, test_clipping_gpu);
     tcase_add_test(training, test_loader_async_upload);

@@ -232,8 +232,6 @@ uint8_t *cvn_tensor_u8(const cvn_tensor *t) {
 static cvn_status check_fill(const cvn_tensor *t, const char *op) {
     if (!t) return cvn_set_error(CVN_ERR_ARG, "%s: tensor is NULL", op);
     if (t->dtype != CVN_F32) return cvn_set_error(CVN_ERR_DTYPE, "%s: tensor is not f32", op);
-    if (t->device != CVN_CPU)
-        return cvn_set_error(CVN_ERR_DEVICE, "%s: tensor is not on the CPU", op);
     if (!cvn_is_contiguous(t))
         return cvn_set_error(CVN_ERR_ARG, "%s: tensor is not contiguous", op);
     return CVN_OK;
@@ -242,8 +240,33 @@ static cvn_status check_fill(const cvn_tensor *t, const char *op) {
 cvn_status cvn_tensor_fill(cvn_tensor *t, float value) {
     cvn_status s = check_fill(t, "tensor_fill");
     if (s) return s;
+    int64_t n = cvn_numel(t);
+    if (t->device != CVN_CPU) { /* zero, then 0 * 1 + value: two kernels on the device */
+        const cvn_backend *be = cvn_backend_get(t->device);
+        be->zero(t->data, (size_t)n * sizeof(float));
+        be->affine(n, t->data, t->data, 1.0f, value);
+        return CVN_OK;
+    }
     float *p = t->data;
-    for (int64_t i = 0, n = cvn_numel(t); i < n; i++) p[i] = value;
+    for (int64_t i = 0; i < n; i++) p[i] = value;
+    return CVN_OK;
+}
+
+/* Random values, drawn on the host in element order whatever the device (so a seed gives the same
+ * tensor on every device); a device tensor gets them through a host buffer of 4096 at a time. */
+static cvn_status fill_random(cvn_tensor *t, cvn_rng *r, bool normal, float a, float b) {
+    bool host = t->device == CVN_CPU;
+    int64_t n = cvn_numel(t), chunk = host ? n : 4096;
+    float buf[4096];
+    for (int64_t i = 0; i < n; i += chunk) {
+        int64_t m = n - i < chunk ? n - i : chunk;
+        float *q = host ? (float *)t->data + i : buf;
+        for (int64_t j = 0; j < m; j++)
+            q[j] = normal ? a + b * cvn_rng_normal(r) : a + (b - a) * cvn_rng_uniform(r);
+        if (!host)
+            cvn_backend_get(t->device)->upload((float *)t->data + i, buf,
+                                               (size_t)m * sizeof(float));
+    }
     return CVN_OK;
 }
 
@@ -251,18 +274,14 @@ cvn_status cvn_tensor_uniform(cvn_tensor *t, cvn_rng *r, float lo, float hi) {
     cvn_status s = check_fill(t, "tensor_uniform");
     if (s) return s;
     if (!r) return cvn_set_error(CVN_ERR_ARG, "tensor_uniform: rng is NULL");
-    float *p = t->data;
-    for (int64_t i = 0, n = cvn_numel(t); i < n; i++) p[i] = lo + (hi - lo) * cvn_rng_uniform(r);
-    return CVN_OK;
+    return fill_random(t, r, false, lo, hi);
 }
 
 cvn_status cvn_tensor_normal(cvn_tensor *t, cvn_rng *r, float mean, float std) {
     cvn_status s = check_fill(t, "tensor_normal");
     if (s) return s;
     if (!r) return cvn_set_error(CVN_ERR_ARG, "tensor_normal: rng is NULL");
-    float *p = t->data;
-    for (int64_t i = 0, n = cvn_numel(t); i < n; i++) p[i] = mean + std * cvn_rng_normal(r);
-    return CVN_OK;
+    return fill_random(t, r, true, mean, std);
 }
 
 cvn_status cvn_tensor_copy(cvn_tensor *dst, const cvn_tensor *src) {
