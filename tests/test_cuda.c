@@ -598,6 +598,98 @@ START_TEST(test_fill_on_gpu) {
 }
 END_TEST
 
+/* A whole file in memory (caller frees), its size in *n. */
+static char *slurp(const char *path, long *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)*n + 1);
+    ck_assert_uint_eq(fread(b, 1, (size_t)*n, f), (size_t)*n);
+    fclose(f);
+    return b;
+}
+
+/* A model trained on the GPU, saved there: its checkpoint loads into a CPU model (parameters,
+ * buffers and the optimizer's state equal to the GPU's), and its ONNX export is byte for byte the
+ * export of that CPU model. */
+START_TEST(test_checkpoint_and_onnx_from_gpu) {
+    cvn_rng r;
+    cvn_rng_seed(&r, 8);
+    cvn_model_config mc = cvn_model_defaults(CVN_ARCH_CNN, 1, 12, 12, 4);
+    cvn_module *g = CK_NOTNULL(cvn_model_new(CVN_ARCH_CNN, &mc, &r));
+    CK_OK(cvn_module_to(g, CVN_CUDA));
+    cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
+    cvn_optim *og = CK_NOTNULL(cvn_optim_new(&oc));
+    ck_assert_int_eq(cvn_optim_add_module(og, g), 0);
+    int64_t xs[4] = {6, 1, 12, 12};
+    cvn_tensor *xh = cvn_tensor_new(CVN_F32, 4, xs), *yh = cvn_tensor_new(CVN_I32, 1, xs);
+    cvn_tensor_normal(xh, &r, 0, 1);
+    for (int i = 0; i < 6; i++) ((int32_t *)yh->data)[i] = i % 4;
+    cvn_tensor *x = on_gpu(xh), *y = on_gpu(yh);
+    cvn_tape *t = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
+    for (int step = 0; step < 2; step++) {
+        CK_OK(cvn_backward(t, CK_NOTNULL(cvn_cross_entropy(t, cvn_module_forward(g, t, x), y, 0)),
+                           NULL));
+        CK_OK(cvn_optim_step(og));
+        cvn_optim_zero_grad(og);
+        cvn_tape_reset(t);
+    }
+    char ck_path[512], onnx_g[512], onnx_c[512];
+    snprintf(ck_path, sizeof ck_path, "%s/gpu.safetensors", test_dir());
+    snprintf(onnx_g, sizeof onnx_g, "%s/gpu.onnx", test_dir());
+    snprintf(onnx_c, sizeof onnx_c, "%s/cpu.onnx", test_dir());
+    CK_OK(cvn_checkpoint_save(ck_path, g, og, 0, NULL));
+
+    cvn_rng_seed(&r, 99); /* another initialization, overwritten by the load */
+    cvn_module *c = CK_NOTNULL(cvn_model_new(CVN_ARCH_CNN, &mc, &r));
+    cvn_optim *oc2 = CK_NOTNULL(cvn_optim_new(&oc));
+    ck_assert_int_eq(cvn_optim_add_module(oc2, c), 0);
+    cvn_safetensors *ck = CK_NOTNULL(cvn_safetensors_open(ck_path));
+    cvn_load_report rep;
+    CK_OK(cvn_checkpoint_load(ck, c, oc2, &rep));
+    ck_assert_int_eq(rep.skipped + rep.missing + rep.unexpected, 0);
+    ck_assert(rep.optim_restored);
+    cvn_text_free(rep.text);
+    cvn_safetensors_close(ck);
+    for (int i = 0; i < cvn_module_num_params(c); i++) {
+        const char *name;
+        cvn_tensor *pc = cvn_module_param_at(c, i, &name), *pg = cvn_module_param_at(g, i, NULL);
+        cvn_tensor *h = CK_NOTNULL(cvn_tensor_to(pg, CVN_CPU));
+        ck_assert_msg(!memcmp(h->data, pc->data, (size_t)cvn_numel(pc) * sizeof(float)),
+                      "%s differs after the load", name);
+        cvn_tensor_free(h);
+    }
+    ck_assert_int_eq(cvn_optim_num_state(oc2), cvn_optim_num_state(og));
+    ck_assert_int_gt(cvn_optim_num_state(og), 0);
+    for (int i = 0; i < cvn_optim_num_state(og) + cvn_module_num_buffers(g); i++) {
+        const char *name;
+        bool state = i < cvn_optim_num_state(og);
+        int k = state ? i : i - cvn_optim_num_state(og);
+        cvn_tensor *sc = state ? cvn_optim_state_at(oc2, k, &name)
+                               : cvn_module_buffer_at(c, k, &name),
+                   *sg = state ? cvn_optim_state_at(og, k, NULL) : cvn_module_buffer_at(g, k, NULL);
+        cvn_tensor *h = CK_NOTNULL(cvn_tensor_to(sg, CVN_CPU));
+        ck_assert_msg(!memcmp(h->data, sc->data, (size_t)cvn_numel(sc) * sizeof(float)),
+                      "%s differs after the load", name);
+        cvn_tensor_free(h);
+    }
+    int64_t in[4] = {1, 1, 12, 12};
+    CK_OK(cvn_onnx_export(g, 4, in, onnx_g, NULL));
+    CK_OK(cvn_onnx_export(c, 4, in, onnx_c, NULL));
+    long ng, nc;
+    char *bg = slurp(onnx_g, &ng), *bc = slurp(onnx_c, &nc);
+    ck_assert_int_eq(ng, nc);
+    ck_assert_msg(!memcmp(bg, bc, (size_t)ng), "the GPU model's ONNX file differs from the CPU's");
+    free(bg), free(bc);
+    cvn_tape_free(t);
+    cvn_optim_free(og), cvn_optim_free(oc2);
+    cvn_module_free(g), cvn_module_free(c);
+    cvn_tensor_free(xh), cvn_tensor_free(yh), cvn_tensor_free(x), cvn_tensor_free(y);
+}
+END_TEST
+
 /* A tensor larger than the GPU's memory: NULL and CVN_ERR_NOMEM, and the backend goes on working
  * (a cudaMalloc out of memory is not a sticky error). */
 START_TEST(test_out_of_device_memory) {
@@ -659,6 +751,7 @@ int main(void) {
     tcase_add_test(layers, test_fill_on_gpu);
     tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);
     tcase_add_test(training, test_clipping_gpu);
+    tcase_add_test(training, test_checkpoint_and_onnx_from_gpu);
     tcase_add_test(training, test_loader_async_upload);
     tcase_add_test(training, test_loader_uploads_run_ahead);
     tcase_add_test(training, test_fit_evaluate_match_cpu);
