@@ -112,10 +112,13 @@ $(BUILD)/tests/%: tests/%.cpp tests/cuda_emu.h tests/check_run.h $(CUDA_HDRS) ke
 EMU := $(BUILD)/cuda-emu
 EMU_OBJ := $(filter-out $(BUILD)/kernels/backend.o,$(LIB_OBJ)) $(SIMD_OBJ) $(EMU)/backend.o \
            $(EMU)/backend_cuda.o $(EMU)/cuda_emu_vendor.o
-# fmaf as one instruction where this CPU has it (a library call otherwise: half the run's time)
+EMU_LIB := $(EMU)/libcvnet.a
+# -O3 (the emulated kernels are the run's cost), and fmaf as one instruction where this CPU has it
+# (a library call otherwise: half the run's time)
 EMU_FMA := $(shell grep -qw fma /proc/cpuinfo 2>/dev/null && echo -mfma)
-EMU_CXX := $(CXX) -std=c++17 $(OPT) -O3 $(EMU_FMA) -g -fPIC $(WARN) -Wno-unknown-pragmas $(SANFLAGS) \
-           -DCVN_CUDA_EMU -Ilib -Ikernels -Itests
+# EMU_FLAGS: more flags for the emulation's objects (-DEMU_UCONTEXT: ucontext fiber switches)
+EMU_CXX := $(CXX) -std=c++17 -O3 $(EMU_FMA) -g -fPIC $(WARN) -Wno-unknown-pragmas $(SANFLAGS) \
+           -DCVN_CUDA_EMU $(EMU_FLAGS) -Ilib -Ikernels -Itests
 EMU_HDRS := $(HDRS) $(CUDA_HDRS) tests/cuda_emu.h tests/cuda_emu_runtime.h
 
 $(EMU)/backend.o: kernels/backend.c $(HDRS)
@@ -130,19 +133,23 @@ $(EMU)/cuda_emu_vendor.o: tests/cuda_emu_vendor.cpp $(EMU_HDRS)
 	@mkdir -p $(dir $@)
 	$(EMU_CXX) -c $< -o $@
 
-$(BUILD)/tests/test_cuda_emulated: tests/test_cuda.c $(TEST_COMMON) $(EMU_OBJ)
-	$(CC) $(CFLAGS) -DCVN_WITH_CUDA -Itests $< $(TEST_COMMON) $(EMU_OBJ) -o $@ $(CHECK_LIBS) \
+$(EMU_LIB): $(EMU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests/test_cuda_emulated: tests/test_cuda.c $(TEST_COMMON) $(EMU_LIB)
+	$(CC) $(CFLAGS) -DCVN_WITH_CUDA -Itests $< $(TEST_COMMON) $(EMU_LIB) -o $@ $(CHECK_LIBS) \
 	  $(LDLIBS) -lstdc++
 
 # The GPU benchmark and examples against the same emulated backend: bench/gpu_check.sh prepare
 # runs them once, small, before a GPU's time is spent on them.
-$(BUILD)/bench/bench_cuda_emulated: bench/bench_cuda.c bench/bench_util.h $(EMU_OBJ)
+$(BUILD)/bench/bench_cuda_emulated: bench/bench_cuda.c bench/bench_util.h $(EMU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DCVN_WITH_CUDA $< $(EMU_OBJ) -o $@ $(LDLIBS) -lstdc++
+	$(CC) $(CFLAGS) -DCVN_WITH_CUDA $< $(EMU_LIB) -o $@ $(LDLIBS) -lstdc++
 
-$(EMU)/examples/%: examples/%.c examples/example_args.h $(EMU_OBJ)
+$(EMU)/examples/%: examples/%.c examples/example_args.h $(EMU_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DCVN_WITH_CUDA $< $(EMU_OBJ) -o $@ $(LDLIBS) -lstdc++
+	$(CC) $(CFLAGS) -DCVN_WITH_CUDA $< $(EMU_LIB) -o $@ $(LDLIBS) -lstdc++
 
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)

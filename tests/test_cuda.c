@@ -575,7 +575,7 @@ START_TEST(test_zoo_models_match_cpu) {
 END_TEST
 
 /* Filling a GPU tensor: a constant, and seeded uniform and normal values equal to the CPU's from
- * the same seed (drawn on the host in the same order), over more than one 4096-value upload. */
+ * the same seed (drawn on the host in the same order). */
 START_TEST(test_fill_on_gpu) {
     int64_t s[2] = {3, 3001};
     for (int kind = 0; kind < 3; kind++) {

@@ -38,6 +38,8 @@ static inline int blocks_for(int64_t n) {
     int64_t b = (n + THREADS - 1) / THREADS;
     return (int)(b < 65535 ? (b > 0 ? b : 1) : 65535);
 }
+/* A grid-stride kernel over n elements, on the compute stream */
+#define LAUNCH_N(kernel, n) LAUNCH(kernel, blocks_for(n), THREADS, stream)
 #define GRID_LOOP(i, n)                                                                            \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                       \
          i += (int64_t)blockDim.x * gridDim.x)
@@ -47,7 +49,7 @@ static inline int blocks_for(int64_t n) {
 /* Every cudaMalloc of the backend goes through here, counted (cvn_cuda_mallocs: tests check
  * that a steady training step makes none). */
 static long mallocs;
-cudaError_t cuda_device_malloc(void **p, size_t bytes) {
+static cudaError_t cuda_device_malloc(void **p, size_t bytes) {
     mallocs++;
     return cudaMalloc(p, bytes);
 }
@@ -202,8 +204,7 @@ __global__ void k_binary(cvn_binop op, int64_t n, strides3 s, float *out, const 
 static void cu_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
                       const int64_t *sa, const float *b, const int64_t *sb) {
     int64_t n = numel_of(ndim, shape);
-    LAUNCH(k_binary, blocks_for(n), THREADS, stream)(op, n, pack(ndim, shape, sa, sb, NULL), out, a,
-            b);
+    LAUNCH_N(k_binary, n)(op, n, pack(ndim, shape, sa, sb, NULL), out, a, b);
 }
 
 /* s1: dx strides, s2: a, s3: b; several elements may hit one dx element: atomics */
@@ -226,22 +227,21 @@ static void cu_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shap
                           const int64_t *sx, const float *g, const float *a, const int64_t *sa,
                           const float *b, const int64_t *sb, const float *out) {
     int64_t n = numel_of(ndim, shape);
-    LAUNCH(k_binary_bwd, blocks_for(n), THREADS, stream)(op, which, n,
-            pack(ndim, shape, sx, sa, sb), dx, g, a, b);
+    LAUNCH_N(k_binary_bwd, n)(op, which, n, pack(ndim, shape, sx, sa, sb), dx, g, a, b);
 }
 
 __global__ void k_affine(int64_t n, float *y, const float *x, float scale, float shift) {
     GRID_LOOP(i, n) y[i] = x[i] * scale + shift;
 }
 static void cu_affine(int64_t n, float *y, const float *x, float scale, float shift) {
-    LAUNCH(k_affine, blocks_for(n), THREADS, stream)(n, y, x, scale, shift);
+    LAUNCH_N(k_affine, n)(n, y, x, scale, shift);
 }
 
 __global__ void k_axpy(int64_t n, float alpha, const float *x, float *y) {
     GRID_LOOP(i, n) y[i] += alpha * x[i];
 }
 static void cu_axpy(int64_t n, float alpha, const float *x, float *y) {
-    LAUNCH(k_axpy, blocks_for(n), THREADS, stream)(n, alpha, x, y);
+    LAUNCH_N(k_axpy, n)(n, alpha, x, y);
 }
 
 /* A reduction split into kept dims (one output element each) and reduced dims (summed). */
@@ -323,7 +323,7 @@ static void cu_reduce_to(int ndim, const int64_t *shape, float *out, const int64
         LAUNCH(k_reduce_block, grid, THREADS, stream)(p, n_out, n_red, chunk, out, x, scale);
     }
     else
-        LAUNCH(k_reduce_thread, blocks_for(n_out), THREADS, stream)(p, n_out, n_red, out, x, scale);
+        LAUNCH_N(k_reduce_thread, n_out)(p, n_out, n_red, out, x, scale);
 }
 
 __global__ void k_expand_add(int64_t n, strides3 s, float *out, const float *x, float scale) {
@@ -332,8 +332,7 @@ __global__ void k_expand_add(int64_t n, strides3 s, float *out, const float *x, 
 static void cu_expand_add(int ndim, const int64_t *shape, float *out, const float *x,
                           const int64_t *sx, float scale) {
     int64_t n = numel_of(ndim, shape);
-    LAUNCH(k_expand_add, blocks_for(n), THREADS, stream)(n, pack(ndim, shape, sx, NULL, NULL), out,
-            x, scale);
+    LAUNCH_N(k_expand_add, n)(n, pack(ndim, shape, sx, NULL, NULL), out, x, scale);
 }
 
 /* ------------------------------------------------------------------ activations */
@@ -346,11 +345,11 @@ __global__ void k_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, 
     GRID_LOOP(i, n) dx[i] = (add ? dx[i] : 0.0f) + dy[i] * act_grad(kind, alpha, x[i], y[i]);
 }
 static void cu_act_fwd(cvn_act_kind kind, float alpha, int64_t n, float *y, const float *x) {
-    LAUNCH(k_act_fwd, blocks_for(n), THREADS, stream)(kind, alpha, n, y, x);
+    LAUNCH_N(k_act_fwd, n)(kind, alpha, n, y, x);
 }
 static void cu_act_bwd(cvn_act_kind kind, float alpha, int64_t n, float *dx, const float *dy,
                        const float *x, const float *y, bool add) {
-    LAUNCH(k_act_bwd, blocks_for(n), THREADS, stream)(kind, alpha, n, dx, dy, x, y, add);
+    LAUNCH_N(k_act_bwd, n)(kind, alpha, n, dx, dy, x, y, add);
 }
 
 /* ------------------------------------------------------------------ softmax, losses */
@@ -387,12 +386,11 @@ __global__ void k_softmax_bwd(bool log, int64_t outer, int64_t d, int64_t inner,
 }
 static void cu_softmax_fwd(bool log, int64_t outer, int64_t d, int64_t inner, float *y,
                            const float *x) {
-    LAUNCH(k_softmax_fwd, blocks_for(outer * inner), THREADS, stream)(log, outer, d, inner, y, x);
+    LAUNCH_N(k_softmax_fwd, outer * inner)(log, outer, d, inner, y, x);
 }
 static void cu_softmax_bwd(bool log, int64_t outer, int64_t d, int64_t inner, float *dx,
                            const float *dy, const float *y) {
-    LAUNCH(k_softmax_bwd, blocks_for(outer * inner), THREADS, stream)(log, outer, d, inner, dx, dy,
-            y);
+    LAUNCH_N(k_softmax_bwd, outer * inner)(log, outer, d, inner, dx, dy, y);
 }
 
 /* one thread per row; an out-of-range target makes the loss NaN (the host checks CPU targets) */
@@ -420,7 +418,7 @@ __global__ void k_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const
 static void cu_xent_fwd(int64_t n, int64_t c, float *loss, float *prob, const float *logits,
                         const int32_t *target, float smoothing) {
     cudaMemsetAsync(loss, 0, sizeof(float), stream);
-    LAUNCH(k_xent_fwd, blocks_for(n), THREADS, stream)(n, c, loss, prob, logits, target, smoothing);
+    LAUNCH_N(k_xent_fwd, n)(n, c, loss, prob, logits, target, smoothing);
 }
 /* one thread per row, the block's hits summed in shared memory, one atomic per block */
 __global__ void k_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
@@ -436,7 +434,7 @@ __global__ void k_count_hits(int64_t n, int64_t c, float *hits, const float *log
 }
 static void cu_count_hits(int64_t n, int64_t c, float *hits, const float *logits,
                           const int32_t *labels) {
-    LAUNCH(k_count_hits, blocks_for(n), THREADS, stream)(n, c, hits, logits, labels);
+    LAUNCH_N(k_count_hits, n)(n, c, hits, logits, labels);
 }
 __global__ void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
                            const int32_t *target, float smoothing) {
@@ -448,8 +446,7 @@ __global__ void k_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g,
 }
 static void cu_xent_bwd(int64_t n, int64_t c, float *dlogits, const float *g, const float *prob,
                         const int32_t *target, float smoothing) {
-    LAUNCH(k_xent_bwd, blocks_for(n * c), THREADS, stream)(n, c, dlogits, g, prob, target,
-            smoothing);
+    LAUNCH_N(k_xent_bwd, n * c)(n, c, dlogits, g, prob, target, smoothing);
 }
 
 __global__ void k_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
@@ -460,7 +457,7 @@ __global__ void k_bce_fwd(int64_t n, float *loss, const float *x, const float *y
 }
 static void cu_bce_fwd(int64_t n, float *loss, const float *x, const float *y) {
     cudaMemsetAsync(loss, 0, sizeof(float), stream);
-    LAUNCH(k_bce_fwd, blocks_for(n), THREADS, stream)(n, loss, x, y);
+    LAUNCH_N(k_bce_fwd, n)(n, loss, x, y);
 }
 __global__ void k_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const float *x,
                           const float *y) {
@@ -472,7 +469,7 @@ __global__ void k_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const
 }
 static void cu_bce_bwd(int64_t n, float *dx, float *dy, const float *g, const float *x,
                        const float *y) {
-    LAUNCH(k_bce_bwd, blocks_for(n), THREADS, stream)(n, dx, dy, g, x, y);
+    LAUNCH_N(k_bce_bwd, n)(n, dx, dy, g, x, y);
 }
 
 /* ------------------------------------------------------------------ im2col, col2im, blocks */
@@ -496,7 +493,7 @@ __global__ void k_im2col(cvn_window w, float *cols, int64_t ld, const float *img
 static void cu_im2col(const cvn_window *w, float *cols, int64_t ld, const float *img,
                       int64_t img_stride, int nimg) {
     int64_t n = (int64_t)w->c * w->kh * w->kw * nimg * w->oh * w->ow;
-    LAUNCH(k_im2col, blocks_for(n), THREADS, stream)(*w, cols, ld, img, img_stride, nimg);
+    LAUNCH_N(k_im2col, n)(*w, cols, ld, img, img_stride, nimg);
 }
 
 /* one thread per image pixel, gathering every column entry that read it: no atomics */
@@ -528,7 +525,7 @@ __global__ void k_col2im(cvn_window w, float *img, int64_t img_stride, const flo
 static void cu_col2im(const cvn_window *w, float *img, int64_t img_stride, const float *cols,
                       int64_t ld, int nimg) {
     int64_t n = (int64_t)nimg * w->c * w->h * w->w;
-    LAUNCH(k_col2im, blocks_for(n), THREADS, stream)(*w, img, img_stride, cols, ld, nimg);
+    LAUNCH_N(k_col2im, n)(*w, img, img_stride, cols, ld, nimg);
 }
 
 __global__ void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
@@ -542,8 +539,7 @@ __global__ void k_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst,
 static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, int64_t dsa,
                            int64_t dsb, const float *src, int64_t ssa, int64_t ssb,
                            const float *bias) {
-    LAUNCH(k_copy_blocks, blocks_for(na * nb * inner), THREADS, stream)(na, nb, inner, dst, dsa,
-            dsb, src, ssa, ssb, bias);
+    LAUNCH_N(k_copy_blocks, na * nb * inner)(na, nb, inner, dst, dsa, dsb, src, ssa, ssb, bias);
 }
 
 /* ------------------------------------------------------------------ convolution paths */
@@ -757,29 +753,25 @@ __global__ void k_adaptive_bwd(int64_t planes, int h, int w, int oh, int ow, flo
 }
 static void cu_maxpool_fwd(const cvn_window *w, int64_t planes, float *y, int32_t *argmax,
                            const float *x) {
-    LAUNCH(k_maxpool_fwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, y,
-            argmax, x);
+    LAUNCH_N(k_maxpool_fwd, planes * w->oh * w->ow)(*w, planes, y, argmax, x);
 }
 static void cu_maxpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy,
                            const int32_t *argmax, bool add) {
     if (!add) cudaMemsetAsync(dx, 0, (size_t)(planes * w->h * w->w) * sizeof(float), stream);
-    LAUNCH(k_maxpool_bwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, dx, dy,
-            argmax);
+    LAUNCH_N(k_maxpool_bwd, planes * w->oh * w->ow)(*w, planes, dx, dy, argmax);
 }
 static void cu_avgpool_fwd(const cvn_window *w, int64_t planes, float *y, const float *x) {
-    LAUNCH(k_avgpool_fwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, y, x);
+    LAUNCH_N(k_avgpool_fwd, planes * w->oh * w->ow)(*w, planes, y, x);
 }
 static void cu_avgpool_bwd(const cvn_window *w, int64_t planes, float *dx, const float *dy) {
-    LAUNCH(k_avgpool_bwd, blocks_for(planes * w->oh * w->ow), THREADS, stream)(*w, planes, dx, dy);
+    LAUNCH_N(k_avgpool_bwd, planes * w->oh * w->ow)(*w, planes, dx, dy);
 }
 static void cu_adaptive_fwd(int64_t planes, int h, int w, int oh, int ow, float *y, const float *x) {
-    LAUNCH(k_adaptive_fwd, blocks_for(planes * oh * ow), THREADS, stream)(planes, h, w, oh, ow, y,
-            x);
+    LAUNCH_N(k_adaptive_fwd, planes * oh * ow)(planes, h, w, oh, ow, y, x);
 }
 static void cu_adaptive_bwd(int64_t planes, int h, int w, int oh, int ow, float *dx,
                             const float *dy) {
-    LAUNCH(k_adaptive_bwd, blocks_for(planes * oh * ow), THREADS, stream)(planes, h, w, oh, ow, dx,
-            dy);
+    LAUNCH_N(k_adaptive_bwd, planes * oh * ow)(planes, h, w, oh, ow, dx, dy);
 }
 
 /* ------------------------------------------------------------------ batch norm */
@@ -839,8 +831,7 @@ __global__ void k_bn_prepare(bool training, int64_t c, float *mean, const float 
 }
 static void cu_bn_prepare(bool training, int64_t c, float *mean, const float *var, float *invstd,
                           float *rm, float *rv, float momentum, float eps, float unbias) {
-    LAUNCH(k_bn_prepare, blocks_for(c), THREADS, stream)(training, c, mean, var, invstd, rm, rv,
-            momentum, eps, unbias);
+    LAUNCH_N(k_bn_prepare, c)(training, c, mean, var, invstd, rm, rv, momentum, eps, unbias);
 }
 
 __global__ void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
@@ -854,8 +845,7 @@ __global__ void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float
 }
 static void cu_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
                       const float *invstd, const float *gamma, const float *beta) {
-    LAUNCH(k_bn_fwd, blocks_for(n * c * hw), THREADS, stream)(n, c, hw, y, x, mean, invstd, gamma,
-            beta);
+    LAUNCH_N(k_bn_fwd, n * c * hw)(n, c, hw, y, x, mean, invstd, gamma, beta);
 }
 
 /* one block per channel: sums of dy and dy * xhat, then dgamma / dbeta, then sums[] for dx */
@@ -906,10 +896,10 @@ static void cu_bn_bwd(bool batch_stats, int64_t n, int64_t c, int64_t hw, float 
         if (!bn_scratch) return;
     }
     LAUNCH(k_bn_bwd_sums, (unsigned)c, THREADS, stream)(n, c, hw, bn_scratch, dgamma, dbeta, dy, x,
-            mean, invstd);
+                                                        mean, invstd);
     if (dx)
-        LAUNCH(k_bn_bwd_dx, blocks_for(n * c * hw), THREADS, stream)(batch_stats, n, c, hw, dx,
-                bn_scratch, dy, x, mean, invstd, gamma);
+        LAUNCH_N(k_bn_bwd_dx, n * c * hw)(batch_stats, n, c, hw, dx, bn_scratch, dy, x, mean,
+                                          invstd, gamma);
 }
 
 /* ------------------------------------------------------------------ dropout, sum */
@@ -933,10 +923,10 @@ __global__ void k_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8
 }
 static void cu_dropout_fwd(int64_t n, float *y, uint8_t *mask, const float *x, float p,
                            uint64_t seed) {
-    LAUNCH(k_dropout_fwd, blocks_for(n), THREADS, stream)(n, y, mask, x, p, seed);
+    LAUNCH_N(k_dropout_fwd, n)(n, y, mask, x, p, seed);
 }
 static void cu_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t *mask, float scale) {
-    LAUNCH(k_dropout_bwd, blocks_for(n), THREADS, stream)(n, dx, dy, mask, scale);
+    LAUNCH_N(k_dropout_bwd, n)(n, dx, dy, mask, scale);
 }
 
 /* torch.optim's update rules; see lib/optim/optim.c */
@@ -998,7 +988,7 @@ __global__ void k_optim_update(cvn_update_params p, int64_t n, float *w, const f
 }
 static void cu_optim_update(const cvn_update_params *p, int64_t n, float *w, const float *g,
                             float *s0, float *s1, float *s2) {
-    LAUNCH(k_optim_update, blocks_for(n), THREADS, stream)(*p, n, w, g, s0, s1, s2);
+    LAUNCH_N(k_optim_update, n)(*p, n, w, g, s0, s1, s2);
 }
 
 __global__ void k_sum(int64_t n, double *out, const float *x) {
@@ -1021,8 +1011,8 @@ static double reduce_to_host(bool squares, int count, const int64_t *n, const fl
     double h = 0.0;
     cudaMemsetAsync(sum_acc, 0, sizeof(double), stream);
     for (int i = 0; i < count; i++) {
-        if (squares) LAUNCH(k_sum_sq, blocks_for(n[i]), THREADS, stream)(n[i], sum_acc, x[i]);
-        else LAUNCH(k_sum, blocks_for(n[i]), THREADS, stream)(n[i], sum_acc, x[i]);
+        if (squares) LAUNCH_N(k_sum_sq, n[i])(n[i], sum_acc, x[i]);
+        else LAUNCH_N(k_sum, n[i])(n[i], sum_acc, x[i]);
     }
     cu_download(&h, sum_acc, sizeof h);
     return h;
@@ -1036,7 +1026,7 @@ __global__ void k_clamp(int64_t n, float *x, float lo, float hi) {
     GRID_LOOP(i, n) x[i] = fminf(fmaxf(x[i], lo), hi);
 }
 static void cu_clamp(int64_t n, float *x, float lo, float hi) {
-    LAUNCH(k_clamp, blocks_for(n), THREADS, stream)(n, x, lo, hi);
+    LAUNCH_N(k_clamp, n)(n, x, lo, hi);
 }
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }

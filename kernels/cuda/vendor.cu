@@ -46,18 +46,12 @@ static int next_plan;
 static void *workspace;
 static size_t workspace_size;
 
+/* The workspace comes from the backend's own allocator (counted; its free waits for the stream). */
 static bool ensure_workspace(size_t bytes) {
     if (bytes <= workspace_size) return true;
-    if (workspace) {
-        cudaStreamSynchronize(stream);
-        cudaFree(workspace);
-    }
-    workspace = NULL;
-    if (cuda_device_malloc(&workspace, bytes) != cudaSuccess) {
-        cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %zu bytes for cuDNN's workspace", bytes);
-        cudaGetLastError();
-        workspace = NULL;
-    }
+    const cvn_backend *be = cvn_backend_cuda();
+    be->free(workspace);
+    workspace = be->alloc(bytes);
     workspace_size = workspace ? bytes : 0;
     return workspace != NULL;
 }

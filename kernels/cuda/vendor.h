@@ -16,9 +16,6 @@
  * bn_train_bwd where cuDNN did. The other entries stay NULL. */
 void cuda_vendor_start(cudaStream_t stream, cvn_backend *v);
 
-/* cudaMalloc, counted with the backend's own (backend_cuda.cu; cvn_cuda_mallocs) */
-cudaError_t cuda_device_malloc(void **p, size_t bytes);
-
 /* A convolution's shape as the plan caches compare it (cuDNN's algorithms here, our implicit
  * GEMM's timed variants in backend_cuda.cu): every size, the epilogue's pooling (which orders our
  * GEMM's columns) and the product, in plain ints, so no padding or pointer takes part. */

@@ -252,22 +252,18 @@ cvn_status cvn_tensor_fill(cvn_tensor *t, float value) {
     return CVN_OK;
 }
 
-/* Random values, drawn on the host in element order whatever the device (so a seed gives the same
- * tensor on every device); a device tensor gets them through a host buffer of 4096 at a time. */
+/* Random values, drawn on the host in element order whatever the device, so that a seed gives the
+ * same tensor on every device: a device tensor gets a host tensor's copy. */
 static cvn_status fill_random(cvn_tensor *t, cvn_rng *r, bool normal, float a, float b) {
-    bool host = t->device == CVN_CPU;
-    int64_t n = cvn_numel(t), chunk = host ? n : 4096;
-    float buf[4096];
-    for (int64_t i = 0; i < n; i += chunk) {
-        int64_t m = n - i < chunk ? n - i : chunk;
-        float *q = host ? (float *)t->data + i : buf;
-        for (int64_t j = 0; j < m; j++)
-            q[j] = normal ? a + b * cvn_rng_normal(r) : a + (b - a) * cvn_rng_uniform(r);
-        if (!host)
-            cvn_backend_get(t->device)->upload((float *)t->data + i, buf,
-                                               (size_t)m * sizeof(float));
-    }
-    return CVN_OK;
+    cvn_tensor *h = t->device == CVN_CPU ? t : cvn_tensor_new(CVN_F32, t->ndim, t->shape);
+    if (!h) return cvn_last_status();
+    float *p = h->data;
+    for (int64_t i = 0, n = cvn_numel(t); i < n; i++)
+        p[i] = normal ? a + b * cvn_rng_normal(r) : a + (b - a) * cvn_rng_uniform(r);
+    if (h == t) return CVN_OK;
+    cvn_status s = cvn_tensor_copy(t, h);
+    cvn_tensor_free(h);
+    return s;
 }
 
 cvn_status cvn_tensor_uniform(cvn_tensor *t, cvn_rng *r, float lo, float hi) {

@@ -323,15 +323,12 @@ cvn_status cvn_optim_clip_grad_norm(cvn_optim *o, float max_norm, float *norm) {
     int64_t ns[BATCH];
     int count = 0;
     for (int i = 0; i < o->n_params; i++) {
-        if (o->params[i]->grad) {
-            xs[count] = o->params[i]->grad->data;
-            ns[count++] = cvn_numel(o->params[i]);
-        }
-        if (count == BATCH || (i == o->n_params - 1 && count)) {
-            sq += o->be->sum_sq(count, ns, xs);
-            count = 0;
-        }
+        if (!o->params[i]->grad) continue;
+        xs[count] = o->params[i]->grad->data;
+        ns[count++] = cvn_numel(o->params[i]);
+        if (count == BATCH) sq += o->be->sum_sq(count, ns, xs), count = 0;
     }
+    if (count) sq += o->be->sum_sq(count, ns, xs);
     float total = (float)sqrt(sq);
     if (norm) *norm = total;
     float coef = max_norm / (total + 1e-6f);
