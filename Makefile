@@ -60,6 +60,8 @@ TEST_CXX_SRC := $(wildcard tests/test_*.cpp)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%) $(TEST_CXX_SRC:tests/%.cpp=$(BUILD)/tests/%) \
             $(BUILD)/tests/test_cuda_emulated
 TEST_COMMON := $(BUILD)/tests/testutil.o
+# the op and optimizer cases the tests share, testutil.h, check_run.h
+TEST_HDRS := $(wildcard tests/*.h)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
@@ -96,7 +98,8 @@ $(BUILD)/cvnet.pc: Makefile
 	@mkdir -p $(BUILD)
 	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: cvnet\nDescription: deep learning for vision in C11\nVersion: %s\nLibs: -L$${libdir} -lcvnet\nLibs.private: -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lstb -lsqlite3 -lz -lm -fopenmp -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
 
-$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(BUILD)/libcvnet.a
+$(TEST_COMMON): $(TEST_HDRS)
+$(BUILD)/tests/%: tests/%.c $(TEST_HDRS) $(TEST_COMMON) $(BUILD)/libcvnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(TEST_COMMON) -o $@ $(BUILD)/libcvnet.a $(CHECK_LIBS) $(LDLIBS)
 
@@ -137,7 +140,7 @@ $(EMU_LIB): $(EMU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tests/test_cuda_emulated: tests/test_cuda.c $(TEST_COMMON) $(EMU_LIB)
+$(BUILD)/tests/test_cuda_emulated: tests/test_cuda.c $(TEST_HDRS) $(TEST_COMMON) $(EMU_LIB)
 	$(CC) $(CFLAGS) -DCVN_WITH_CUDA -Itests $< $(TEST_COMMON) $(EMU_LIB) -o $@ $(CHECK_LIBS) \
 	  $(LDLIBS) -lstdc++
 

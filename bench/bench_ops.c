@@ -43,7 +43,7 @@ static void report(const char *name, double sec, double flops, double bytes) {
 typedef struct {
     cvn_tape *t;
     cvn_tensor *x, *w, *b;
-    int kind; /* 0 conv pad 1, 1 linear, 2 maxpool, 3 relu, 4 xent, 5 batchnorm */
+    int kind; /* 0 conv pad 1, 1 linear, 2 maxpool, 3 relu, 4 xent, 5 batchnorm, 6 broadcast mul */
     bool backward;
     cvn_tensor *target;
 } layer_ctx;
@@ -71,6 +71,9 @@ static void run_layer(void *p) {
         break;
     case 5:
         y = cvn_batch_norm2d(c->t, c->x, c->w, c->b, NULL, NULL, true, 0.1f, 1e-5f);
+        break;
+    case 6:
+        y = cvn_mul(c->t, c->x, c->w);
         break;
     }
     if (!y) {
@@ -153,6 +156,9 @@ int main(int argc, char **argv) {
                 64.0 * 32 * 784 * 8, &r);
     bench_layer("batchnorm 64x32x28x28", 5, 4, (int64_t[]){64, 32, 28, 28}, 1, (int64_t[]){32}, 0,
                 64.0 * 32 * 784 * 12, &r);
+    /* squeeze-excite's scaling: x times a per-(image, channel) gate broadcast over H and W */
+    bench_layer("se_scale 64x64x16x16 * 64x64x1x1", 6, 4, (int64_t[]){64, 64, 16, 16}, 4,
+                (int64_t[]){64, 64, 1, 1}, 0, 64.0 * 64 * 256 * 8, &r);
     bench_layer("cross_entropy 64x10", 4, 2, (int64_t[]){64, 10}, 0, NULL, 0, 0, &r);
 
     /* elementwise kernels per instruction set: the scalar build is the in-run reference */

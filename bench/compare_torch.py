@@ -63,5 +63,7 @@ layer("maxpool2 64x32x28x28", lambda: F.max_pool2d(x, 2, 2), [x])
 layer("relu 64x32x28x28", lambda: F.relu(x), [x])
 w, b = rnd(32), rnd(32)
 layer("batchnorm 64x32x28x28", lambda: F.batch_norm(x, None, None, w, b, True), [x, w, b])
+x, s = rnd(64, 64, 16, 16), rnd(64, 64, 1, 1)
+layer("se_scale 64x64x16x16 * 64x64x1x1", lambda: x * s, [x, s])
 x, tgt = rnd(64, 10), torch.arange(64) % 10
 layer("cross_entropy 64x10", lambda: F.cross_entropy(x, tgt), [x])

@@ -126,11 +126,12 @@ typedef struct cvn_backend {
      * inputs in the output's shape (0 along broadcast dims). */
     void (*binary)(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
                    const int64_t *sa, const float *b, const int64_t *sb);
-    /* dx += reduction to x's broadcast strides sx of d(a op b)/dx * g; which = 0 for a, 1 for b;
-     * out is the forward result (used by div). */
+    /* dx += d(a op b)/dx * g elementwise over the broadcast shape, or dx = when not add (as
+     * act_bwd); which = 0 for a, 1 for b; sx never revisits an element of dx (the ops layer sums
+     * broadcast gradients with reduce_to); out is the forward result (used by div). */
     void (*binary_bwd)(cvn_binop op, int which, int ndim, const int64_t *shape, float *dx,
                        const int64_t *sx, const float *g, const float *a, const int64_t *sa,
-                       const float *b, const int64_t *sb, const float *out);
+                       const float *b, const int64_t *sb, const float *out, bool add);
     /* y = scale * x + shift */
     void (*affine)(int64_t n, float *y, const float *x, float scale, float shift);
     /* y += alpha * x */

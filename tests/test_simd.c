@@ -18,11 +18,11 @@ static float *random_buf(int64_t n, uint64_t seed, float scale) {
 
 static void expect_same(const char *what, const char *variant, int64_t n, const float *got,
                         const float *want, float rtol) {
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < n; i++) { /* a check per element would be a system call each */
         float err = fabsf(got[i] - want[i]);
-        ck_assert_msg(err <= rtol * (1.0f + fabsf(want[i])),
-                      "%s (%s, n=%lld) [%lld]: %.8g vs scalar %.8g", what, variant, (long long)n,
-                      (long long)i, (double)got[i], (double)want[i]);
+        if (!(err <= rtol * (1.0f + fabsf(want[i]))))
+            ck_abort_msg("%s (%s, n=%lld) [%lld]: %.8g vs %.8g", what, variant, (long long)n,
+                         (long long)i, (double)got[i], (double)want[i]);
     }
 }
 
@@ -77,8 +77,8 @@ START_TEST(test_elementwise_agree) {
                 expect_same("binary", variants[v], n, o1, o2, 1e-6f);
                 for (int which = 0; which < 2; which++) {
                     memset(o1, 0, (size_t)n * 4), memset(o2, 0, (size_t)n * 4);
-                    be->binary_bwd(op, which, 1, &n, o1, st, a, a, st, b, st, NULL);
-                    ref->binary_bwd(op, which, 1, &n, o2, st, a, a, st, b, st, NULL);
+                    be->binary_bwd(op, which, 1, &n, o1, st, a, a, st, b, st, NULL, true);
+                    ref->binary_bwd(op, which, 1, &n, o2, st, a, a, st, b, st, NULL, true);
                     expect_same("binary_bwd", variants[v], n, o1, o2, 1e-6f);
                 }
             }
@@ -104,6 +104,78 @@ START_TEST(test_elementwise_agree) {
             free(a), free(b), free(o1), free(o2);
         }
     }
+}
+END_TEST
+
+/* Broadcasting arithmetic and reductions on a [rows, cols] shape with operands walked per row,
+ * per column, as a whole or transposed (the per-lane path), every variant against a plain loop
+ * over flat indices; 300 x 131 elements, so the threaded paths run. */
+static int64_t at(int64_t i, int64_t cols, const int64_t *s) {
+    return i / cols * s[0] + i % cols * s[1];
+}
+
+START_TEST(test_broadcast_rows) {
+    enum { ROWS = 300, COLS = 131, N = ROWS * COLS };
+    const int64_t shape[2] = {ROWS, COLS};
+    /* whole, per row, per column, transposed */
+    const int64_t layouts[4][2] = {{COLS, 1}, {1, 0}, {0, 1}, {1, ROWS}};
+    float *a = random_buf(N, 3, 1.0f), *b = random_buf(N, 4, 1.0f), *g = random_buf(N, 5, 1.0f);
+    for (int64_t i = 0; i < N; i++) b[i] += b[i] >= 0 ? 0.5f : -0.5f;
+    float *got = malloc(N * sizeof(float)), *want = malloc(N * sizeof(float));
+    for (int v = 0; v < 3; v++) {
+        const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+        if (!be) continue;
+        for (int la = 0; la < 4; la++)
+            for (int lb = 0; lb < 4; lb++)
+                for (int op = CVN_BIN_ADD; op <= CVN_BIN_DIV; op++) {
+                    const int64_t *sa = layouts[la], *sb = layouts[lb];
+                    be->binary(op, 2, shape, got, a, sa, b, sb);
+                    for (int64_t i = 0; i < N; i++) {
+                        float x = a[at(i, COLS, sa)], y = b[at(i, COLS, sb)];
+                        want[i] = op == CVN_BIN_ADD   ? x + y
+                                  : op == CVN_BIN_SUB ? x - y
+                                  : op == CVN_BIN_MUL ? x * y
+                                                      : x / y;
+                    }
+                    expect_same("binary rows", variants[v], N, got, want, 1e-6f);
+                    /* the gradients toward a and b, into a dx laid out whole or transposed,
+                     * written (old contents NaN) then added */
+                    for (int k = 0; k < 4; k++) {
+                        int which = k % 2;
+                        const int64_t *sx = layouts[k < 2 ? 0 : 3];
+                        for (int64_t i = 0; i < N; i++) got[i] = NAN;
+                        be->binary_bwd(op, which, 2, shape, got, sx, g, a, sa, b, sb, NULL, false);
+                        be->binary_bwd(op, which, 2, shape, got, sx, g, a, sa, b, sb, NULL, true);
+                        for (int64_t i = 0; i < N; i++) {
+                            float x = a[at(i, COLS, sa)], y = b[at(i, COLS, sb)], d;
+                            if (op == CVN_BIN_ADD)
+                                d = g[i];
+                            else if (op == CVN_BIN_SUB)
+                                d = which ? -g[i] : g[i];
+                            else if (op == CVN_BIN_MUL)
+                                d = which ? g[i] * x : g[i] * y;
+                            else
+                                d = which ? -g[i] * x / (y * y) : g[i] / y;
+                            want[at(i, COLS, sx)] = 2.0f * d;
+                        }
+                        expect_same("binary_bwd rows", variants[v], N, got, want, 1e-6f);
+                    }
+                }
+        /* sums onto rows (the threaded path), columns (one thread) and one element */
+        static const int64_t sums[3][2] = {{1, 0}, {0, 1}, {0, 0}};
+        for (int lo = 0; lo < 3; lo++) {
+            const int64_t *so = sums[lo];
+            float out[ROWS], ref[ROWS];
+            int64_t m = lo == 0 ? ROWS : lo == 1 ? COLS : 1;
+            for (int64_t j = 0; j < m; j++) out[j] = 1.0f, ref[j] = 1.0f;
+            be->reduce_to(2, shape, out, so, g, 0.5f);
+            double acc[ROWS] = {0};
+            for (int64_t i = 0; i < N; i++) acc[at(i, COLS, so)] += g[i];
+            for (int64_t j = 0; j < m; j++) ref[j] += 0.5f * (float)acc[j];
+            expect_same("reduce_to", variants[v], m, out, ref, 1e-5f);
+        }
+    }
+    free(a), free(b), free(g), free(got), free(want);
 }
 END_TEST
 
@@ -599,6 +671,7 @@ int main(void) {
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_activations_agree);
     tcase_add_test(tc, test_elementwise_agree);
+    tcase_add_test(tc, test_broadcast_rows);
     tcase_add_test(tc, test_batchnorm_agree);
     tcase_add_test(tc, test_window_ops_agree);
     tcase_add_test(tc, test_pool_dropout_agree);

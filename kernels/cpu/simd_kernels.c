@@ -272,55 +272,19 @@ static int64_t shape_numel(int ndim, const int64_t *shape) {
     return n;
 }
 
-/* Offset of flat (row-major) index i of shape under strides s. */
-static inline int64_t offset_of(int64_t i, int ndim, const int64_t *shape, const int64_t *s) {
+/* The offset of row r (a flat index over all dims but the innermost) under strides s: the outer
+ * dim needs no division, so a collapsed [rows, cols] shape costs none per row. */
+static inline int64_t row_offset(int64_t r, int ndim, const int64_t *shape, const int64_t *s) {
     int64_t off = 0;
-    for (int d = ndim - 1; d >= 0; d--) {
-        off += (i % shape[d]) * s[d];
-        i /= shape[d];
+    for (int d = ndim - 2; d > 0; d--) {
+        off += (r % shape[d]) * s[d];
+        r /= shape[d];
     }
-    return off;
+    return ndim > 1 ? off + r * s[0] : off;
 }
 
-static void k_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
-                     const int64_t *sa, const float *b, const int64_t *sb) {
-    int64_t n = shape_numel(ndim, shape);
-    if (is_contig(ndim, shape, sa) && is_contig(ndim, shape, sb)) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i += VW) {
-            int64_t m = n - i;
-            vstore(out + i, binop(op, vload(a + i, m), vload(b + i, m)), m);
-        }
-        return;
-    }
-    /* General case: rows of the innermost dim; each row start found from its flat index. */
-    int64_t inner = ndim > 0 ? shape[ndim - 1] : 1;
-    int64_t ia = ndim > 0 ? sa[ndim - 1] : 0, ib = ndim > 0 ? sb[ndim - 1] : 0;
-    int64_t rows = n / (inner ? inner : 1);
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t oa = offset_of(r * inner, ndim, shape, sa);
-        int64_t ob = offset_of(r * inner, ndim, shape, sb);
-        float *o = out + r * inner;
-        if (ia == 1 && ib == 1) {
-            for (int64_t j = 0; j < inner; j += VW)
-                vstore(o + j, binop(op, vload(a + oa + j, inner - j), vload(b + ob + j, inner - j)),
-                       inner - j);
-        } else if (ia == 1 && ib == 0) {
-            vf bv = vset(b[ob]);
-            for (int64_t j = 0; j < inner; j += VW)
-                vstore(o + j, binop(op, vload(a + oa + j, inner - j), bv), inner - j);
-        } else {
-            for (int64_t j = 0; j < inner; j++) {
-                vf av = vset(a[oa + j * ia]), bv = vset(b[ob + j * ib]);
-                o[j] = binop(op, av, bv)[0];
-            }
-        }
-    }
-}
-
-/* d(a op b)/d(which) * g at one element. */
-static inline float binop_grad(cvn_binop op, int which, float g, float a, float b) {
+/* d(a op b)/d(which) * g lane by lane (padding lanes may divide by zero; they are never stored). */
+static inline vf binop_grad(cvn_binop op, int which, vf g, vf a, vf b) {
     switch (op) {
     case CVN_BIN_ADD:
         return g;
@@ -333,53 +297,113 @@ static inline float binop_grad(cvn_binop op, int which, float g, float a, float 
     }
 }
 
-static void k_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shape, float *dx,
-                         const int64_t *sx, const float *g, const float *a, const int64_t *sa,
-                         const float *b, const int64_t *sb, const float *out) {
-    (void)out;
-    int64_t n = shape_numel(ndim, shape);
-    if (is_contig(ndim, shape, sx) && is_contig(ndim, shape, sa) && is_contig(ndim, shape, sb)) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i += VW) {
-            int64_t m = n - i;
-            vf gv = vload(g + i, m), d;
-            switch (op) {
-            case CVN_BIN_ADD:
-                d = gv;
-                break;
-            case CVN_BIN_SUB:
-                d = which == 0 ? gv : -gv;
-                break;
-            case CVN_BIN_MUL:
-                d = gv * vload(which == 0 ? b + i : a + i, m);
-                break;
-            default: { /* padding lanes may divide by zero; they are never stored */
-                vf bv = vload(b + i, m);
-                d = which == 0 ? gv / bv : -gv * vload(a + i, m) / (bv * bv);
-            }
-            }
-            vstore(dx + i, vload(dx + i, m) + d, m);
-        }
-        return;
-    }
-    /* Broadcast: several output elements may land on one dx element, so run serially. */
-    for (int64_t i = 0; i < n; i++) {
-        float av = a ? a[offset_of(i, ndim, shape, sa)] : 0.0f;
-        float bv = b ? b[offset_of(i, ndim, shape, sb)] : 0.0f;
-        dx[offset_of(i, ndim, shape, sx)] += binop_grad(op, which, g[i], av, bv);
+/* The vector loop of binary_span, copied per operator and direction (the constant op and g test
+ * leave its loop): a and b advance by ia, ib of 0 or 1 floats per lane. */
+static inline __attribute__((always_inline)) void span_vec(cvn_binop op, bool bwd, bool add,
+                                                           int which, int64_t m, float *out,
+                                                           const float *g, const float *a,
+                                                           int64_t ia, const float *b, int64_t ib) {
+    for (int64_t j = 0; j < m; j += VW) {
+        vf av = vload(a + j * ia, m - j), bv = vload(b + j * ib, m - j);
+        vf v = bwd ? binop_grad(op, which, vload(g + j, m - j), av, bv) : binop(op, av, bv);
+        vstore(out + j, add ? vload(out + j, m - j) + v : v, m - j);
     }
 }
 
+/* One run of m elements: out = a op b, or (g given) out (+)= the gradient toward operand which of
+ * g, with a and b walked with strides ia and ib of 0 or 1 (vectors; an operand repeated along the
+ * run is read from VW copies of it), or any (one lane at a time). */
+static void binary_span(bool add, cvn_binop op, int which, int64_t m, float *out, int64_t io,
+                        const float *g, const float *a, int64_t ia, const float *b, int64_t ib) {
+    if (io == 1 && (ia == 0 || ia == 1) && (ib == 0 || ib == 1)) {
+        float ra[VW], rb[VW];
+        if (ia == 0) vstore(ra, vset(*a), VW), a = ra;
+        if (ib == 0) vstore(rb, vset(*b), VW), b = rb;
+#define SPAN(OP)                                                                                   \
+    (g ? span_vec(OP, true, add, which, m, out, g, a, ia, b, ib)                                   \
+       : span_vec(OP, false, add, which, m, out, g, a, ia, b, ib))
+        switch (op) {
+        case CVN_BIN_ADD:
+            SPAN(CVN_BIN_ADD);
+            break;
+        case CVN_BIN_SUB:
+            SPAN(CVN_BIN_SUB);
+            break;
+        case CVN_BIN_MUL:
+            SPAN(CVN_BIN_MUL);
+            break;
+        default:
+            SPAN(CVN_BIN_DIV);
+        }
+#undef SPAN
+        return;
+    }
+    for (int64_t j = 0; j < m; j++) {
+        vf av = vset(a[j * ia]), bv = vset(b[j * ib]);
+        float v = (g ? binop_grad(op, which, vset(g[j]), av, bv) : binop(op, av, bv))[0];
+        out[j * io] = add ? out[j * io] + v : v;
+    }
+}
+
+/* Both directions of broadcasting arithmetic (forward where g is NULL, else backward, adding onto
+ * out where add): contiguous operands in chunks over the threads, else
+ * row by row of the innermost dim, each row's start found from its flat index. out (strides so,
+ * NULL: contiguous) never repeats an element (binary's output; binary_bwd's dx by the backend
+ * contract), so rows run in parallel. */
+static void binary_rows(bool add, cvn_binop op, int which, int ndim, const int64_t *shape,
+                        float *out, const int64_t *so, const float *g, const float *a,
+                        const int64_t *sa, const float *b, const int64_t *sb) {
+    int64_t n = shape_numel(ndim, shape);
+    if ((!so || is_contig(ndim, shape, so)) && is_contig(ndim, shape, sa) &&
+        is_contig(ndim, shape, sb)) {
+        const int64_t chunk = 4096;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i += chunk)
+            binary_span(add, op, which, n - i < chunk ? n - i : chunk, out + i, 1, g ? g + i : NULL,
+                        a + i, 1, b + i, 1);
+        return;
+    }
+    int64_t inner = ndim > 0 ? shape[ndim - 1] : 1, rows = inner ? n / inner : 0;
+    int64_t io = !so        ? 1
+                 : ndim > 0 ? so[ndim - 1]
+                            : 0,
+            ia = ndim > 0 ? sa[ndim - 1] : 0, ib = ndim > 0 ? sb[ndim - 1] : 0;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = r * inner;
+        binary_span(add, op, which, inner, out + (so ? row_offset(r, ndim, shape, so) : i), io,
+                    g ? g + i : NULL, a + row_offset(r, ndim, shape, sa), ia,
+                    b + row_offset(r, ndim, shape, sb), ib);
+    }
+}
+
+static void k_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, const float *a,
+                     const int64_t *sa, const float *b, const int64_t *sb) {
+    binary_rows(false, op, 0, ndim, shape, out, NULL, NULL, a, sa, b, sb);
+}
+
+static void k_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shape, float *dx,
+                         const int64_t *sx, const float *g, const float *a, const int64_t *sa,
+                         const float *b, const int64_t *sb, const float *out, bool add) {
+    (void)out;
+    binary_rows(add, op, which, ndim, shape, dx, sx, g, a, sa, b, sb);
+}
+
 /* Row by row over the innermost dim: a row either sums into one element (stride 0) or adds onto a
- * contiguous row of out. Rows may share out elements, so this runs on one thread. */
+ * contiguous row of out. Rows share out elements where an outer dim is reduced (a bias gradient
+ * summed over the batch), and then run on one thread; else (a squeeze-excite gate's gradient, a
+ * sum over the last dim) in parallel. */
 static void k_reduce_to(int ndim, const int64_t *shape, float *out, const int64_t *so,
                         const float *x, float scale) {
     int64_t n = shape_numel(ndim, shape);
     int64_t inner = ndim > 0 ? shape[ndim - 1] : 1, si = ndim > 0 ? so[ndim - 1] : 0;
     if (n == 0) return;
+    bool distinct = true;
+    for (int d = 0; d + 1 < ndim; d++) distinct &= so[d] != 0 || shape[d] == 1;
+#pragma omp parallel for if (distinct && n > PAR_MIN) schedule(static)
     for (int64_t r = 0; r < n / inner; r++) {
         const float *row = x + r * inner;
-        float *o = out + offset_of(r * inner, ndim, shape, so);
+        float *o = out + row_offset(r, ndim, shape, so);
         if (si == 0) {
             vf acc = vset(0.0f);
             for (int64_t j = 0; j < inner; j += VW) acc += vload(row + j, inner - j);
@@ -402,7 +426,7 @@ static void k_expand_add(int ndim, const int64_t *shape, float *out, const float
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
     for (int64_t r = 0; r < n / inner; r++) {
         float *o = out + r * inner;
-        const float *src = x + offset_of(r * inner, ndim, shape, sx);
+        const float *src = x + row_offset(r, ndim, shape, sx);
         if (si == 0) {
             float v = scale * *src;
             for (int64_t j = 0; j < inner; j += VW)

@@ -207,9 +207,10 @@ static void cu_binary(cvn_binop op, int ndim, const int64_t *shape, float *out, 
     LAUNCH_N(k_binary, n)(op, n, pack(ndim, shape, sa, sb, NULL), out, a, b);
 }
 
-/* s1: dx strides, s2: a, s3: b; several elements may hit one dx element: atomics */
+/* s1: dx strides, s2: a, s3: b; dx never repeats an element (the backend contract: broadcast
+ * gradients are summed by reduce_to), so a plain store */
 __global__ void k_binary_bwd(cvn_binop op, int which, int64_t n, strides3 s, float *dx,
-                             const float *g, const float *a, const float *b) {
+                             const float *g, const float *a, const float *b, bool add) {
     GRID_LOOP(i, n) {
         float av = a ? a[offset_of(i, s.ndim, s.shape, s.s2)] : 0.0f;
         float bv = b ? b[offset_of(i, s.ndim, s.shape, s.s3)] : 0.0f;
@@ -220,14 +221,15 @@ __global__ void k_binary_bwd(cvn_binop op, int which, int64_t n, strides3 s, flo
         case CVN_BIN_MUL: d = which == 0 ? g[i] * bv : g[i] * av; break;
         default: d = which == 0 ? g[i] / bv : -g[i] * av / (bv * bv);
         }
-        atomicAdd(dx + offset_of(i, s.ndim, s.shape, s.s1), d);
+        int64_t o = offset_of(i, s.ndim, s.shape, s.s1);
+        dx[o] = add ? dx[o] + d : d;
     }
 }
 static void cu_binary_bwd(cvn_binop op, int which, int ndim, const int64_t *shape, float *dx,
                           const int64_t *sx, const float *g, const float *a, const int64_t *sa,
-                          const float *b, const int64_t *sb, const float *out) {
+                          const float *b, const int64_t *sb, const float *out, bool add) {
     int64_t n = numel_of(ndim, shape);
-    LAUNCH_N(k_binary_bwd, n)(op, which, n, pack(ndim, shape, sx, sa, sb), dx, g, a, b);
+    LAUNCH_N(k_binary_bwd, n)(op, which, n, pack(ndim, shape, sx, sa, sb), dx, g, a, b, add);
 }
 
 __global__ void k_affine(int64_t n, float *y, const float *x, float scale, float shift) {

@@ -161,12 +161,18 @@ cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_
         return cvn_set_error(CVN_ERR_SHAPE, "backward: output %s is not a scalar; pass grad_output",
                              cvn_shape_str(output, a, sizeof a));
     }
-    float *seed = cvn_grad_buffer(t, output);
+    bool add;
+    float *seed = cvn_grad_target(t, output, &add);
     if (!seed) return cvn_last_status();
-    if (grad_output) {
+    size_t bytes = (size_t)cvn_numel(output) * sizeof(float);
+    if (grad_output && !add) {
+        t->be->copy(seed, grad_output->data, bytes); /* a fresh buffer: no zeroing first */
+    } else if (grad_output) {
         t->be->axpy(cvn_numel(output), 1.0f, grad_output->data, seed);
     } else {
-        /* seed = 0 * seed + 1 on the device: no host round trip (seed was zero-filled) */
+        /* seed = 0 * seed + 1 on the device, no host round trip; a fresh buffer is zeroed first,
+         * as 0 * NaN is NaN */
+        if (!add) t->be->zero(seed, bytes);
         t->be->affine(1, seed, seed, 0.0f, 1.0f);
     }
     cvn_clear_error(); /* a backward function that fails to allocate leaves CVN_ERR_NOMEM */

@@ -1,5 +1,6 @@
 /* Elementwise ops: broadcasting arithmetic, scalar affine maps, activations, dropout. */
 #include <stdio.h>
+#include <string.h>
 
 #include "ops/ops.h"
 
@@ -39,14 +40,63 @@ static bool broadcast_shape(const char *op, const cvn_tensor *a, const cvn_tenso
     return true;
 }
 
+/* Drops the dims of size 1 and merges neighbours that every operand walks as one (a stride that
+ * is the next dim's stride times its size: contiguous runs, and runs along which an operand is
+ * broadcast), so that kernels see the fewest and longest rows: x * s for x [N, C, H, W] and an
+ * squeeze-excite gate s [N, C, 1, 1] becomes [N * C, H * W] against [N * C, 1]. */
+static void collapse_dims(binary_saved *s) {
+    int n = 0;
+    for (int d = 0; d < s->ndim; d++) {
+        if (s->shape[d] == 1) continue;
+        if (n > 0 && s->sa[n - 1] == s->sa[d] * s->shape[d] &&
+            s->sb[n - 1] == s->sb[d] * s->shape[d]) {
+            s->shape[n - 1] *= s->shape[d];
+            s->sa[n - 1] = s->sa[d], s->sb[n - 1] = s->sb[d];
+            continue;
+        }
+        s->shape[n] = s->shape[d], s->sa[n] = s->sa[d], s->sb[n] = s->sb[d];
+        n++;
+    }
+    if (n == 0) s->shape[0] = 1, s->sa[0] = s->sb[0] = 0, n = 1; /* a single element */
+    s->ndim = n;
+}
+
+/* True where strides s revisit an element of the shape (a 0 stride over a dim longer than 1). */
+static bool broadcasts(int ndim, const int64_t *shape, const int64_t *s) {
+    for (int d = 0; d < ndim; d++)
+        if (s[d] == 0 && shape[d] > 1) return true;
+    return false;
+}
+
+/* The backend's binary_bwd writes gradients at the output's shape, one element each; an input
+ * broadcast in the forward gets them summed by reduce_to: for + and - straight from the output's
+ * gradient, for * and / from the elementwise products in a scratch buffer. */
 static void binary_backward(cvn_tape *t, cvn_node *n) {
     const binary_saved *s = n->saved;
-    cvn_tensor *a = n->in[0], *b = n->in[1];
+    const float *g = cvn_f(n->out->grad), *a = cvn_f(n->in[0]), *b = cvn_f(n->in[1]);
+    int64_t contig[CVN_MAX_DIMS], numel = 1;
+    for (int d = s->ndim - 1; d >= 0; d--) contig[d] = numel, numel *= s->shape[d];
+    float *full = NULL;
     for (int which = 0; which < 2; which++) {
-        float *dx = cvn_grad_buffer(t, n->in[which]);
+        bool add;
+        float *dx = cvn_grad_target(t, n->in[which], &add);
         if (!dx) continue;
-        t->be->binary_bwd(s->op, which, s->ndim, s->shape, dx, which ? s->sb : s->sa,
-                          cvn_f(n->out->grad), cvn_f(a), s->sa, cvn_f(b), s->sb, cvn_f(n->out));
+        const int64_t *sx = which ? s->sb : s->sa;
+        if (!broadcasts(s->ndim, s->shape, sx)) {
+            t->be->binary_bwd(s->op, which, s->ndim, s->shape, dx, sx, g, a, s->sa, b, s->sb,
+                              cvn_f(n->out), add);
+            continue;
+        }
+        const float *sum = g;
+        float scale = s->op == CVN_BIN_SUB && which == 1 ? -1.0f : 1.0f;
+        if (s->op == CVN_BIN_MUL || s->op == CVN_BIN_DIV) {
+            if (!full && !(full = cvn_tape_data_alloc(t, (size_t)numel * sizeof(float)))) return;
+            t->be->binary_bwd(s->op, which, s->ndim, s->shape, full, contig, g, a, s->sa, b, s->sb,
+                              cvn_f(n->out), false);
+            sum = full, scale = 1.0f;
+        }
+        if (!add) t->be->zero(dx, (size_t)cvn_numel(n->in[which]) * sizeof(float));
+        t->be->reduce_to(s->ndim, s->shape, dx, sx, sum, scale);
     }
 }
 
@@ -55,11 +105,16 @@ static cvn_tensor *binary(cvn_tape *t, const char *op, cvn_binop kind, cvn_tenso
     if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, a, "a") || !cvn_check_f32(op, t, b, "b"))
         return NULL;
     binary_saved s = {.op = kind};
-    if (!broadcast_shape(op, a, b, &s.ndim, s.shape)) return NULL;
-    broadcast_strides(a, s.ndim, s.shape, s.sa);
-    broadcast_strides(b, s.ndim, s.shape, s.sb);
-    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, s.ndim, s.shape);
+    int ndim;
+    int64_t shape[CVN_MAX_DIMS];
+    if (!broadcast_shape(op, a, b, &ndim, shape)) return NULL;
+    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, ndim, shape);
     if (!out) return NULL;
+    s.ndim = ndim;
+    memcpy(s.shape, shape, sizeof shape);
+    broadcast_strides(a, ndim, shape, s.sa);
+    broadcast_strides(b, ndim, shape, s.sb);
+    collapse_dims(&s);
     t->be->binary(kind, s.ndim, s.shape, cvn_f(out), cvn_f(a), s.sa, cvn_f(b), s.sb);
     bool fail;
     cvn_node *node = cvn_op_record(t, op, binary_backward, out, 2, CVN_IN(a, b), &fail);
