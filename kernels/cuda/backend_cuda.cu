@@ -156,13 +156,17 @@ typedef struct {
     int64_t shape[CVN_MAX_DIMS], s1[CVN_MAX_DIMS], s2[CVN_MAX_DIMS], s3[CVN_MAX_DIMS];
 } strides3;
 
+/* The offset of flat index i (below the shape's size) under strides s. The outermost dim takes
+ * what is left of i without a division, so a collapsed shape of one dim (the common case, see
+ * collapse_dims in lib/ops/elementwise.c) costs none: a 64-bit division is a long software
+ * sequence on a GPU. */
 __device__ inline int64_t offset_of(int64_t i, int ndim, const int64_t *shape, const int64_t *s) {
     int64_t off = 0;
-    for (int d = ndim - 1; d >= 0; d--) {
+    for (int d = ndim - 1; d > 0; d--) {
         off += (i % shape[d]) * s[d];
         i /= shape[d];
     }
-    return off;
+    return ndim > 0 ? off + i * s[0] : off;
 }
 
 __device__ inline float binop(cvn_binop op, float a, float b) {
@@ -253,22 +257,24 @@ typedef struct {
     int64_t rshape[CVN_MAX_DIMS], rin[CVN_MAX_DIMS];
 } reduce_plan;
 
+/* As offset_of: o below the kept elements' count, r below the reduced ones', the outermost dim
+ * without a division. */
 __device__ inline void plan_offsets(const reduce_plan *p, int64_t o, int64_t *in, int64_t *out) {
     *in = 0, *out = 0;
     for (int d = p->nk - 1; d >= 0; d--) {
-        int64_t c = o % p->kshape[d];
-        o /= p->kshape[d];
+        int64_t c = o;
+        if (d > 0) c = o % p->kshape[d], o /= p->kshape[d];
         *in += c * p->kin[d];
         *out += c * p->kout[d];
     }
 }
 __device__ inline int64_t plan_reduced(const reduce_plan *p, int64_t r) {
     int64_t in = 0;
-    for (int d = p->nr - 1; d >= 0; d--) {
+    for (int d = p->nr - 1; d > 0; d--) {
         in += (r % p->rshape[d]) * p->rin[d];
         r /= p->rshape[d];
     }
-    return in;
+    return p->nr > 0 ? in + r * p->rin[0] : in;
 }
 
 /* Long reductions (a conv bias gradient over N * H * W): blocks sum slices of each output's
