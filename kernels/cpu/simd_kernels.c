@@ -104,6 +104,17 @@ static inline vf vset(float x) {
     return v + x;
 #endif
 }
+/* Lane-wise square root, correctly rounded as sqrtf (NaN below zero). */
+static inline vf vsqrt(vf x) {
+#if CVN_VW == 16
+    return (vf)_mm512_sqrt_ps((__m512)x);
+#elif CVN_VW == 8
+    return (vf)_mm256_sqrt_ps((__m256)x);
+#else
+    vf v = {sqrtf(x[0])};
+    return v;
+#endif
+}
 static inline vf vsel(vi mask, vf a, vf b) {
     return (vf)((mask & (vi)a) | (~mask & (vi)b));
 }
@@ -1326,15 +1337,16 @@ static void k_dropout_bwd(int64_t n, float *dx, const float *dy, const uint8_t *
     for (int64_t i = 0; i < n; i++) dx[i] += mask[i] ? dy[i] * scale : 0.0f;
 }
 
-/* The update rules of torch.optim (SGD, Adam, AdamW, RMSprop, Rprop), one pass over the
- * parameters; lanes past n compute on zeros and are never stored. */
-static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, const float *g,
-                           float *s0, float *s1, float *s2) {
-#pragma omp parallel for if (n > PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i += VW) {
+/* The update rules of torch.optim (SGD, Adam, AdamW, RMSprop, Rprop) over [i0, n), copied per
+ * rule (kind constant: the switch leaves the loop); lanes past n compute on zeros and are never
+ * stored. */
+static inline __attribute__((always_inline)) void
+update_span(cvn_update_kind kind, const cvn_update_params *p, int64_t i0, int64_t n, float *w,
+            const float *g, float *s0, float *s1, float *s2) {
+    for (int64_t i = i0; i < n; i += VW) {
         int64_t m = n - i;
         vf wv = vload(w + i, m), gv = vload(g + i, m);
-        switch (p->kind) {
+        switch (kind) {
         case CVN_UPD_SGD: {
             gv += p->weight_decay * wv;
             if (p->momentum != 0.0f) {
@@ -1348,7 +1360,7 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
         }
         case CVN_UPD_ADAM:
         case CVN_UPD_ADAMW: {
-            if (p->kind == CVN_UPD_ADAMW)
+            if (kind == CVN_UPD_ADAMW)
                 wv *= 1.0f - p->lr * p->weight_decay;
             else
                 gv += p->weight_decay * wv;
@@ -1360,9 +1372,7 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
                 vv = vmax(vload(s2 + i, m), vv);
                 vstore(s2 + i, vv, m);
             }
-            vf denom = {0};
-            for (int l = 0; l < VW; l++) denom[l] = sqrtf(vv[l]);
-            denom = denom / p->bias2_sqrt + p->eps;
+            vf denom = vsqrt(vv) / p->bias2_sqrt + p->eps;
             wv -= (p->lr / p->bias1) * mv / denom;
             break;
         }
@@ -1376,8 +1386,7 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
                 vstore(s2 + i, ga, m);
                 avg = sq - ga * ga;
             }
-            for (int l = 0; l < VW; l++) avg[l] = sqrtf(avg[l]);
-            avg += p->eps;
+            avg = vsqrt(avg) + p->eps;
             if (p->momentum > 0.0f) {
                 vf buf = p->momentum * vload(s1 + i, m) + gv / avg;
                 vstore(s1 + i, buf, m);
@@ -1401,6 +1410,32 @@ static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, cons
         }
         }
         vstore(w + i, wv, m);
+    }
+}
+
+/* One pass over the parameters, in chunks of whole vectors over the threads. */
+static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, const float *g,
+                           float *s0, float *s1, float *s2) {
+    const int64_t chunk = 4096;
+#pragma omp parallel for if (n > PAR_MIN) schedule(static)
+    for (int64_t c = 0; c < n; c += chunk) {
+        int64_t e = n - c < chunk ? n : c + chunk;
+        switch (p->kind) {
+        case CVN_UPD_SGD:
+            update_span(CVN_UPD_SGD, p, c, e, w, g, s0, s1, s2);
+            break;
+        case CVN_UPD_ADAM:
+            update_span(CVN_UPD_ADAM, p, c, e, w, g, s0, s1, s2);
+            break;
+        case CVN_UPD_ADAMW:
+            update_span(CVN_UPD_ADAMW, p, c, e, w, g, s0, s1, s2);
+            break;
+        case CVN_UPD_RMSPROP:
+            update_span(CVN_UPD_RMSPROP, p, c, e, w, g, s0, s1, s2);
+            break;
+        default:
+            update_span(CVN_UPD_RPROP, p, c, e, w, g, s0, s1, s2);
+        }
     }
 }
 
