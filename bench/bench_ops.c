@@ -1,7 +1,7 @@
-/* Times every op family forward and backward on the reference CNN's shapes, and the elementwise
- * kernels per SIMD variant. Prints one line per measurement: name, median ms of 7 runs, GFLOP/s or
- * GB/s. bench/compare_torch.py times the same ops in PyTorch; bench/run.sh joins the two.
- *   build/bench/bench_ops [--threads N] */
+/* Times every op family forward and backward on the reference CNN's shapes, the elementwise
+ * kernels per SIMD variant, and the optimizer updates. Prints one line per measurement: name,
+ * median ms of 7 runs, GFLOP/s or GB/s. bench/compare_torch.py times the same ops in PyTorch;
+ * bench/run.sh joins the two. build/bench/bench_ops [--threads N] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +132,19 @@ static void run_kernel(void *p) {
         k->be->act_fwd(k->kind, 0.1f, k->n, k->y, k->x);
 }
 
+/* ---- optimizer updates: buf = w, g, s0, s1, s2 */
+typedef struct {
+    const cvn_backend *be;
+    int64_t n;
+    cvn_update_params p;
+    float *buf[5];
+} update_ctx;
+
+static void run_update(void *p) {
+    update_ctx *u = p;
+    u->be->optim_update(&u->p, u->n, u->buf[0], u->buf[1], u->buf[2], u->buf[3], u->buf[4]);
+}
+
 int main(int argc, char **argv) {
     int threads = 2;
     for (int i = 1; i + 1 < argc; i++)
@@ -184,5 +197,24 @@ int main(int argc, char **argv) {
         }
     }
     free(k.x), free(k.y);
+
+    /* the fused optimizer updates, one step over 1M parameters (SGD without momentum) */
+    static const char *const rules[] = {"sgd", "adam", "adamw", "rmsprop", "rprop"};
+    update_ctx u = {cvn_cpu_backend_variant(cvn_simd_name()), n, {0}, {NULL}};
+    for (int b = 0; b < 5; b++) {
+        u.buf[b] = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) u.buf[b][i] = 0.01f * (float)(i % 97) - 0.3f * (b == 1);
+    }
+    for (int64_t i = 0; i < n; i++) u.buf[3][i] = 0.01f; /* positive second moments, step sizes */
+    u.p.lr = 1e-3f, u.p.beta1 = 0.9f, u.p.beta2 = 0.999f, u.p.eps = 1e-8f, u.p.bias1 = 0.1f;
+    u.p.bias2_sqrt = 0.05f, u.p.alpha = 0.99f, u.p.eta_minus = 0.5f, u.p.eta_plus = 1.2f;
+    u.p.step_min = 1e-6f, u.p.step_max = 50.0f;
+    for (int rule = CVN_UPD_SGD; rule <= CVN_UPD_RPROP; rule++) {
+        u.p.kind = rule;
+        char label[96];
+        snprintf(label, sizeof label, "%s update 1M", rules[rule]);
+        report(label, median_time(run_update, &u), 0, 0);
+    }
+    for (int b = 0; b < 5; b++) free(u.buf[b]);
     return 0;
 }
