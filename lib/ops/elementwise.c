@@ -1,6 +1,5 @@
 /* Elementwise ops: broadcasting arithmetic, scalar affine maps, activations, dropout. */
 #include <stdio.h>
-#include <string.h>
 
 #include "ops/ops.h"
 
@@ -42,7 +41,7 @@ static bool broadcast_shape(const char *op, const cvn_tensor *a, const cvn_tenso
 
 /* Drops the dims of size 1 and merges neighbours that every operand walks as one (a stride that
  * is the next dim's stride times its size: contiguous runs, and runs along which an operand is
- * broadcast), so that kernels see the fewest and longest rows: x * s for x [N, C, H, W] and an
+ * broadcast), so that kernels see the fewest and longest rows: x * s for x [N, C, H, W] and a
  * squeeze-excite gate s [N, C, 1, 1] becomes [N * C, H * W] against [N * C, 1]. */
 static void collapse_dims(binary_saved *s) {
     int n = 0;
@@ -105,15 +104,11 @@ static cvn_tensor *binary(cvn_tape *t, const char *op, cvn_binop kind, cvn_tenso
     if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, a, "a") || !cvn_check_f32(op, t, b, "b"))
         return NULL;
     binary_saved s = {.op = kind};
-    int ndim;
-    int64_t shape[CVN_MAX_DIMS];
-    if (!broadcast_shape(op, a, b, &ndim, shape)) return NULL;
-    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, ndim, shape);
+    if (!broadcast_shape(op, a, b, &s.ndim, s.shape)) return NULL;
+    cvn_tensor *out = cvn_tape_new_tensor(t, CVN_F32, s.ndim, s.shape);
     if (!out) return NULL;
-    s.ndim = ndim;
-    memcpy(s.shape, shape, sizeof shape);
-    broadcast_strides(a, ndim, shape, s.sa);
-    broadcast_strides(b, ndim, shape, s.sb);
+    broadcast_strides(a, s.ndim, s.shape, s.sa);
+    broadcast_strides(b, s.ndim, s.shape, s.sb);
     collapse_dims(&s);
     t->be->binary(kind, s.ndim, s.shape, cvn_f(out), cvn_f(a), s.sa, cvn_f(b), s.sb);
     bool fail;
