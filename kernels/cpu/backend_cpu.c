@@ -13,11 +13,27 @@ void *cvn_cpu_alloc(size_t bytes) {
 void cvn_cpu_free(void *p) {
     cvn_free(p);
 }
+/* Copies and fills of more than 1 MiB are split among the threads (one core does not reach the
+ * memory's bandwidth); overlapping copies stay one memmove. */
+#define SPLIT_BYTES ((size_t)1 << 20)
+#define SPLIT_CHUNK ((size_t)1 << 18)
+
 void cvn_cpu_copy(void *dst, const void *src, size_t bytes) {
-    if (bytes) memmove(dst, src, bytes);
+    char *d = dst;
+    const char *s = src;
+    if (bytes <= SPLIT_BYTES || (d < s + bytes && s < d + bytes)) {
+        if (bytes) memmove(dst, src, bytes);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t at = 0; at < bytes; at += SPLIT_CHUNK)
+        memcpy(d + at, s + at, bytes - at < SPLIT_CHUNK ? bytes - at : SPLIT_CHUNK);
 }
 void cvn_cpu_zero(void *dst, size_t bytes) {
-    if (bytes) memset(dst, 0, bytes);
+    char *d = dst;
+#pragma omp parallel for if (bytes > SPLIT_BYTES) schedule(static)
+    for (size_t at = 0; at < bytes; at += SPLIT_CHUNK)
+        memset(d + at, 0, bytes - at < SPLIT_CHUNK ? bytes - at : SPLIT_CHUNK);
 }
 /* Asynchronous uploads (a GPU's, from page-locked memory) on the CPU: any memory will do and a
  * copy is done when it returns, so the loader runs the same path on every device. */

@@ -248,6 +248,7 @@ cvn_status cvn_tensor_fill(cvn_tensor *t, float value) {
         return CVN_OK;
     }
     float *p = t->data;
+#pragma omp parallel for if (n > 262144) schedule(static)
     for (int64_t i = 0; i < n; i++) p[i] = value;
     return CVN_OK;
 }
