@@ -28,6 +28,9 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 
 /* Elementwise loops run on several threads only when the work pays for the wake-up. */
 #define PAR_MIN 32768
+/* Elements per work item of the threaded streaming loops (activations, broadcasting, optimizer
+ * updates): whole vectors, and enough of them that a dispatch per item costs nothing. */
+#define CHUNK 4096
 
 /* Loads and stores of m lanes (all of them when m >= VW). Partial ones use the instruction set's
  * masked moves: a memcpy of a variable length would be a library call, and rows with tails (pooled
@@ -331,18 +334,14 @@ static void binary_span(bool add, cvn_binop op, int which, int64_t m, float *out
         if (ia == 0) vstore(ra, vset(*a), VW), a = ra;
         if (ib == 0) vstore(rb, vset(*b), VW), b = rb;
 #define SPAN(OP)                                                                                   \
-    (g ? span_vec(OP, true, add, which, m, out, g, a, ia, b, ib)                                   \
-       : span_vec(OP, false, add, which, m, out, g, a, ia, b, ib))
+    case OP:                                                                                       \
+        g ? span_vec(OP, true, add, which, m, out, g, a, ia, b, ib)                                \
+          : span_vec(OP, false, add, which, m, out, g, a, ia, b, ib);                              \
+        break
         switch (op) {
-        case CVN_BIN_ADD:
             SPAN(CVN_BIN_ADD);
-            break;
-        case CVN_BIN_SUB:
             SPAN(CVN_BIN_SUB);
-            break;
-        case CVN_BIN_MUL:
             SPAN(CVN_BIN_MUL);
-            break;
         default:
             SPAN(CVN_BIN_DIV);
         }
@@ -357,8 +356,8 @@ static void binary_span(bool add, cvn_binop op, int which, int64_t m, float *out
 }
 
 /* Both directions of broadcasting arithmetic (forward where g is NULL, else backward, adding onto
- * out where add): contiguous operands in chunks over the threads, else
- * row by row of the innermost dim, each row's start found from its flat index. out (strides so,
+ * out where add): contiguous operands in chunks over the threads, else row by row of the
+ * innermost dim, each row's start found from its row index. out (strides so,
  * NULL: contiguous) never repeats an element (binary's output; binary_bwd's dx by the backend
  * contract), so rows run in parallel. */
 static void binary_rows(bool add, cvn_binop op, int which, int ndim, const int64_t *shape,
@@ -367,18 +366,15 @@ static void binary_rows(bool add, cvn_binop op, int which, int ndim, const int64
     int64_t n = shape_numel(ndim, shape);
     if ((!so || is_contig(ndim, shape, so)) && is_contig(ndim, shape, sa) &&
         is_contig(ndim, shape, sb)) {
-        const int64_t chunk = 4096;
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i += chunk)
-            binary_span(add, op, which, n - i < chunk ? n - i : chunk, out + i, 1, g ? g + i : NULL,
+        for (int64_t i = 0; i < n; i += CHUNK)
+            binary_span(add, op, which, n - i < CHUNK ? n - i : CHUNK, out + i, 1, g ? g + i : NULL,
                         a + i, 1, b + i, 1);
         return;
     }
     int64_t inner = ndim > 0 ? shape[ndim - 1] : 1, rows = inner ? n / inner : 0;
-    int64_t io = !so        ? 1
-                 : ndim > 0 ? so[ndim - 1]
-                            : 0,
-            ia = ndim > 0 ? sa[ndim - 1] : 0, ib = ndim > 0 ? sb[ndim - 1] : 0;
+    int64_t io = so && ndim > 0 ? so[ndim - 1] : 1, ia = ndim > 0 ? sa[ndim - 1] : 0,
+            ib = ndim > 0 ? sb[ndim - 1] : 0;
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t i = r * inner;
@@ -742,35 +738,22 @@ static inline __attribute__((always_inline)) void act_span(bool bwd, cvn_act_kin
 /* Both directions in chunks of whole vectors over the threads, one switch per chunk. */
 static void act_chunks(bool bwd, cvn_act_kind kind, float alpha, int64_t n, float *out,
                        const float *dy, const float *x, const float *y, bool add) {
-    const int64_t chunk = 4096;
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
-    for (int64_t c = 0; c < n; c += chunk) {
-        int64_t e = n - c < chunk ? n : c + chunk;
+    for (int64_t c = 0; c < n; c += CHUNK) {
+        int64_t e = n - c < CHUNK ? n : c + CHUNK;
 #define ACT(K)                                                                                     \
-    (bwd ? act_span(true, K, alpha, c, e, out, dy, x, y, add)                                      \
-         : act_span(false, K, alpha, c, e, out, dy, x, y, add))
+    case K:                                                                                        \
+        bwd ? act_span(true, K, alpha, c, e, out, dy, x, y, add)                                   \
+            : act_span(false, K, alpha, c, e, out, dy, x, y, add);                                 \
+        break
         switch (kind) {
-        case CVN_K_RELU:
             ACT(CVN_K_RELU);
-            break;
-        case CVN_K_LEAKY_RELU:
             ACT(CVN_K_LEAKY_RELU);
-            break;
-        case CVN_K_SIGMOID:
             ACT(CVN_K_SIGMOID);
-            break;
-        case CVN_K_TANH:
             ACT(CVN_K_TANH);
-            break;
-        case CVN_K_GELU:
             ACT(CVN_K_GELU);
-            break;
-        case CVN_K_SILU:
             ACT(CVN_K_SILU);
-            break;
-        case CVN_K_HARDSWISH:
             ACT(CVN_K_HARDSWISH);
-            break;
         default:
             ACT(CVN_K_HARDSIGMOID);
         }
@@ -1416,26 +1399,22 @@ update_span(cvn_update_kind kind, const cvn_update_params *p, int64_t i0, int64_
 /* One pass over the parameters, in chunks of whole vectors over the threads. */
 static void k_optim_update(const cvn_update_params *p, int64_t n, float *w, const float *g,
                            float *s0, float *s1, float *s2) {
-    const int64_t chunk = 4096;
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
-    for (int64_t c = 0; c < n; c += chunk) {
-        int64_t e = n - c < chunk ? n : c + chunk;
+    for (int64_t c = 0; c < n; c += CHUNK) {
+        int64_t e = n - c < CHUNK ? n : c + CHUNK;
+#define RULE(K)                                                                                    \
+    case K:                                                                                        \
+        update_span(K, p, c, e, w, g, s0, s1, s2);                                                 \
+        break
         switch (p->kind) {
-        case CVN_UPD_SGD:
-            update_span(CVN_UPD_SGD, p, c, e, w, g, s0, s1, s2);
-            break;
-        case CVN_UPD_ADAM:
-            update_span(CVN_UPD_ADAM, p, c, e, w, g, s0, s1, s2);
-            break;
-        case CVN_UPD_ADAMW:
-            update_span(CVN_UPD_ADAMW, p, c, e, w, g, s0, s1, s2);
-            break;
-        case CVN_UPD_RMSPROP:
-            update_span(CVN_UPD_RMSPROP, p, c, e, w, g, s0, s1, s2);
-            break;
+            RULE(CVN_UPD_SGD);
+            RULE(CVN_UPD_ADAM);
+            RULE(CVN_UPD_ADAMW);
+            RULE(CVN_UPD_RMSPROP);
         default:
-            update_span(CVN_UPD_RPROP, p, c, e, w, g, s0, s1, s2);
+            RULE(CVN_UPD_RPROP);
         }
+#undef RULE
     }
 }
 
