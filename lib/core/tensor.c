@@ -248,7 +248,7 @@ cvn_status cvn_tensor_fill(cvn_tensor *t, float value) {
         return CVN_OK;
     }
     float *p = t->data;
-#pragma omp parallel for if (n > 262144) schedule(static)
+#pragma omp parallel for if (n > 262144) schedule(static) /* over 1 MiB, as the CPU copies */
     for (int64_t i = 0; i < n; i++) p[i] = value;
     return CVN_OK;
 }
