@@ -1455,12 +1455,22 @@ static void k_clamp(int64_t n, float *x, float lo, float hi) {
  * gradients. The input gradient is itself such a convolution: of dy, with the weights transposed
  * ([o, c] -> [c, o]) and turned by 180 degrees; one kernel (c3_run) serves both. The weight
  * gradient has its own (c3_dw). */
+#ifndef C3_OB
 #define C3_OB 4
 #define C3_RB 4
+#endif
+/* The weight gradient's tile: C3_DW_OB output channels x C3_DW_RB gradient rows, into
+ * C3_DW_OB x 9 vector sums. AVX-512: 27 sums of the 32 registers, one row. AVX2: 9 sums of 16,
+ * and four rows, so each shifted input row loaded serves up to three of them (one row made 10
+ * loads per 9 FMAs). */
+#ifndef C3_DW_OB
 #if CVN_VW == 16
-#define C3_DW_OB 3 /* weight gradient: 27 vector sums, of the 32 registers */
+#define C3_DW_OB 3
+#define C3_DW_RB 1
 #else
 #define C3_DW_OB 1
+#define C3_DW_RB 4
+#endif
 #endif
 /* Floats of zero-bordered copies of the images the weight gradient holds at once: 512 KiB, so a
  * block stays in a core's L2 cache while every task reads it. */
@@ -1471,10 +1481,13 @@ static bool c3_fits(const cvn_conv_desc *d) {
            d->dh == 1 && d->dw == 1 && d->groups == 1;
 }
 
-/* c3_dw's planes: rows -1 .. h, each a whole number of vectors (so rows start aligned) with room
- * for a tile's second vector. */
+/* c3_dw's planes: rows -1 .. h and on to a whole number of tiles, each a whole number of vectors
+ * (so rows start aligned) with room for a tile's second vector. */
 static int64_t c3_dw_row(int w) {
     return (int64_t)(w + 2 + VW - 1) / VW * VW + VW;
+}
+static int64_t c3_dw_rows(int h) {
+    return (int64_t)(h + C3_DW_RB - 1) / C3_DW_RB * C3_DW_RB + 2;
 }
 
 /* Copies an h x w plane into rows [1, h], from column 1, of a rows x wp one whose other cells are
@@ -1765,9 +1778,34 @@ static void c3_run(const c3_geom *g, float *y, const float *x, const float *w, c
     }
 }
 
+/* With 8 lanes the weight gradient runs its lanes along output channels (c3t_dw): C3T_OB of them
+ * (two vectors) x C3T_PAIRS (input channel, tap) pairs per task, 12 vector sums of the 16
+ * registers. Per pixel two gradient vectors and six broadcast inputs make 12 FMAs, and no lanes
+ * are wasted past a narrow image's width. The gradient is transposed to [pixel][channel] first. */
+#if CVN_VW == 8
+#define C3T_DW 1
+#define C3T_OB 16
+#define C3T_PAIRS 6
+#else
+#define C3T_DW 0
+#define C3T_OB 1
+#endif
+
+/* Output channels of c3t_dw's transposed gradient: whole tasks (zero past the last channel). */
+static int64_t c3t_channels(int o) {
+    return (int64_t)(o + C3T_OB - 1) / C3T_OB * C3T_OB;
+}
+
+/* Floats of the weight gradient's scratch per image: its bordered planes, and with C3T_DW its
+ * transposed gradient. */
+static int64_t c3_dw_image(const cvn_conv_desc *d) {
+    return (int64_t)d->c * c3_dw_rows(d->h) * c3_dw_row(d->w) +
+           (C3T_DW ? (int64_t)d->h * d->w * c3t_channels(d->o) : 0);
+}
+
 /* Images per block of the weight gradient. */
 static int c3_dw_block(const cvn_conv_desc *d) {
-    int64_t nb = C3_DW_BLOCK / ((int64_t)d->c * (d->h + 2) * c3_dw_row(d->w));
+    int64_t nb = C3_DW_BLOCK / c3_dw_image(d);
     return nb < 1 ? 1 : nb > d->n ? d->n : (int)nb;
 }
 
@@ -1781,6 +1819,7 @@ static inline void c3_shifted_row(vf in[3], const float *p) {
     in[1] = (vf)_mm512_alignr_epi32(b, a, 1);
     in[2] = (vf)_mm512_alignr_epi32(b, a, 2);
 #else
+#pragma GCC unroll 3
     for (int kx = 0; kx < 3; kx++) in[kx] = vload(p + kx, VW);
 #endif
 }
@@ -1791,7 +1830,7 @@ static inline void c3_shifted_row(vf in[3], const float *p) {
  * width) by the nine shifted input rows into C3_DW_OB x 9 vector sums, added to dw per block. */
 static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy, const float *x) {
     const int C = d->c, H = d->h, W = d->w, O = d->o, n_ob = (O + C3_DW_OB - 1) / C3_DW_OB;
-    const int64_t plane = (int64_t)H * W, wp = c3_dw_row(W), pplane = (H + 2) * wp;
+    const int64_t plane = (int64_t)H * W, wp = c3_dw_row(W), pplane = c3_dw_rows(H) * wp;
     const int nb = c3_dw_block(d);
     const int64_t tasks = (int64_t)n_ob * C;
     const bool par = (int64_t)d->n * O * C * plane * 9 > 16 * PAR_MIN;
@@ -1802,7 +1841,8 @@ static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy,
             const int cnt = d->n - n0 < nb ? d->n - n0 : nb;
 #pragma omp for schedule(static)
             for (int64_t p = 0; p < (int64_t)cnt * C; p++)
-                c3_pad(pads + p * pplane, x + ((int64_t)n0 * C + p) * plane, H, W, H + 2, wp, true);
+                c3_pad(pads + p * pplane, x + ((int64_t)n0 * C + p) * plane, H, W, c3_dw_rows(H),
+                       wp, true);
 #pragma omp for schedule(static)
             for (int64_t task = 0; task < tasks; task++) {
                 const int ob = (int)(task / C), c = (int)(task % C), o0 = ob * C3_DW_OB;
@@ -1816,23 +1856,31 @@ static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy,
                     const float *xp = pads + ((int64_t)i * C + c) * pplane, *g[C3_DW_OB];
                     for (int k = 0; k < C3_DW_OB; k++)
                         g[k] = dy + ((int64_t)(n0 + i) * O + o0 + (k < valid ? k : 0)) * plane;
-                    for (int y0 = 0; y0 < H; y0++)
+                    for (int y0 = 0; y0 < H; y0 += C3_DW_RB)
                         for (int x0 = 0; x0 < W; x0 += VW) {
-                            vf gv[C3_DW_OB];
+                            vf gv[C3_DW_OB][C3_DW_RB]; /* rows past the last are zero */
 #pragma GCC unroll 4
                             for (int k = 0; k < C3_DW_OB; k++)
-                                gv[k] = vload(g[k] + (int64_t)y0 * W + x0, W - x0);
-                            const float *src = xp + (int64_t)y0 * wp + x0;
-#pragma GCC unroll 3
-                            for (int ky = 0; ky < 3; ky++) {
-                                vf in[3];
-                                c3_shifted_row(in, src + ky * wp);
-#pragma GCC unroll 3
-                                for (int kx = 0; kx < 3; kx++)
 #pragma GCC unroll 4
-                                    for (int k = 0; k < C3_DW_OB; k++)
-                                        acc[k][ky * 3 + kx] =
-                                            vfma(gv[k], in[kx], acc[k][ky * 3 + kx]);
+                                for (int j = 0; j < C3_DW_RB; j++)
+                                    gv[k][j] = y0 + j < H ? vload(g[k] + (int64_t)(y0 + j) * W + x0,
+                                                                  W - x0)
+                                                          : vset(0.0f);
+                            const float *src = xp + (int64_t)y0 * wp + x0;
+                            /* input row r feeds gradient row j = r - ky through tap row ky */
+#pragma GCC unroll 6
+                            for (int r = 0; r < C3_DW_RB + 2; r++) {
+                                vf in[3];
+                                c3_shifted_row(in, src + r * wp);
+#pragma GCC unroll 3
+                                for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+                                    for (int kx = 0; kx < 3; kx++)
+#pragma GCC unroll 4
+                                        for (int k = 0; k < C3_DW_OB; k++)
+                                            if (r - ky >= 0 && r - ky < C3_DW_RB)
+                                                acc[k][ky * 3 + kx] = vfma(gv[k][r - ky], in[kx],
+                                                                           acc[k][ky * 3 + kx]);
                             }
                         }
                 }
@@ -1857,6 +1905,102 @@ static void c3_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy,
     }
 }
 
+#if C3T_DW
+/* An 8 x 8 block of the gradient turned to pixels x channels: rows r < ch (channels) of src, VW
+ * pixels each (px of them exist; rows plane apart), to the px rows of dst, C3T_OB apart. Channels
+ * past ch come out zero. */
+static void c3t_transpose(float *dst, const float *src, int64_t plane, int ch, int64_t px) {
+    __m256 r[8];
+    for (int k = 0; k < 8; k++)
+        r[k] = k < ch ? (__m256)vload(src + k * plane, px) : _mm256_setzero_ps();
+    __m256 t[8];
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    __m256 u[8];
+    for (int k = 0; k < 8; k += 4) {
+        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) { /* pixel q from the low 128-bit halves, q + 4 from the high */
+        if (q < px)
+            _mm256_storeu_ps(dst + q * C3T_OB, _mm256_permute2f128_ps(u[q], u[q + 4], 0x20));
+        if (q + 4 < px)
+            _mm256_storeu_ps(dst + (q + 4) * C3T_OB, _mm256_permute2f128_ps(u[q], u[q + 4], 0x31));
+    }
+}
+
+/* dw += the sum over images and pixels of dy times each tap's shifted input, lanes along output
+ * channels. Per block of images: the bordered input planes (as c3_dw's) and the gradient turned
+ * to gt[channel block][image][pixel][C3T_OB channels] (zero past the last channel); then tasks of
+ * C3T_OB channels x C3T_PAIRS consecutive (input channel, tap) pairs, each pair a pointer into the
+ * planes, streaming their channel block's gt. */
+static void c3t_dw(const cvn_conv_desc *d, float *dw, const float *dy, const float *x) {
+    const int C = d->c, H = d->h, W = d->w, O = d->o, pairs = C * 9;
+    const int64_t plane = (int64_t)H * W, wp = c3_dw_row(W), rows = c3_dw_rows(H),
+                  pplane = rows * wp, oc = c3t_channels(O);
+    const int nb = c3_dw_block(d), n_ob = (int)(oc / C3T_OB),
+              groups = (pairs + C3T_PAIRS - 1) / C3T_PAIRS;
+    const int64_t tasks = (int64_t)n_ob * groups;
+    float *pads = d->work, *gt = pads + (int64_t)nb * C * pplane;
+#pragma omp parallel if ((int64_t)d->n * O * pairs * plane > 16 * PAR_MIN)
+    for (int n0 = 0; n0 < d->n; n0 += nb) {
+        const int cnt = d->n - n0 < nb ? d->n - n0 : nb;
+#pragma omp for schedule(static) nowait
+        for (int64_t p = 0; p < (int64_t)cnt * C; p++)
+            c3_pad(pads + p * pplane, x + ((int64_t)n0 * C + p) * plane, H, W, rows, wp, true);
+        const int64_t strips = (plane + VW - 1) / VW; /* of VW pixels */
+#pragma omp for schedule(static)
+        for (int64_t job = 0; job < cnt * n_ob * strips; job++) {
+            const int64_t ib = job / strips, p0 = job % strips * VW, i = ib % cnt;
+            const int ob = (int)(ib / cnt);
+            for (int h = 0; h < C3T_OB / VW; h++)
+                c3t_transpose(gt + ((int64_t)ob * cnt + i) * plane * C3T_OB + p0 * C3T_OB + h * VW,
+                              dy + ((n0 + i) * O + ob * C3T_OB + h * VW) * plane + p0, plane,
+                              O - ob * C3T_OB - h * VW, plane - p0);
+        }
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < tasks; task++) {
+            const int ob = (int)(task / groups), first = (int)(task % groups) * C3T_PAIRS;
+            const float *src[C3T_PAIRS];
+            for (int j = 0; j < C3T_PAIRS; j++) { /* pairs past the last repeat it, unstored */
+                const int pr = first + j < pairs ? first + j : pairs - 1, t = pr % 9;
+                src[j] = pads + (int64_t)(pr / 9) * pplane + (t / 3) * wp + t % 3;
+            }
+            vf acc[2][C3T_PAIRS];
+#pragma GCC unroll 6
+            for (int j = 0; j < C3T_PAIRS; j++) acc[0][j] = acc[1][j] = vset(0.0f);
+            for (int i = 0; i < cnt; i++) {
+                const float *gi = gt + ((int64_t)ob * cnt + i) * plane * C3T_OB;
+                const int64_t ioff = (int64_t)i * C * pplane;
+                for (int y = 0; y < H; y++)
+                    for (int xx = 0; xx < W; xx++) {
+                        const float *gp = gi + ((int64_t)y * W + xx) * C3T_OB;
+                        const vf g0 = vload(gp, VW), g1 = vload(gp + VW, VW);
+                        const int64_t off = ioff + (int64_t)y * wp + xx;
+#pragma GCC unroll 6
+                        for (int j = 0; j < C3T_PAIRS; j++) {
+                            const vf v = vset(src[j][off]);
+                            acc[0][j] = vfma(g0, v, acc[0][j]);
+                            acc[1][j] = vfma(g1, v, acc[1][j]);
+                        }
+                    }
+            }
+            float sums[2][C3T_PAIRS][VW];
+#pragma GCC unroll 6
+            for (int j = 0; j < C3T_PAIRS; j++)
+                vstore(sums[0][j], acc[0][j], VW), vstore(sums[1][j], acc[1][j], VW);
+            for (int j = 0; j < C3T_PAIRS && first + j < pairs; j++)
+                for (int k = 0; k < C3T_OB && ob * C3T_OB + k < O; k++)
+                    dw[(int64_t)(ob * C3T_OB + k) * pairs + first + j] += sums[k / VW][j][k % VW];
+        }
+    }
+}
+#endif
+
 /* Scratch: forward, c3_run's; backward, the larger of dx's c3_run and dw's block of images. */
 /* The forward's epilogue pools 2x2 only, within vectors (so not in the scalar build). */
 static bool c3_pool_ok(const cvn_conv_desc *d) {
@@ -1867,7 +2011,7 @@ static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
     if (!c3_fits(d) || (!backward && !c3_pool_ok(d))) return 0;
     if (!backward) return c3_run_work(d->c, d->o, d->h, d->w, d->pool);
     int64_t dx = c3_run_work(d->o, d->c, d->h, d->w, false),
-            dw = (int64_t)c3_dw_block(d) * d->c * (d->h + 2) * c3_dw_row(d->w);
+            dw = (int64_t)c3_dw_block(d) * c3_dw_image(d);
     return dx > dw ? dx : dw;
 }
 
@@ -1890,7 +2034,12 @@ static bool k_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db
                      true, false, CVN_K_RELU, 0.0f, 0};
         c3_run(&g, dx, dy, w, NULL, dx_add, d->work);
     }
+#if C3T_DW
+    if (dw) c3t_dw(d, dw, dy, x);
+    if (db) c3_dw(d, NULL, db, dy, x);
+#else
     if (dw || db) c3_dw(d, dw, db, dy, x);
+#endif
     return true;
 }
 
