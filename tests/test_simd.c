@@ -416,7 +416,10 @@ START_TEST(test_direct_conv3x3) {
                                     /* 8 or more input channels: channel-lane tiles (AVX-512) */
                                     {2, 9, 37, 5, 9},
                                     {1, 12, 20, 3, 3},
-                                    {2, 32, 64, 14, 14}};
+                                    {2, 32, 64, 14, 14},
+                                    /* 16 or more input and output channels: pixel tiles (AVX2),
+                                     * which wrap rows, with a channel block and a pixel tail */
+                                    {2, 16, 20, 5, 7}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int n = shapes[si][0], c = shapes[si][1], o = shapes[si][2], h = shapes[si][3],
             w = shapes[si][4];
