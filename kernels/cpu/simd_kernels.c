@@ -1454,7 +1454,7 @@ static void k_clamp(int64_t n, float *x, float lo, float hi) {
 /* Direct 3x3 convolution, stride 1, padding 1, one group: no im2col, for the forward and both
  * gradients. The input gradient is itself such a convolution: of dy, with the weights transposed
  * ([o, c] -> [c, o]) and turned by 180 degrees; one kernel (c3_run) serves both. The weight
- * gradient has its own (c3_dw). */
+ * gradient has its own (c3_dw; with AVX2 and 4 or more input channels c3t_dw). */
 /* Column-lane tiles (c3_rows): C3_OB output channels x C3_RB rows of vector sums, and the
  * C3_RB + 2 input rows they need, in registers. AVX2 has 16: 4 x 2 sums + 4 inputs + a weight
  * (4 x 4 spilled: conv2 64x32x14x14 forward 8.6 -> 4.3 ms, 2 x 4 4.7, 3 x 3 5.2, 5 x 2 4.7). */
@@ -1469,14 +1469,12 @@ static void k_clamp(int64_t n, float *x, float lo, float hi) {
  * C3_DW_OB x 9 vector sums. AVX-512: 27 sums of the 32 registers, one row. AVX2: 9 sums of 16,
  * and four rows, so each shifted input row loaded serves up to three of them (one row made 10
  * loads per 9 FMAs). */
-#ifndef C3_DW_OB
 #if CVN_VW == 16
 #define C3_DW_OB 3
 #define C3_DW_RB 1
 #else
 #define C3_DW_OB 1
 #define C3_DW_RB 4
-#endif
 #endif
 /* Floats of zero-bordered copies of the images the weight gradient holds at once: 512 KiB, so a
  * block stays in a core's L2 cache while every task reads it. */
