@@ -573,6 +573,114 @@ END_TEST
  * rows), with 5 to 64 rows and enough work (the packed panel kernel) and others (OpenBLAS), with
  * padded leading dimensions, tails in k and n, alpha and beta. beta = 0 must not read C (NaN there
  * stays unseen). */
+/* The depthwise convolution of every variant against plain loops in double precision: kernels
+ * 3, 5 and 7, strides 1 and 2, paddings from none to (k - 1) / 2, widths with and without vector
+ * tails; the forward (with and without bias and a ReLU epilogue, over NaN), dx overwritten and
+ * added to, dw and db added to. Pooling epilogues are declined. */
+START_TEST(test_depthwise_conv) {
+    static const int shapes[][7] = {/* n, c, h, w, k, stride, pad */
+                                    {2, 3, 7, 9, 3, 1, 1},   {1, 4, 8, 8, 3, 2, 1},
+                                    {2, 5, 9, 7, 5, 1, 2},   {1, 3, 11, 10, 5, 2, 2},
+                                    {1, 2, 5, 5, 3, 2, 0},   {1, 16, 14, 14, 3, 2, 1},
+                                    {1, 3, 1, 1, 3, 1, 1},   {2, 8, 6, 13, 7, 2, 3},
+                                    {1, 2, 20, 19, 3, 1, 0}, {3, 6, 17, 33, 5, 2, 1}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int n = shapes[si][0], c = shapes[si][1], h = shapes[si][2], w = shapes[si][3],
+                  k = shapes[si][4], st = shapes[si][5], pd = shapes[si][6];
+        const int oh = (h + 2 * pd - k) / st + 1, ow = (w + 2 * pd - k) / st + 1;
+        const int64_t nx = (int64_t)n * c * h * w, ny = (int64_t)n * c * oh * ow,
+                      nw = (int64_t)c * k * k;
+        float *x = random_buf(nx, 51 + si, 1.0f), *wt = random_buf(nw, 53 + si, 0.5f),
+              *b = random_buf(c, 57 + si, 1.0f), *dy = random_buf(ny, 59 + si, 1.0f);
+        double *want = calloc((size_t)ny, 8), *dx_want = calloc((size_t)nx, 8),
+               *dw_want = calloc((size_t)nw, 8), *db_want = calloc((size_t)c, 8);
+        for (int i = 0; i < n; i++)
+            for (int ch = 0; ch < c; ch++)
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++) {
+                        const int64_t yi = (((int64_t)i * c + ch) * oh + oy) * ow + ox;
+                        want[yi] = b[ch];
+                        db_want[ch] += dy[yi];
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                const int iy = oy * st + ky - pd, ix = ox * st + kx - pd;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                const int64_t xi = (((int64_t)i * c + ch) * h + iy) * w + ix,
+                                              wi = ((int64_t)ch * k + ky) * k + kx;
+                                want[yi] += (double)wt[wi] * x[xi];
+                                dx_want[xi] += (double)wt[wi] * dy[yi];
+                                dw_want[wi] += (double)x[xi] * dy[yi];
+                            }
+                    }
+        cvn_conv_desc d = {.n = n,
+                           .c = c,
+                           .h = h,
+                           .w = w,
+                           .o = c,
+                           .kh = k,
+                           .kw = k,
+                           .oh = oh,
+                           .ow = ow,
+                           .sh = st,
+                           .sw = st,
+                           .ph = pd,
+                           .pw = pd,
+                           .dh = 1,
+                           .dw = 1,
+                           .groups = c};
+        float *got = malloc((size_t)ny * 4), *dx = malloc((size_t)nx * 4),
+              *dw = malloc((size_t)nw * 4), *db = malloc((size_t)c * 4);
+        for (int v = 0; v < 3; v++) {
+            const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+            if (!be) continue;
+            d.work = NULL, d.work_floats = 0, d.pool = 2;
+            ck_assert_int_eq(be->conv2d_work(&d, false), 0); /* pooling: declined */
+            d.pool = 0;
+            ck_assert(!be->conv2d_fwd(&d, got, x, wt, b)); /* no scratch: declined */
+            d.work_floats = be->conv2d_work(&d, true);
+            ck_assert_int_ge(d.work_floats, be->conv2d_work(&d, false));
+            d.work = malloc((size_t)d.work_floats * 4);
+            for (int mode = 0; mode < 3; mode++) { /* no bias, bias, bias + ReLU */
+                d.act_on = mode == 2, d.act = CVN_K_RELU;
+                for (int64_t i = 0; i < ny; i++) got[i] = NAN;
+                ck_assert(be->conv2d_fwd(&d, got, x, wt, mode ? b : NULL));
+                for (int64_t i = 0; i < ny; i++) {
+                    double ref = want[i] - (mode ? 0.0 : b[i / ((int64_t)oh * ow) % c]);
+                    if (mode == 2 && ref < 0) ref = 0;
+                    ck_assert_msg(fabs(got[i] - ref) <= 1e-4 * (1 + fabs(ref)),
+                                  "depthwise %s shape %zu mode %d [%lld]: %.7g vs %.7g",
+                                  variants[v], si, mode, (long long)i, (double)got[i], ref);
+                }
+            }
+            d.act_on = false;
+            for (int64_t i = 0; i < nx; i++) dx[i] = 0.75f;
+            for (int64_t i = 0; i < nw; i++) dw[i] = 0.25f;
+            for (int i = 0; i < c; i++) db[i] = -0.5f;
+            ck_assert(be->conv2d_bwd(&d, dx, dw, db, dy, x, wt, true));
+            for (int64_t i = 0; i < nx; i++)
+                ck_assert_msg(fabs(dx[i] - (dx_want[i] + 0.75)) <= 1e-4 * (1 + fabs(dx_want[i])),
+                              "depthwise dx %s shape %zu [%lld]: %.7g vs %.7g", variants[v], si,
+                              (long long)i, (double)dx[i], dx_want[i] + 0.75);
+            for (int64_t i = 0; i < nw; i++)
+                ck_assert_msg(fabs(dw[i] - (dw_want[i] + 0.25)) <= 1e-4 * (1 + fabs(dw_want[i])),
+                              "depthwise dw %s shape %zu [%lld]: %.7g vs %.7g", variants[v], si,
+                              (long long)i, (double)dw[i], dw_want[i] + 0.25);
+            for (int i = 0; i < c; i++)
+                ck_assert(fabs(db[i] - (db_want[i] - 0.5)) <= 1e-4 * (1 + fabs(db_want[i])));
+            for (int64_t i = 0; i < nx; i++) dx[i] = NAN; /* overwritten, not added to */
+            ck_assert(be->conv2d_bwd(&d, dx, NULL, NULL, dy, x, wt, false));
+            for (int64_t i = 0; i < nx; i++)
+                ck_assert_msg(fabs(dx[i] - dx_want[i]) <= 1e-4 * (1 + fabs(dx_want[i])),
+                              "depthwise dx overwrite %s shape %zu [%lld]: %.7g vs %.7g",
+                              variants[v], si, (long long)i, (double)dx[i], dx_want[i]);
+            free(d.work);
+        }
+        free(x), free(wt), free(b), free(dy), free(got), free(dx), free(dw), free(db);
+        free(want), free(dx_want), free(dw_want), free(db_want);
+    }
+}
+END_TEST
+
 START_TEST(test_gemm_agrees) {
     static const int shapes[][6] = {
         /* m, n, k, ta, tb, beta != 0 */
@@ -680,6 +788,7 @@ int main(void) {
     tcase_add_test(tc, test_count_hits);
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_activations_agree);
+    tcase_add_test(tc, test_depthwise_conv);
     tcase_add_test(tc, test_elementwise_agree);
     tcase_add_test(tc, test_broadcast_rows);
     tcase_add_test(tc, test_batchnorm_agree);

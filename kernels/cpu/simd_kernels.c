@@ -2087,6 +2087,172 @@ static void c3t_dw(const cvn_conv_desc *d, float *dw, const float *dy, const flo
 }
 #endif
 
+/* Depthwise convolution (groups = input = output channels): square kernels up to DWC_KMAX, stride
+ * 1 or 2, padding below the kernel, no dilation; im2col + GEMM would run one GEMM of a single row
+ * per channel. A plane is copied into a zero-bordered buffer split by column phase (padded column
+ * j * s + q goes to phase q, column j), so every tap of a vector of outputs is one contiguous
+ * load: output (oy, ox) with tap (ky, kx) reads phase kx % s, row oy * s + ky, column
+ * ox + kx / s. dx is the same gather run backwards: each bordered input cell of phase q sums
+ * w[ky][q + s m] * dy[(r - ky) / s][j - m] over the taps that reach it, read from a
+ * zero-bordered copy of dy, and the cells go back to NCHW. */
+#define DWC_KMAX 7
+
+static bool dwc_fits(const cvn_conv_desc *d) {
+    return d->groups == d->c && d->o == d->c && d->kh == d->kw && d->kh <= DWC_KMAX &&
+           d->sh == d->sw && (d->sh == 1 || d->sh == 2) && d->ph == d->pw && d->ph < d->kh &&
+           d->dh == 1 && d->dw == 1;
+}
+
+typedef struct {
+    int k, s, p;
+    int64_t rows, wpp, phase; /* bordered rows in use, columns per phase row, floats per phase */
+    int64_t t, dwp, dplane;   /* dy's border (rows and columns), row length and plane */
+} dwc_geom;
+
+static dwc_geom dwc_geom_of(const cvn_conv_desc *d) {
+    dwc_geom g = {d->kh, d->sh, d->ph, 0, 0, 0, 0, 0, 0};
+    g.rows = (int64_t)(d->oh - 1) * g.s + g.k;
+    g.wpp = (int64_t)(d->ow + VW - 1) / VW * VW + (g.k - 1) / g.s + VW;
+    g.phase = g.rows * g.wpp;
+    g.t = (g.k - 1) / g.s;
+    g.dwp = g.t + g.wpp + VW;
+    g.dplane = (d->oh + 2 * g.t + 1) * g.dwp;
+    return g;
+}
+
+/* A thread's scratch: the phase buffer, and (dx) the bordered dy. */
+static int64_t dwc_thread_floats(const dwc_geom *g) {
+    return g->s * g->phase + g->dplane;
+}
+
+/* The h x w plane src into the zeroed phase buffer buf (input cell (iy, ix) at bordered row
+ * iy + p, column ix + p); cells no output reads are left out. */
+static void dwc_pad(float *buf, const dwc_geom *g, const float *src, int h, int w) {
+    memset(buf, 0, (size_t)(g->s * g->phase) * sizeof(float));
+    for (int iy = 0; iy < h && iy + g->p < g->rows; iy++) {
+        const float *row = src + (int64_t)iy * w;
+        float *dst = buf + (iy + g->p) * g->wpp;
+        for (int ix = 0; ix < w; ix++) {
+            const int64_t col = ix + g->p, j = col / g->s;
+            if (j < g->wpp) dst[(col % g->s) * g->phase + j] = row[ix];
+        }
+    }
+}
+
+/* y = depthwise conv(x) + b, with the descriptor's activation (no pooling). */
+static void dwc_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
+                    const float *b) {
+    const dwc_geom g = dwc_geom_of(d);
+    const int k = g.k, s = g.s, ow = d->ow;
+    const int64_t plane = (int64_t)d->h * d->w, oplane = (int64_t)d->oh * ow;
+#pragma omp parallel if ((int64_t)d->n * d->c * oplane * k * k > 4 * PAR_MIN)
+    {
+        float *buf = d->work + omp_get_thread_num() * dwc_thread_floats(&g);
+#pragma omp for schedule(static)
+        for (int64_t nc = 0; nc < (int64_t)d->n * d->c; nc++) {
+            const int c = (int)(nc % d->c);
+            const float *wc = w + (int64_t)c * k * k;
+            const vf bias = vset(b ? b[c] : 0.0f);
+            dwc_pad(buf, &g, x + nc * plane, d->h, d->w);
+            float *yo = y + nc * oplane;
+            for (int oy = 0; oy < d->oh; oy++)
+                for (int ox0 = 0; ox0 < ow; ox0 += VW) {
+                    vf acc = bias;
+                    for (int ky = 0; ky < k; ky++) {
+                        const float *row = buf + (int64_t)(oy * s + ky) * g.wpp + ox0;
+                        for (int kx = 0; kx < k; kx++)
+                            acc = vfma(vset(wc[ky * k + kx]),
+                                       vload(row + (kx % s) * g.phase + kx / s, VW), acc);
+                    }
+                    if (d->act_on) acc = act(d->act, d->alpha, acc);
+                    vstore(yo + (int64_t)oy * ow + ox0, acc, ow - ox0);
+                }
+        }
+    }
+}
+
+/* dx (+)= the depthwise convolution's input gradient (see above). */
+static void dwc_dx(const cvn_conv_desc *d, float *dx, const float *dy, const float *w, bool add) {
+    const dwc_geom g = dwc_geom_of(d);
+    const int k = g.k, s = g.s, ow = d->ow, h = d->h, wd = d->w;
+    const int64_t plane = (int64_t)h * wd, oplane = (int64_t)d->oh * ow;
+#pragma omp parallel if ((int64_t)d->n * d->c * oplane * k * k > 4 * PAR_MIN)
+    {
+        float *buf = d->work + omp_get_thread_num() * dwc_thread_floats(&g),
+              *dyp = buf + s * g.phase;
+#pragma omp for schedule(static)
+        for (int64_t nc = 0; nc < (int64_t)d->n * d->c; nc++) {
+            const float *wc = w + (nc % d->c) * k * k, *g0 = dy + nc * oplane;
+            memset(dyp, 0, (size_t)g.dplane * sizeof(float));
+            for (int oy = 0; oy < d->oh; oy++)
+                memcpy(dyp + (oy + g.t) * g.dwp + g.t, g0 + (int64_t)oy * ow,
+                       (size_t)ow * sizeof(float));
+            for (int q = 0; q < s; q++)
+                for (int64_t r = 0; r < g.rows; r++)
+                    for (int64_t j0 = 0; j0 < g.wpp; j0 += VW) {
+                        vf acc = vset(0.0f);
+                        for (int ky = 0; ky < k; ky++) {
+                            const int64_t dr = r - ky + g.t * s; /* >= 0 where it counts */
+                            if (dr < 0 || dr % s) continue;
+                            const float *row = dyp + dr / s * g.dwp + g.t + j0;
+                            for (int m = 0; q + s * m < k; m++)
+                                acc = vfma(vset(wc[ky * k + q + s * m]), vload(row - m, VW), acc);
+                        }
+                        vstore(buf + q * g.phase + r * g.wpp + j0, acc, g.wpp - j0);
+                    }
+            float *o = dx + nc * plane;
+            for (int iy = 0; iy < h; iy++)
+                for (int ix = 0; ix < wd; ix++) {
+                    const int64_t r = iy + g.p, col = ix + g.p, j = col / s;
+                    const float v =
+                        r < g.rows && j < g.wpp ? buf[(col % s) * g.phase + r * g.wpp + j] : 0.0f;
+                    o[(int64_t)iy * wd + ix] = add ? o[(int64_t)iy * wd + ix] + v : v;
+                }
+        }
+    }
+}
+
+/* dw += the sum over images and outputs of dy times each tap's input; db += the sum of dy. One
+ * channel a task, tap rows one at a time (k vector sums). */
+static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy, const float *x) {
+    const dwc_geom g = dwc_geom_of(d);
+    const int k = g.k, s = g.s, ow = d->ow;
+    const int64_t plane = (int64_t)d->h * d->w, oplane = (int64_t)d->oh * ow;
+#pragma omp parallel if ((int64_t)d->n * d->c * oplane * k * k > 4 * PAR_MIN)
+    {
+        float *buf = d->work + omp_get_thread_num() * dwc_thread_floats(&g);
+#pragma omp for schedule(static)
+        for (int c = 0; c < d->c; c++) {
+            vf sum = vset(0.0f);
+            for (int64_t n = 0; n < d->n; n++) {
+                const int64_t nc = n * d->c + c;
+                const float *gp = dy + nc * oplane;
+                if (db)
+                    for (int64_t i = 0; i < oplane; i += VW) sum += vload(gp + i, oplane - i);
+                if (!dw) continue;
+                dwc_pad(buf, &g, x + nc * plane, d->h, d->w);
+                for (int ky = 0; ky < k; ky++) {
+                    vf acc[DWC_KMAX];
+                    for (int kx = 0; kx < k; kx++) acc[kx] = vset(0.0f);
+                    for (int oy = 0; oy < d->oh; oy++) {
+                        const float *row = buf + (int64_t)(oy * s + ky) * g.wpp;
+                        for (int ox0 = 0; ox0 < ow; ox0 += VW) {
+                            const vf gv = vload(gp + (int64_t)oy * ow + ox0, ow - ox0);
+                            for (int kx = 0; kx < k; kx++)
+                                acc[kx] =
+                                    vfma(gv, vload(row + (kx % s) * g.phase + kx / s + ox0, VW),
+                                         acc[kx]);
+                        }
+                    }
+                    for (int kx = 0; kx < k; kx++)
+                        dw[((int64_t)c * k + ky) * k + kx] += hsum(acc[kx]);
+                }
+            }
+            if (db) db[c] += hsum(sum);
+        }
+    }
+}
+
 /* Scratch: forward, c3_run's; backward, the larger of dx's c3_run and dw's block of images. */
 /* The forward's epilogue pools 2x2 only, within vectors (so not in the scalar build). */
 static bool c3_pool_ok(const cvn_conv_desc *d) {
@@ -2094,6 +2260,10 @@ static bool c3_pool_ok(const cvn_conv_desc *d) {
 }
 
 static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
+    if (!c3_fits(d) && dwc_fits(d) && (backward || d->pool == 0)) {
+        const dwc_geom g = dwc_geom_of(d);
+        return (int64_t)omp_get_max_threads() * dwc_thread_floats(&g);
+    }
     if (!c3_fits(d) || (!backward && !c3_pool_ok(d))) return 0;
     if (!backward) return c3_run_work(d->c, d->o, d->h, d->w, d->pool);
     int64_t dx = c3_run_work(d->o, d->c, d->h, d->w, false),
@@ -2103,6 +2273,11 @@ static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
 
 static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
+    if (!c3_fits(d) && dwc_fits(d) && d->pool == 0 && d->work &&
+        d->work_floats >= c3_work(d, false)) {
+        dwc_fwd(d, y, x, w, b);
+        return true;
+    }
     if (!c3_fits(d) || !c3_pool_ok(d) || !d->work || d->work_floats < c3_work(d, false))
         return false;
     c3_geom g = {d->n, d->c,  d->o,      d->h,   d->w,     (int64_t)d->c * 9,
@@ -2114,6 +2289,11 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
 /* dx by c3_run (dy convolved with the turned, transposed weights), then dw and db. */
 static bool k_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
                          const float *x, const float *w, bool dx_add) {
+    if (!c3_fits(d) && dwc_fits(d) && d->work && d->work_floats >= c3_work(d, true)) {
+        if (dx) dwc_dx(d, dx, dy, w, dx_add);
+        if (dw || db) dwc_dw(d, dw, db, dy, x);
+        return true;
+    }
     if (!c3_fits(d) || !d->work || d->work_floats < c3_work(d, true)) return false;
     if (dx) {
         c3_geom g = {d->n, d->o,  d->c,       d->h, d->w, 9, (int64_t)d->c * 9,
