@@ -2132,11 +2132,30 @@ static void dwc_pad(float *buf, const dwc_geom *g, const float *src, int h, int 
     for (int iy = 0; iy < h && iy + g->p < g->rows; iy++) {
         const float *row = src + (int64_t)iy * w;
         float *dst = buf + (iy + g->p) * g->wpp;
-        for (int ix = 0; ix < w; ix++) {
-            const int64_t col = ix + g->p, j = col / g->s;
-            if (j < g->wpp) dst[(col % g->s) * g->phase + j] = row[ix];
+        if (g->s == 1) {
+            memcpy(dst + g->p, row,
+                   (size_t)(w < g->wpp - g->p ? w : g->wpp - g->p) * sizeof(float));
+            continue;
+        }
+        for (int ix = 0; ix < w; ix++) { /* stride 2: column ix + p */
+            const int64_t col = ix + g->p, j = col >> 1;
+            if (j < g->wpp) dst[(col & 1) * g->phase + j] = row[ix];
         }
     }
+}
+
+/* The k x k taps of a channel in groups of three (zero weights past the last): weight and offset
+ * from the bordered row of the output, so the sums run as three independent chains. */
+#define DWC_TAPS ((DWC_KMAX * DWC_KMAX + 2) / 3 * 3)
+static int dwc_taps(const dwc_geom *g, const float *wc, float *wt, int64_t *off) {
+    int n = 0;
+    for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0; kx < g->k; kx++, n++) {
+            wt[n] = wc[ky * g->k + kx];
+            off[n] = ky * g->wpp + (kx % g->s) * g->phase + kx / g->s;
+        }
+    for (; n % 3; n++) wt[n] = 0.0f, off[n] = 0;
+    return n;
 }
 
 /* y = depthwise conv(x) + b, with the descriptor's activation (no pooling). */
@@ -2151,19 +2170,21 @@ static void dwc_fwd(const cvn_conv_desc *d, float *y, const float *x, const floa
 #pragma omp for schedule(static)
         for (int64_t nc = 0; nc < (int64_t)d->n * d->c; nc++) {
             const int c = (int)(nc % d->c);
-            const float *wc = w + (int64_t)c * k * k;
-            const vf bias = vset(b ? b[c] : 0.0f);
+            float wt[DWC_TAPS];
+            int64_t off[DWC_TAPS];
+            const int taps = dwc_taps(&g, w + (int64_t)c * k * k, wt, off);
             dwc_pad(buf, &g, x + nc * plane, d->h, d->w);
             float *yo = y + nc * oplane;
             for (int oy = 0; oy < d->oh; oy++)
                 for (int ox0 = 0; ox0 < ow; ox0 += VW) {
-                    vf acc = bias;
-                    for (int ky = 0; ky < k; ky++) {
-                        const float *row = buf + (int64_t)(oy * s + ky) * g.wpp + ox0;
-                        for (int kx = 0; kx < k; kx++)
-                            acc = vfma(vset(wc[ky * k + kx]),
-                                       vload(row + (kx % s) * g.phase + kx / s, VW), acc);
+                    const float *row = buf + (int64_t)oy * s * g.wpp + ox0;
+                    vf a0 = vset(b ? b[c] : 0.0f), a1 = vset(0.0f), a2 = vset(0.0f);
+                    for (int t = 0; t < taps; t += 3) {
+                        a0 = vfma(vset(wt[t]), vload(row + off[t], VW), a0);
+                        a1 = vfma(vset(wt[t + 1]), vload(row + off[t + 1], VW), a1);
+                        a2 = vfma(vset(wt[t + 2]), vload(row + off[t + 2], VW), a2);
                     }
+                    vf acc = a0 + a1 + a2;
                     if (d->act_on) acc = act(d->act, d->alpha, acc);
                     vstore(yo + (int64_t)oy * ow + ox0, acc, ow - ox0);
                 }
@@ -2231,6 +2252,8 @@ static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy
                     for (int64_t i = 0; i < oplane; i += VW) sum += vload(gp + i, oplane - i);
                 if (!dw) continue;
                 dwc_pad(buf, &g, x + nc * plane, d->h, d->w);
+                int64_t off[DWC_KMAX];
+                for (int kx = 0; kx < k; kx++) off[kx] = (kx % s) * g.phase + kx / s;
                 for (int ky = 0; ky < k; ky++) {
                     vf acc[DWC_KMAX];
                     for (int kx = 0; kx < k; kx++) acc[kx] = vset(0.0f);
@@ -2239,9 +2262,7 @@ static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy
                         for (int ox0 = 0; ox0 < ow; ox0 += VW) {
                             const vf gv = vload(gp + (int64_t)oy * ow + ox0, ow - ox0);
                             for (int kx = 0; kx < k; kx++)
-                                acc[kx] =
-                                    vfma(gv, vload(row + (kx % s) * g.phase + kx / s + ox0, VW),
-                                         acc[kx]);
+                                acc[kx] = vfma(gv, vload(row + off[kx] + ox0, VW), acc[kx]);
                         }
                     }
                     for (int kx = 0; kx < k; kx++)
