@@ -43,7 +43,8 @@ static void report(const char *name, double sec, double flops, double bytes) {
 typedef struct {
     cvn_tape *t;
     cvn_tensor *x, *w, *b;
-    int kind; /* 0 conv pad 1, 1 linear, 2 maxpool, 3 relu, 4 xent, 5 batchnorm, 6 broadcast mul */
+    int kind; /* 0 conv pad 1, 1 linear, 2 maxpool, 3 relu, 4 xent, 5 batchnorm, 6 broadcast mul,
+               * 7 depthwise 3x3 (stride 1, pad 1), 8 depthwise 5x5 (stride 2, pad 2) */
     bool backward;
     cvn_tensor *target;
 } layer_ctx;
@@ -75,6 +76,13 @@ static void run_layer(void *p) {
     case 6:
         y = cvn_mul(c->t, c->x, c->w);
         break;
+    case 7:
+    case 8: {
+        const int s = c->kind == 7 ? 1 : 2, g = (int)c->x->shape[1];
+        cvn_conv2d_params dw = {s, s, s, s, 1, 1, g};
+        y = cvn_conv2d(c->t, c->x, c->w, c->b, &dw);
+        break;
+    }
     }
     if (!y) {
         fprintf(stderr, "bench: %s\n", cvn_last_error());
@@ -172,6 +180,11 @@ int main(int argc, char **argv) {
     /* squeeze-excite's scaling: x times a per-(image, channel) gate broadcast over H and W */
     bench_layer("se_scale 64x64x16x16 * 64x64x1x1", 6, 4, (int64_t[]){64, 64, 16, 16}, 4,
                 (int64_t[]){64, 64, 1, 1}, 0, 64.0 * 64 * 256 * 8, &r);
+    /* MobileNet's depthwise convolutions (groups = channels) */
+    bench_layer("dwconv3 64x72x28x28", 7, 4, (int64_t[]){64, 72, 28, 28}, 4,
+                (int64_t[]){72, 1, 3, 3}, 2.0 * 64 * 72 * 784 * 9, 0, &r);
+    bench_layer("dwconv5/2 64x96x28x28", 8, 4, (int64_t[]){64, 96, 28, 28}, 4,
+                (int64_t[]){96, 1, 5, 5}, 2.0 * 64 * 96 * 196 * 25, 0, &r);
     bench_layer("cross_entropy 64x10", 4, 2, (int64_t[]){64, 10}, 0, NULL, 0, 0, &r);
 
     /* elementwise kernels per instruction set: the scalar build is the in-run reference */

@@ -65,5 +65,10 @@ w, b = rnd(32), rnd(32)
 layer("batchnorm 64x32x28x28", lambda: F.batch_norm(x, None, None, w, b, True), [x, w, b])
 x, s = rnd(64, 64, 16, 16), rnd(64, 64, 1, 1)
 layer("se_scale 64x64x16x16 * 64x64x1x1", lambda: x * s, [x, s])
+x, w, b = rnd(64, 72, 28, 28), rnd(72, 1, 3, 3), rnd(72)
+layer("dwconv3 64x72x28x28", lambda: F.conv2d(x, w, b, padding=1, groups=72), [x, w, b])
+x, w, b = rnd(64, 96, 28, 28), rnd(96, 1, 5, 5), rnd(96)
+layer("dwconv5/2 64x96x28x28", lambda: F.conv2d(x, w, b, stride=2, padding=2, groups=96),
+      [x, w, b])
 x, tgt = rnd(64, 10), torch.arange(64) % 10
 layer("cross_entropy 64x10", lambda: F.cross_entropy(x, tgt), [x])

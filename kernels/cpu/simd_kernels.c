@@ -2208,27 +2208,44 @@ static void dwc_dx(const cvn_conv_desc *d, float *dx, const float *dy, const flo
             for (int oy = 0; oy < d->oh; oy++)
                 memcpy(dyp + (oy + g.t) * g.dwp + g.t, g0 + (int64_t)oy * ow,
                        (size_t)ow * sizeof(float));
+            /* only the columns that hold input cells, two vectors at a time (two chains) */
+            const int64_t jn = (wd - 1 + g.p) / s + 1;
             for (int q = 0; q < s; q++)
                 for (int64_t r = 0; r < g.rows; r++)
-                    for (int64_t j0 = 0; j0 < g.wpp; j0 += VW) {
-                        vf acc = vset(0.0f);
+                    for (int64_t j0 = 0; j0 < jn; j0 += 2 * VW) {
+                        vf a0 = vset(0.0f), a1 = vset(0.0f);
                         for (int ky = 0; ky < k; ky++) {
-                            const int64_t dr = r - ky + g.t * s; /* >= 0 where it counts */
-                            if (dr < 0 || dr % s) continue;
-                            const float *row = dyp + dr / s * g.dwp + g.t + j0;
-                            for (int m = 0; q + s * m < k; m++)
-                                acc = vfma(vset(wc[ky * k + q + s * m]), vload(row - m, VW), acc);
+                            const int64_t dr = r - ky + g.t * s;    /* >= 0 where it counts */
+                            if (dr < 0 || (dr & (s - 1))) continue; /* s is 1 or 2 */
+                            const float *row = dyp + (s == 1 ? dr : dr >> 1) * g.dwp + g.t + j0;
+                            for (int m = 0; q + s * m < k; m++) {
+                                const vf wv = vset(wc[ky * k + q + s * m]);
+                                a0 = vfma(wv, vload(row - m, VW), a0);
+                                a1 = vfma(wv, vload(row - m + VW, VW), a1);
+                            }
                         }
-                        vstore(buf + q * g.phase + r * g.wpp + j0, acc, g.wpp - j0);
+                        float *out = buf + q * g.phase + r * g.wpp + j0;
+                        vstore(out, a0, g.wpp - j0);
+                        vstore(out + VW, a1, g.wpp - j0 - VW);
                     }
-            float *o = dx + nc * plane;
-            for (int iy = 0; iy < h; iy++)
-                for (int ix = 0; ix < wd; ix++) {
-                    const int64_t r = iy + g.p, col = ix + g.p, j = col / s;
-                    const float v =
-                        r < g.rows && j < g.wpp ? buf[(col % s) * g.phase + r * g.wpp + j] : 0.0f;
-                    o[(int64_t)iy * wd + ix] = add ? o[(int64_t)iy * wd + ix] + v : v;
+            for (int iy = 0; iy < h; iy++) { /* back to NCHW: cells no output reached are 0 */
+                const int64_t r = iy + g.p;
+                const float *src = buf + r * g.wpp;
+                float *o = dx + nc * plane + (int64_t)iy * wd;
+                if (s == 1) { /* every input cell is in the buffer, in order */
+                    for (int64_t i = 0; i < wd; i += VW) {
+                        const vf v = vload(src + g.p + i, wd - i);
+                        vstore(o + i, add ? vload(o + i, wd - i) + v : v, wd - i);
+                    }
+                    continue;
                 }
+                for (int ix = 0; ix < wd; ix++) {
+                    const int64_t col = ix + g.p, j = s == 1 ? col : col >> 1;
+                    const float v =
+                        r < g.rows && j < g.wpp ? src[(s == 1 ? 0 : col & 1) * g.phase + j] : 0.0f;
+                    o[ix] = add ? o[ix] + v : v;
+                }
+            }
         }
     }
 }
