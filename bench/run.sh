@@ -11,6 +11,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$build/bench/bench_ops" --threads "$threads" | tee "$out/cvn.txt"
 echo
+"$build/bench/bench_conv" --threads "$threads"
+echo
 "$build/bench/bench_hpo"
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     echo
