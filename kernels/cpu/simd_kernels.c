@@ -2297,8 +2297,13 @@ static bool c3_pool_ok(const cvn_conv_desc *d) {
     return d->pool == 0 || (d->pool == 2 && VW > 1 && d->h >= 2 && d->w >= 2);
 }
 
+/* The depthwise kernels take what the 3x3 ones do not, without a pooling epilogue. */
+static bool dwc_takes(const cvn_conv_desc *d, bool backward) {
+    return !c3_fits(d) && dwc_fits(d) && (backward || d->pool == 0);
+}
+
 static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
-    if (!c3_fits(d) && dwc_fits(d) && (backward || d->pool == 0)) {
+    if (dwc_takes(d, backward)) {
         const dwc_geom g = dwc_geom_of(d);
         return (int64_t)omp_get_max_threads() * dwc_thread_floats(&g);
     }
@@ -2311,8 +2316,7 @@ static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
 
 static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                          const float *b) {
-    if (!c3_fits(d) && dwc_fits(d) && d->pool == 0 && d->work &&
-        d->work_floats >= c3_work(d, false)) {
+    if (dwc_takes(d, false) && d->work && d->work_floats >= c3_work(d, false)) {
         dwc_fwd(d, y, x, w, b);
         return true;
     }
@@ -2327,7 +2331,7 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
 /* dx by c3_run (dy convolved with the turned, transposed weights), then dw and db. */
 static bool k_conv2d_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db, const float *dy,
                          const float *x, const float *w, bool dx_add) {
-    if (!c3_fits(d) && dwc_fits(d) && d->work && d->work_floats >= c3_work(d, true)) {
+    if (dwc_takes(d, true) && d->work && d->work_floats >= c3_work(d, true)) {
         if (dx) dwc_dx(d, dx, dy, w, dx_add);
         if (dw || db) dwc_dw(d, dw, db, dy, x);
         return true;
