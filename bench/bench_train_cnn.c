@@ -1,8 +1,9 @@
-/* The reference CNN on the CPU: training images/s (Adam, batch 64), batch-1 inference latency,
- * batch-64 inference images/s, and the process's peak resident memory. Inputs are random images of
+/* A network on the CPU: training images/s (Adam, batch 64), batch-1 inference latency, batch-64
+ * inference images/s, and the process's peak resident memory. The network is the reference CNN, or
+ * a zoo model at its defaults for 1x28x28 images and 10 classes. Inputs are random images of
  * FashionMNIST's shape (speed does not depend on pixel values). bench/compare_pytorch.py runs this
  * and the same measurements in PyTorch, and prints the ratios.
- *   build/bench/bench_train_cnn [--threads N] */
+ *   build/bench/bench_train_cnn [--threads N] [--arch cnn|resnet|mobilenet|efficientnet] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,26 @@
 
 int main(int argc, char **argv) {
     int threads = 2;
+    cvn_arch arch = CVN_ARCH_CNN;
     for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--threads")) {
+            threads = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--arch") && cvn_arch_parse(argv[++i], &arch)) {
+            fprintf(stderr, "bench_train_cnn: %s\n", cvn_last_error());
+            return 2;
+        }
     cvn_set_num_threads(threads);
     cvn_rng r;
     cvn_rng_seed(&r, 1);
-    cvn_module *net = cvn_reference_cnn(&r);
+    cvn_model_config mc = cvn_model_defaults(arch, 1, 28, 28, 10);
+    cvn_module *net = arch == CVN_ARCH_CNN ? cvn_reference_cnn(&r) : cvn_model_new(arch, &mc, &r);
+    if (!net) {
+        fprintf(stderr, "bench_train_cnn: %s\n", cvn_last_error());
+        return 1;
+    }
+    /* the zoo models are 10-50x slower than the reference CNN: fewer steps per timed run */
+    int train_steps = arch == CVN_ARCH_CNN ? 40 : 8, n1 = arch == CVN_ARCH_CNN ? 500 : 50,
+        n64 = arch == CVN_ARCH_CNN ? 40 : 8;
     cvn_optim_config oc = cvn_optim_defaults(CVN_ADAM);
     cvn_optim *opt = cvn_optim_new(&oc);
     cvn_optim_add_module(opt, net);
@@ -36,9 +51,8 @@ int main(int argc, char **argv) {
     /* training: steps of forward, backward, Adam */
     double train[REPS];
     for (int rep = -1; rep < REPS; rep++) { /* rep -1 warms up */
-        int steps = 40;
         double t0 = bench_now();
-        for (int s = 0; s < steps; s++) {
+        for (int s = 0; s < train_steps; s++) {
             int b = s % NB;
             cvn_tensor *x = cvn_tape_tensor_f32(t, 4, shape, xs + (size_t)b * B * 784);
             cvn_tensor *y = cvn_tape_tensor(t, CVN_I32, 1, shape);
@@ -52,7 +66,7 @@ int main(int argc, char **argv) {
             cvn_optim_zero_grad(opt);
             cvn_tape_reset(t);
         }
-        if (rep >= 0) train[rep] = steps * B / (bench_now() - t0);
+        if (rep >= 0) train[rep] = train_steps * B / (bench_now() - t0);
     }
 
     /* inference: eval mode, nothing recorded */
@@ -60,7 +74,6 @@ int main(int argc, char **argv) {
     cvn_tape_set_grad_enabled(t, false);
     double lat[REPS], thr[REPS];
     for (int rep = -1; rep < REPS; rep++) {
-        int n1 = 500, n64 = 40;
         double t0 = bench_now();
         for (int i = 0; i < n1; i++) {
             cvn_tensor *x =
@@ -79,8 +92,9 @@ int main(int argc, char **argv) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("# libcvnet bench_train_cnn: reference CNN, %d threads, SIMD %s, median of %d\n",
-           threads, cvn_simd_name(), REPS);
+    printf("# libcvnet bench_train_cnn: %s, %d threads, SIMD %s, median of %d\n",
+           arch == CVN_ARCH_CNN ? "reference CNN" : cvn_arch_name(arch), threads, cvn_simd_name(),
+           REPS);
     printf("train_images_per_s %.0f\n", bench_median(train, REPS));
     printf("infer_b1_ms %.4f\n", bench_median(lat, REPS));
     printf("infer_b64_images_per_s %.0f\n", bench_median(thr, REPS));
