@@ -44,7 +44,8 @@ typedef struct {
     cvn_tape *t;
     cvn_tensor *x, *w, *b;
     int kind; /* 0 conv pad 1, 1 linear, 2 maxpool, 3 relu, 4 xent, 5 batchnorm, 6 broadcast mul,
-               * 7 depthwise 3x3 (stride 1, pad 1), 8 depthwise 5x5 (stride 2, pad 2) */
+               * 7 depthwise 3x3 (stride 1, pad 1), 8 depthwise 5x5 (stride 2, pad 2),
+               * 9 pointwise 1x1 */
     bool backward;
     cvn_tensor *target;
 } layer_ctx;
@@ -81,6 +82,11 @@ static void run_layer(void *p) {
         const int s = c->kind == 7 ? 1 : 2, g = (int)c->x->shape[1];
         cvn_conv2d_params dw = {s, s, s, s, 1, 1, g};
         y = cvn_conv2d(c->t, c->x, c->w, c->b, &dw);
+        break;
+    }
+    case 9: {
+        cvn_conv2d_params pw = cvn_conv2d_defaults();
+        y = cvn_conv2d(c->t, c->x, c->w, c->b, &pw);
         break;
     }
     }
@@ -185,6 +191,14 @@ int main(int argc, char **argv) {
                 (int64_t[]){72, 1, 3, 3}, 2.0 * 64 * 72 * 784 * 9, 0, &r);
     bench_layer("dwconv5/2 64x96x28x28", 8, 4, (int64_t[]){64, 96, 28, 28}, 4,
                 (int64_t[]){96, 1, 5, 5}, 2.0 * 64 * 96 * 196 * 25, 0, &r);
+    /* MobileNet's pointwise (1x1) convolutions: an expansion on a large plane, a projection on a
+     * 7 x 7 one (a vector tail), an expansion on 4 x 4 */
+    bench_layer("pwconv 64x16x28x28 -> 72", 9, 4, (int64_t[]){64, 16, 28, 28}, 4,
+                (int64_t[]){72, 16, 1, 1}, 2.0 * 64 * 72 * 16 * 784, 0, &r);
+    bench_layer("pwconv 64x240x7x7 -> 40", 9, 4, (int64_t[]){64, 240, 7, 7}, 4,
+                (int64_t[]){40, 240, 1, 1}, 2.0 * 64 * 40 * 240 * 49, 0, &r);
+    bench_layer("pwconv 64x96x4x4 -> 576", 9, 4, (int64_t[]){64, 96, 4, 4}, 4,
+                (int64_t[]){576, 96, 1, 1}, 2.0 * 64 * 576 * 96 * 16, 0, &r);
     bench_layer("cross_entropy 64x10", 4, 2, (int64_t[]){64, 10}, 0, NULL, 0, 0, &r);
 
     /* elementwise kernels per instruction set: the scalar build is the in-run reference */

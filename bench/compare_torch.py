@@ -70,5 +70,8 @@ layer("dwconv3 64x72x28x28", lambda: F.conv2d(x, w, b, padding=1, groups=72), [x
 x, w, b = rnd(64, 96, 28, 28), rnd(96, 1, 5, 5), rnd(96)
 layer("dwconv5/2 64x96x28x28", lambda: F.conv2d(x, w, b, stride=2, padding=2, groups=96),
       [x, w, b])
+for n, c, h, o in ((64, 16, 28, 72), (64, 240, 7, 40), (64, 96, 4, 576)):
+    x, w, b = rnd(n, c, h, h), rnd(o, c, 1, 1), rnd(o)
+    layer(f"pwconv {n}x{c}x{h}x{h} -> {o}", lambda: F.conv2d(x, w, b), [x, w, b])
 x, tgt = rnd(64, 10), torch.arange(64) % 10
 layer("cross_entropy 64x10", lambda: F.cross_entropy(x, tgt), [x])

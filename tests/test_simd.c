@@ -681,6 +681,121 @@ START_TEST(test_depthwise_conv) {
 }
 END_TEST
 
+/* The pointwise (1x1) convolution of every variant against plain loops in double precision:
+ * output channels past whole tiles, input channels past whole dw tiles, planes of whole tiles, of
+ * a vector tail and of exactly one vector, a long reduction; the forward (with and without bias,
+ * with ReLU and hard-swish epilogues, over NaN), dx overwritten and added to, dw and db added to,
+ * without scratch and with the backward's (AVX2's channel-lane dw, turning dy, or x when there are
+ * fewer input than output channels). A plane smaller than the variant's vector may be declined;
+ * one of 16 pixels or more is not. Strides, padding, groups and pooling epilogues are declined. */
+START_TEST(test_pointwise_conv) {
+    static const int shapes[][5] = {/* n, c, h, w, o */
+                                    {2, 3, 4, 6, 5},   {1, 8, 7, 7, 13},   {3, 5, 4, 4, 7},
+                                    {2, 150, 3, 9, 6}, {1, 7, 10, 12, 25}, {2, 4, 1, 1, 3},
+                                    {1, 16, 2, 4, 24}, {2, 2, 14, 14, 1},  {2, 40, 5, 5, 20},
+                                    {1, 20, 3, 3, 33}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int n = shapes[si][0], c = shapes[si][1], h = shapes[si][2], w = shapes[si][3],
+                  o = shapes[si][4];
+        const int64_t hw = (int64_t)h * w, nx = n * c * hw, ny = n * o * hw, nw = (int64_t)o * c;
+        float *x = random_buf(nx, 61 + si, 1.0f), *wt = random_buf(nw, 63 + si, 0.5f),
+              *b = random_buf(o, 67 + si, 1.0f), *dy = random_buf(ny, 69 + si, 1.0f);
+        double *want = calloc((size_t)ny, 8), *dx_want = calloc((size_t)nx, 8),
+               *dw_want = calloc((size_t)nw, 8), *db_want = calloc((size_t)o, 8),
+               *mag = calloc((size_t)ny, 8);
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < o; k++)
+                for (int64_t p = 0; p < hw; p++) {
+                    const int64_t yi = ((int64_t)i * o + k) * hw + p;
+                    db_want[k] += dy[yi];
+                    for (int ch = 0; ch < c; ch++) {
+                        const int64_t xi = ((int64_t)i * c + ch) * hw + p, wi = (int64_t)k * c + ch;
+                        want[yi] += (double)wt[wi] * x[xi];
+                        mag[yi] += fabs((double)wt[wi] * x[xi]);
+                        dx_want[xi] += (double)wt[wi] * dy[yi];
+                        dw_want[wi] += (double)x[xi] * dy[yi];
+                    }
+                }
+        cvn_conv_desc d = {.n = n,
+                           .c = c,
+                           .h = h,
+                           .w = w,
+                           .o = o,
+                           .kh = 1,
+                           .kw = 1,
+                           .oh = h,
+                           .ow = w,
+                           .sh = 1,
+                           .sw = 1,
+                           .dh = 1,
+                           .dw = 1,
+                           .groups = 1};
+        float *got = malloc((size_t)ny * 4), *dx = malloc((size_t)nx * 4),
+              *dw = malloc((size_t)nw * 4), *db = malloc((size_t)o * 4);
+        for (int v = 0; v < 3; v++) {
+            const cvn_backend *be = cvn_cpu_backend_variant(variants[v]);
+            if (!be) continue;
+            cvn_conv_desc no[4] = {d, d, d, d}; /* stride 2, padding 1, two groups, pooling */
+            no[0].sh = no[0].sw = 2, no[0].oh = (h + 1) / 2, no[0].ow = (w + 1) / 2;
+            no[1].ph = no[1].pw = 1, no[1].oh = h + 2, no[1].ow = w + 2;
+            no[2].groups = 2;
+            no[3].pool = 2, no[3].act_on = true, no[3].act = CVN_K_RELU;
+            for (int i = 0; i < 4; i++)
+                ck_assert_msg(!be->conv2d_fwd(&no[i], got, x, wt, b),
+                              "pointwise %s shape %zu took case %d", variants[v], si, i);
+            if (!be->conv2d_fwd(&d, got, x, wt, b)) {
+                ck_assert_msg(hw < 16, "pointwise %s declined shape %zu", variants[v], si);
+                continue;
+            }
+            for (int mode = 0; mode < 4; mode++) { /* no bias, bias, + ReLU, + hard-swish */
+                d.act_on = mode >= 2, d.act = mode == 2 ? CVN_K_RELU : CVN_K_HARDSWISH;
+                for (int64_t i = 0; i < ny; i++) got[i] = NAN;
+                ck_assert(be->conv2d_fwd(&d, got, x, wt, mode ? b : NULL));
+                for (int64_t i = 0; i < ny; i++) {
+                    double ref = want[i] + (mode ? b[i / hw % o] : 0.0);
+                    if (mode == 2 && ref < 0) ref = 0;
+                    if (mode == 3) ref = ref * fmin(fmax(ref + 3, 0), 6) / 6;
+                    ck_assert_msg(fabs(got[i] - ref) <= 1e-5 * (1 + mag[i]),
+                                  "pointwise %s shape %zu mode %d [%lld]: %.7g vs %.7g",
+                                  variants[v], si, mode, (long long)i, (double)got[i], ref);
+                }
+            }
+            d.act_on = false;
+            for (int scratch = 0; scratch < 2; scratch++) { /* without, and with, the scratch */
+                d.work_floats = scratch ? be->conv2d_work(&d, true) : 0;
+                d.work = d.work_floats > 0 ? malloc((size_t)d.work_floats * 4) : NULL;
+                for (int64_t i = 0; i < nx; i++) dx[i] = 0.75f;
+                for (int64_t i = 0; i < nw; i++) dw[i] = 0.25f;
+                for (int i = 0; i < o; i++) db[i] = -0.5f;
+                ck_assert(be->conv2d_bwd(&d, dx, dw, db, dy, x, wt, true));
+                for (int64_t i = 0; i < nx; i++)
+                    ck_assert_msg(fabs(dx[i] - (dx_want[i] + 0.75)) <=
+                                      1e-4 * (1 + fabs(dx_want[i])),
+                                  "pointwise dx %s shape %zu [%lld]: %.7g vs %.7g", variants[v], si,
+                                  (long long)i, (double)dx[i], dx_want[i] + 0.75);
+                for (int64_t i = 0; i < nw; i++)
+                    ck_assert_msg(
+                        fabs(dw[i] - (dw_want[i] + 0.25)) <= 1e-4 * (1 + fabs(dw_want[i])),
+                        "pointwise dw %s shape %zu scratch %d [%lld]: %.7g vs %.7g", variants[v],
+                        si, scratch, (long long)i, (double)dw[i], dw_want[i] + 0.25);
+                for (int i = 0; i < o; i++)
+                    ck_assert(fabs(db[i] - (db_want[i] - 0.5)) <= 1e-4 * (1 + fabs(db_want[i])));
+                for (int64_t i = 0; i < nx; i++) dx[i] = NAN; /* overwritten, not added to */
+                ck_assert(be->conv2d_bwd(&d, dx, NULL, NULL, dy, x, wt, false));
+                for (int64_t i = 0; i < nx; i++)
+                    ck_assert_msg(fabs(dx[i] - dx_want[i]) <= 1e-4 * (1 + fabs(dx_want[i])),
+                                  "pointwise dx overwrite %s shape %zu [%lld]: %.7g vs %.7g",
+                                  variants[v], si, (long long)i, (double)dx[i], dx_want[i]);
+                free(d.work);
+                d.work = NULL, d.work_floats = 0;
+            }
+        }
+        free(x), free(wt), free(b), free(dy), free(got), free(dx), free(dw), free(db);
+        free(want), free(dx_want), free(dw_want), free(db_want), free(mag);
+    }
+}
+END_TEST
+
 START_TEST(test_gemm_agrees) {
     static const int shapes[][6] = {
         /* m, n, k, ta, tb, beta != 0 */
@@ -789,6 +904,7 @@ int main(void) {
     tcase_add_test(tc, test_dispatch);
     tcase_add_test(tc, test_activations_agree);
     tcase_add_test(tc, test_depthwise_conv);
+    tcase_add_test(tc, test_pointwise_conv);
     tcase_add_test(tc, test_elementwise_agree);
     tcase_add_test(tc, test_broadcast_rows);
     tcase_add_test(tc, test_batchnorm_agree);
