@@ -105,7 +105,8 @@ struct cvn_tensor {
     int64_t shape[CVN_MAX_DIMS];
     int64_t strides[CVN_MAX_DIMS]; /* in elements; contiguous row-major (NCHW) unless a view */
     void *data;
-    cvn_tensor *grad;   /* gradient after cvn_backward(), same shape; NULL before */
+    cvn_tensor *grad;   /* gradient after cvn_backward(), same shape; NULL before (and after,
+                         * for op results: see cvn_tensor_retain_grad) */
     bool requires_grad; /* leaf tensors: set by the user; op results: derived */
     /* private to the library */
     uint32_t flags;
@@ -147,6 +148,11 @@ cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on);
 cvn_tensor *cvn_tensor_grad(cvn_tensor *t);
 /* Sets the gradient of a leaf tensor to zero (no-op when it has none). */
 void cvn_tensor_zero_grad(cvn_tensor *t);
+/* Keeps the gradient of an op result (a tape tensor an op made) after cvn_backward(), as
+ * torch.Tensor.retain_grad: by default backward gives each op result's gradient back to the tape
+ * once it has propagated it, so a step holds only the gradients still in flight. Leaves (inputs,
+ * parameters) and the tensor backward started from always keep theirs. */
+cvn_status cvn_tensor_retain_grad(cvn_tensor *t);
 /* Fills a contiguous f32 tensor, on any device, with a constant. */
 cvn_status cvn_tensor_fill(cvn_tensor *t, float value);
 /* Fills a contiguous f32 tensor, on any device, with uniform values in [lo, hi), or normal values;

@@ -145,6 +145,46 @@ static float train_step(cvn_module *net, cvn_tape *t, const float *xs, const int
     return l;
 }
 
+/* Backward gives each op result's gradient back once it has propagated it, so a step's arena holds
+ * the forward's tensors plus the few gradients in flight, not one per op: a chain of 8 ops on
+ * 64 Ki floats ends backward with at most 3 tensors' worth more than the forward left (the dead
+ * ones are reused). A retained result keeps its gradient, and the leaf's is right. */
+START_TEST(test_backward_recycles_gradients) {
+    enum { N = 65536, OPS = 8 };
+    float *v = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++) v[i] = (float)(i % 7) - 3.0f; /* 3 of 7 below zero */
+    cvn_tensor *x = CK_NOTNULL(cvn_tensor_from_f32(1, (int64_t[]){N}, v, N));
+    cvn_tensor_set_requires_grad(x, true);
+    cvn_tape *t = CK_NOTNULL(cvn_tape_new(CVN_CPU));
+    for (int step = 0; step < 2; step++) { /* the second on the settled arena */
+        cvn_tensor *y = CK_NOTNULL(cvn_relu(t, x)), *kept = NULL, *dropped = NULL;
+        for (int k = 1; k < OPS; k++) {
+            y = CK_NOTNULL(cvn_mul_scalar(t, y, 2.0f));
+            if (k == 2) dropped = y;
+            if (k == 5) CK_OK(cvn_tensor_retain_grad(kept = y));
+        }
+        cvn_tensor *loss = CK_NOTNULL(cvn_sum(t, y, 0, NULL, false));
+        const size_t forward = cvn_tape_arena_used(t);
+        cvn_tensor_zero_grad(x);
+        CK_OK(cvn_backward(t, loss, NULL));
+        const size_t grown = cvn_tape_arena_used(t) - forward, tensor = N * sizeof(float);
+        ck_assert_msg(grown <= 3 * tensor + 4096, "backward grew the arena by %zu bytes (%d ops)",
+                      grown, OPS);
+        ck_assert_ptr_null(dropped->grad);
+        ck_assert_ptr_nonnull(loss->grad); /* where backward started */
+        const float *kg = CK_NOTNULL(kept->grad)->data, *xg = x->grad->data;
+        for (int i = 0; i < N; i++) {
+            ck_assert_float_eq(kg[i], 4.0f); /* two more doublings after it */
+            ck_assert_float_eq(xg[i], v[i] > 0 ? 128.0f : 0.0f);
+        }
+        cvn_tape_reset(t);
+    }
+    cvn_tape_free(t);
+    cvn_tensor_free(x);
+    free(v);
+}
+END_TEST
+
 START_TEST(test_steady_state_no_alloc) {
     count_allocations(true);
     cvn_rng r;
@@ -314,6 +354,8 @@ END_TEST
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 
+#include "core/core.h" /* cvn_tape_data_alloc / _free */
+
 /* Under ASan the arena poisons what it has not handed out: the bytes right after a tensor, and
  * everything once the tape is reset, so that a kernel writing past its tensor, or code reading a
  * tape's tensor after the reset, is reported (cvn_fit read its batch's size so until this test's
@@ -329,6 +371,15 @@ START_TEST(test_arena_poisons_unused) {
     ck_assert(__asan_address_is_poisoned((char *)(p + 10) + 63));
     cvn_tensor *b = CK_NOTNULL(cvn_tape_tensor_f32(t, 1, s, v));
     ck_assert(!__asan_region_is_poisoned(b->data, sizeof v));
+    /* scratch given back is poisoned until an allocation of about its size takes it again */
+    float *scratch = CK_NOTNULL(cvn_tape_data_alloc(t, 4096));
+    cvn_tape_data_free(t, scratch, 4096);
+    ck_assert(__asan_address_is_poisoned(scratch));
+    ck_assert(CK_NOTNULL(cvn_tape_data_alloc(t, 4000)) == scratch);
+    ck_assert(!__asan_region_is_poisoned(scratch, 4000));
+    ck_assert(__asan_address_is_poisoned((char *)scratch + 4000));
+    cvn_tape_data_free(t, scratch, 4000);
+    ck_assert(cvn_tape_data_alloc(t, 1024) != scratch); /* over twice the size: not taken */
     cvn_tape_reset(t);
     ck_assert(__asan_address_is_poisoned(p));
     ck_assert(__asan_address_is_poisoned(a)); /* the tensor's struct: the meta arena's */
@@ -349,6 +400,7 @@ int main(void) {
     tcase_add_test(tc, test_tape_accumulates);
     tcase_add_test(tc, test_no_grad);
     tcase_add_test(tc, test_steady_state_no_alloc);
+    tcase_add_test(tc, test_backward_recycles_gradients);
     tcase_add_test(tc, test_module_names_and_init);
     tcase_add_test(tc, test_train_eval_modes);
     tcase_add_test(tc, test_threads);

@@ -4,6 +4,8 @@
  * is poisoned: a chunk when it comes and when the arena is reset, and a guard of 64 bytes after
  * each allocation, so that a kernel reading or writing past its tensor is reported although the
  * next tensor lies right behind it (the CPU's kernels, and the CUDA kernels on the emulation). */
+#include <string.h>
+
 #include "core/core.h"
 
 #define ARENA_ALIGN 64
@@ -36,6 +38,8 @@ void cvn_arena_init(cvn_arena *a, const cvn_backend *be) {
     a->be = be;
     a->chunks = NULL;
     a->used = a->capacity = a->peak = 0;
+    a->spares = NULL;
+    a->n_spares = a->cap_spares = 0;
 }
 
 static void free_chunks(cvn_arena *a) {
@@ -52,6 +56,9 @@ static void free_chunks(cvn_arena *a) {
 void cvn_arena_release(cvn_arena *a) {
     free_chunks(a);
     a->used = 0;
+    cvn_free(a->spares);
+    a->spares = NULL;
+    a->n_spares = a->cap_spares = 0;
 }
 
 static cvn_chunk *new_chunk(cvn_arena *a, size_t size) {
@@ -71,9 +78,33 @@ static cvn_chunk *new_chunk(cvn_arena *a, size_t size) {
     return c;
 }
 
-void *cvn_arena_alloc(cvn_arena *a, size_t bytes) {
+/* The rounded size of a block of `bytes` (with the guard under ASan). */
+static size_t block_size(size_t bytes) {
     size_t need = (bytes + ARENA_GUARD + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-    if (need == 0) need = ARENA_ALIGN;
+    return need ? need : ARENA_ALIGN;
+}
+
+/* The smallest spare that holds need and is at most twice its size (a larger one would hold
+ * memory a later, larger request could use), taken off the list; NULL when none. */
+static void *take_spare(cvn_arena *a, size_t need) {
+    int best = -1;
+    for (int i = 0; i < a->n_spares; i++) {
+        size_t s = a->spares[i].size;
+        if (s >= need && s / 2 <= need && (best < 0 || s < a->spares[best].size)) best = i;
+    }
+    if (best < 0) return NULL;
+    void *p = a->spares[best].p;
+    a->spares[best] = a->spares[--a->n_spares];
+    return p;
+}
+
+void *cvn_arena_alloc(cvn_arena *a, size_t bytes) {
+    size_t need = block_size(bytes);
+    void *spare = take_spare(a, need);
+    if (spare) {
+        poison(a, spare, bytes, false);
+        return spare;
+    }
     cvn_chunk *c = a->chunks;
     if (!c || c->size - c->used < need) {
         size_t size = a->capacity > ARENA_MIN_CHUNK ? a->capacity : ARENA_MIN_CHUNK;
@@ -97,7 +128,26 @@ void *cvn_arena_alloc(cvn_arena *a, size_t bytes) {
     return (void *)(p + pad);
 }
 
+void cvn_arena_give_back(cvn_arena *a, void *p, size_t bytes) {
+    if (!p) return;
+    if (a->n_spares == a->cap_spares) {
+        int cap = a->cap_spares ? 2 * a->cap_spares : 64;
+        cvn_spare *grown = cvn_malloc((size_t)cap * sizeof *grown);
+        if (!grown) { /* the block just stays unused until the reset */
+            cvn_clear_error();
+            return;
+        }
+        if (a->n_spares) memcpy(grown, a->spares, (size_t)a->n_spares * sizeof *grown);
+        cvn_free(a->spares);
+        a->spares = grown, a->cap_spares = cap;
+    }
+    const size_t size = block_size(bytes);
+    poison(a, p, size, true);
+    a->spares[a->n_spares++] = (cvn_spare){p, size};
+}
+
 void cvn_arena_reset(cvn_arena *a) {
+    a->n_spares = 0;
     if (a->chunks && a->chunks->next) {
         /* Several chunks: replace them by one that holds the peak, so steps of this size fit. */
         size_t total = a->peak + ARENA_ALIGN * 64;

@@ -45,26 +45,39 @@ cvn_status cvn_file_commit(FILE *f, const char *tmp, const char *path);
 
 /* ---- arena: a bump allocator over chunks from one backend. Reset is O(1); when a step needed
  * more than one chunk, reset merges them into one chunk of the total size, so the next step of
- * the same shape allocates nothing. */
+ * the same shape allocates nothing. Blocks given back before the reset (a backward's dead
+ * gradients and scratch) are spares that later allocations of about their size take first, so a
+ * step's peak is what is live at once rather than all it ever allocated. */
 typedef struct cvn_chunk cvn_chunk;
+typedef struct {
+    void *p;
+    size_t size; /* the block's rounded size */
+} cvn_spare;
 typedef struct {
     const cvn_backend *be;
     cvn_chunk *chunks; /* newest first */
-    size_t used;       /* bytes handed out since reset, over all chunks */
+    size_t used;       /* bytes handed out since reset, over all chunks (spares included) */
     size_t capacity;   /* bytes in all chunks */
     size_t peak;       /* largest `used` seen */
+    cvn_spare *spares; /* host array; emptied by reset */
+    int n_spares, cap_spares;
 } cvn_arena;
 
 void cvn_arena_init(cvn_arena *a, const cvn_backend *be);
 void cvn_arena_release(cvn_arena *a);
 void *cvn_arena_alloc(cvn_arena *a, size_t bytes); /* 64-byte aligned; NULL + error on failure */
+/* Gives back a block of `bytes` from cvn_arena_alloc for reuse before the reset (NULL ignored).
+ * The caller must not touch it again; on a device, work already queued on the backend's stream
+ * that uses it runs before any reuse does. */
+void cvn_arena_give_back(cvn_arena *a, void *p, size_t bytes);
 void cvn_arena_reset(cvn_arena *a);
 
 /* ---- tensors */
 enum {
-    CVN_TF_HEAP = 1u << 0,     /* struct and data on the heap (user-owned) */
-    CVN_TF_VIEW = 1u << 1,     /* data belongs to another tensor */
-    CVN_TF_GRAD_HEAP = 1u << 2 /* grad buffer on the heap (kept across tape resets) */
+    CVN_TF_HEAP = 1u << 0,       /* struct and data on the heap (user-owned) */
+    CVN_TF_VIEW = 1u << 1,       /* data belongs to another tensor */
+    CVN_TF_GRAD_HEAP = 1u << 2,  /* grad buffer on the heap (kept across tape resets) */
+    CVN_TF_RETAIN_GRAD = 1u << 3 /* an op result whose gradient backward keeps */
 };
 
 /* Fills in shape and contiguous strides. */
@@ -123,6 +136,8 @@ cvn_tensor *cvn_tape_new_tensor(cvn_tape *t, cvn_dtype dtype, int ndim, const in
 /* Host scratch memory in the tape's meta arena (for op-saved state) or device data arena. */
 void *cvn_tape_meta_alloc(cvn_tape *t, size_t bytes);
 void *cvn_tape_data_alloc(cvn_tape *t, size_t bytes);
+/* Gives scratch from cvn_tape_data_alloc (of the same size) back for reuse in this step. */
+void cvn_tape_data_free(cvn_tape *t, void *p, size_t bytes);
 
 /* True when any input requires grad and recording is on. */
 bool cvn_tape_should_record(const cvn_tape *t, int n, cvn_tensor *const *in);

@@ -58,6 +58,9 @@ void *cvn_tape_meta_alloc(cvn_tape *t, size_t bytes) {
 void *cvn_tape_data_alloc(cvn_tape *t, size_t bytes) {
     return cvn_arena_alloc(&t->data, bytes);
 }
+void cvn_tape_data_free(cvn_tape *t, void *p, size_t bytes) {
+    cvn_arena_give_back(&t->data, p, bytes);
+}
 
 cvn_tensor *cvn_tape_new_tensor(cvn_tape *t, cvn_dtype dtype, int ndim, const int64_t *shape) {
     cvn_tensor *x = cvn_arena_alloc(&t->meta, sizeof *x);
@@ -177,9 +180,15 @@ cvn_status cvn_backward(cvn_tape *t, cvn_tensor *output, const cvn_tensor *grad_
     }
     cvn_clear_error(); /* a backward function that fails to allocate leaves CVN_ERR_NOMEM */
     for (cvn_node *n = t->last; n; n = n->prev) {
-        if (!n->out->grad) continue; /* does not lead to the output */
+        cvn_tensor *out = n->out;
+        if (!out->grad) continue; /* does not lead to the output */
         n->backward(t, n);
         if (cvn_last_status() == CVN_ERR_NOMEM) return CVN_ERR_NOMEM;
+        /* every consumer of out came later and has run: its gradient is dead */
+        if (out != output && !(out->flags & (CVN_TF_HEAP | CVN_TF_RETAIN_GRAD))) {
+            cvn_arena_give_back(&t->data, out->grad->data, (size_t)cvn_numel(out) * sizeof(float));
+            out->grad = NULL;
+        }
     }
     t->backward_done = true;
     return CVN_OK;

@@ -187,6 +187,12 @@ cvn_status cvn_tensor_set_requires_grad(cvn_tensor *t, bool on) {
     return CVN_OK;
 }
 
+cvn_status cvn_tensor_retain_grad(cvn_tensor *t) {
+    if (!t) return cvn_set_error(CVN_ERR_ARG, "retain_grad: tensor is NULL");
+    t->flags |= CVN_TF_RETAIN_GRAD;
+    return CVN_OK;
+}
+
 cvn_tensor *cvn_tensor_grad(cvn_tensor *t) {
     if (!t || !(t->flags & CVN_TF_HEAP) || !t->requires_grad) {
         cvn_set_error(CVN_ERR_ARG, "tensor_grad: needs a heap tensor that requires grad");

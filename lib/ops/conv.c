@@ -44,6 +44,12 @@ static bool give_work(cvn_tape *t, cvn_conv_desc *cd, bool backward) {
     return cd->work != NULL;
 }
 
+/* Gives the fused convolution's scratch back to the tape (it is dead once the call returns). */
+static void take_work(cvn_tape *t, cvn_conv_desc *cd) {
+    if (cd->work) cvn_tape_data_free(t, cd->work, (size_t)cd->work_floats * sizeof(float));
+    cd->work = NULL;
+}
+
 static void conv_describe(const cvn_node *n, cvn_node_attrs *a) {
     const conv_saved *s = n->saved;
     a->win = s->win;
@@ -69,9 +75,10 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     float *dx = cvn_grad_target(t, x, &dx_add), *dw = cvn_grad_buffer(t, w),
           *db = cvn_grad_buffer(t, b);
     cvn_conv_desc cd = describe(s);
-    if (be->conv2d_bwd && give_work(t, &cd, true) &&
-        be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w), dx_add))
-        return; /* the backend's own convolution did it all */
+    const bool fused = be->conv2d_bwd && give_work(t, &cd, true) &&
+                       be->conv2d_bwd(&cd, dx, dw, db, dy, cvn_f(x), cvn_f(w), dx_add);
+    take_work(t, &cd);
+    if (fused) return; /* the backend's own convolution did it all */
     if (dx && !dx_add) be->zero(dx, (size_t)cvn_numel(x) * sizeof(float)); /* col2im adds */
     int64_t hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
     int og = s->out_c / s->groups, nb = chunk_images(be, s);
@@ -79,8 +86,9 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
     int64_t plane_in = (int64_t)win->c * win->h * win->w;
     if (db) be->reduce_to(3, (int64_t[]){s->n, s->out_c, hw}, db, (int64_t[]){0, 1, 0}, dy, 1.0f);
     if (!dx && !dw) return;
-    float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
-    float *dyc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
+    const size_t cols_bytes = (size_t)(k * nb * hw) * sizeof(float),
+                 dyc_bytes = (size_t)(og * nb * hw) * sizeof(float);
+    float *cols = cvn_tape_data_alloc(t, cols_bytes), *dyc = cvn_tape_data_alloc(t, dyc_bytes);
     if (!cols || !dyc) return;
     for (int n0 = 0; n0 < s->n; n0 += nb) {
         int cnt = s->n - n0 < nb ? s->n - n0 : nb;
@@ -103,6 +111,8 @@ static void conv_backward(cvn_tape *t, cvn_node *node) {
             }
         }
     }
+    cvn_tape_data_free(t, dyc, dyc_bytes);
+    cvn_tape_data_free(t, cols, cols_bytes);
 }
 
 /* The generic forward: per chunk of images and per group, im2col then one GEMM, then the
@@ -114,8 +124,9 @@ static bool im2col_forward(cvn_tape *t, const conv_saved *s, float *y, const flo
     int64_t o = s->out_c, hw = (int64_t)win->oh * win->ow, k = (int64_t)win->c * win->kh * win->kw;
     int64_t plane_in = (int64_t)win->c * win->h * win->w, img = plane_in * s->groups;
     int og = (int)(o / s->groups), nb = chunk_images(be, s);
-    float *cols = cvn_tape_data_alloc(t, (size_t)(k * nb * hw) * sizeof(float));
-    float *yc = cvn_tape_data_alloc(t, (size_t)(og * nb * hw) * sizeof(float));
+    const size_t cols_bytes = (size_t)(k * nb * hw) * sizeof(float),
+                 yc_bytes = (size_t)(og * nb * hw) * sizeof(float);
+    float *cols = cvn_tape_data_alloc(t, cols_bytes), *yc = cvn_tape_data_alloc(t, yc_bytes);
     if (!cols || !yc) return false;
     for (int n0 = 0; n0 < s->n; n0 += nb) {
         int cnt = s->n - n0 < nb ? s->n - n0 : nb;
@@ -128,6 +139,8 @@ static bool im2col_forward(cvn_tape *t, const conv_saved *s, float *y, const flo
                             hw, bias ? bias + g * og : NULL);
         }
     }
+    cvn_tape_data_free(t, yc, yc_bytes);
+    cvn_tape_data_free(t, cols, cols_bytes);
     return true;
 }
 
@@ -213,8 +226,11 @@ cvn_tensor *cvn_conv2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tenso
     if (!out) return NULL;
     const cvn_backend *be = t->be;
     cvn_conv_desc cd = describe(&s);
-    if (!(be->conv2d_fwd && give_work(t, &cd, false) &&
-          be->conv2d_fwd(&cd, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL)) &&
+    const bool fused =
+        be->conv2d_fwd && give_work(t, &cd, false) &&
+        be->conv2d_fwd(&cd, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL);
+    take_work(t, &cd);
+    if (!fused &&
         !im2col_forward(t, &s, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL))
         return NULL;
     bool fail;
@@ -239,9 +255,11 @@ static cvn_tensor *fused_forward(cvn_tape *t, const conv_saved *s, cvn_tensor *x
         cvn_clear_error();
         return NULL;
     }
-    return be->conv2d_fwd(&cd, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL)
-               ? out
-               : NULL;
+    const bool done =
+        be->conv2d_fwd(&cd, cvn_f(out), cvn_f(x), cvn_f(weight), bias ? cvn_f(bias) : NULL);
+    take_work(t, &cd);
+    if (!done) cvn_tape_data_free(t, out->data, (size_t)cvn_numel(out) * sizeof(float));
+    return done ? out : NULL;
 }
 
 cvn_tensor *cvn_conv2d_fused(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,

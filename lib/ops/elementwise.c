@@ -97,6 +97,7 @@ static void binary_backward(cvn_tape *t, cvn_node *n) {
         if (!add) t->be->zero(dx, (size_t)cvn_numel(n->in[which]) * sizeof(float));
         t->be->reduce_to(s->ndim, s->shape, dx, sx, sum, scale);
     }
+    cvn_tape_data_free(t, full, (size_t)numel * sizeof(float));
 }
 
 static cvn_tensor *binary(cvn_tape *t, const char *op, cvn_binop kind, cvn_tensor *a,
