@@ -267,6 +267,16 @@ cvn_tensor *cvn_dropout(cvn_tape *t, cvn_tensor *x, float p, bool training, cvn_
 cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn_tensor *bias,
                              cvn_tensor *running_mean, cvn_tensor *running_var, bool training,
                              float momentum, float eps);
+/* A convolution's (or linear layer's) weight [O, ...] and bias [O] (may be NULL) with an eval-mode
+ * batch norm after it folded in, as torch.nn.utils.fuse_conv_bn_weights: weight * s and
+ * (bias - running_mean) * s + beta, s = gamma / sqrt(running_var + eps) per output channel (gamma
+ * and beta may be NULL: 1 and 0). The results are new tape tensors; nothing is recorded, so they
+ * are for inference. The Sequential container folds a Conv2d's BatchNorm2d this way at inference.
+ */
+cvn_status cvn_batch_norm2d_fold(cvn_tape *t, cvn_tensor *weight, cvn_tensor *bias,
+                                 cvn_tensor *gamma, cvn_tensor *beta, cvn_tensor *running_mean,
+                                 cvn_tensor *running_var, float eps, cvn_tensor **weight_out,
+                                 cvn_tensor **bias_out);
 
 /* A view with another shape (one entry may be -1); shares data with x. */
 cvn_tensor *cvn_reshape(cvn_tape *t, cvn_tensor *x, int ndim, const int64_t *shape);

@@ -278,10 +278,11 @@ START_TEST(test_train_eval_modes) {
 }
 END_TEST
 
-/* A Sequential at inference runs Conv2d with the activation and / or MaxPool2d after it as one
- * fused op: the same logits as the recorded (unfused) forward. Conv -> ReLU -> pool, conv ->
- * LeakyReLU (no pool), conv -> pool (no activation), a 5x5 conv the CPU does not fuse, and a conv
- * followed by a pool with padding (not fusable). */
+/* A Sequential at inference runs Conv2d with an eval-mode BatchNorm2d (folded into its weights),
+ * the activation and / or MaxPool2d after it as one fused op: the same logits as the recorded
+ * (unfused) forward. Conv -> BN -> ReLU -> pool, conv -> LeakyReLU (no pool), conv (no bias) -> BN
+ * -> pool (no activation), a 5x5 conv the CPU does not fuse, and a conv followed by a pool with
+ * padding (not fusable). */
 START_TEST(test_sequential_fuses_at_inference) {
     cvn_rng r;
     cvn_rng_seed(&r, 5);
@@ -290,12 +291,14 @@ START_TEST(test_sequential_fuses_at_inference) {
     pad2.pad_h = pad2.pad_w = 2;
     cvn_module *net = cvn_sequential_new();
     cvn_module *parts[] = {cvn_conv2d_new(3, 16, 3, 3, &pad1, true, &r),
+                           cvn_batchnorm2d_new(16, 0.1f, 1e-3f), /* folded into the conv */
                            cvn_activation_new(CVN_ACT_RELU, 0),
                            cvn_max_pool2d_new(2, 2, 0), /* 15x17 -> 7x8 */
                            cvn_conv2d_new(16, 24, 3, 3, &pad1, true, &r),
                            cvn_activation_new(CVN_ACT_LEAKY_RELU, 0.1f),
                            cvn_conv2d_new(24, 20, 3, 3, &pad1, false, &r),
-                           cvn_max_pool2d_new(2, 0, 0), /* -> 3x4 */
+                           cvn_batchnorm2d_new(20, 0.1f, 1e-5f), /* folded, conv without bias */
+                           cvn_max_pool2d_new(2, 0, 0),          /* -> 3x4 */
                            cvn_conv2d_new(20, 8, 5, 5, &pad2, true, &r),
                            cvn_activation_new(CVN_ACT_SIGMOID, 0),
                            cvn_conv2d_new(8, 8, 3, 3, &pad1, true, &r),
@@ -304,16 +307,25 @@ START_TEST(test_sequential_fuses_at_inference) {
                            cvn_linear_new(8 * 3 * 4, 5, true, &r)};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         CK_OK(cvn_sequential_add(net, parts[i]));
+    for (int bi = 1; bi <= 7; bi += 6) { /* the batch norms' affine and running statistics */
+        cvn_tensor *v[4] = {
+            cvn_module_param_at(parts[bi], 0, NULL), cvn_module_param_at(parts[bi], 1, NULL),
+            cvn_module_buffer_at(parts[bi], 0, NULL), cvn_module_buffer_at(parts[bi], 1, NULL)};
+        for (int j = 0; j < 4; j++)
+            for (int64_t i = 0; i < cvn_numel(v[j]); i++)
+                cvn_tensor_f32(v[j])[i] =
+                    j == 3 ? 0.2f + fabsf(cvn_rng_normal(&r)) : 0.5f * cvn_rng_normal(&r);
+    }
     cvn_module_train(net, false);
     cvn_tape *t = cvn_tape_new(CVN_CPU);
     float xs[2 * 3 * 15 * 17];
     for (int i = 0; i < 2 * 3 * 15 * 17; i++) xs[i] = cvn_rng_normal(&r);
     cvn_tensor *x = cvn_tape_tensor_f32(t, 4, (int64_t[]){2, 3, 15, 17}, xs);
     cvn_tensor *a = CK_NOTNULL(cvn_module_forward(net, t, x));
-    ck_assert_int_eq(cvn_tape_num_nodes(t), 13); /* recorded: one node per layer */
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 15); /* recorded: one node per layer */
     cvn_tape_set_grad_enabled(t, false);
     cvn_tensor *b = CK_NOTNULL(cvn_module_forward(net, t, x));
-    ck_assert_int_eq(cvn_tape_num_nodes(t), 13);
+    ck_assert_int_eq(cvn_tape_num_nodes(t), 15);
     ck_assert_int_eq(b->shape[1], 5);
     for (int i = 0; i < 10; i++)
         ck_assert_msg(fabsf(cvn_tensor_f32(a)[i] - cvn_tensor_f32(b)[i]) <=
@@ -337,6 +349,50 @@ START_TEST(test_sequential_fuses_at_inference) {
                   fused, cvn_tape_arena_used(t) - before);
     cvn_tape_free(t);
     cvn_module_free(net);
+}
+END_TEST
+
+/* cvn_batch_norm2d_fold against its formula: w * s and (b - mean) * s + beta with
+ * s = gamma / sqrt(var + eps); without a bias or an affine part; and its argument errors. */
+START_TEST(test_batch_norm_fold) {
+    const float w[6] = {1.0f, -2.0f, 0.5f, 3.0f, -1.0f, 4.0f}, b[2] = {0.25f, -1.5f};
+    const float g[2] = {2.0f, -0.5f}, be[2] = {0.1f, 0.2f}, m[2] = {1.0f, -2.0f},
+                v[2] = {3.0f, 0.5f};
+    const float eps = 1e-3f;
+    cvn_tensor *tw = cvn_tensor_from_f32(2, (int64_t[]){2, 3}, w, 6);
+    cvn_tensor *tb = cvn_tensor_from_f32(1, (int64_t[]){2}, b, 2);
+    cvn_tensor *tg = cvn_tensor_from_f32(1, (int64_t[]){2}, g, 2);
+    cvn_tensor *tbe = cvn_tensor_from_f32(1, (int64_t[]){2}, be, 2);
+    cvn_tensor *tm = cvn_tensor_from_f32(1, (int64_t[]){2}, m, 2);
+    cvn_tensor *tv = cvn_tensor_from_f32(1, (int64_t[]){2}, v, 2);
+    cvn_tape *t = cvn_tape_new(CVN_CPU);
+    for (int affine = 0; affine < 2; affine++) {
+        cvn_tensor *fw, *fb;
+        CK_OK(cvn_batch_norm2d_fold(t, tw, affine ? tb : NULL, affine ? tg : NULL,
+                                    affine ? tbe : NULL, tm, tv, eps, &fw, &fb));
+        ck_assert_int_eq(fw->ndim, 2);
+        for (int o = 0; o < 2; o++) {
+            const double s = (affine ? g[o] : 1.0) / sqrt((double)v[o] + eps);
+            for (int i = 0; i < 3; i++)
+                ck_assert_double_eq_tol(cvn_tensor_f32(fw)[o * 3 + i], w[o * 3 + i] * s, 1e-6);
+            ck_assert_double_eq_tol(cvn_tensor_f32(fb)[o],
+                                    ((affine ? b[o] : 0.0) - m[o]) * s + (affine ? be[o] : 0.0),
+                                    1e-6);
+        }
+    }
+    cvn_tensor *fw, *fb, *short_v = cvn_tensor_from_f32(1, (int64_t[]){1}, v, 1);
+    ck_assert_int_eq(cvn_batch_norm2d_fold(t, tw, tb, tg, tbe, tm, short_v, eps, &fw, &fb),
+                     CVN_ERR_SHAPE);
+    ck_assert_ptr_null(fw);
+    ck_assert_int_eq(cvn_batch_norm2d_fold(t, tw, tb, tg, tbe, NULL, tv, eps, &fw, &fb),
+                     CVN_ERR_ARG);
+    ck_assert_int_eq(cvn_batch_norm2d_fold(t, tw, tb, tg, tbe, tm, tv, 0.0f, &fw, &fb),
+                     CVN_ERR_ARG);
+    ck_assert_int_eq(cvn_batch_norm2d_fold(t, tw, tb, tg, tbe, tm, tv, eps, NULL, &fb),
+                     CVN_ERR_ARG);
+    cvn_tape_free(t);
+    cvn_tensor *all[] = {tw, tb, tg, tbe, tm, tv, short_v};
+    for (int i = 0; i < 7; i++) cvn_tensor_free(all[i]);
 }
 END_TEST
 
@@ -405,6 +461,7 @@ int main(void) {
     tcase_add_test(tc, test_train_eval_modes);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_sequential_fuses_at_inference);
+    tcase_add_test(tc, test_batch_norm_fold);
     suite_add_tcase(s, tc);
     return run_suite(s) ? 1 : 0;
 }

@@ -263,14 +263,17 @@ cvn_module *cvn_activation_new(cvn_activation kind, float alpha) {
 
 /* ------------------------------------------------------------------ fusion */
 
-/* At inference a convolution takes the activation and / or the max pool (square, stride = kernel,
- * no padding) after it into one cvn_conv2d_fused. It declines while the tape records, so training
+/* At inference a convolution takes an eval-mode batch norm after it into its weights
+ * (cvn_batch_norm2d_fold), and the activation and / or the max pool (square, stride = kernel, no
+ * padding) after those into one cvn_conv2d_fused. It declines while the tape records, so training
  * keeps its ops and gradients as they are. */
 static cvn_tensor *conv2d_fuse(cvn_module *m, cvn_tape *t, cvn_tensor *x, cvn_module *const *next,
                                int n_next, int *used) {
     cvn_tensor *w = m->params[0], *b = m->n_params > 1 ? m->params[1] : NULL;
     cvn_conv_epilogue e = {0};
     int k = 0;
+    const cvn_module *bn = NULL;
+    if (k < n_next && next[k]->vt == &batchnorm_vt && !next[k]->training) bn = next[k++];
     if (k < n_next && next[k]->vt->forward == activation_forward) {
         const activation_module *a = (const activation_module *)next[k++];
         e.activate = true;
@@ -286,6 +289,11 @@ static cvn_tensor *conv2d_fuse(cvn_module *m, cvn_tape *t, cvn_tensor *x, cvn_mo
     }
     *used = 0;
     if (!k || cvn_tape_should_record(t, 3, (cvn_tensor *const[]){x, w, b})) return NULL;
+    if (bn && cvn_batch_norm2d_fold(t, w, b, bn->params[0], bn->params[1], bn->buffers[0],
+                                    bn->buffers[1], ((const batchnorm_module *)bn)->eps, &w, &b)) {
+        cvn_clear_error(); /* run the layers one by one, which report their own errors */
+        return NULL;
+    }
     *used = k;
     return cvn_conv2d_fused(t, x, w, b, &((conv2d_module *)m)->p, &e);
 }

@@ -102,3 +102,45 @@ cvn_tensor *cvn_batch_norm2d(cvn_tape *t, cvn_tensor *x, cvn_tensor *weight, cvn
     bn_saved s = {n, c, hw, mean, invstd, eps, training, vendor, running_mean, running_var};
     return fail || !cvn_op_save(t, node, &s, sizeof s, bn_describe) ? NULL : out;
 }
+
+cvn_status cvn_batch_norm2d_fold(cvn_tape *t, cvn_tensor *weight, cvn_tensor *bias,
+                                 cvn_tensor *gamma, cvn_tensor *beta, cvn_tensor *running_mean,
+                                 cvn_tensor *running_var, float eps, cvn_tensor **weight_out,
+                                 cvn_tensor **bias_out) {
+    const char *op = "batch_norm2d_fold";
+    if (!weight_out || !bias_out) return cvn_set_error(CVN_ERR_ARG, "%s: NULL result", op);
+    *weight_out = *bias_out = NULL;
+    if (!cvn_op_tape_ok(op, t) || !cvn_check_f32(op, t, weight, "weight")) return cvn_last_status();
+    if (weight->ndim < 1 || !running_mean || !running_var)
+        return cvn_set_error(CVN_ERR_ARG, "%s: needs a weight [O, ...] and running statistics", op);
+    const int64_t c = weight->shape[0], k = cvn_numel(weight) / (c ? c : 1);
+    if (!check_channel_vec("bias", bias, c, t) || !check_channel_vec("weight", gamma, c, t) ||
+        !check_channel_vec("bias", beta, c, t) ||
+        !check_channel_vec("running_mean", running_mean, c, t) ||
+        !check_channel_vec("running_var", running_var, c, t))
+        return cvn_last_status();
+    if (!(eps > 0.0f)) return cvn_set_error(CVN_ERR_ARG, "%s: eps %g must be > 0", op, (double)eps);
+    const cvn_backend *be = t->be;
+    cvn_tensor *w = cvn_tape_new_tensor(t, CVN_F32, weight->ndim, weight->shape);
+    cvn_tensor *b = cvn_tape_new_tensor(t, CVN_F32, 1, &c);
+    float *mean = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
+    float *scale = cvn_tape_data_alloc(t, (size_t)c * sizeof(float));
+    if (!w || !b || !mean || !scale) return cvn_last_status();
+    /* scale = gamma * invstd, then w = weight * scale (broadcast along each row) */
+    be->bn_prepare(false, c, mean, NULL, scale, cvn_f(running_mean), cvn_f(running_var), 0.0f, eps,
+                   1.0f);
+    const int64_t one[1] = {1}, row[2] = {k, 1}, per_row[2] = {1, 0}, rows[2] = {c, k};
+    if (gamma) be->binary(CVN_BIN_MUL, 1, &c, scale, scale, one, cvn_f(gamma), one);
+    be->binary(CVN_BIN_MUL, 2, rows, cvn_f(w), cvn_f(weight), row, scale, per_row);
+    /* b = (bias - mean) * scale + beta */
+    if (bias)
+        be->binary(CVN_BIN_SUB, 1, &c, cvn_f(b), cvn_f(bias), one, mean, one);
+    else
+        be->affine(c, cvn_f(b), mean, -1.0f, 0.0f);
+    be->binary(CVN_BIN_MUL, 1, &c, cvn_f(b), cvn_f(b), one, scale, one);
+    if (beta) be->binary(CVN_BIN_ADD, 1, &c, cvn_f(b), cvn_f(b), one, cvn_f(beta), one);
+    cvn_tape_data_free(t, scale, (size_t)c * sizeof(float));
+    cvn_tape_data_free(t, mean, (size_t)c * sizeof(float));
+    *weight_out = w, *bias_out = b;
+    return CVN_OK;
+}
