@@ -2145,10 +2145,13 @@ static int64_t dwc_thread_floats(const dwc_geom *g) {
     return g->s * g->phase + g->dplane;
 }
 
-/* The h x w plane src into the zeroed phase buffer buf (input cell (iy, ix) at bordered row
- * iy + p, column ix + p); cells no output reads are left out. */
-static void dwc_pad(float *buf, const dwc_geom *g, const float *src, int h, int w) {
-    memset(buf, 0, (size_t)(g->s * g->phase) * sizeof(float));
+/* The h x w plane src into the phase buffer buf (input cell (iy, ix) at bordered row iy + p,
+ * column ix + p); cells no output reads are left out. The buffer is zeroed first when zero, else
+ * its border is still zero from an earlier plane of the same geometry (the same cells are
+ * written every time): a thread zeroes it for its first plane only, which on 4 x 4 planes was
+ * half of the forward's time. */
+static void dwc_pad(float *buf, const dwc_geom *g, const float *src, int h, int w, bool zero) {
+    if (zero) memset(buf, 0, (size_t)(g->s * g->phase) * sizeof(float));
     for (int iy = 0; iy < h && iy + g->p < g->rows; iy++) {
         const float *row = src + (int64_t)iy * w;
         float *dst = buf + (iy + g->p) * g->wpp;
@@ -2164,49 +2167,84 @@ static void dwc_pad(float *buf, const dwc_geom *g, const float *src, int h, int 
     }
 }
 
-/* The k x k taps of a channel in groups of three (zero weights past the last): weight and offset
- * from the bordered row of the output, so the sums run as three independent chains. */
-#define DWC_TAPS ((DWC_KMAX * DWC_KMAX + 2) / 3 * 3)
-static int dwc_taps(const dwc_geom *g, const float *wc, float *wt, int64_t *off) {
-    int n = 0;
+/* Each tap's offset from the bordered row of an output (the same for every plane: computed once a
+ * call, as its divisions cost more than a 4 x 4 plane's sums). */
+static void dwc_taps(const dwc_geom *g, int64_t *off) {
     for (int ky = 0; ky < g->k; ky++)
-        for (int kx = 0; kx < g->k; kx++, n++) {
-            wt[n] = wc[ky * g->k + kx];
-            off[n] = ky * g->wpp + (kx % g->s) * g->phase + kx / g->s;
+        for (int kx = 0; kx < g->k; kx++)
+            off[ky * g->k + kx] = ky * g->wpp + (kx % g->s) * g->phase + kx / g->s;
+}
+
+/* Output rows [oy0, oy0 + nr) of one vector of columns from ox0: nr rows share each tap's weight
+ * broadcast and offset, and even and odd taps sum in separate chains (2 nr of them). */
+#define DWC_RB 4
+static inline __attribute__((always_inline)) void
+dwc_rows(const dwc_geom *g, const int nr, const cvn_conv_desc *d, float *yo, const float *buf,
+         int oy0, int ox0, const float *wc, const int64_t *off, float bias) {
+    const int kk = g->k * g->k, ow = d->ow;
+    const int64_t step = g->s * g->wpp; /* bordered rows from one output row to the next */
+    const float *row = buf + oy0 * step + ox0;
+    vf a[DWC_RB], e[DWC_RB];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) a[r] = vset(bias), e[r] = vset(0.0f);
+    int t = 0;
+    for (; t + 1 < kk; t += 2) {
+        const vf w0 = vset(wc[t]), w1 = vset(wc[t + 1]);
+        const float *p0 = row + off[t], *p1 = row + off[t + 1];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            a[r] = vfma(w0, vload(p0 + r * step, VW), a[r]);
+            e[r] = vfma(w1, vload(p1 + r * step, VW), e[r]);
         }
-    for (; n % 3; n++) wt[n] = 0.0f, off[n] = 0;
-    return n;
+    }
+    if (t < kk) { /* an odd count: the last tap */
+        const vf w0 = vset(wc[t]);
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) a[r] = vfma(w0, vload(row + off[t] + r * step, VW), a[r]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        vf v = a[r] + e[r];
+        if (d->act_on) v = act(d->act, d->alpha, v);
+        vstore(yo + (int64_t)(oy0 + r) * ow + ox0, v, ow - ox0);
+    }
 }
 
 /* y = depthwise conv(x) + b, with the descriptor's activation (no pooling). */
 static void dwc_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
                     const float *b) {
     const dwc_geom g = dwc_geom_of(d);
-    const int k = g.k, s = g.s, ow = d->ow;
-    const int64_t plane = (int64_t)d->h * d->w, oplane = (int64_t)d->oh * ow;
+    const int k = g.k, ow = d->ow, oh = d->oh;
+    const int64_t plane = (int64_t)d->h * d->w, oplane = (int64_t)oh * ow;
 #pragma omp parallel if ((int64_t)d->n * d->c * oplane * k * k > 4 * PAR_MIN)
     {
         float *buf = d->work + omp_get_thread_num() * dwc_thread_floats(&g);
+        bool padded = false;
+        int64_t off[DWC_KMAX * DWC_KMAX];
+        dwc_taps(&g, off);
 #pragma omp for schedule(static)
         for (int64_t nc = 0; nc < (int64_t)d->n * d->c; nc++) {
             const int c = (int)(nc % d->c);
-            float wt[DWC_TAPS];
-            int64_t off[DWC_TAPS];
-            const int taps = dwc_taps(&g, w + (int64_t)c * k * k, wt, off);
-            dwc_pad(buf, &g, x + nc * plane, d->h, d->w);
+            const float *wc = w + (int64_t)c * k * k, bias = b ? b[c] : 0.0f;
+            dwc_pad(buf, &g, x + nc * plane, d->h, d->w, !padded);
+            padded = true;
             float *yo = y + nc * oplane;
-            for (int oy = 0; oy < d->oh; oy++)
+            for (int oy0 = 0; oy0 < oh; oy0 += DWC_RB)
                 for (int ox0 = 0; ox0 < ow; ox0 += VW) {
-                    const float *row = buf + (int64_t)oy * s * g.wpp + ox0;
-                    vf a0 = vset(b ? b[c] : 0.0f), a1 = vset(0.0f), a2 = vset(0.0f);
-                    for (int t = 0; t < taps; t += 3) {
-                        a0 = vfma(vset(wt[t]), vload(row + off[t], VW), a0);
-                        a1 = vfma(vset(wt[t + 1]), vload(row + off[t + 1], VW), a1);
-                        a2 = vfma(vset(wt[t + 2]), vload(row + off[t + 2], VW), a2);
+                    switch (oh - oy0 < DWC_RB ? oh - oy0 : DWC_RB) { /* constant row counts */
+                    case 1:
+                        dwc_rows(&g, 1, d, yo, buf, oy0, ox0, wc, off, bias);
+                        break;
+                    case 2:
+                        dwc_rows(&g, 2, d, yo, buf, oy0, ox0, wc, off, bias);
+                        break;
+                    case 3:
+                        dwc_rows(&g, 3, d, yo, buf, oy0, ox0, wc, off, bias);
+                        break;
+                    default:
+                        dwc_rows(&g, DWC_RB, d, yo, buf, oy0, ox0, wc, off, bias);
+                        break;
                     }
-                    vf acc = a0 + a1 + a2;
-                    if (d->act_on) acc = act(d->act, d->alpha, acc);
-                    vstore(yo + (int64_t)oy * ow + ox0, acc, ow - ox0);
                 }
         }
     }
@@ -2221,10 +2259,12 @@ static void dwc_dx(const cvn_conv_desc *d, float *dx, const float *dy, const flo
     {
         float *buf = d->work + omp_get_thread_num() * dwc_thread_floats(&g),
               *dyp = buf + s * g.phase;
+        bool bordered = false; /* dyp's border is zeroed once; its rows are rewritten */
 #pragma omp for schedule(static)
         for (int64_t nc = 0; nc < (int64_t)d->n * d->c; nc++) {
             const float *wc = w + (nc % d->c) * k * k, *g0 = dy + nc * oplane;
-            memset(dyp, 0, (size_t)g.dplane * sizeof(float));
+            if (!bordered) memset(dyp, 0, (size_t)g.dplane * sizeof(float));
+            bordered = true;
             for (int oy = 0; oy < d->oh; oy++)
                 memcpy(dyp + (oy + g.t) * g.dwp + g.t, g0 + (int64_t)oy * ow,
                        (size_t)ow * sizeof(float));
@@ -2279,6 +2319,9 @@ static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy
 #pragma omp parallel if ((int64_t)d->n * d->c * oplane * k * k > 4 * PAR_MIN)
     {
         float *buf = d->work + omp_get_thread_num() * dwc_thread_floats(&g);
+        bool padded = false;
+        int64_t off[DWC_KMAX]; /* each tap column's offset within a bordered row */
+        for (int kx = 0; kx < k; kx++) off[kx] = (kx % s) * g.phase + kx / s;
 #pragma omp for schedule(static)
         for (int c = 0; c < d->c; c++) {
             vf sum = vset(0.0f);
@@ -2288,9 +2331,8 @@ static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy
                 if (db)
                     for (int64_t i = 0; i < oplane; i += VW) sum += vload(gp + i, oplane - i);
                 if (!dw) continue;
-                dwc_pad(buf, &g, x + nc * plane, d->h, d->w);
-                int64_t off[DWC_KMAX];
-                for (int kx = 0; kx < k; kx++) off[kx] = (kx % s) * g.phase + kx / s;
+                dwc_pad(buf, &g, x + nc * plane, d->h, d->w, !padded);
+                padded = true;
                 for (int ky = 0; ky < k; ky++) {
                     vf acc[DWC_KMAX];
                     for (int kx = 0; kx < k; kx++) acc[kx] = vset(0.0f);
