@@ -2112,9 +2112,11 @@ static void c3t_dw(const cvn_conv_desc *d, float *dw, const float *dy, const flo
  * per channel. A plane is copied into a zero-bordered buffer split by column phase (padded column
  * j * s + q goes to phase q, column j), so every tap of a vector of outputs is one contiguous
  * load: output (oy, ox) with tap (ky, kx) reads phase kx % s, row oy * s + ky, column
- * ox + kx / s. dx is the same gather run backwards: each bordered input cell of phase q sums
- * w[ky][q + s m] * dy[(r - ky) / s][j - m] over the taps that reach it, read from a
- * zero-bordered copy of dy, and the cells go back to NCHW. */
+ * ox + kx / s. At stride 1 dx is the same convolution of dy (bordered by k - 1 - p) with the
+ * kernels turned by 180 degrees; at stride 2 it is the gather run backwards: each bordered input
+ * cell of phase q sums w[ky][q + 2 m] * dy[(r - ky) / 2][j - m] over the taps that reach it, read
+ * from a zero-bordered copy of dy, and the cells go back to NCHW. A forward tile is up to DWC_RB
+ * output rows sharing each tap's broadcast weight and offset. */
 #define DWC_KMAX 7
 
 static bool dwc_fits(const cvn_conv_desc *d) {
@@ -2180,7 +2182,7 @@ static void dwc_taps(const dwc_geom *g, int64_t *off) {
 #define DWC_RB 4
 static inline __attribute__((always_inline)) void
 dwc_rows(const dwc_geom *g, const int nr, const cvn_conv_desc *d, float *yo, const float *buf,
-         int oy0, int ox0, const float *wc, const int64_t *off, float bias) {
+         int oy0, int ox0, const float *wc, const int64_t *off, float bias, bool add) {
     const int kk = g->k * g->k, ow = d->ow;
     const int64_t step = g->s * g->wpp; /* bordered rows from one output row to the next */
     const float *row = buf + oy0 * step + ox0;
@@ -2204,17 +2206,20 @@ dwc_rows(const dwc_geom *g, const int nr, const cvn_conv_desc *d, float *yo, con
     }
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++) {
+        float *out = yo + (int64_t)(oy0 + r) * ow + ox0;
         vf v = a[r] + e[r];
+        if (add) v += vload(out, ow - ox0);
         if (d->act_on) v = act(d->act, d->alpha, v);
-        vstore(yo + (int64_t)(oy0 + r) * ow + ox0, v, ow - ox0);
+        vstore(out, v, ow - ox0);
     }
 }
 
-/* y = depthwise conv(x) + b, with the descriptor's activation (no pooling). */
-static void dwc_fwd(const cvn_conv_desc *d, float *y, const float *x, const float *w,
-                    const float *b) {
+/* y = depthwise conv(x) + b, with the descriptor's activation (no pooling); y += it when add; the
+ * kernels turned by 180 degrees when flip (dx at stride 1, see dwc_dx). */
+static void dwc_run(const cvn_conv_desc *d, float *y, const float *x, const float *w,
+                    const float *b, bool flip, bool add) {
     const dwc_geom g = dwc_geom_of(d);
-    const int k = g.k, ow = d->ow, oh = d->oh;
+    const int k = g.k, kk = k * k, ow = d->ow, oh = d->oh;
     const int64_t plane = (int64_t)d->h * d->w, oplane = (int64_t)oh * ow;
 #pragma omp parallel if ((int64_t)d->n * d->c * oplane * k * k > 4 * PAR_MIN)
     {
@@ -2225,7 +2230,12 @@ static void dwc_fwd(const cvn_conv_desc *d, float *y, const float *x, const floa
 #pragma omp for schedule(static)
         for (int64_t nc = 0; nc < (int64_t)d->n * d->c; nc++) {
             const int c = (int)(nc % d->c);
-            const float *wc = w + (int64_t)c * k * k, bias = b ? b[c] : 0.0f;
+            const float *wc = w + (int64_t)c * kk, bias = b ? b[c] : 0.0f;
+            float turned[DWC_KMAX * DWC_KMAX];
+            if (flip) {
+                for (int t = 0; t < kk; t++) turned[t] = wc[kk - 1 - t];
+                wc = turned;
+            }
             dwc_pad(buf, &g, x + nc * plane, d->h, d->w, !padded);
             padded = true;
             float *yo = y + nc * oplane;
@@ -2233,16 +2243,16 @@ static void dwc_fwd(const cvn_conv_desc *d, float *y, const float *x, const floa
                 for (int ox0 = 0; ox0 < ow; ox0 += VW) {
                     switch (oh - oy0 < DWC_RB ? oh - oy0 : DWC_RB) { /* constant row counts */
                     case 1:
-                        dwc_rows(&g, 1, d, yo, buf, oy0, ox0, wc, off, bias);
+                        dwc_rows(&g, 1, d, yo, buf, oy0, ox0, wc, off, bias, add);
                         break;
                     case 2:
-                        dwc_rows(&g, 2, d, yo, buf, oy0, ox0, wc, off, bias);
+                        dwc_rows(&g, 2, d, yo, buf, oy0, ox0, wc, off, bias, add);
                         break;
                     case 3:
-                        dwc_rows(&g, 3, d, yo, buf, oy0, ox0, wc, off, bias);
+                        dwc_rows(&g, 3, d, yo, buf, oy0, ox0, wc, off, bias, add);
                         break;
                     default:
-                        dwc_rows(&g, DWC_RB, d, yo, buf, oy0, ox0, wc, off, bias);
+                        dwc_rows(&g, DWC_RB, d, yo, buf, oy0, ox0, wc, off, bias, add);
                         break;
                     }
                 }
@@ -2250,10 +2260,26 @@ static void dwc_fwd(const cvn_conv_desc *d, float *y, const float *x, const floa
     }
 }
 
-/* dx (+)= the depthwise convolution's input gradient (see above). */
+/* At stride 1 the input gradient is itself a depthwise convolution: of dy, bordered by k - 1 - p,
+ * with the kernels turned by 180 degrees; its descriptor. */
+static cvn_conv_desc dwc_transposed(const cvn_conv_desc *d) {
+    cvn_conv_desc t = *d;
+    t.h = d->oh, t.w = d->ow, t.oh = d->h, t.ow = d->w;
+    t.ph = t.pw = d->kh - 1 - d->ph;
+    t.act_on = false, t.pool = 0;
+    return t;
+}
+
+/* dx (+)= the depthwise convolution's input gradient: at stride 1 by dwc_run, at stride 2 by the
+ * gather described above. */
 static void dwc_dx(const cvn_conv_desc *d, float *dx, const float *dy, const float *w, bool add) {
+    if (d->sh == 1) { /* the turned kernels over dy */
+        const cvn_conv_desc t = dwc_transposed(d);
+        dwc_run(&t, dx, dy, w, NULL, true, add);
+        return;
+    }
     const dwc_geom g = dwc_geom_of(d);
-    const int k = g.k, s = g.s, ow = d->ow, h = d->h, wd = d->w;
+    const int k = g.k, s = g.s /* 2 */, ow = d->ow, h = d->h, wd = d->w;
     const int64_t plane = (int64_t)h * wd, oplane = (int64_t)d->oh * ow;
 #pragma omp parallel if ((int64_t)d->n * d->c * oplane * k * k > 4 * PAR_MIN)
     {
@@ -2275,9 +2301,9 @@ static void dwc_dx(const cvn_conv_desc *d, float *dx, const float *dy, const flo
                     for (int64_t j0 = 0; j0 < jn; j0 += 2 * VW) {
                         vf a0 = vset(0.0f), a1 = vset(0.0f);
                         for (int ky = 0; ky < k; ky++) {
-                            const int64_t dr = r - ky + g.t * s;    /* >= 0 where it counts */
-                            if (dr < 0 || (dr & (s - 1))) continue; /* s is 1 or 2 */
-                            const float *row = dyp + (s == 1 ? dr : dr >> 1) * g.dwp + g.t + j0;
+                            const int64_t dr = r - ky + g.t * s; /* >= 0 where it counts */
+                            if (dr < 0 || (dr & 1)) continue;
+                            const float *row = dyp + (dr >> 1) * g.dwp + g.t + j0;
                             for (int m = 0; q + s * m < k; m++) {
                                 const vf wv = vset(wc[ky * k + q + s * m]);
                                 a0 = vfma(wv, vload(row - m, VW), a0);
@@ -2292,17 +2318,9 @@ static void dwc_dx(const cvn_conv_desc *d, float *dx, const float *dy, const flo
                 const int64_t r = iy + g.p;
                 const float *src = buf + r * g.wpp;
                 float *o = dx + nc * plane + (int64_t)iy * wd;
-                if (s == 1) { /* every input cell is in the buffer, in order */
-                    for (int64_t i = 0; i < wd; i += VW) {
-                        const vf v = vload(src + g.p + i, wd - i);
-                        vstore(o + i, add ? vload(o + i, wd - i) + v : v, wd - i);
-                    }
-                    continue;
-                }
                 for (int ix = 0; ix < wd; ix++) {
-                    const int64_t col = ix + g.p, j = s == 1 ? col : col >> 1;
-                    const float v =
-                        r < g.rows && j < g.wpp ? src[(s == 1 ? 0 : col & 1) * g.phase + j] : 0.0f;
+                    const int64_t col = ix + g.p, j = col >> 1;
+                    const float v = r < g.rows && j < g.wpp ? src[(col & 1) * g.phase + j] : 0.0f;
                     o[ix] = add ? o[ix] + v : v;
                 }
             }
@@ -2310,8 +2328,33 @@ static void dwc_dx(const cvn_conv_desc *d, float *dx, const float *dy, const flo
     }
 }
 
+/* One plane's products for dw: taps[ky * k + kx] += dy (gp) times the bordered input (buf) under
+ * tap (ky, kx), a tap row at a time (k vector sums). */
+static inline __attribute__((always_inline)) void dwc_dw_plane(const dwc_geom *g, const int k,
+                                                               const cvn_conv_desc *d, vf *taps,
+                                                               const float *buf, const float *gp,
+                                                               const int64_t *off) {
+    const int ow = d->ow;
+    for (int ky = 0; ky < k; ky++) {
+        vf acc[DWC_KMAX];
+#pragma GCC unroll 7
+        for (int kx = 0; kx < DWC_KMAX; kx++) acc[kx] = vset(0.0f); /* (all: no false warning) */
+        for (int oy = 0; oy < d->oh; oy++) {
+            const float *row = buf + (int64_t)(oy * g->s + ky) * g->wpp;
+            for (int ox0 = 0; ox0 < ow; ox0 += VW) {
+                const vf gv = vload(gp + (int64_t)oy * ow + ox0, ow - ox0);
+#pragma GCC unroll 7
+                for (int kx = 0; kx < k; kx++)
+                    acc[kx] = vfma(gv, vload(row + off[kx] + ox0, VW), acc[kx]);
+            }
+        }
+#pragma GCC unroll 7
+        for (int kx = 0; kx < k; kx++) taps[ky * k + kx] += acc[kx];
+    }
+}
+
 /* dw += the sum over images and outputs of dy times each tap's input; db += the sum of dy. One
- * channel a task, tap rows one at a time (k vector sums). */
+ * channel a task; the tap sums stay vectors over the images and are added up once. */
 static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy, const float *x) {
     const dwc_geom g = dwc_geom_of(d);
     const int k = g.k, s = g.s, ow = d->ow;
@@ -2324,7 +2367,8 @@ static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy
         for (int kx = 0; kx < k; kx++) off[kx] = (kx % s) * g.phase + kx / s;
 #pragma omp for schedule(static)
         for (int c = 0; c < d->c; c++) {
-            vf sum = vset(0.0f);
+            vf sum = vset(0.0f), taps[DWC_KMAX * DWC_KMAX]; /* summed over images, then hsum */
+            for (int t = 0; t < k * k; t++) taps[t] = vset(0.0f);
             for (int64_t n = 0; n < d->n; n++) {
                 const int64_t nc = n * d->c + c;
                 const float *gp = dy + nc * oplane;
@@ -2333,21 +2377,22 @@ static void dwc_dw(const cvn_conv_desc *d, float *dw, float *db, const float *dy
                 if (!dw) continue;
                 dwc_pad(buf, &g, x + nc * plane, d->h, d->w, !padded);
                 padded = true;
-                for (int ky = 0; ky < k; ky++) {
-                    vf acc[DWC_KMAX];
-                    for (int kx = 0; kx < k; kx++) acc[kx] = vset(0.0f);
-                    for (int oy = 0; oy < d->oh; oy++) {
-                        const float *row = buf + (int64_t)(oy * s + ky) * g.wpp;
-                        for (int ox0 = 0; ox0 < ow; ox0 += VW) {
-                            const vf gv = vload(gp + (int64_t)oy * ow + ox0, ow - ox0);
-                            for (int kx = 0; kx < k; kx++)
-                                acc[kx] = vfma(gv, vload(row + off[kx] + ox0, VW), acc[kx]);
-                        }
-                    }
-                    for (int kx = 0; kx < k; kx++)
-                        dw[((int64_t)c * k + ky) * k + kx] += hsum(acc[kx]);
+                switch (k) { /* a constant kernel width keeps the k sums in registers */
+                case 3:
+                    dwc_dw_plane(&g, 3, d, taps, buf, gp, off);
+                    break;
+                case 5:
+                    dwc_dw_plane(&g, 5, d, taps, buf, gp, off);
+                    break;
+                case 7:
+                    dwc_dw_plane(&g, 7, d, taps, buf, gp, off);
+                    break;
+                default:
+                    dwc_dw_plane(&g, k, d, taps, buf, gp, off);
+                    break;
                 }
             }
+            for (int t = 0; dw && t < k * k; t++) dw[(int64_t)c * k * k + t] += hsum(taps[t]);
             if (db) db[c] += hsum(sum);
         }
     }
@@ -2546,7 +2591,13 @@ static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
         return backward && c3t_fits(d) ? (int64_t)c3_dw_block(d) * c3_dw_image(d) : 0;
     if (dwc_takes(d, backward)) {
         const dwc_geom g = dwc_geom_of(d);
-        return (int64_t)omp_get_max_threads() * dwc_thread_floats(&g);
+        int64_t per = dwc_thread_floats(&g);
+        if (backward && d->sh == 1) { /* dx runs on the transposed geometry */
+            const cvn_conv_desc t = dwc_transposed(d);
+            const dwc_geom gt = dwc_geom_of(&t);
+            if (dwc_thread_floats(&gt) > per) per = dwc_thread_floats(&gt);
+        }
+        return (int64_t)omp_get_max_threads() * per;
     }
     if (!c3_fits(d) || (!backward && !c3_pool_ok(d))) return 0;
     if (!backward) return c3_run_work(d->c, d->o, d->h, d->w, d->pool);
@@ -2564,7 +2615,7 @@ static bool k_conv2d_fwd(const cvn_conv_desc *d, float *y, const float *x, const
         return true;
     }
     if (dwc_takes(d, false) && d->work && d->work_floats >= c3_work(d, false)) {
-        dwc_fwd(d, y, x, w, b);
+        dwc_run(d, y, x, w, b, false, false);
         return true;
     }
     if (!c3_fits(d) || !c3_pool_ok(d) || !d->work || d->work_floats < c3_work(d, false))
