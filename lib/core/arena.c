@@ -132,9 +132,10 @@ void cvn_arena_give_back(cvn_arena *a, void *p, size_t bytes) {
     if (!p) return;
     if (a->n_spares == a->cap_spares) {
         int cap = a->cap_spares ? 2 * a->cap_spares : 64;
+        const bool clean = cvn_last_status() == CVN_OK;
         cvn_spare *grown = cvn_malloc((size_t)cap * sizeof *grown);
-        if (!grown) { /* the block just stays unused until the reset */
-            cvn_clear_error();
+        if (!grown) { /* the block just stays unused until the reset: not an error */
+            if (clean) cvn_clear_error();
             return;
         }
         if (a->n_spares) memcpy(grown, a->spares, (size_t)a->n_spares * sizeof *grown);
