@@ -1165,6 +1165,20 @@ static void k_avgpool_bwd(const cvn_window *w, int64_t planes, float *dx, const 
 
 static void k_adaptive_avgpool_fwd(int64_t planes, int h, int w, int oh, int ow, float *y,
                                    const float *x) {
+    const int64_t hw = (int64_t)h * w;
+    if (oh == 1 && ow == 1) { /* global (squeeze-excite, the head): a vector sum per plane */
+#pragma omp parallel for if (planes * hw > PAR_MIN) schedule(static)
+        for (int64_t p = 0; p < planes; p++) {
+            const float *xp = x + p * hw;
+            vf s0 = vset(0.0f), s1 = vset(0.0f);
+            int64_t i = 0;
+            for (; i + 2 * VW <= hw; i += 2 * VW)
+                s0 += vload(xp + i, VW), s1 += vload(xp + i + VW, VW);
+            for (; i < hw; i += VW) s0 += vload(xp + i, hw - i);
+            y[p] = hsum(s0 + s1) / (float)hw;
+        }
+        return;
+    }
 #pragma omp parallel for if (planes * h * w > PAR_MIN) schedule(static)
     for (int64_t p = 0; p < planes; p++)
         for (int oy = 0; oy < oh; oy++) {
@@ -1181,6 +1195,16 @@ static void k_adaptive_avgpool_fwd(int64_t planes, int h, int w, int oh, int ow,
 
 static void k_adaptive_avgpool_bwd(int64_t planes, int h, int w, int oh, int ow, float *dx,
                                    const float *dy) {
+    const int64_t hw = (int64_t)h * w;
+    if (oh == 1 && ow == 1) { /* global: dx += dy / hw over the plane */
+#pragma omp parallel for if (planes * hw > PAR_MIN) schedule(static)
+        for (int64_t p = 0; p < planes; p++) {
+            const vf g = vset(dy[p] / (float)hw);
+            float *dp = dx + p * hw;
+            for (int64_t i = 0; i < hw; i += VW) vstore(dp + i, vload(dp + i, hw - i) + g, hw - i);
+        }
+        return;
+    }
 #pragma omp parallel for if (planes * h * w > PAR_MIN) schedule(static)
     for (int64_t p = 0; p < planes; p++)
         for (int oy = 0; oy < oh; oy++) {
