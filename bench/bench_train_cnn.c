@@ -1,5 +1,6 @@
 /* A network on the CPU: training images/s (Adam, batch 64), batch-1 inference latency, batch-64
- * inference images/s, and the process's peak resident memory. The network is the reference CNN, or
+ * inference images/s, the process's peak resident memory and the tape of a training step (its
+ * arena's capacity). The network is the reference CNN, or
  * a zoo model at its defaults for 1x28x28 images and 10 classes. Inputs are random images of
  * FashionMNIST's shape (speed does not depend on pixel values). bench/compare_pytorch.py runs this
  * and the same measurements in PyTorch, and prints the ratios.
@@ -69,6 +70,9 @@ int main(int argc, char **argv) {
         if (rep >= 0) train[rep] = train_steps * B / (bench_now() - t0);
     }
 
+    /* the tape's arena after the training steps: what one step holds at its peak */
+    const double tape_mb = cvn_tape_arena_capacity(t) / 1e6;
+
     /* inference: eval mode, nothing recorded */
     cvn_module_train(net, false);
     cvn_tape_set_grad_enabled(t, false);
@@ -99,6 +103,7 @@ int main(int argc, char **argv) {
     printf("infer_b1_ms %.4f\n", bench_median(lat, REPS));
     printf("infer_b64_images_per_s %.0f\n", bench_median(thr, REPS));
     printf("peak_rss_mb %.1f\n", ru.ru_maxrss / 1024.0);
+    printf("train_tape_mb %.1f\n", tape_mb);
     free(xs);
     cvn_tape_free(t);
     cvn_optim_free(opt);

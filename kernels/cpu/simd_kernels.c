@@ -1910,13 +1910,17 @@ static int64_t c3t_channels(int o) {
     return (int64_t)(o + C3T_OB - 1) / C3T_OB * C3T_OB;
 }
 
-/* Floats of the weight gradient's scratch per image: its bordered planes (a pointwise
- * convolution's c3t_dw reads x in place, but its planes count here too, so a block of images still
- * fits the cache), and with C3T_DW its transposed gradient. */
+/* Floats of c3t_dw's transposed tensor per image (dy's channels, or x's when it swaps). */
+static int64_t c3t_image(const cvn_conv_desc *d) {
+    return c3t_fits(d) ? (int64_t)d->h * d->w * c3t_channels(c3t_swaps(d) ? d->c : d->o) : 0;
+}
+
+/* Floats the weight gradient reads per image (sizing a block to the cache): its bordered planes (a
+ * pointwise convolution's c3t_dw reads x in place, but its planes count here too), and with C3T_DW
+ * its transposed tensor. */
 static int64_t c3_dw_image(const cvn_conv_desc *d) {
     const int64_t planes = d->kh == 1 ? (int64_t)d->h * d->w : c3_dw_rows(d->h) * c3_dw_row(d->w);
-    const int lanes = c3t_swaps(d) ? d->c : d->o;
-    return d->c * planes + (c3t_fits(d) ? (int64_t)d->h * d->w * c3t_channels(lanes) : 0);
+    return d->c * planes + c3t_image(d);
 }
 
 /* Images per block of the weight gradient. */
@@ -2611,8 +2615,8 @@ static bool dwc_takes(const cvn_conv_desc *d, bool backward) {
 }
 
 static int64_t c3_work(const cvn_conv_desc *d, bool backward) {
-    if (pw_fits(d)) /* with C3T_DW, dw's transposed gradient */
-        return backward && c3t_fits(d) ? (int64_t)c3_dw_block(d) * c3_dw_image(d) : 0;
+    if (pw_fits(d)) /* with C3T_DW, dw's transposed tensor only (x is read in place) */
+        return backward && c3t_fits(d) ? (int64_t)c3_dw_block(d) * c3t_image(d) : 0;
     if (dwc_takes(d, backward)) {
         const dwc_geom g = dwc_geom_of(d);
         int64_t per = dwc_thread_floats(&g);
