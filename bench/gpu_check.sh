@@ -6,8 +6,8 @@
 #                                 --smoke, quickstart on 256 images: about 2 minutes), so that one
 #                                 that fails does so before a GPU's time is spent on it; then
 #                                 builds with CUDA=1 and gathers in .gpucheck/ (ignored; about
-#                                 50 MB) the three binaries, the shared libraries a bare GPU
-#                                 machine lacks and FashionMNIST
+#                                 50 MB) the three binaries, stripped, the shared libraries a
+#                                 bare GPU machine may lack (xz-packed) and FashionMNIST
 #   bench/gpu_check.sh budget [S] on the GPU machine, in the repository root, with .gpucheck carried
 #                                 (the device tool: carry [".gpucheck"], timeout_s S + 60): every
 #                                 step below in the order that matters most, within S seconds
@@ -48,12 +48,21 @@ if [ "${1:-}" = prepare ]; then
         build-cuda/examples/quickstart
     rm -rf .gpucheck
     mkdir -p .gpucheck/bin .gpucheck/lib .gpucheck/data
-    cp build-cuda/tests/test_cuda build-cuda/bench/bench_cuda build-cuda/examples/quickstart \
-        .gpucheck/bin/
-    for lib in libsubunit.so.0 libstb.so.0 libsqlite3.so.0; do
-        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')
-        if [ -n "$path" ]; then cp -L "$path" .gpucheck/lib/; else echo "gpu_check: no $lib here"; fi
+    # stripped (their debug sections would take 12 MB of the device tool's 64 MiB)
+    for prog in build-cuda/tests/test_cuda build-cuda/bench/bench_cuda build-cuda/examples/quickstart; do
+        strip -o ".gpucheck/bin/$(basename "$prog")" "$prog"
     done
+    # every library of the binaries but glibc's, GCC's and CUDA's (the GPU machine's image need not
+    # have OpenBLAS, Check's subunit or stb), xz-compressed: OpenBLAS alone is 36 MB
+    ldd build-cuda/tests/test_cuda build-cuda/bench/bench_cuda build-cuda/examples/quickstart |
+        awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
+        while read -r name path; do
+            case $name in
+            libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | libcu* | libstdc++* | \
+                libgcc_s*) ;;
+            *) xz -T2 -6 -c "$path" > ".gpucheck/lib/$name.xz" ;;
+            esac
+        done
     cp -L /usr/share/datasets/fashion-mnist/*-ubyte* .gpucheck/data/
     echo "gpu_check: .gpucheck is $(du -sh .gpucheck | cut -f1); carry it to the GPU machine"
     exit 0
@@ -67,6 +76,22 @@ if [ ! -x $bin/test_cuda ]; then
     exit 2
 fi
 export LD_LIBRARY_PATH="$root/.gpucheck/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# the packed libraries that this machine lacks, unpacked (Python's lzma where xz is missing); in
+# passes, since ldd names a library's own dependencies only once that library is found
+for pass in 1 2 3; do
+    unpacked=0
+    for packed in .gpucheck/lib/*.xz; do
+        name=$(basename "${packed%.xz}")
+        [ -e "$packed" ] && [ ! -e "${packed%.xz}" ] || continue
+        ldd $bin/* 2>/dev/null | grep -q "^[[:space:]]*$name => not found" || continue
+        xz -dc "$packed" > "${packed%.xz}" 2>/dev/null ||
+            python3 -c 'import lzma, sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' \
+                "$packed" > "${packed%.xz}"
+        echo "gpu_check: unpacked $name (pass $pass)"
+        unpacked=1
+    done
+    [ $unpacked = 1 ] || break
+done
 # CUDA's libraries where /usr/local/cuda lacks one (cuDNN, say): the copies PyTorch's wheels bring
 if ldd $bin/test_cuda 2>/dev/null | grep -q 'lib\(cudnn\|cublas\|cudart\).*not found'; then
     for d in /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib; do
