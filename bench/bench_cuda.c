@@ -5,8 +5,12 @@
  * bench/compare_torch_cuda.py measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints
  * a skip line without a GPU.
  *
- *   build-cuda/bench/bench_cuda [--smoke] [FASHION_MNIST_DIR]  (default
- *   /usr/share/datasets/fashion-mnist)
+ *   build-cuda/bench/bench_cuda [--smoke] [--only TEXT] [--path N] [FASHION_MNIST_DIR]
+ *   (default /usr/share/datasets/fashion-mnist)
+ *
+ * --only runs the benchmarks whose name contains TEXT ("conv 256", "resnet", "loader"), --path
+ * only path N of path_names (0 cuDNN + cuBLAS ... 4 implicit-untuned): with both, a profiler sees
+ * one layer's kernels on one path, its tuning trials first.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
  * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so
@@ -25,6 +29,10 @@
 #define REPS 7
 
 static int reps = REPS, smoke_batch; /* --smoke: 1 run, every batch smoke_batch */
+static const char *only = "";          /* --only: a part of the names of the benchmarks to run */
+static int only_path = -1;             /* --path: the one path to run (-1: all) */
+
+static bool selected(const char *name) { return strstr(name, only) != NULL; }
 static double min_run = 0.05;        /* seconds a run lasts at least */
 
 #ifdef CVN_WITH_CUDA
@@ -84,6 +92,7 @@ static void run_conv(void *p) {
 }
 
 static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws, cvn_rng *r) {
+    if (!selected(name)) return;
     int64_t xs[4] = {smoke_batch ? smoke_batch : shape[0], shape[1], shape[2], shape[3]};
     conv_ctx c = {cvn_tape_new(CVN_CUDA), gpu_rand(4, xs, r, true), gpu_rand(4, ws, r, true),
                   gpu_rand(1, ws, r, true), false};
@@ -93,12 +102,15 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
         double sec[PATHS], f = bw ? 3 * flops : flops;
         printf("%-26s %-7s", name, bw ? "fwd+bwd" : "fwd");
         for (int path = 0; path < PATHS; path++) {
+            if (only_path >= 0 && path != only_path) continue;
             use_path(path);
             sec[path] = median_time(run_conv, &c);
             printf(" %s %.3f ms %.0f GF/s |", path_names[path], sec[path] * 1e3,
                    f / sec[path] * 1e-9);
         }
-        printf(" implicit/cudnn %.2f (untuned %.2f)\n", sec[0] / sec[3], sec[0] / sec[4]);
+        if (only_path < 0)
+            printf(" implicit/cudnn %.2f (untuned %.2f)", sec[0] / sec[3], sec[0] / sec[4]);
+        printf("\n");
     }
     cvn_tape_free(c.t);
     cvn_tensor_free(c.x), cvn_tensor_free(c.w), cvn_tensor_free(c.b);
@@ -127,6 +139,12 @@ static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
     cvn_model_config mc = cvn_model_defaults((cvn_arch)(arch < 0 ? 0 : arch), ch, hw, hw, 10);
     cvn_module *net = arch < 0 ? cvn_reference_cnn(r) : cvn_model_new((cvn_arch)arch, &mc, r);
     const char *name = arch < 0 ? "reference CNN" : cvn_arch_name((cvn_arch)arch);
+    char full[64];
+    snprintf(full, sizeof full, "train %s batch %d", name, batch);
+    if (!selected(full)) {
+        cvn_module_free(net);
+        return;
+    }
     train_ctx c = {cvn_tape_new(CVN_CUDA), net, NULL, NULL, NULL};
     cvn_module_to(c.net, CVN_CUDA);
     cvn_optim_config oc = cvn_optim_defaults(CVN_SGD);
@@ -138,6 +156,7 @@ static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
     for (int i = 0; i < batch; i++) ((int32_t *)yh->data)[i] = i % 10;
     c.y = cvn_tensor_to(yh, CVN_CUDA);
     for (int path = 0; path < PATHS; path++) {
+        if (only_path >= 0 && path != only_path) continue;
         use_path(path);
         double sec = median_time(run_train_step, &c);
         printf("train %-13s batch %-4d %-16s %8.3f ms/step %9.0f images/s\n", name, batch,
@@ -168,6 +187,9 @@ static void run_loader_steps(void *p) {
 
 static void bench_loader_training(const char *dir, int batch, cvn_rng *r) {
     if (smoke_batch) batch = smoke_batch;
+    char full[64];
+    snprintf(full, sizeof full, "train reference CNN from loader batch %d", batch);
+    if (!selected(full)) return;
     cvn_dataset *ds = cvn_dataset_fashion_mnist(dir, true);
     if (!ds) {
         printf("train from loader: skipped: %s\n", cvn_last_error());
@@ -205,6 +227,10 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--smoke"))
             reps = 1, min_run = 0.0, smoke_batch = 2;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--path") && i + 1 < argc)
+            only_path = atoi(argv[++i]);
         else
             dir = argv[i];
     }
@@ -226,6 +252,12 @@ int main(int argc, char **argv) {
     bench_conv("conv2 64x32x14x14->64", (int64_t[]){64, 32, 14, 14}, (int64_t[]){64, 32, 3, 3}, &r);
     bench_conv("conv 256x64x32x32->128", (int64_t[]){256, 64, 32, 32}, (int64_t[]){128, 64, 3, 3},
                &r);
+    /* ResNet-20's three 3x3 shapes at batch 128 */
+    bench_conv("resnet 128x16x32x32->16", (int64_t[]){128, 16, 32, 32}, (int64_t[]){16, 16, 3, 3},
+               &r);
+    bench_conv("resnet 128x32x16x16->32", (int64_t[]){128, 32, 16, 16}, (int64_t[]){32, 32, 3, 3},
+               &r);
+    bench_conv("resnet 128x64x8x8->64", (int64_t[]){128, 64, 8, 8}, (int64_t[]){64, 64, 3, 3}, &r);
     bench_training(-1, 64, 1, 28, &r);
     bench_training(-1, 256, 1, 28, &r);
     bench_training(CVN_ARCH_RESNET, 128, 3, 32, &r);

@@ -14,6 +14,7 @@
 #                                 (default 480), each step cut to the time left and skipped when
 #                                 under 20 s are left, so that the machine's start, this call and
 #                                 a rerun fit a task's 15 minutes of device time
+#   bench/gpu_check.sh budget S STEP...  the steps named, in that order, within S seconds
 #   bench/gpu_check.sh STEP...    the steps named, each under its own limit
 #
 # Steps:
@@ -25,8 +26,12 @@
 #              figures for the same commands are in docs/benchmarks/gpu.md)
 #   memcheck   compute-sanitizer --tool memcheck on test_cuda
 #   racecheck  compute-sanitizer --tool racecheck on test_cuda
-#              (one of test_cuda's cases: CK_RUN_CASE=ops|layers|training; budget runs the 'ops'
-#              case, where the tiled GEMM, the convolutions and the reductions are)
+#   profile    Nsight Compute (ncu) on the implicit-GEMM convolution of bench_cuda's large layer
+#              (256x64x32x32 -> 128): forward, backward data and backward filter, each variant
+#              that tuning tries and the one it keeps, with the sections that say what bounds it
+#              (one of test_cuda's cases: CK_RUN_CASE=ops|layers|training, or memcheck:CASE,
+#              racecheck:CASE; budget runs the 'ops' case, where the tiled GEMM, the convolutions
+#              and the reductions are: racecheck on every case takes over 4 minutes on an H200)
 #
 # Each step's output goes to $OUT (or runs/gpu-check) as DATE-GPU-STEP.txt, and one line per step
 # (exit status, seconds, the line that says how it went) to DATE-GPU-summary.txt: seven files in
@@ -100,6 +105,19 @@ if ldd $bin/test_cuda 2>/dev/null | grep -q 'lib\(cudnn\|cublas\|cudart\).*not f
 fi
 export CVN_TEST_DATA=${CVN_TEST_DATA:-tests/ref}
 export PATH="$PATH:/usr/local/cuda/bin"
+command -v ncu >/dev/null 2>&1 || for d in /opt/nvidia/nsight-compute/*/; do PATH="$PATH:$d"; done
+if [ "${1:-}" = _profile ]; then # a step's body: ncu on each convolution mode's kernels (forward
+    # 1, backward data 2, backward filter 3), the tuning trials first and then the variant kept
+    for mode in 1 2 3; do
+        echo "## k_tiled_gemm mode $mode"
+        # ncu's demangled names read k_tiled_gemm<(int)1, (bool)0, ...>
+        ncu --clock-control none --kernel-name-base demangled -k "regex:k_tiled_gemm<.int.$mode," \
+            --launch-count 5 --section SpeedOfLight --section Occupancy --section LaunchStats \
+            --section WarpStateStats --section SchedulerStats --section InstructionStats \
+            --section MemoryWorkloadAnalysis $bin/bench_cuda --only "conv 256" --path 3 || exit 1
+    done
+    exit 0
+fi
 if [ "${1:-}" = _accuracy ]; then # a step's body, run by the script itself under timeout
     for seed in 1 2; do
         $bin/quickstart --device cuda --data .gpucheck/data --epochs 3 --limit 0 --seed "$seed" ||
@@ -150,25 +168,35 @@ run() {
         tee -a "$summary"
 }
 
-# sanitize TOOL LIMIT_S PATTERN: test_cuda under compute-sanitizer, all of it or one case
+# sanitize TOOL LIMIT_S PATTERN [CASE]: test_cuda under compute-sanitizer, all of it or one case;
+# API errors are not reported (test_out_of_device_memory asks cudaMalloc for 4 TiB on purpose, and
+# the tests check every status the backend turns an API error into)
 sanitize_case=${CK_RUN_CASE:-}
 sanitize() {
-    run "$1${sanitize_case:+-$sanitize_case}" "$2" "$3" \
-        env ${sanitize_case:+CK_RUN_CASE=$sanitize_case} compute-sanitizer --error-exitcode 1 --tool "$1" $bin/test_cuda
+    local case=${4:-$sanitize_case}
+    run "$1${case:+-$case}" "$2" "$3" env ${case:+CK_RUN_CASE=$case} compute-sanitizer \
+        --error-exitcode 1 --report-api-errors no --tool "$1" $bin/test_cuda
 }
 
 [ $# -gt 0 ] || set -- budget
 if [ "$1" = budget ]; then
     deadline=$(($(date +%s) + ${2:-480}))
-    set -- test bench torch accuracy memcheck racecheck
-    sanitize_case=${CK_RUN_CASE:-ops}
+    shift $(($# < 2 ? $# : 2))
+    if [ $# = 0 ]; then # the checklist; the sanitizers on one case (all steps named: every case)
+        set -- test bench torch accuracy memcheck racecheck
+        sanitize_case=${CK_RUN_CASE:-ops}
+    fi
 fi
 unset CK_RUN_CASE # test_cuda's own step runs every case
 for step in "$@"; do
+    case_of_step= # memcheck:layers -> layers
+    [ "${step#*:}" != "$step" ] && case_of_step=${step#*:}
     case $step in
     test) run test 300 'Checks:' $bin/test_cuda ;;
-    memcheck) sanitize memcheck 590 'ERROR SUMMARY|Checks:' ;;
-    racecheck) sanitize racecheck 590 'hazards|RACECHECK SUMMARY|Checks:' ;;
+    memcheck | memcheck:*) sanitize memcheck 590 'ERROR SUMMARY|Checks:' "$case_of_step" ;;
+    racecheck | racecheck:*)
+        sanitize racecheck 590 'hazards|RACECHECK SUMMARY|Checks:' "$case_of_step"
+        ;;
     bench) run bench 200 'images/s|zoo' $bin/bench_cuda .gpucheck/data ;;
     bench2) run bench 400 'images/s|zoo' \
         sh -c "$bin/bench_cuda .gpucheck/data && $bin/bench_cuda .gpucheck/data" ;;
@@ -180,6 +208,7 @@ for step in "$@"; do
         fi
         ;;
     accuracy) run accuracy 300 'accuracy' "$0" _accuracy ;;
+    profile) run profile 300 'Compute \(SM\) Throughput' "$0" _profile ;;
     *)
         echo "gpu_check: unknown step '$step'" >&2
         exit 2

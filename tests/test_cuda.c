@@ -387,6 +387,52 @@ START_TEST(test_batch_norm_running_stats_gpu) {
 }
 END_TEST
 
+/* Training batch norm on shapes that split each channel into several slices of images, with
+ * planes wider and narrower than a warp and uneven last slices, on inputs far from zero mean
+ * (a one-pass variance would lose them): GPU (every path) against the CPU, the output, the running
+ * statistics and the three gradients. */
+START_TEST(test_batch_norm_matches_cpu) {
+    static const int64_t shapes[][4] = {{50, 3, 9, 7}, {1000, 2, 1, 5}, {20, 70, 12, 12}, {64, 4, 8, 8}};
+    const int64_t *xs = shapes[_i], cs[1] = {xs[1]};
+    cvn_rng r;
+    cvn_rng_seed(&r, 11 + _i);
+    cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 1, cs),
+               *b = cvn_tensor_new(CVN_F32, 1, cs), *g = cvn_tensor_new(CVN_F32, 4, xs);
+    cvn_tensor_normal(x, &r, 300.0f, 2.0f), cvn_tensor_normal(w, &r, 1.0f, 0.3f);
+    cvn_tensor_normal(b, &r, 0, 0.3f), cvn_tensor_normal(g, &r, 0, 1);
+    cvn_tensor *rmc = cvn_tensor_new(CVN_F32, 1, cs), *rvc = cvn_tensor_new(CVN_F32, 1, cs);
+    cvn_tensor_fill(rmc, 0.5f), cvn_tensor_fill(rvc, 2.0f);
+    cvn_tensor *in[] = {x, w, b};
+    for (int i = 0; i < 3; i++) cvn_tensor_set_requires_grad(in[i], true);
+    cvn_tape *tc = cvn_tape_new(CVN_CPU);
+    cvn_tensor *yc = CK_NOTNULL(cvn_batch_norm2d(tc, x, w, b, rmc, rvc, true, 0.1f, 1e-5f));
+    CK_OK(cvn_backward(tc, yc, g));
+    for (int path = first_path; path < N_PATHS; path++) {
+        use_path(path);
+        cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w), *bg = on_gpu(b), *gg = on_gpu(g);
+        cvn_tensor *rm = cvn_tensor_new_on(CVN_F32, 1, cs, CVN_CUDA),
+                   *rv = cvn_tensor_new_on(CVN_F32, 1, cs, CVN_CUDA);
+        cvn_tensor_fill(rm, 0.5f), cvn_tensor_fill(rv, 2.0f);
+        cvn_tape *tg = cvn_tape_new(CVN_CUDA);
+        cvn_tensor *yg = CK_NOTNULL(cvn_batch_norm2d(tg, xg, wg, bg, rm, rv, true, 0.1f, 1e-5f));
+        CK_OK(cvn_backward(tg, yg, gg));
+        expect_near_cpu("y", path, yg, yc, 1.0f);
+        expect_near_cpu("running_mean", path, rm, rmc, 1.0f);
+        expect_near_cpu("running_var", path, rv, rvc, 1.0f);
+        /* dx is a difference of terms about 1 / std as large as dy: a looser floor */
+        expect_near_cpu("dx", path, xg->grad, x->grad, 10.0f);
+        expect_near_cpu("dgamma", path, wg->grad, w->grad, 10.0f);
+        expect_near_cpu("dbeta", path, bg->grad, b->grad, 10.0f);
+        cvn_tape_free(tg);
+        cvn_tensor *gpu[] = {xg, wg, bg, gg, rm, rv};
+        for (int i = 0; i < 6; i++) cvn_tensor_free(gpu[i]);
+    }
+    cvn_tape_free(tc);
+    cvn_tensor *all[] = {x, w, b, g, rmc, rvc};
+    for (int i = 0; i < 6; i++) cvn_tensor_free(all[i]);
+}
+END_TEST
+
 /* Same seed, same mask on both devices (counter-based generator). */
 START_TEST(test_dropout_same_mask) {
     int64_t shape[2] = {37, 101};
@@ -746,6 +792,7 @@ int main(void) {
     tcase_add_test(layers, test_large_conv_matches_cpu);
     tcase_add_test(layers, test_conv_fused_matches_cpu);
     tcase_add_loop_test(layers, test_batch_norm_running_stats_gpu, first_path, N_PATHS);
+    tcase_add_loop_test(layers, test_batch_norm_matches_cpu, 0, 4);
     tcase_add_test(layers, test_dropout_same_mask);
     tcase_add_test(layers, test_out_of_device_memory);
     tcase_add_test(layers, test_fill_on_gpu);

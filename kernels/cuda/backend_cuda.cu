@@ -799,29 +799,114 @@ __device__ float block_sum(float v) {
     return s; /* valid in thread 0 */
 }
 
-/* one block per channel: two passes for a stable variance */
-__global__ void k_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var,
-                           const float *x) {
-    int64_t ch = blockIdx.x, count = n * hw;
-    __shared__ float m_shared;
-    float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += x[(i / hw * c + ch) * hw + i % hw];
-    s = block_sum(s);
-    if (threadIdx.x == 0) m_shared = s / (float)count;
-    __syncthreads();
-    float m = m_shared, q = 0.0f;
-    for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
-        float d = x[(i / hw * c + ch) * hw + i % hw] - m;
-        q += d * d;
-    }
-    q = block_sum(q);
-    if (threadIdx.x == 0) {
-        mean[ch] = m;
-        var[ch] = q / (float)count;
+/* Batch norm's per-channel sums run on c x S blocks, each over a slice of the images (enough
+ * slices for about two blocks per SM), then one thread per channel combines its S partial results
+ * in a fixed order: deterministic, and no channel is left to one block (ResNet's 16-channel layers
+ * kept 16 of 132 SMs busy, each dividing 64-bit indices per element). */
+#define BN_WARPS (THREADS / 32)
+
+typedef struct {
+    int64_t n, c, hw;
+    int64_t per; /* images per slice; gridDim.y slices */
+} bn_slices;
+
+static bn_slices bn_plan(int64_t n, int64_t c, int64_t hw) {
+    bn_slices p = {n, c, hw, n};
+    int64_t want = (264 + c - 1) / c;               /* slices for ~2 blocks per SM */
+    int64_t by_work = n * hw / 1024;                /* each slice at least 1024 elements */
+    int64_t by_index = (n * hw + INT32_MAX - 1) / INT32_MAX; /* a slice's indices fit 32 bits */
+    if (want > by_work) want = by_work;
+    if (want < by_index) want = by_index;
+    if (want > n) want = n;
+    if (want > 65535) want = 65535;
+    if (want < 1) want = 1;
+    p.per = (n + want - 1) / want;
+    return p;
+}
+static unsigned bn_count(const bn_slices &p) { return (unsigned)((p.n + p.per - 1) / p.per); }
+
+/* f(offset) for each element of channel ch in slice blockIdx.y, spread over the block: runs of
+ * 32 consecutive pixels per warp where planes are at least that wide, else one element per thread
+ * (32-bit divisions: a slice holds under 2^31 elements). */
+template <class F> __device__ void bn_each(const bn_slices &p, int64_t ch, F f) {
+    int64_t i0 = (int64_t)blockIdx.y * p.per, i1 = i0 + p.per < p.n ? i0 + p.per : p.n;
+    int imgs = (int)(i1 - i0), hw = (int)p.hw;
+    if (hw >= 32) {
+        int runs = (hw + 31) / 32, lane = threadIdx.x % 32;
+        for (int r = threadIdx.x / 32; r < imgs * runs; r += BN_WARPS) {
+            int img = r / runs, px = (r - img * runs) * 32 + lane;
+            if (px < hw) f(((i0 + img) * p.c + ch) * p.hw + px);
+        }
+    } else {
+        for (int e = threadIdx.x; e < imgs * hw; e += blockDim.x) {
+            int img = e / hw;
+            f(((i0 + img) * p.c + ch) * p.hw + (e - img * hw));
+        }
     }
 }
+__device__ inline int64_t bn_slice_count(const bn_slices &p, int s) {
+    int64_t i0 = (int64_t)s * p.per, i1 = i0 + p.per < p.n ? i0 + p.per : p.n;
+    return (i1 - i0) * p.hw;
+}
+
+/* Block (channel, slice): the slice's mean and sum of squared deviations (two passes over it),
+ * to part[(ch * S + slice) * 2]. */
+__global__ void k_bn_stats_part(bn_slices p, float *part, const float *x) {
+    int64_t ch = blockIdx.x;
+    __shared__ float m_shared;
+    float s = 0.0f;
+    bn_each(p, ch, [&](int64_t at) { s += x[at]; });
+    s = block_sum(s);
+    if (threadIdx.x == 0) m_shared = s / (float)bn_slice_count(p, blockIdx.y);
+    __syncthreads();
+    float m = m_shared, q = 0.0f;
+    bn_each(p, ch, [&](int64_t at) {
+        float d = x[at] - m;
+        q += d * d;
+    });
+    q = block_sum(q);
+    if (threadIdx.x == 0) {
+        float *o = part + (ch * gridDim.y + (int64_t)blockIdx.y) * 2;
+        o[0] = m, o[1] = q;
+    }
+}
+/* A channel's slices combined (Chan et al.'s pairwise update, in double): biased variance. */
+__global__ void k_bn_stats_combine(bn_slices p, int slices, float *mean, float *var,
+                                   const float *part) {
+    GRID_LOOP(ch, p.c) {
+        const float *q = part + ch * slices * 2;
+        double total = (double)p.n * p.hw, m = 0.0, m2 = 0.0;
+        for (int s = 0; s < slices; s++) m += (double)bn_slice_count(p, s) * q[2 * s];
+        m /= total;
+        for (int s = 0; s < slices; s++) {
+            double d = q[2 * s] - m;
+            m2 += q[2 * s + 1] + (double)bn_slice_count(p, s) * d * d;
+        }
+        mean[ch] = (float)m;
+        var[ch] = (float)(m2 / total);
+    }
+}
+
+/* Scratch for the partial sums (and backward's per-channel sums): grows to the largest need once,
+ * then is reused, so a steady training step allocates nothing. */
+static float *bn_scratch;
+static int64_t bn_scratch_floats;
+static float *bn_scratch_for(int64_t floats) {
+    if (floats > bn_scratch_floats) {
+        cu_free(bn_scratch);
+        bn_scratch = (float *)cu_alloc((size_t)floats * sizeof(float));
+        bn_scratch_floats = bn_scratch ? floats : 0;
+    }
+    return bn_scratch;
+}
+
 static void cu_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var, const float *x) {
-    LAUNCH(k_bn_stats, (unsigned)c, THREADS, stream)(n, c, hw, mean, var, x);
+    bn_slices p = bn_plan(n, c, hw);
+    unsigned slices = bn_count(p);
+    float *part = bn_scratch_for(c * slices * 2);
+    if (!part) return;
+    LAUNCH(k_bn_stats_part, dim3((unsigned)c, slices), THREADS, stream)(p, part, x);
+    LAUNCH_N(k_bn_stats_combine, c)(p, (int)slices, mean, var, part);
 }
 
 __global__ void k_bn_prepare(bool training, int64_t c, float *mean, const float *var, float *invstd,
@@ -842,45 +927,61 @@ static void cu_bn_prepare(bool training, int64_t c, float *mean, const float *va
     LAUNCH_N(k_bn_prepare, c)(training, c, mean, var, invstd, rm, rv, momentum, eps, unbias);
 }
 
-__global__ void k_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x,
+/* The channel of element i of an NCHW tensor: in 32 bits where the tensor allows (a 64-bit
+ * division and remainder per element cost more than the element's memory traffic). */
+__device__ inline int64_t bn_channel(int64_t i, int64_t hw, int64_t c, bool small) {
+    return small ? (int64_t)((uint32_t)i / (uint32_t)hw % (uint32_t)c) : i / hw % c;
+}
+static bool bn_small(int64_t n, int64_t c, int64_t hw) { return n * c * hw <= (int64_t)UINT32_MAX; }
+
+__global__ void k_bn_fwd(int64_t n, int64_t c, int64_t hw, bool small, float *y, const float *x,
                          const float *mean, const float *invstd, const float *gamma,
                          const float *beta) {
     GRID_LOOP(i, n * c * hw) {
-        int64_t ch = i / hw % c;
+        int64_t ch = bn_channel(i, hw, c, small);
         float sc = invstd[ch] * (gamma ? gamma[ch] : 1.0f);
         y[i] = (x[i] - mean[ch]) * sc + (beta ? beta[ch] : 0.0f);
     }
 }
 static void cu_bn_fwd(int64_t n, int64_t c, int64_t hw, float *y, const float *x, const float *mean,
                       const float *invstd, const float *gamma, const float *beta) {
-    LAUNCH_N(k_bn_fwd, n * c * hw)(n, c, hw, y, x, mean, invstd, gamma, beta);
+    LAUNCH_N(k_bn_fwd, n * c * hw)(n, c, hw, bn_small(n, c, hw), y, x, mean, invstd, gamma, beta);
 }
 
-/* one block per channel: sums of dy and dy * xhat, then dgamma / dbeta, then sums[] for dx */
-__global__ void k_bn_bwd_sums(int64_t n, int64_t c, int64_t hw, float *sums, float *dgamma,
-                              float *dbeta, const float *dy, const float *x, const float *mean,
-                              const float *invstd) {
-    int64_t ch = blockIdx.x, count = n * hw;
+/* Block (channel, slice): sums of dy and dy * xhat over the slice, to part[(ch * S + slice) * 2] */
+__global__ void k_bn_bwd_part(bn_slices p, float *part, const float *dy, const float *x,
+                              const float *mean, const float *invstd) {
+    int64_t ch = blockIdx.x;
     float a = 0.0f, b = 0.0f, mu = mean[ch], is = invstd[ch];
-    for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
-        int64_t at = (i / hw * c + ch) * hw + i % hw;
+    bn_each(p, ch, [&](int64_t at) {
         a += dy[at];
         b += dy[at] * (x[at] - mu) * is;
-    }
+    });
     a = block_sum(a);
     b = block_sum(b);
     if (threadIdx.x == 0) {
-        if (dbeta) dbeta[ch] += a;
-        if (dgamma) dgamma[ch] += b;
-        sums[2 * ch] = a / (float)count;
-        sums[2 * ch + 1] = b / (float)count;
+        float *o = part + (ch * gridDim.y + (int64_t)blockIdx.y) * 2;
+        o[0] = a, o[1] = b;
     }
 }
-__global__ void k_bn_bwd_dx(bool batch_stats, int64_t n, int64_t c, int64_t hw, float *dx,
-                            const float *sums, const float *dy, const float *x, const float *mean,
-                            const float *invstd, const float *gamma) {
+/* A channel's slices summed in order: dgamma, dbeta, and sums[] (the means) for dx */
+__global__ void k_bn_bwd_combine(bn_slices p, int slices, float *sums, float *dgamma,
+                                 float *dbeta, const float *part) {
+    GRID_LOOP(ch, p.c) {
+        const float *q = part + ch * slices * 2;
+        double a = 0.0, b = 0.0, count = (double)p.n * p.hw;
+        for (int s = 0; s < slices; s++) a += q[2 * s], b += q[2 * s + 1];
+        if (dbeta) dbeta[ch] += (float)a;
+        if (dgamma) dgamma[ch] += (float)b;
+        sums[2 * ch] = (float)(a / count);
+        sums[2 * ch + 1] = (float)(b / count);
+    }
+}
+__global__ void k_bn_bwd_dx(bool batch_stats, int64_t n, int64_t c, int64_t hw, bool small,
+                            float *dx, const float *sums, const float *dy, const float *x,
+                            const float *mean, const float *invstd, const float *gamma) {
     GRID_LOOP(i, n * c * hw) {
-        int64_t ch = i / hw % c;
+        int64_t ch = bn_channel(i, hw, c, small);
         float k = (gamma ? gamma[ch] : 1.0f) * invstd[ch];
         if (batch_stats) {
             float xh = (x[i] - mean[ch]) * invstd[ch];
@@ -891,23 +992,19 @@ __global__ void k_bn_bwd_dx(bool batch_stats, int64_t n, int64_t c, int64_t hw, 
     }
 }
 
-static float *bn_scratch;
-static int64_t bn_scratch_c;
-
 static void cu_bn_bwd(bool batch_stats, int64_t n, int64_t c, int64_t hw, float *dx, float *dgamma,
                       float *dbeta, const float *dy, const float *x, const float *mean,
                       const float *invstd, const float *gamma) {
-    if (c > bn_scratch_c) { /* grows to the widest layer once, then is reused */
-        cu_free(bn_scratch);
-        bn_scratch = (float *)cu_alloc((size_t)c * 2 * sizeof(float));
-        bn_scratch_c = bn_scratch ? c : 0;
-        if (!bn_scratch) return;
-    }
-    LAUNCH(k_bn_bwd_sums, (unsigned)c, THREADS, stream)(n, c, hw, bn_scratch, dgamma, dbeta, dy, x,
-                                                        mean, invstd);
+    bn_slices p = bn_plan(n, c, hw);
+    unsigned slices = bn_count(p);
+    float *sums = bn_scratch_for(c * 2 + c * slices * 2), *part = sums + c * 2;
+    if (!sums) return;
+    LAUNCH(k_bn_bwd_part, dim3((unsigned)c, slices), THREADS, stream)(p, part, dy, x, mean,
+                                                                     invstd);
+    LAUNCH_N(k_bn_bwd_combine, c)(p, (int)slices, sums, dgamma, dbeta, part);
     if (dx)
-        LAUNCH_N(k_bn_bwd_dx, n * c * hw)(batch_stats, n, c, hw, dx, bn_scratch, dy, x, mean,
-                                          invstd, gamma);
+        LAUNCH_N(k_bn_bwd_dx, n * c * hw)(batch_stats, n, c, hw, bn_small(n, c, hw), dx, sums, dy,
+                                          x, mean, invstd, gamma);
 }
 
 /* ------------------------------------------------------------------ dropout, sum */
