@@ -178,12 +178,12 @@ template <class Reset, class Check>
 static void each_variant(const gemm_plan &p, const char *what, size_t out_floats, Reset reset,
                          Check check) {
     ck_assert_int_eq(plan_out_floats(p), out_floats); /* the size of tuning's scratch */
-    gemm_plan cands[4];
+    gemm_plan cands[GEMM_CANDIDATES];
     int n = plan_candidates(p, cands);
     for (int i = 0; i < n; i++) {
         char label[224];
-        snprintf(label, sizeof label, "%s, tile %d, %d K slices", what, cands[i].tile,
-                 cands[i].args.splits);
+        snprintf(label, sizeof label, "%s, tile %d, %d K slices%s", what, cands[i].tile,
+                 cands[i].args.splits, cands[i].args.taps ? ", K tap-major" : "");
         reset();
         ck_assert_msg(emulate(cands[i]), "%s: diverged", label);
         check(label);
@@ -202,6 +202,7 @@ static void check_conv(const geometry &q) {
         dx_ref[xi] += (double)dy[yi] * w[wi];
         dw_ref[wi] += (double)dy[yi] * x[xi];
     });
+    std::vector<float> wt(nw); /* room for the weights in tap-major order */
     char what[160];
     snprintf(what, sizeof what, "conv n%d c%d %dx%d o%d k%dx%d s%dx%d p%dx%d d%dx%d g%d", q.n, q.c,
              q.h, q.w, q.o, q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.dh, q.dw, q.groups);
@@ -212,6 +213,7 @@ static void check_conv(const geometry &q) {
     std::vector<float> y(ny);
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, bias.data(),
                         false));
+    p.args.wt = wt.data();
     std::vector<double> want(ny);
     for (size_t i = 0; i < ny; i++) {
         double v = y_ref[i] + bias[i / ((size_t)d.oh * d.ow) % d.o];
@@ -226,6 +228,7 @@ static void check_conv(const geometry &q) {
         std::vector<float> yp((size_t)d.n * d.o * (d.oh / 2) * (d.ow / 2));
         ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, yp.data(), x.data(), w.data(), NULL,
                             bias.data(), false));
+    p.args.wt = wt.data();
         std::vector<double> yp_want =
             pooled(d, y_ref, bias, [](double v) { return v > 0 ? v : 0.0; });
         each_variant(
@@ -237,6 +240,7 @@ static void check_conv(const geometry &q) {
     /* forward without bias or activation */
     d.act_on = false;
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
+    p.args.wt = wt.data();
     each_variant(
         p, what, ny, [&] { y.assign(ny, NAN); }, [&](const char *l) { expect_close(l, y, y_ref); });
 
@@ -244,6 +248,7 @@ static void check_conv(const geometry &q) {
     std::vector<float> dx(nx);
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
                         false));
+    p.args.wt = wt.data();
     each_variant(
         p, what, nx, [&] { dx.assign(nx, NAN); }, [&](const char *l) { expect_close(l, dx, dx_ref); });
     std::vector<float> dx0 = random_floats(nx, 15);
@@ -251,6 +256,7 @@ static void check_conv(const geometry &q) {
     for (size_t i = 0; i < nx; i++) want[i] = dx0[i] + dx_ref[i];
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
                         true));
+    p.args.wt = wt.data();
     each_variant(
         p, what, nx, [&] { dx = dx0; }, [&](const char *l) { expect_close(l, dx, want); });
 
@@ -272,6 +278,9 @@ static const geometry geometries[] = {
     {1, 6, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6},   /* depthwise */
     {4, 2, 12, 12, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* K of the filter gradient long enough to split */
     {1, 70, 5, 4, 67, 2, 2, 1, 1, 0, 1, 1, 1, 1}, /* channel counts past one 64 tile */
+    {2, 16, 6, 7, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* channels in runs of 4: tap-major runs */
+    {2, 8, 9, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1},  /* the same with stride 2 (backward data) */
+    {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2},  /* and with groups */
 };
 
 START_TEST(test_conv_geometries) {
@@ -286,7 +295,7 @@ START_TEST(test_conv_tuning) {
     size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
     std::vector<float> x = random_floats(nx, 31), dy = random_floats(ny, 32);
     std::vector<float> dw(nw, 0.0f);
-    gemm_plan p, cands[4];
+    gemm_plan p, cands[GEMM_CANDIDATES];
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), x.data(), NULL, dy.data(), NULL,
                         false));
     std::vector<float> scratch(plan_out_floats(p), 0.0f); /* exactly: ASan checks the trials */

@@ -559,6 +559,7 @@ static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, in
 typedef struct {
     conv_key key;
     int tile, k_slice, splits;
+    bool taps;
 } conv_tuning;
 
 #define CONV_TUNINGS 64
@@ -594,14 +595,38 @@ static void launch_conv(gemm_plan p) {
             gemm_plan best = tune_plan(p, scratch, time_plan);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
-            tunings[n_tunings] = {key, best.tile, best.args.k_slice, best.args.splits};
+            tunings[n_tunings] = {key, best.tile, best.args.k_slice, best.args.splits,
+                                  best.args.taps};
             t = &tunings[n_tunings++];
         } else {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
         }
     }
-    if (t) p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
+    if (t) {
+        p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
+        if (t->taps && taps_possible(p)) set_taps(&p);
+    }
     launch_plan(p);
+}
+
+/* Room for a convolution's weights in tap-major order (tiled_gemm.cuh's k_conv_weights_taps):
+ * grows to the largest layer once, then is reused; NULL (and no tap-major variant) where it cannot
+ * grow. The forward and backward-data products use it one after the other on the stream. */
+static float *conv_wt;
+static int64_t conv_wt_floats;
+static float *conv_wt_for(const cvn_conv_desc *d) {
+    int64_t floats = (int64_t)d->o * (d->c / d->groups) * d->kh * d->kw;
+    if (floats > conv_wt_floats) {
+        cu_free(conv_wt);
+        conv_wt = NULL, conv_wt_floats = 0;
+        if (cuda_device_malloc((void **)&conv_wt, (size_t)floats * sizeof(float)) != cudaSuccess) {
+            cudaGetLastError();
+            conv_wt = NULL;
+            return NULL;
+        }
+        conv_wt_floats = floats;
+    }
+    return conv_wt;
 }
 
 /* Convolution: cuDNN (the default), our implicit GEMM (CVN_CUDA_CONV=native), or neither (=im2col:
@@ -611,6 +636,7 @@ static bool implicit_fwd(const cvn_conv_desc *d, float *y, const float *x, const
                          const float *b) {
     gemm_plan p;
     if (!plan_conv(&p, GEMM_CONV_FWD, d, y, x, w, NULL, b, false)) return false;
+    p.args.wt = conv_wt_for(d);
     launch_conv(p);
     return true;
 }
@@ -626,7 +652,10 @@ static bool implicit_bwd(const cvn_conv_desc *d, float *dx, float *dw, float *db
         cu_reduce_to(3, shape, db, so, dy, 1.0f);
     }
     if (dw) launch_conv(pf);
-    if (dx) launch_conv(pd);
+    if (dx) {
+        pd.args.wt = conv_wt_for(d);
+        launch_conv(pd);
+    }
     return true;
 }
 

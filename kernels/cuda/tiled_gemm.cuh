@@ -24,6 +24,12 @@
  * blockIdx.z = group x K slices: with few output tiles and a long K (weight gradients) the slices
  * add their partial products atomically into C.
  *
+ * Forward and backward data can also run K tap-major, k = (kh, kw, channel) with channels
+ * fastest ("taps"): A is then the weights permuted into that order by k_conv_weights_taps (into
+ * args.wt, before the product), and a thread's consecutive k are consecutive channels at one
+ * window offset, so one bounds check and one address serve them all (with a channel count that
+ * divides into the thread's run; otherwise element by element as before). Tuning times both orders.
+ *
  * Device code and the host-side plan only (no CUDA runtime calls): backend_cuda.cu launches the
  * plans on its stream; tests/test_cuda_emu.cpp runs the same kernels and plans on the CPU. */
 #ifndef CVN_CUDA_TILED_GEMM_CUH
@@ -65,6 +71,8 @@ typedef struct {
     const float *x, *w, *dy, *bias;
     float *out;
     bool accumulate; /* backward data: dx += (else dx =) */
+    bool taps;       /* K tap-major (forward, backward data): A is wt, the permuted weights */
+    float *wt;       /* room for the permuted weights (o x c / groups x kh x kw), or NULL */
     struct {
         const float *p;
         int rows, r0;
@@ -108,13 +116,16 @@ __device__ __forceinline__ void kpos_inc(kpos &p, int r0, int r1) {
 /* ---------------------------------------------------------------- operands
  * Each operand says how its fixed index f (a row of A, a column of B) decodes once per thread,
  * the radices of its k digits, whether threads should walk it along k (kmajor), and how one
- * element loads (0 outside the matrix or in the padding). */
+ * element loads (0 outside the matrix or in the padding); one with runs (has_run) also loads a
+ * thread's L consecutive k at once. The third parameter says how K is laid out: for a matrix,
+ * whether the operand is stored transposed; for a convolution's B, whether K runs tap-major. */
 
 template <int MODE, bool IS_A, bool TRANS> struct operand;
 
 /* matrix A (m x k; stored k x m when transposed) and B (k x n; stored n x k when transposed) */
 template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
     static const bool kmajor = IS_A != TRANS; /* contiguous along k */
+    static const bool has_run = false;
     typedef struct {
         const float *p;
         bool ok;
@@ -139,6 +150,7 @@ template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
  * says which matrix for each mode: the weights, the weights transposed, dy). */
 struct rows_operand {
     static const bool kmajor = true;
+    static const bool has_run = false;
     typedef struct {
         const float *p;
         bool ok;
@@ -161,16 +173,18 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand 
 template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> : rows_operand {};
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_operand {};
 
-/* forward B: x under the window of output pixel f, k = (channel, kh, kw) */
-template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
+/* forward B: x under the window of output pixel f, k = (channel, kh, kw), or (kh, kw, channel)
+ * when TAPS */
+template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
     static const bool kmajor = false;
+    static const bool has_run = TAPS;
     typedef struct {
         const float *p;
         int ih0, iw0; /* OUTSIDE past the matrix's columns */
     } fix;
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
-        r0 = g.d.kw;
-        r1 = g.d.kh;
+        r0 = TAPS ? g.cg : g.d.kw;
+        r1 = TAPS ? g.d.kw : g.d.kh;
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
@@ -189,25 +203,44 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, false, TRANS> {
         return s;
     }
     __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
-        int ih = s.ih0 + p.d1 * g.d.dh, iw = s.iw0 + p.d0 * g.d.dw;
+        int kh = TAPS ? p.d2 : p.d1, kw = TAPS ? p.d1 : p.d0, c = TAPS ? p.d0 : p.d2;
+        int ih = s.ih0 + kh * g.d.dh, iw = s.iw0 + kw * g.d.dw;
         if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
             (unsigned)iw >= (unsigned)g.d.w)
             return 0.0f;
-        return s.p[(int64_t)p.d2 * g.hw + ih * g.d.w + iw];
+        return s.p[(int64_t)c * g.hw + ih * g.d.w + iw];
     }
+    /* L channels at one window offset (p.k is a multiple of L, and so is the channel count): one
+     * bounds check, then a plane apart each */
+    template <int L>
+    __device__ static void run(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                               float *v) {
+        int ih = s.ih0 + p.d2 * g.d.dh, iw = s.iw0 + p.d1 * g.d.dw;
+        if (p.k < k_end && (unsigned)ih < (unsigned)g.d.h && (unsigned)iw < (unsigned)g.d.w) {
+            const float *q = s.p + (int64_t)p.d0 * g.hw + ih * g.d.w + iw;
+#pragma unroll
+            for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * g.hw];
+        } else {
+#pragma unroll
+            for (int j = 0; j < L; j++) v[j] = 0.0f;
+        }
+    }
+    __device__ static bool runs(const gemm_args &g, int L) { return g.cg % L == 0; }
 };
 
 /* backward data B: dy at the output pixels whose window covers input pixel f, k = (out channel,
- * kh, kw); with stride s only every s-th offset lands on an output pixel */
-template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, false, TRANS> {
+ * kh, kw), or (kh, kw, out channel) when TAPS; with stride s only every s-th offset lands on an
+ * output pixel */
+template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
     static const bool kmajor = false;
+    static const bool has_run = TAPS;
     typedef struct {
         const float *p;
         int y0, x0; /* OUTSIDE past the matrix's columns */
     } fix;
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
-        r0 = g.d.kw;
-        r1 = g.d.kh;
+        r0 = TAPS ? g.og : g.d.kw;
+        r1 = TAPS ? g.d.kw : g.d.kh;
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
@@ -217,25 +250,48 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, false, TRANS> {
         s.p = g.dy + ((int64_t)img * g.d.o + grp * g.og) * g.ohw;
         return s;
     }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
-        int oy = s.y0 - p.d1 * g.d.dh, ox = s.x0 - p.d0 * g.d.dw;
-        if (p.k >= k_end || oy < 0 || ox < 0) return 0.0f;
+    /* The offset in dy's plane of the output pixel that tap (kh, kw) takes from input pixel s, or
+     * -1 where none does. */
+    __device__ static int pixel(const gemm_args &g, const fix &s, int kh, int kw) {
+        int oy = s.y0 - kh * g.d.dh, ox = s.x0 - kw * g.d.dw;
+        if (oy < 0 || ox < 0) return -1;
         if (g.d.sh > 1) {
-            if (oy % g.d.sh) return 0.0f;
+            if (oy % g.d.sh) return -1;
             oy /= g.d.sh;
         }
         if (g.d.sw > 1) {
-            if (ox % g.d.sw) return 0.0f;
+            if (ox % g.d.sw) return -1;
             ox /= g.d.sw;
         }
-        if (oy >= g.d.oh || ox >= g.d.ow) return 0.0f;
-        return s.p[(int64_t)p.d2 * g.ohw + oy * g.d.ow + ox];
+        if (oy >= g.d.oh || ox >= g.d.ow) return -1;
+        return oy * g.d.ow + ox;
     }
+    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+        int kh = TAPS ? p.d2 : p.d1, kw = TAPS ? p.d1 : p.d0, o = TAPS ? p.d0 : p.d2;
+        int at = p.k < k_end ? pixel(g, s, kh, kw) : -1;
+        return at < 0 ? 0.0f : s.p[(int64_t)o * g.ohw + at];
+    }
+    /* L out channels at one window offset: one stride and bounds test, then a plane apart each */
+    template <int L>
+    __device__ static void run(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                               float *v) {
+        int at = p.k < k_end ? pixel(g, s, p.d2, p.d1) : -1;
+        if (at >= 0) {
+            const float *q = s.p + (int64_t)p.d0 * g.ohw + at;
+#pragma unroll
+            for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * g.ohw];
+        } else {
+#pragma unroll
+            for (int j = 0; j < L; j++) v[j] = 0.0f;
+        }
+    }
+    __device__ static bool runs(const gemm_args &g, int L) { return g.og % L == 0; }
 };
 
 /* backward filter B: x at tap f = (channel, kh, kw) for each output pixel, k = (image, oh, ow) */
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     static const bool kmajor = true;
+    static const bool has_run = false;
     typedef struct {
         const float *p;
         int kh0, kw0; /* OUTSIDE past the matrix's columns */
@@ -271,10 +327,13 @@ template <class OP, int ROWS> struct tile_loader {
     typename OP::fix fix[NF];
     kpos pos, step; /* the thread's first k */
     int r0, r1;
+    bool run; /* the operand loads the thread's L elements as one run */
     float v[L];
 
     __device__ void init(const gemm_args &g, int grp, int f0, int k_begin) {
         OP::radix(g, r0, r1);
+        run = false;
+        if constexpr (OP::has_run) run = OP::runs(g, L);
         step = kpos_at(GEMM_BK, r0, r1);
         int t = threadIdx.x;
         if (OP::kmajor) {
@@ -287,6 +346,12 @@ template <class OP, int ROWS> struct tile_loader {
         }
     }
     __device__ void fetch(const gemm_args &g, int k_end) {
+        if constexpr (OP::has_run) {
+            if (run) {
+                OP::template run<L>(g, fix[0], pos, k_end, v);
+                return;
+            }
+        }
         kpos p = pos;
 #pragma unroll
         for (int j = 0; j < L; j++) {
@@ -426,6 +491,25 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_tiled_gemm(const gemm_args 
     }
 }
 
+/* The weights, w[o][c / groups][kh x kw], into the tap-major order of A (args.wt): forward
+ * [o][kh x kw][c / groups], a row per out channel; backward data [group][c / groups][kh x kw][o /
+ * groups], a row per in channel. */
+__global__ void __launch_bounds__(GEMM_THREADS) k_conv_weights_taps(const gemm_args g) {
+    int64_t total = (int64_t)g.d.o * g.cg * g.khw;
+    for (int64_t i = (int64_t)blockIdx.x * GEMM_THREADS + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * GEMM_THREADS) {
+        int tap = (int)(i % g.khw), c = (int)(i / g.khw % g.cg), o = (int)(i / g.khw / g.cg);
+        int64_t to;
+        if (g.mode == GEMM_CONV_FWD) {
+            to = ((int64_t)o * g.khw + tap) * g.cg + c;
+        } else {
+            int grp = o / g.og;
+            to = (((int64_t)grp * g.cg + c) * g.khw + tap) * g.og + o % g.og;
+        }
+        g.wt[to] = g.w[i];
+    }
+}
+
 /* C = beta C ahead of a split product, whose slices then add alpha op(A) op(B) into it; beta 0
  * writes zeros, as the unsplit epilogue does, so that NaN in C's old contents does not survive. */
 __global__ void __launch_bounds__(GEMM_THREADS) k_scale_c(const gemm_args g) {
@@ -530,19 +614,44 @@ static inline bool plan_conv(gemm_plan *p, int mode, const cvn_conv_desc *d, flo
     return true;
 }
 
+/* Whether a plan may run K tap-major: forward and backward data with a window of more than one
+ * tap (one tap is the same order) and room for the permuted weights. */
+static inline bool taps_possible(const gemm_plan &p) {
+    const gemm_args &g = p.args;
+    return (g.mode == GEMM_CONV_FWD || g.mode == GEMM_CONV_BWD_DATA) && g.khw > 1 && g.wt;
+}
+
+/* The plan with K tap-major: A becomes the permuted weights in args.wt, a plain matrix. */
+static inline void set_taps(gemm_plan *p) {
+    gemm_args *g = &p->args;
+    int64_t otaps = (int64_t)g->og * g->khw;
+    g->taps = true;
+    g->ra.p = g->wt, g->ra.r0 = KPOS_BIG, g->ra.outer = 0;
+    if (g->mode == GEMM_CONV_FWD) { /* a row per out channel: (kh, kw, channel) */
+        g->ra.row = g->k, g->ra.group = (int64_t)g->og * g->k;
+    } else { /* a row per in channel: (kh, kw, out channel) */
+        g->ra.row = otaps, g->ra.group = (int64_t)g->cg * otaps;
+    }
+}
+
 /* The variants of a convolution plan worth timing: each tile size with its own number of K
- * slices, and unsplit where that is more than one; the plan as made comes first. Returns how many
- * (at most 4) went to out. */
-static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[4]) {
+ * slices, and unsplit where that is more than one (weight gradients), or in both orders of K
+ * where taps_possible (forward, backward data); the plan as made comes first. Returns how many
+ * (at most GEMM_CANDIDATES) went to out. */
+#define GEMM_CANDIDATES 4
+static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES]) {
     bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
     int n = 0;
     for (int tile : {planned.tile, 192 - planned.tile}) { /* 64 then 128, or 128 then 64 */
         int splits = splits_for(&planned.args, tile, may_split);
         out[n] = planned;
         set_tiles(&out[n++], tile, splits);
-        if (splits > 1) {
+        if (splits > 1) { /* only where may_split: never together with taps */
             out[n] = planned;
             set_tiles(&out[n++], tile, 1);
+        } else if (taps_possible(planned)) {
+            out[n] = out[n - 1];
+            set_taps(&out[n++]);
         }
     }
     return n;
@@ -563,7 +672,7 @@ static inline int64_t plan_out_floats(const gemm_plan &p) {
  * shape; the tests time on the CPU emulator. */
 template <class Time>
 static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time) {
-    gemm_plan cands[4];
+    gemm_plan cands[GEMM_CANDIDATES];
     int n = plan_candidates(planned, cands), best = 0;
     double best_s = 0;
     for (int i = 0; i < n; i++) {
@@ -600,8 +709,19 @@ template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) 
         else if (g.tb) run_tiles<GEMM_MATRIX, false, true>(p, launch);
         else run_tiles<GEMM_MATRIX, false, false>(p, launch);
         break;
-    case GEMM_CONV_FWD: run_tiles<GEMM_CONV_FWD, false, false>(p, launch); break;
-    case GEMM_CONV_BWD_DATA: run_tiles<GEMM_CONV_BWD_DATA, false, false>(p, launch); break;
+    case GEMM_CONV_FWD:
+    case GEMM_CONV_BWD_DATA:
+        if (g.taps) { /* the weights permuted first, on the same stream */
+            int64_t blocks = ((int64_t)g.d.o * g.cg * g.khw + GEMM_THREADS - 1) / GEMM_THREADS;
+            launch(k_conv_weights_taps, dim3((unsigned)(blocks < 4096 ? blocks : 4096)), g);
+            if (g.mode == GEMM_CONV_FWD) run_tiles<GEMM_CONV_FWD, false, true>(p, launch);
+            else run_tiles<GEMM_CONV_BWD_DATA, false, true>(p, launch);
+        } else if (g.mode == GEMM_CONV_FWD) {
+            run_tiles<GEMM_CONV_FWD, false, false>(p, launch);
+        } else {
+            run_tiles<GEMM_CONV_BWD_DATA, false, false>(p, launch);
+        }
+        break;
     default: run_tiles<GEMM_CONV_BWD_FILTER, false, false>(p, launch); break;
     }
 }
