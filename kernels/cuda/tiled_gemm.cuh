@@ -173,6 +173,17 @@ template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand 
 template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> : rows_operand {};
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_operand {};
 
+/* A tap-major run: the element at q and the L - 1 after it a plane apart, or zeros for no q */
+template <int L> __device__ __forceinline__ void planes_at(const float *q, int plane, float *v) {
+    if (q) {
+#pragma unroll
+        for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * plane];
+    } else {
+#pragma unroll
+        for (int j = 0; j < L; j++) v[j] = 0.0f;
+    }
+}
+
 /* forward B: x under the window of output pixel f, k = (channel, kh, kw), or (kh, kw, channel)
  * when TAPS */
 template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
@@ -216,14 +227,8 @@ template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
     __device__ static void run(const gemm_args &g, const fix &s, const kpos &p, int k_end,
                                float *v) {
         int ih = s.ih0 + p.d2 * g.d.dh, iw = s.iw0 + p.d1 * g.d.dw;
-        if (p.k < k_end && (unsigned)ih < (unsigned)g.d.h && (unsigned)iw < (unsigned)g.d.w) {
-            const float *q = s.p + (int64_t)p.d0 * g.hw + ih * g.d.w + iw;
-#pragma unroll
-            for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * g.hw];
-        } else {
-#pragma unroll
-            for (int j = 0; j < L; j++) v[j] = 0.0f;
-        }
+        bool in = p.k < k_end && (unsigned)ih < (unsigned)g.d.h && (unsigned)iw < (unsigned)g.d.w;
+        planes_at<L>(in ? s.p + (int64_t)p.d0 * g.hw + ih * g.d.w + iw : NULL, g.hw, v);
     }
     __device__ static bool runs(const gemm_args &g, int L) { return g.cg % L == 0; }
 };
@@ -276,14 +281,7 @@ template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
     __device__ static void run(const gemm_args &g, const fix &s, const kpos &p, int k_end,
                                float *v) {
         int at = p.k < k_end ? pixel(g, s, p.d2, p.d1) : -1;
-        if (at >= 0) {
-            const float *q = s.p + (int64_t)p.d0 * g.ohw + at;
-#pragma unroll
-            for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * g.ohw];
-        } else {
-#pragma unroll
-            for (int j = 0; j < L; j++) v[j] = 0.0f;
-        }
+        planes_at<L>(at >= 0 ? s.p + (int64_t)p.d0 * g.ohw + at : NULL, g.ohw, v);
     }
     __device__ static bool runs(const gemm_args &g, int L) { return g.og % L == 0; }
 };
