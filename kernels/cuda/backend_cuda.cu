@@ -566,6 +566,7 @@ typedef struct {
 static conv_tuning tunings[CONV_TUNINGS];
 static int n_tunings;
 static bool tune_convs = true;
+static bool force_taps; /* cvn_cuda_set_conv_taps */
 static cudaEvent_t tick, tock;
 
 static double time_plan(const gemm_plan &p) {
@@ -602,10 +603,8 @@ static void launch_conv(gemm_plan p) {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
         }
     }
-    if (t) {
-        p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
-        if (t->taps && taps_possible(p)) set_taps(&p);
-    }
+    if (t) p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
+    if (((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
     launch_plan(p);
 }
 
@@ -1165,6 +1164,7 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
 extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
+extern "C" void cvn_cuda_set_conv_taps(bool on) { force_taps = on; }
 extern "C" void cvn_cuda_set_conv_tuning(bool on) {
     if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */
     tune_convs = on;

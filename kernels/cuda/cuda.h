@@ -23,6 +23,9 @@ void cvn_cuda_set_conv_path(cvn_cuda_conv_path path);
  * (true, the default; CVN_CUDA_TUNE=0 turns it off) or takes its rule of thumb. Setting it forgets
  * what earlier timings picked. */
 void cvn_cuda_set_conv_tuning(bool on);
+/* Whether our implicit GEMM's forward and backward-data products run K tap-major wherever they
+ * can (true), whatever tuning or the rule of thumb picked (false, the default). */
+void cvn_cuda_set_conv_taps(bool on);
 /* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
  * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);
