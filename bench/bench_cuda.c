@@ -31,11 +31,11 @@
 static int reps = REPS, smoke_batch; /* --smoke: 1 run, every batch smoke_batch */
 static const char *only = "";          /* --only: a part of the names of the benchmarks to run */
 static int only_path = -1;             /* --path: the one path to run (-1: all) */
-
-static bool selected(const char *name) { return strstr(name, only) != NULL; }
-static double min_run = 0.05;        /* seconds a run lasts at least */
+static double min_run = 0.05;          /* seconds a run lasts at least */
 
 #ifdef CVN_WITH_CUDA
+static bool selected(const char *name) { return strstr(name, only) != NULL; }
+
 /* The paths: cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm with
  * im2col + cuBLAS, im2col + our GEMM, our implicit-GEMM convolution + our GEMM, the same with the
  * implicit GEMM's rule of thumb for tiles and K slices instead of timing them per shape, and the
