@@ -172,12 +172,14 @@ static std::vector<double> pooled(const cvn_conv_desc &d, const std::vector<doub
     return out;
 }
 
-/* Runs every variant of plan p that tuning may pick (both tile sizes, K split or not), each on
- * outputs reset by reset(), and checks each with check(label); out_floats is the output's size. */
+/* Runs every variant of plan p that tuning may pick (both tile sizes, K split or not, K in either
+ * order with wt as room for the permuted weights), each on outputs reset by reset(), and checks
+ * each with check(label); out_floats is the output's size. */
 template <class Reset, class Check>
-static void each_variant(const gemm_plan &p, const char *what, size_t out_floats, Reset reset,
+static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_floats, Reset reset,
                          Check check) {
     ck_assert_int_eq(plan_out_floats(p), out_floats); /* the size of tuning's scratch */
+    p.args.wt = wt;
     gemm_plan cands[GEMM_CANDIDATES];
     int n = plan_candidates(p, cands);
     for (int i = 0; i < n; i++) {
@@ -213,14 +215,14 @@ static void check_conv(const geometry &q) {
     std::vector<float> y(ny);
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, bias.data(),
                         false));
-    p.args.wt = wt.data();
     std::vector<double> want(ny);
     for (size_t i = 0; i < ny; i++) {
         double v = y_ref[i] + bias[i / ((size_t)d.oh * d.ow) % d.o];
         want[i] = v > 0 ? v : 0.1 * v;
     }
     each_variant(
-        p, what, ny, [&] { y.assign(ny, NAN); }, [&](const char *l) { expect_close(l, y, want); });
+        p, wt.data(), what, ny, [&] { y.assign(ny, NAN); },
+        [&](const char *l) { expect_close(l, y, want); });
 
     /* forward with bias, ReLU and 2x2 max pooling in the epilogue */
     if (d.oh >= 2 && d.ow >= 2) {
@@ -228,11 +230,10 @@ static void check_conv(const geometry &q) {
         std::vector<float> yp((size_t)d.n * d.o * (d.oh / 2) * (d.ow / 2));
         ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, yp.data(), x.data(), w.data(), NULL,
                             bias.data(), false));
-    p.args.wt = wt.data();
         std::vector<double> yp_want =
             pooled(d, y_ref, bias, [](double v) { return v > 0 ? v : 0.0; });
         each_variant(
-            p, what, yp.size(), [&] { std::fill(yp.begin(), yp.end(), NAN); },
+            p, wt.data(), what, yp.size(), [&] { std::fill(yp.begin(), yp.end(), NAN); },
             [&](const char *l) { expect_close(l, yp, yp_want); });
         d.pool = 0;
     }
@@ -240,25 +241,25 @@ static void check_conv(const geometry &q) {
     /* forward without bias or activation */
     d.act_on = false;
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
-    p.args.wt = wt.data();
     each_variant(
-        p, what, ny, [&] { y.assign(ny, NAN); }, [&](const char *l) { expect_close(l, y, y_ref); });
+        p, wt.data(), what, ny, [&] { y.assign(ny, NAN); },
+        [&](const char *l) { expect_close(l, y, y_ref); });
 
     /* backward data, overwriting then accumulating */
     std::vector<float> dx(nx);
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
                         false));
-    p.args.wt = wt.data();
     each_variant(
-        p, what, nx, [&] { dx.assign(nx, NAN); }, [&](const char *l) { expect_close(l, dx, dx_ref); });
+        p, wt.data(), what, nx, [&] { dx.assign(nx, NAN); },
+        [&](const char *l) { expect_close(l, dx, dx_ref); });
     std::vector<float> dx0 = random_floats(nx, 15);
     want.assign(nx, 0);
     for (size_t i = 0; i < nx; i++) want[i] = dx0[i] + dx_ref[i];
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
                         true));
-    p.args.wt = wt.data();
     each_variant(
-        p, what, nx, [&] { dx = dx0; }, [&](const char *l) { expect_close(l, dx, want); });
+        p, wt.data(), what, nx, [&] { dx = dx0; },
+        [&](const char *l) { expect_close(l, dx, want); });
 
     /* backward filter accumulates into dw */
     std::vector<float> dw(nw), dw0 = random_floats(nw, 16);
@@ -267,7 +268,8 @@ static void check_conv(const geometry &q) {
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), x.data(), NULL, dy.data(), NULL,
                         false));
     each_variant(
-        p, what, nw, [&] { dw = dw0; }, [&](const char *l) { expect_close(l, dw, want); });
+        p, wt.data(), what, nw, [&] { dw = dw0; },
+        [&](const char *l) { expect_close(l, dw, want); });
 }
 
 static const geometry geometries[] = {

@@ -69,6 +69,31 @@ static void cu_free(void *p) {
         cudaFree(p);
     }
 }
+/* Device scratch that grows to the largest need once and is reused after, so that a steady
+ * training step allocates nothing. NULL where cudaMalloc fails: with the error set where the
+ * caller needs the room (required), silently where it only lets the caller take a faster way. */
+typedef struct {
+    float *p;
+    int64_t floats;
+} grow_buffer;
+static float *grown(grow_buffer *b, int64_t floats, bool required) {
+    if (floats > b->floats) {
+        cu_free(b->p);
+        b->p = NULL, b->floats = 0;
+        cudaError_t e = cuda_device_malloc((void **)&b->p, (size_t)floats * sizeof(float));
+        if (e != cudaSuccess) {
+            cudaGetLastError(); /* not sticky */
+            b->p = NULL;
+            if (required)
+                cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %lld floats: %s", (long long)floats,
+                              cudaGetErrorString(e));
+            return NULL;
+        }
+        b->floats = floats;
+    }
+    return b->p;
+}
+
 static void cu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream);
 }
@@ -608,24 +633,12 @@ static void launch_conv(gemm_plan p) {
     launch_plan(p);
 }
 
-/* Room for a convolution's weights in tap-major order (tiled_gemm.cuh's k_conv_weights_taps):
- * grows to the largest layer once, then is reused; NULL (and no tap-major variant) where it cannot
- * grow. The forward and backward-data products use it one after the other on the stream. */
-static float *conv_wt;
-static int64_t conv_wt_floats;
+/* Room for a convolution's weights in tap-major order (tiled_gemm.cuh's k_conv_weights_taps);
+ * NULL (and no tap-major variant) where it cannot grow. The forward and backward-data products use
+ * it one after the other on the stream. */
+static grow_buffer conv_wt;
 static float *conv_wt_for(const cvn_conv_desc *d) {
-    int64_t floats = (int64_t)d->o * (d->c / d->groups) * d->kh * d->kw;
-    if (floats > conv_wt_floats) {
-        cu_free(conv_wt);
-        conv_wt = NULL, conv_wt_floats = 0;
-        if (cuda_device_malloc((void **)&conv_wt, (size_t)floats * sizeof(float)) != cudaSuccess) {
-            cudaGetLastError();
-            conv_wt = NULL;
-            return NULL;
-        }
-        conv_wt_floats = floats;
-    }
-    return conv_wt;
+    return grown(&conv_wt, (int64_t)d->o * (d->c / d->groups) * d->kh * d->kw, false);
 }
 
 /* Convolution: cuDNN (the default), our implicit GEMM (CVN_CUDA_CONV=native), or neither (=im2col:
@@ -915,23 +928,13 @@ __global__ void k_bn_stats_combine(bn_slices p, int slices, float *mean, float *
     }
 }
 
-/* Scratch for the partial sums (and backward's per-channel sums): grows to the largest need once,
- * then is reused, so a steady training step allocates nothing. */
-static float *bn_scratch;
-static int64_t bn_scratch_floats;
-static float *bn_scratch_for(int64_t floats) {
-    if (floats > bn_scratch_floats) {
-        cu_free(bn_scratch);
-        bn_scratch = (float *)cu_alloc((size_t)floats * sizeof(float));
-        bn_scratch_floats = bn_scratch ? floats : 0;
-    }
-    return bn_scratch;
-}
+/* Scratch for the partial sums (and backward's per-channel sums) */
+static grow_buffer bn_scratch;
 
 static void cu_bn_stats(int64_t n, int64_t c, int64_t hw, float *mean, float *var, const float *x) {
     bn_slices p = bn_plan(n, c, hw);
     unsigned slices = bn_count(p);
-    float *part = bn_scratch_for(c * slices * 2);
+    float *part = grown(&bn_scratch, c * slices * 2, true);
     if (!part) return;
     LAUNCH(k_bn_stats_part, dim3((unsigned)c, slices), THREADS, stream)(p, part, x);
     LAUNCH_N(k_bn_stats_combine, c)(p, (int)slices, mean, var, part);
@@ -1025,8 +1028,9 @@ static void cu_bn_bwd(bool batch_stats, int64_t n, int64_t c, int64_t hw, float 
                       const float *invstd, const float *gamma) {
     bn_slices p = bn_plan(n, c, hw);
     unsigned slices = bn_count(p);
-    float *sums = bn_scratch_for(c * 2 + c * slices * 2), *part = sums + c * 2;
+    float *sums = grown(&bn_scratch, c * 2 + c * slices * 2, true);
     if (!sums) return;
+    float *part = sums + c * 2;
     LAUNCH(k_bn_bwd_part, dim3((unsigned)c, slices), THREADS, stream)(p, part, dy, x, mean,
                                                                      invstd);
     LAUNCH_N(k_bn_bwd_combine, c)(p, (int)slices, sums, dgamma, dbeta, part);
