@@ -107,14 +107,20 @@ export CVN_TEST_DATA=${CVN_TEST_DATA:-tests/ref}
 export PATH="$PATH:/usr/local/cuda/bin"
 command -v ncu >/dev/null 2>&1 || for d in /opt/nvidia/nsight-compute/*/; do PATH="$PATH:$d"; done
 if [ "${1:-}" = _profile ]; then # a step's body: ncu on each convolution mode's kernels (forward
-    # 1, backward data 2, backward filter 3), the tuning trials first and then the variant kept
-    for mode in 1 2 3; do
-        echo "## k_tiled_gemm mode $mode"
-        # ncu's demangled names read k_tiled_gemm<(int)1, (bool)0, ...>
-        ncu --clock-control none --kernel-name-base demangled -k "regex:k_tiled_gemm<.int.$mode," \
-            --launch-count 5 --section SpeedOfLight --section Occupancy --section LaunchStats \
-            --section WarpStateStats --section SchedulerStats --section InstructionStats \
-            --section MemoryWorkloadAnalysis $bin/bench_cuda --only "conv 256" --path 3 || exit 1
+    # 1, backward data 2, backward filter 3) of the large layer, as tuned (path 3) and forced onto
+    # tensor cores (path 6); the first 32 launches of a mode are tuning's trials (8 variants, 4
+    # runs each), skipped
+    for path in 3 6; do
+        for mode in 1 2 3; do
+            echo "## path $path, k_tiled_gemm / k_mma_gemm mode $mode"
+            # ncu's demangled names read k_tiled_gemm<(int)1, (bool)0, ...>
+            ncu --clock-control none --kernel-name-base demangled \
+                -k "regex:k_(tiled|mma)_gemm<.int.$mode," --launch-skip 32 --launch-count 2 \
+                --section SpeedOfLight --section Occupancy --section LaunchStats \
+                --section WarpStateStats --section SchedulerStats --section InstructionStats \
+                --section MemoryWorkloadAnalysis $bin/bench_cuda --only "conv 256" --path $path ||
+                exit 1
+        done
     done
     exit 0
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The K loop of each tiled-GEMM kernel instance (kernels/cuda/tiled_gemm.cuh) in PTX
-instructions per step of 8: FMAs, global loads and the rest. A proxy for speed where no GPU is lent
+instructions per step of 8: FMAs (k_tiled_gemm) or tensor-core mma (k_mma_gemm), global loads
+and the rest. A proxy for speed where no GPU is lent
 (the GPU's own count is Nsight Compute's, bench/gpu_check.sh profile); needs only nvcc.
 
     bench/ptx_loops.py [--root DIR] [--runs-only]
@@ -9,7 +10,7 @@ instructions per step of 8: FMAs, global loads and the rest. A proxy for speed w
 --runs-only  with the tap-major loads' element-by-element fallback taken out, as the loop runs
              where the channel count divides into a thread's run
 
-Each line: mode (0 matrix, 1 forward, 2 backward data, 3 backward filter), ta / tb (for a
+Each line: the kernel (tiled: FP32, mma: 3xTF32), mode (0 matrix, 1 forward, 2 backward data, 3 backward filter), ta / tb (for a
 convolution tb is the tap-major K order), the tile, then the counts of the loop from its head to
 its back edge, both sides of each branch counted."""
 import argparse
@@ -26,7 +27,8 @@ FALLBACK = """            if (run) {
             }"""
 RUNS_ONLY = """            OP::template run<L>(g, fix[0], pos, k_end, v);
             return;"""
-INSTANCE = re.compile(r"_Z12k_tiled_gemmILi(\d)ELb(\d)ELb(\d)ELi(\d+)ELi(\d+)E")
+INSTANCE = re.compile(r"_Z\d+k_(tiled|mma)_gemmILi(\d)ELb(\d)ELb(\d)ELi(\d+)ELi(\d+)E")
+MATH = ("fma.rn.f32", "mma.sync")
 BRANCH = re.compile(r"^(@%p\d+ )?bra(\.uni)?\s+(\$L__BB\d+_\d+);")
 
 
@@ -57,7 +59,7 @@ def loops(text):
             continue
         lines = [l.strip() for l in entry.split("\n")]
         labels = {l[:-1]: i for i, l in enumerate(lines) if re.match(r"^\$L__BB\d+_\d+:$", l)}
-        fmas = [i for i, l in enumerate(lines) if l.startswith("fma.rn.f32")]
+        fmas = [i for i, l in enumerate(lines) if l.startswith(MATH)]
         if not fmas:
             continue
         head = tail = None  # the first branch after the FMAs back to a label before them
@@ -70,7 +72,7 @@ def loops(text):
             continue
         body = [l for l in lines[head:tail + 1]
                 if l and l[0] not in "${}" and not l.startswith(("//", ".pragma"))]
-        fma = sum(l.startswith("fma.rn.f32") for l in body)
+        fma = sum(l.startswith(MATH) for l in body)
         loads = sum(l.startswith("ld.global") for l in body)
         yield m.groups(), len(body), fma, loads
 
@@ -80,9 +82,10 @@ def main():
     ap.add_argument("--root", default=os.path.join(os.path.dirname(__file__), ".."))
     ap.add_argument("--runs-only", action="store_true")
     a = ap.parse_args()
-    for (mode, ta, tb, bm, bn), n, fma, loads in loops(ptx(a.root, a.runs_only)):
-        print("mode %s ta%s tb%s %sx%s: %4d PTX instructions, %3d fma, %2d global loads, %3d other"
-              % (mode, ta, tb, bm, bn, n, fma, loads, n - fma))
+    for (kernel, mode, ta, tb, bm, bn), n, math, loads in loops(ptx(a.root, a.runs_only)):
+        print("%-5s mode %s ta%s tb%s %sx%s: %4d PTX instructions, %3d %s, %2d global loads, %3d other"
+              % (kernel, mode, ta, tb, bm, bn, n, math, "fma" if kernel == "tiled" else "mma",
+                 loads, n - math))
 
 
 if __name__ == "__main__":

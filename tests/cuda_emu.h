@@ -15,6 +15,10 @@
  * other threads run as plain calls (see run_block). __shared__ arrays are function statics, shared
  * by the fibers of the one block running.
  *
+ * A tensor-core product (mma.m16n8k8 with TF32 operands) is a warp-wide stop like a shuffle:
+ * each lane leaves its fragments, then each computes its part of the result from all of them, by
+ * PTX's fragment layout, in FP32 (the hardware's order of additions is not emulated).
+ *
  * Not emulated: memory spaces, timing, votes, concurrency between blocks (so atomicAdd is a plain
  * add). Shuffles take the full mask only. */
 #ifndef CVN_CUDA_EMU_H
@@ -59,6 +63,7 @@ __asm__(".pushsection .text\n"
 #define EMU_ASM_SWITCH 0
 #endif
 
+#define CVN_CUDA_EMU_DEVICE 1 /* device code that differs here (mma_tf32) tests for it */
 #define __global__
 #define __device__
 #define __host__
@@ -83,6 +88,17 @@ inline dim3 blockDim, gridDim;
 
 using std::max;
 using std::min;
+
+inline unsigned __float_as_uint(float x) {
+    unsigned u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+inline float __uint_as_float(unsigned u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 template <class T> inline T atomicAdd(T *p, T v) {
     T old = *p;
@@ -111,6 +127,7 @@ inline unsigned current_index; /* the running thread's linear index in its block
 inline const std::function<void()> *body;
 inline std::vector<fiber> pool;     /* kept from launch to launch: stacks are not cheap to map */
 inline std::vector<uint64_t> lanes; /* a shuffle's values, one slot per thread of the block */
+inline std::vector<unsigned> fragments; /* mma batches' A and B, MMA_BATCH x 6 per thread */
 
 /* ---- switching between the scheduler (the launching thread's stack) and a fiber. ASan is told
  * of every switch, so that it tracks which stack is live. */
@@ -220,6 +237,41 @@ template <class T> T shfl_down(unsigned mask, T v, unsigned delta, int width) {
     return got;
 }
 
+/* n products of mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 over the warp, in order: d[i]
+ * += a[i] b[i] (a d may come again, and takes the earlier sums). Lane l = 4 g + t holds a = A at
+ * (g, t), (g + 8, t), (g, t + 4), (g + 8, t + 4); b = B at (t, g), (t + 4, g); d = C at (g, 2t),
+ * (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1) (PTX ISA, "Matrix Fragments for mma.m16n8k8", .tf32).
+ * An operand with any of its 13 low bits set aborts: the hardware would ignore them, so the caller
+ * forgot to round it to TF32. Two stops for the n products, as a shuffle's (one stop per product
+ * would cost the emulation a round of fiber switches each). */
+const int MMA_BATCH = 64;
+inline void mma_m16n8k8_tf32(int n, float *const d[], const unsigned *const a[],
+                             const unsigned *const b[]) {
+    if (n > MMA_BATCH) abort();
+    unsigned i = current_index, lane = i % 32, warp = i - lane;
+    for (int p = 0; p < n; p++) {
+        unsigned *f = &fragments[((size_t)i * MMA_BATCH + p) * 6];
+        for (int q = 0; q < 4; q++) f[q] = a[p][q];
+        for (int q = 0; q < 2; q++) f[4 + q] = b[p][q];
+        for (int q = 0; q < 6; q++)
+            if (f[q] & 0x1fffu) abort();
+    }
+    stop_at(AT_SHUFFLE);
+    for (int p = 0; p < n; p++) {
+        auto at = [&](unsigned l, unsigned reg) {
+            return __uint_as_float(fragments[((size_t)(warp + l) * MMA_BATCH + p) * 6 + reg]);
+        };
+        for (unsigned q = 0; q < 4; q++) {
+            unsigned row = lane / 4 + q / 2 * 8, col = lane % 4 * 2 + q % 2;
+            float s = d[p][q];
+            for (unsigned k = 0; k < 8; k++) /* each product exact: two TF32 significands fit */
+                s += at(row % 8 * 4 + k % 4, row / 8 + k / 4 * 2) * at(col * 4 + k % 4, 4 + k / 4);
+            d[p][q] = s;
+        }
+    }
+    stop_at(AT_SHUFFLE);
+}
+
 /* Lets the threads stopped at a barrier go on: a warp's shuffle first, else the block's
  * __syncthreads; false when they stopped at different ones. done: every thread returned. */
 inline bool release(unsigned nt, bool &done) {
@@ -284,6 +336,7 @@ inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
         pool.resize(nt);
         for (fiber &t : pool) t.stack.resize(STACK_BYTES);
         lanes.resize(nt + 32);
+        fragments.resize((size_t)nt * 64 * 6); /* MMA_BATCH */
     }
     const std::function<void()> *outer = body;
     body = &fn;

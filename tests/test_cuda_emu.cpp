@@ -11,6 +11,7 @@
 #include "check_run.h"
 #include "cuda/tiled_gemm.cuh"
 
+#include <float.h>
 #include <stdio.h>
 
 static bool emulate(const gemm_plan &p) {
@@ -45,7 +46,7 @@ static void expect_close(const char *what, const std::vector<float> &got,
 /* ------------------------------------------------------------------ matrix */
 
 static void check_matrix(bool ta, bool tb, int m, int n, int k, float alpha, float beta,
-                         int tile) {
+                         int tile, bool mma = false) {
     int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
     std::vector<float> a = random_floats((size_t)(ta ? k : m) * lda, 1),
                        b = random_floats((size_t)(tb ? n : k) * ldb, 2),
@@ -62,20 +63,22 @@ static void check_matrix(bool ta, bool tb, int m, int n, int k, float alpha, flo
     gemm_plan p = plan_matrix(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(),
                               ldc);
     if (tile) p.tile = tile;
-    char what[96];
-    snprintf(what, sizeof what, "gemm ta %d tb %d %dx%dx%d tile %d splits %d", ta, tb, m, n, k,
-             p.tile, p.args.splits);
+    p.mma = mma;
+    char what[112];
+    snprintf(what, sizeof what, "gemm ta %d tb %d %dx%dx%d tile %d splits %d%s", ta, tb, m, n, k,
+             p.tile, p.args.splits, mma ? " 3xTF32" : "");
     ck_assert_msg(emulate(p), "%s: threads diverged at a barrier", what);
     expect_close(what, c, want);
 }
 
 START_TEST(test_matrix_transposes) {
     for (int t = 0; t < 4; t++)
-        for (int tile : {64, 128}) {
-            check_matrix(t & 1, t & 2, 70, 131, 37, 1.0f, 0.0f, tile);
-            check_matrix(t & 1, t & 2, 5, 9, 3, 0.5f, 2.0f, tile);
-            check_matrix(t & 1, t & 2, 4, 6, 0, 1.0f, 0.5f, tile); /* empty K: C = beta C */
-        }
+        for (int tile : {64, 128})
+            for (bool mma : {false, true}) {
+                check_matrix(t & 1, t & 2, 70, 131, 37, 1.0f, 0.0f, tile, mma);
+                check_matrix(t & 1, t & 2, 5, 9, 3, 0.5f, 2.0f, tile, mma);
+                check_matrix(t & 1, t & 2, 4, 6, 0, 1.0f, 0.5f, tile, mma); /* empty K */
+            }
 }
 END_TEST
 
@@ -88,6 +91,7 @@ START_TEST(test_matrix_split_k) {
         ck_assert_int_gt(p.args.splits, 1);
         check_matrix(false, true, 20, 30, 1000, 1.0f, beta, 0);
         check_matrix(true, false, 20, 30, 1000, -0.5f, beta, 0);
+        check_matrix(true, false, 20, 30, 1000, -0.5f, beta, 0, true);
     }
     /* beta 0 forgets C, NaN included, as an unsplit product does: A = B = ones gives k */
     int m = 3, n = 5, k = 1024;
@@ -173,7 +177,7 @@ static std::vector<double> pooled(const cvn_conv_desc &d, const std::vector<doub
 }
 
 /* Runs every variant of plan p that tuning may pick (both tile sizes, K split or not, K in either
- * order with wt as room for the permuted weights), each on outputs reset by reset(), and checks
+ * order with wt as room for the permuted weights, FP32 or tensor cores), each on outputs reset by reset(), and checks
  * each with check(label); out_floats is the output's size. */
 template <class Reset, class Check>
 static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_floats, Reset reset,
@@ -184,8 +188,9 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
     int n = plan_candidates(p, cands);
     for (int i = 0; i < n; i++) {
         char label[224];
-        snprintf(label, sizeof label, "%s, tile %d, %d K slices%s", what, cands[i].tile,
-                 cands[i].args.splits, cands[i].args.taps ? ", K tap-major" : "");
+        snprintf(label, sizeof label, "%s, tile %d, %d K slices%s%s", what, cands[i].tile,
+                 cands[i].args.splits, cands[i].args.taps ? ", K tap-major" : "",
+                 cands[i].mma ? ", 3xTF32" : "");
         reset();
         ck_assert_msg(emulate(cands[i]), "%s: diverged", label);
         check(label);
@@ -291,7 +296,8 @@ START_TEST(test_conv_geometries) {
 END_TEST
 
 START_TEST(test_conv_tuning) {
-    /* the filter gradient of the long-K geometry: four variants (two tiles, split or not) */
+    /* the filter gradient of the long-K geometry: eight variants (two tiles, split or not, FP32
+     * or tensor cores) */
     cvn_conv_desc d = describe(geometries[5]);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
     size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
@@ -302,19 +308,22 @@ START_TEST(test_conv_tuning) {
                         false));
     std::vector<float> scratch(plan_out_floats(p), 0.0f); /* exactly: ASan checks the trials */
     ck_assert_int_eq(scratch.size(), nw);
-    ck_assert_int_eq(plan_candidates(p, cands), 4);
-    /* a stand-in clock that finds 128-tile unsplit fastest; every trial runs, into scratch */
+    ck_assert_int_eq(plan_candidates(p, cands), 8);
+    /* a stand-in clock that finds 128-tile unsplit on tensor cores fastest; every trial runs,
+     * into scratch */
     int trials = 0;
     gemm_plan best = tune_plan(p, scratch.data(), [&](const gemm_plan &trial) {
         ck_assert_ptr_eq(trial.args.out, scratch.data());
         std::fill(scratch.begin(), scratch.end(), 0.0f);
         ck_assert(emulate(trial));
         trials++;
-        return (trial.tile == 128 ? 1.0 : 2.0) + (trial.args.splits > 1 ? 0.5 : 0.0);
+        return (trial.tile == 128 ? 1.0 : 2.0) + (trial.args.splits > 1 ? 0.5 : 0.0) -
+               (trial.mma ? 0.25 : 0.0);
     });
-    ck_assert_int_eq(trials, 4);
+    ck_assert_int_eq(trials, 8);
     ck_assert_int_eq(best.tile, 128);
     ck_assert_int_eq(best.args.splits, 1);
+    ck_assert(best.mma);
     ck_assert_ptr_eq(best.args.out, dw.data()); /* the pick writes the output again */
     for (float v : dw) ck_assert_float_eq(v, 0.0f); /* which tuning left untouched */
     double sum = 0;
@@ -326,6 +335,7 @@ START_TEST(test_conv_tuning) {
     best = tune_plan(p, scratch.data(), [](const gemm_plan &) { return 1.0; });
     ck_assert_int_eq(best.tile, p.tile);
     ck_assert_int_eq(best.args.splits, p.args.splits);
+    ck_assert(!best.mma);
 }
 END_TEST
 
@@ -343,12 +353,16 @@ START_TEST(test_conv_pool_nan) {
     gemm_plan p;
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, bias.data(),
                         false));
-    ck_assert(emulate(p));
     std::vector<double> want = pooled(d, y_ref, bias, [](double v) { return v; });
     int nans = 0;
     for (double v : want) nans += std::isnan(v);
     ck_assert_int_gt(nans, 0);
-    expect_close("pooled NaN", y, want);
+    for (bool mma : {false, true}) { /* the tensor-core epilogue pools across two lanes */
+        p.mma = mma;
+        std::fill(y.begin(), y.end(), 0.0f);
+        ck_assert(emulate(p));
+        expect_close(mma ? "pooled NaN, 3xTF32" : "pooled NaN", y, want);
+    }
 }
 END_TEST
 
@@ -373,6 +387,79 @@ START_TEST(test_conv_plan) {
     /* sizes past the digits' range are declined */
     d.n = 1 << 20, d.h = d.w = 64, d.oh = d.ow = 64;
     ck_assert(!plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
+}
+END_TEST
+
+static unsigned bits(float x) {
+    unsigned u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+START_TEST(test_split_tf32) {
+    float hi, lo;
+    /* 1 + 2^-11 lies halfway between TF32's 1 and 1 + 2^-10: ties go away from zero */
+    split_tf32(1.0f + 0x1p-11f, hi, lo);
+    ck_assert_float_eq(hi, 1.0f + 0x1p-10f);
+    ck_assert_float_eq(lo, -0x1p-11f);
+    split_tf32(-1.0f - 0x1p-11f, hi, lo);
+    ck_assert_float_eq(hi, -1.0f - 0x1p-10f);
+    /* just below the tie rounds down; the rest is exact where it has at most 11 bits */
+    split_tf32(1.0f + 0x1p-11f - 0x1p-21f, hi, lo);
+    ck_assert_float_eq(hi, 1.0f);
+    ck_assert_float_eq(lo, 0x1p-11f - 0x1p-21f);
+    /* random values over many binades: hi + lo within 2^-22 |x| (lo's rounding), both TF32 */
+    std::vector<float> v = random_floats(4096, 41);
+    for (size_t i = 0; i < v.size(); i++) {
+        float x = ldexpf(v[i], (int)(i % 200) - 100);
+        split_tf32(x, hi, lo);
+        ck_assert_uint_eq(bits(hi) & 0x1fffu, 0);
+        ck_assert_uint_eq(bits(lo) & 0x1fffu, 0);
+        ck_assert_msg(fabs((double)x - hi - lo) <= 0x1p-22 * fabs(x), "x = %a: %a + %a", x, hi, lo);
+        ck_assert(fabsf(lo) <= 0x1p-11f * fabsf(x));
+    }
+    /* signed zeros stay; inf and NaN stay in hi with lo 0; the largest float truncates */
+    split_tf32(-0.0f, hi, lo);
+    ck_assert(hi == 0.0f && std::signbit(hi) && lo == 0.0f);
+    split_tf32(-INFINITY, hi, lo);
+    ck_assert(hi == -INFINITY && lo == 0.0f);
+    split_tf32(std::nanf(""), hi, lo);
+    ck_assert(std::isnan(hi) && lo == 0.0f);
+    float nan_low;
+    unsigned u = 0x7f800001u; /* a NaN whose only payload bit the mask would drop */
+    memcpy(&nan_low, &u, sizeof u);
+    split_tf32(nan_low, hi, lo);
+    ck_assert(std::isnan(hi));
+    split_tf32(FLT_MAX, hi, lo);
+    ck_assert(std::isfinite(hi) && hi + (double)lo <= FLT_MAX);
+    ck_assert(fabs(FLT_MAX - (double)hi - lo) <= 0x1p-21 * FLT_MAX);
+}
+END_TEST
+
+START_TEST(test_emulator_mma_layout) {
+    /* one warp multiplies A (16 x 8, A[r][k] = r + 16 k) by B (8 x 8, B[k][c] = (3k + 5c) mod 7),
+     * small integers, exact in TF32 and in the sums, each lane giving its fragments in PTX's
+     * layout: D = C + A B with C[r][c] = 1000 r + c, every element where the layout puts it */
+    static float d[32][4];
+    ck_assert(emu::launch(dim3(1), dim3(32), [] {
+        int lane = (int)threadIdx.x, g = lane / 4, t = lane % 4;
+        auto A = [](int r, int k) { return (float)(r + 16 * k); };
+        auto B = [](int k, int c) { return (float)((k * 3 + c * 5) % 7); };
+        unsigned a[4] = {bits(A(g, t)), bits(A(g + 8, t)), bits(A(g, t + 4)), bits(A(g + 8, t + 4))};
+        unsigned b[2] = {bits(B(t, g)), bits(B(t + 4, g))};
+        float acc[4];
+        for (int q = 0; q < 4; q++) acc[q] = (float)(1000 * (g + q / 2 * 8) + 2 * t + q % 2);
+        mma_tf32(acc, a, b);
+        for (int q = 0; q < 4; q++) d[lane][q] = acc[q];
+    }));
+    for (int lane = 0; lane < 32; lane++)
+        for (int q = 0; q < 4; q++) {
+            int r = lane / 4 + q / 2 * 8, c = lane % 4 * 2 + q % 2;
+            double want = 1000 * r + c;
+            for (int k = 0; k < 8; k++) want += (double)(r + 16 * k) * ((k * 3 + c * 5) % 7);
+            ck_assert_msg(d[lane][q] == want, "lane %d q %d: %g, expected %g", lane, q,
+                          (double)d[lane][q], want);
+        }
 }
 END_TEST
 
@@ -435,6 +522,8 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_emulator_catches_divergent_barrier);
     tcase_add_test(tc, test_emulator_warp_shuffles);
+    tcase_add_test(tc, test_emulator_mma_layout);
+    tcase_add_test(tc, test_split_tf32);
     tcase_add_test(tc, test_matrix_transposes);
     tcase_add_test(tc, test_matrix_split_k);
     tcase_add_test(tc, test_matrix_plan_tiles);

@@ -577,14 +577,15 @@ static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, in
 
 /* ------------------------------------------------------------------ convolution paths */
 
-/* Our convolution's tile size and K slices per shape and product, timed the first time the shape
- * comes (tune_plan in tiled_gemm.cuh: each variant once to warm up, then the best of three runs
- * between two events on the stream, into scratch allocated for the occasion), unless tuning is off
- * (CVN_CUDA_TUNE=0; then plan_conv's rule of thumb). A full table stops tuning new shapes. */
+/* Our convolution's tile size, K slices, K order and units (FP32 or tensor cores) per shape and
+ * product, timed the first time the shape comes (tune_plan in tiled_gemm.cuh: each variant once
+ * to warm up, then the best of three runs between two events on the stream, into scratch
+ * allocated for the occasion), unless tuning is off (CVN_CUDA_TUNE=0; then plan_conv's rule of
+ * thumb, on FP32 units). A full table stops tuning new shapes. */
 typedef struct {
     conv_key key;
     int tile, k_slice, splits;
-    bool taps;
+    bool taps, mma;
 } conv_tuning;
 
 #define CONV_TUNINGS 64
@@ -592,12 +593,15 @@ static conv_tuning tunings[CONV_TUNINGS];
 static int n_tunings;
 static bool tune_convs = true;
 static bool force_taps; /* cvn_cuda_set_conv_taps */
+static bool force_mma;  /* cvn_cuda_set_conv_mma */
 static cudaEvent_t tick, tock;
 
+/* Emulated (tests), one run per variant: every variant still runs, its time means nothing. */
 static double time_plan(const gemm_plan &p) {
-    launch_plan(p);
+    bool emulated = cvn_cuda_emulated();
+    if (!emulated) launch_plan(p);
     float best = INFINITY;
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < (emulated ? 1 : 3); r++) {
         float ms = INFINITY;
         cudaEventRecord(tick, stream);
         launch_plan(p);
@@ -621,8 +625,8 @@ static void launch_conv(gemm_plan p) {
             gemm_plan best = tune_plan(p, scratch, time_plan);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
-            tunings[n_tunings] = {key, best.tile, best.args.k_slice, best.args.splits,
-                                  best.args.taps};
+            tunings[n_tunings] = {key,        best.tile,       best.args.k_slice,
+                                  best.args.splits, best.args.taps, best.mma};
             t = &tunings[n_tunings++];
         } else {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
@@ -630,6 +634,7 @@ static void launch_conv(gemm_plan p) {
     }
     if (t) p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
     if (((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
+    p.mma = (t && t->mma) || force_mma;
     launch_plan(p);
 }
 
@@ -1169,6 +1174,7 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
 extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
 extern "C" void cvn_cuda_set_conv_taps(bool on) { force_taps = on; }
+extern "C" void cvn_cuda_set_conv_mma(bool on) { force_mma = on; }
 extern "C" void cvn_cuda_set_conv_tuning(bool on) {
     if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */
     tune_convs = on;

@@ -26,6 +26,9 @@ void cvn_cuda_set_conv_tuning(bool on);
 /* Whether our implicit GEMM's forward and backward-data products run K tap-major wherever they
  * can (true), whatever tuning or the rule of thumb picked (false, the default). */
 void cvn_cuda_set_conv_taps(bool on);
+/* Whether our implicit GEMM multiplies on tensor cores in three TF32 products (3xTF32, FP32's
+ * accuracy) everywhere (true), or where tuning found that faster (false, the default). */
+void cvn_cuda_set_conv_mma(bool on);
 /* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
  * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);

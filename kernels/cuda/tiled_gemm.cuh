@@ -24,6 +24,12 @@
  * blockIdx.z = group x K slices: with few output tiles and a long K (weight gradients) the slices
  * add their partial products atomically into C.
  *
+ * The same tiles and K loop also multiply on tensor cores (k_mma_gemm): each element split into
+ * two TF32 parts as it is stored into shared memory, three mma.m16n8k8 products per pair of
+ * tiles ("3xTF32", FP32's accuracy; Ootomo and Yokota, "Recovering single precision accuracy
+ * from Tensor Cores while surpassing the FP32 theoretical peak performance", 2022). Tuning times
+ * both kernels per shape.
+ *
  * Forward and backward data can also run K tap-major, k = (kh, kw, channel) with channels
  * fastest ("taps"): A is then the weights permuted into that order by k_conv_weights_taps (into
  * args.wt, before the product), and a thread's consecutive k are consecutive channels at one
@@ -315,6 +321,27 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     }
 };
 
+#define MMA_PAD 8 /* rows of 136 / 72: a warp's fragment reads fall in 32 different banks */
+
+/* x = hi + lo + (a rest below 2^-21 |x|), hi and lo TF32 values (the low 13 bits of their FP32
+ * encodings zero, which the tensor cores ignore); hi rounded to nearest, ties away from zero, as
+ * cvt.rna.tf32.f32 does. Integer operations only, the same on a GPU and in the emulation. Inf and
+ * NaN stay in hi (NaN kept NaN), lo 0; near the largest float, where hi would round up to inf,
+ * hi and lo are truncated instead (hi + lo stays finite). */
+__device__ __forceinline__ void split_tf32(float x, float &hi, float &lo) {
+    const unsigned keep = 0xffffe000u, half = 0x1000u, exp = 0x7f800000u;
+    unsigned u = __float_as_uint(x);
+    if ((u & exp) == exp) { /* inf, or NaN with its quiet bit set so that it survives the mask */
+        hi = __uint_as_float((u & 0x7fffffu ? u | 0x400000u : u) & keep);
+        lo = 0.0f;
+        return;
+    }
+    unsigned h = (u + half) & keep, round = half;
+    if ((h & exp) == exp) h = u & keep, round = 0; /* past the largest TF32: both truncated */
+    hi = __uint_as_float(h);
+    lo = __uint_as_float((__float_as_uint(x - hi) + round) & keep);
+}
+
 /* ---------------------------------------------------------------- one operand's tile */
 
 /* Fetches an operand's ROWS x GEMM_BK tile (rows of A, columns of B) into registers and stores it
@@ -358,12 +385,28 @@ template <class OP, int ROWS> struct tile_loader {
         }
     }
     __device__ void advance() { kpos_add(pos, step, r0, r1); }
-    __device__ void store(float (*s)[ROWS + GEMM_PAD]) {
+    /* where the thread's j-th element goes in the k-major tile: row k, column r */
+    __device__ void slot(int j, int &k, int &r) const {
         int t = threadIdx.x;
+        if (OP::kmajor) k = t % GEMM_BK, r = t / GEMM_BK + j * (GEMM_THREADS / GEMM_BK);
+        else k = t / ROWS * L + j, r = t % ROWS;
+    }
+    template <int PAD> __device__ void store(float (*s)[ROWS + PAD]) const {
 #pragma unroll
         for (int j = 0; j < L; j++) {
-            if (OP::kmajor) s[t % GEMM_BK][t / GEMM_BK + j * (GEMM_THREADS / GEMM_BK)] = v[j];
-            else s[t / ROWS * L + j][t % ROWS] = v[j];
+            int k, r;
+            slot(j, k, r);
+            s[k][r] = v[j];
+        }
+    }
+    /* each element as its TF32 head into hi and the TF32 rest into lo (split_tf32) */
+    template <int PAD>
+    __device__ void store_split(float (*hi)[ROWS + PAD], float (*lo)[ROWS + PAD]) const {
+#pragma unroll
+        for (int j = 0; j < L; j++) {
+            int k, r;
+            slot(j, k, r);
+            split_tf32(v[j], hi[k][r], lo[k][r]);
         }
     }
 };
@@ -371,122 +414,284 @@ template <class OP, int ROWS> struct tile_loader {
 /* Row i of a thread's sub-tile: two interleaved halves of 4 (one half when 4 wide). */
 __device__ __forceinline__ int sub_row(int i, int t) { return i / 4 * 64 + t * 4 + i % 4; }
 
-/* ---------------------------------------------------------------- the kernel */
+/* ---------------------------------------------------------------- what both kernels share */
+
+/* A block's place: its group, its rows and columns of C, its slice of K and the loaders of its
+ * A and B tiles. */
+template <int MODE, bool TA, bool TB, int BM, int BN> struct gemm_block {
+    tile_loader<operand<MODE, true, TA>, BM> la;
+    tile_loader<operand<MODE, false, TB>, BN> lb;
+    int grp, row0, col0, k_end, steps;
+
+    __device__ void init(const gemm_args &g) {
+        grp = blockIdx.z / g.splits;
+        int slice = blockIdx.z % g.splits, k_begin = slice * g.k_slice;
+        row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
+        k_end = min(g.k, k_begin + g.k_slice);
+        steps = (k_end - k_begin + GEMM_BK - 1) / GEMM_BK;
+        la.init(g, grp, row0, k_begin);
+        lb.init(g, grp, col0, k_begin);
+    }
+    /* The K loop: GEMM_BK at a time through two shared buffers, store(b) putting the loaders'
+     * registers into buffer b and multiply(b) taking its tiles; the next step's elements are
+     * fetched while the current one multiplies, so one barrier per step suffices. */
+    template <class Store, class Multiply>
+    __device__ void loop(const gemm_args &g, Store store, Multiply multiply) {
+        if (steps > 0) {
+            la.fetch(g, k_end);
+            lb.fetch(g, k_end);
+            store(0);
+        }
+        __syncthreads();
+        for (int s = 0; s < steps; s++) {
+            int cur = s & 1;
+            bool more = s + 1 < steps;
+            if (more) {
+                la.advance();
+                lb.advance();
+                la.fetch(g, k_end);
+                lb.fetch(g, k_end);
+            }
+            multiply(cur);
+            if (more) store(cur ^ 1);
+            __syncthreads();
+        }
+    }
+};
+
+/* The forward's activation, if any */
+__device__ __forceinline__ float conv_act(const gemm_args &g, float v) {
+    return g.d.act_on ? act(g.d.act, g.d.alpha, v) : v;
+}
+
+/* 2x2 max pooling's pick, PyTorch's order: a later value wins where greater or NaN */
+__device__ __forceinline__ float pool_pick(float best, float v) {
+    return v > best || v != v ? v : best;
+}
+
+/* C's element (r, c) of group grp, r < m and c < n, to where the mode puts it (all but the
+ * pooled forward) */
+template <int MODE>
+__device__ __forceinline__ void put_c(const gemm_args &g, int grp, int r, int c, float v) {
+    if (MODE == GEMM_MATRIX) {
+        float *p = g.c + (int64_t)r * g.ldc + c;
+        if (g.splits > 1) atomicAdd(p, g.alpha * v);
+        else *p = g.alpha * v + (g.beta == 0.0f ? 0.0f : g.beta * *p);
+    } else if (MODE == GEMM_CONV_FWD) {
+        int oc = grp * g.og + r, img = c / g.ohw;
+        if (g.bias) v += g.bias[oc];
+        v = conv_act(g, v);
+        g.out[((int64_t)img * g.d.o + oc) * g.ohw + c % g.ohw] = v;
+    } else if (MODE == GEMM_CONV_BWD_DATA) {
+        int img = c / g.hw;
+        float *p = g.out + ((int64_t)img * g.d.c + grp * g.cg + r) * g.hw + c % g.hw;
+        *p = g.accumulate ? *p + v : v;
+    } else {
+        float *p = g.out + ((int64_t)grp * g.og + r) * g.n + c;
+        if (g.splits > 1) atomicAdd(p, v);
+        else *p += v;
+    }
+}
+
+/* The pooled forward's output for out row r and the window of columns c .. c + 3 */
+__device__ __forceinline__ float *pooled_at(const gemm_args &g, int grp, int r, int c) {
+    int win = c / 4, img = win / g.phw;
+    return g.out + ((int64_t)img * g.d.o + grp * g.og + r) * g.phw + win % g.phw;
+}
+
+/* ---------------------------------------------------------------- the FP32 kernel */
 
 template <int MODE, bool TA, bool TB, int BM, int BN>
 __global__ void __launch_bounds__(GEMM_THREADS, 2) k_tiled_gemm(const gemm_args g) {
     enum { TM = BM / 16, TN = BN / 16 };
     __shared__ __align__(16) float as[2][GEMM_BK][BM + GEMM_PAD];
     __shared__ __align__(16) float bs[2][GEMM_BK][BN + GEMM_PAD];
-    int grp = blockIdx.z / g.splits, slice = blockIdx.z % g.splits;
-    int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
-    int k_begin = slice * g.k_slice, k_end = min(g.k, k_begin + g.k_slice);
-    int steps = (k_end - k_begin + GEMM_BK - 1) / GEMM_BK;
-    tile_loader<operand<MODE, true, TA>, BM> la;
-    tile_loader<operand<MODE, false, TB>, BN> lb;
-    la.init(g, grp, row0, k_begin);
-    lb.init(g, grp, col0, k_begin);
+    gemm_block<MODE, TA, TB, BM, BN> blk;
+    blk.init(g);
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     float acc[TM][TN];
 #pragma unroll
     for (int i = 0; i < TM; i++)
 #pragma unroll
         for (int j = 0; j < TN; j++) acc[i][j] = 0.0f;
-    if (steps > 0) {
-        la.fetch(g, k_end);
-        lb.fetch(g, k_end);
-        la.store(as[0]);
-        lb.store(bs[0]);
-    }
-    __syncthreads();
-    for (int s = 0; s < steps; s++) {
-        int cur = s & 1;
-        bool more = s + 1 < steps;
-        if (more) { /* the next step's loads are in flight while this one multiplies */
-            la.advance();
-            lb.advance();
-            la.fetch(g, k_end);
-            lb.fetch(g, k_end);
-        }
+    blk.loop(
+        g,
+        [&](int b) {
+            blk.la.template store<GEMM_PAD>(as[b]);
+            blk.lb.template store<GEMM_PAD>(bs[b]);
+        },
+        [&](int cur) {
 #pragma unroll
-        for (int kk = 0; kk < GEMM_BK; kk++) {
-            float ar[TM], br[TN];
+            for (int kk = 0; kk < GEMM_BK; kk++) {
+                float ar[TM], br[TN];
 #pragma unroll
-            for (int h = 0; h < TM / 4; h++) {
-                float4 t = *reinterpret_cast<const float4 *>(&as[cur][kk][h * 64 + ty * 4]);
-                ar[h * 4] = t.x, ar[h * 4 + 1] = t.y, ar[h * 4 + 2] = t.z, ar[h * 4 + 3] = t.w;
+                for (int h = 0; h < TM / 4; h++) {
+                    float4 t = *reinterpret_cast<const float4 *>(&as[cur][kk][h * 64 + ty * 4]);
+                    ar[h * 4] = t.x, ar[h * 4 + 1] = t.y, ar[h * 4 + 2] = t.z, ar[h * 4 + 3] = t.w;
+                }
+#pragma unroll
+                for (int h = 0; h < TN / 4; h++) {
+                    float4 t = *reinterpret_cast<const float4 *>(&bs[cur][kk][h * 64 + tx * 4]);
+                    br[h * 4] = t.x, br[h * 4 + 1] = t.y, br[h * 4 + 2] = t.z, br[h * 4 + 3] = t.w;
+                }
+#pragma unroll
+                for (int i = 0; i < TM; i++)
+#pragma unroll
+                    for (int j = 0; j < TN; j++) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
             }
-#pragma unroll
-            for (int h = 0; h < TN / 4; h++) {
-                float4 t = *reinterpret_cast<const float4 *>(&bs[cur][kk][h * 64 + tx * 4]);
-                br[h * 4] = t.x, br[h * 4 + 1] = t.y, br[h * 4 + 2] = t.z, br[h * 4 + 3] = t.w;
-            }
-#pragma unroll
-            for (int i = 0; i < TM; i++)
-#pragma unroll
-                for (int j = 0; j < TN; j++) acc[i][j] = fmaf(ar[i], br[j], acc[i][j]);
-        }
-        if (more) {
-            la.store(as[cur ^ 1]);
-            lb.store(bs[cur ^ 1]);
-        }
-        __syncthreads();
-    }
+        });
 
     /* epilogue: C's elements to where the mode puts them */
+    int grp = blk.grp;
     if (MODE == GEMM_CONV_FWD && g.d.pool) { /* a thread's 4 adjacent columns are one window */
 #pragma unroll
         for (int i = 0; i < TM; i++) {
-            int r = row0 + sub_row(i, ty), oc = grp * g.og + r;
+            int r = blk.row0 + sub_row(i, ty);
             if (r >= g.m) continue;
-            float bias = g.bias ? g.bias[oc] : 0.0f;
+            float bias = g.bias ? g.bias[grp * g.og + r] : 0.0f;
 #pragma unroll
             for (int h = 0; h < TN / 4; h++) {
-                int c = col0 + h * 64 + tx * 4;
+                int c = blk.col0 + h * 64 + tx * 4;
                 if (c >= g.n) continue;
-                float best = 0.0f;
+                float best = conv_act(g, acc[i][h * 4] + bias);
 #pragma unroll
-                for (int u = 0; u < 4; u++) { /* PyTorch's order: greater wins, NaN wins */
-                    float v = acc[i][h * 4 + u] + bias;
-                    if (g.d.act_on) v = act(g.d.act, g.d.alpha, v);
-                    if (u == 0 || v > best || v != v) best = v;
-                }
-                int win = c / 4, img = win / g.phw;
-                g.out[((int64_t)img * g.d.o + oc) * g.phw + win % g.phw] = best;
+                for (int u = 1; u < 4; u++) best = pool_pick(best, conv_act(g, acc[i][h * 4 + u] + bias));
+                *pooled_at(g, grp, r, c) = best;
             }
         }
         return;
     }
-    bool split = g.splits > 1;
 #pragma unroll
     for (int i = 0; i < TM; i++) {
-        int r = row0 + sub_row(i, ty);
+        int r = blk.row0 + sub_row(i, ty);
         if (r >= g.m) continue;
 #pragma unroll
         for (int j = 0; j < TN; j++) {
-            int c = col0 + sub_row(j, tx);
-            if (c >= g.n) continue;
-            float v = acc[i][j];
-            if (MODE == GEMM_MATRIX) {
-                float *p = g.c + (int64_t)r * g.ldc + c;
-                if (split) atomicAdd(p, g.alpha * v);
-                else *p = g.alpha * v + (g.beta == 0.0f ? 0.0f : g.beta * *p);
-            } else if (MODE == GEMM_CONV_FWD) {
-                int oc = grp * g.og + r, img = c / g.ohw;
-                if (g.bias) v += g.bias[oc];
-                if (g.d.act_on) v = act(g.d.act, g.d.alpha, v);
-                g.out[((int64_t)img * g.d.o + oc) * g.ohw + c % g.ohw] = v;
-            } else if (MODE == GEMM_CONV_BWD_DATA) {
-                int img = c / g.hw;
-                float *p = g.out + ((int64_t)img * g.d.c + grp * g.cg + r) * g.hw + c % g.hw;
-                *p = g.accumulate ? *p + v : v;
-            } else {
-                float *p = g.out + ((int64_t)grp * g.og + r) * g.n + c;
-                if (split) atomicAdd(p, v);
-                else *p += v;
-            }
+            int c = blk.col0 + sub_row(j, tx);
+            if (c < g.n) put_c<MODE>(g, grp, r, c, acc[i][j]);
         }
     }
+}
+
+/* ---------------------------------------------------------------- the tensor-core kernel
+ * The same tiles and K loop, multiplied on tensor cores in three TF32 products per step
+ * ("3xTF32"): each element x of A and B is split into a TF32 head h(x) and the TF32 rounding of
+ * its rest, l(x) = x - h(x), as it is stored into shared memory, and a b is taken as h(a) h(b) +
+ * l(a) h(b) + h(a) l(b) in FP32 accumulators; the dropped l(a) l(b) and l's rounding leave an
+ * error of about 2^-21 relative per product, FP32's order, not TF32's 2^-11. A warp computes a
+ * (BM / 2) x (BN / 4) piece of the block's tile in 16 x 8 tiles of mma.m16n8k8. */
+
+/* d += a b for one 16 x 8 x 8 tile, the warp's 32 lanes together, each holding its fragments
+ * in PTX's layout for mma.m16n8k8 with .tf32 (g = lane / 4, t = lane % 4): a[0..3] = A at (g, t),
+ * (g + 8, t), (g, t + 4), (g + 8, t + 4); b[0..1] = B at (t, g), (t + 4, g); d[0..3] = C at (g,
+ * 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1). */
+__device__ __forceinline__ void mma_tf32(float d[4], const unsigned a[4], const unsigned b[2]) {
+#if defined(CVN_CUDA_EMU_DEVICE)
+    emu::mma_m16n8k8_tf32(1, &d, &a, &b);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, "
+                 "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    (void)d, (void)a, (void)b; /* the build's GPU code is for sm_80 and later */
+#endif
+}
+
+/* d[j] += a b[j] for the NI tiles of one row of a warp's piece, a and b given as TF32 heads and
+ * rests: three products each, the small terms first. */
+template <int NI>
+__device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi)[4],
+                                         const unsigned (&alo)[4], const unsigned (&bhi)[NI][2],
+                                         const unsigned (&blo)[NI][2]) {
+#if defined(CVN_CUDA_EMU_DEVICE) /* one warp-wide stop for the row, not one per product */
+    float *dp[3 * NI];
+    const unsigned *ap[3 * NI], *bp[3 * NI];
+    for (int j = 0; j < NI; j++) {
+        const unsigned *as3[3] = {alo, ahi, ahi}, *bs3[3] = {bhi[j], blo[j], bhi[j]};
+        for (int u = 0; u < 3; u++) dp[3 * j + u] = d[j], ap[3 * j + u] = as3[u], bp[3 * j + u] = bs3[u];
+    }
+    emu::mma_m16n8k8_tf32(3 * NI, dp, ap, bp);
+#else
+#pragma unroll
+    for (int j = 0; j < NI; j++) {
+        mma_tf32(d[j], alo, bhi[j]);
+        mma_tf32(d[j], ahi, blo[j]);
+        mma_tf32(d[j], ahi, bhi[j]);
+    }
+#endif
+}
+
+template <int MODE, bool TA, bool TB, int BM, int BN>
+__global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g) {
+    enum { WM = BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8 };
+    __shared__ __align__(16) float ah[2][GEMM_BK][BM + MMA_PAD], al[2][GEMM_BK][BM + MMA_PAD];
+    __shared__ __align__(16) float bh[2][GEMM_BK][BN + MMA_PAD], bl[2][GEMM_BK][BN + MMA_PAD];
+    gemm_block<MODE, TA, TB, BM, BN> blk;
+    blk.init(g);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, tq = lane % 4;
+    int wm0 = warp / 4 * WM, wn0 = warp % 4 * WN; /* the warp's piece: 2 x 4 warps */
+    float acc[MI][NI][4];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
+    blk.loop(
+        g,
+        [&](int b) {
+            blk.la.template store_split<MMA_PAD>(ah[b], al[b]);
+            blk.lb.template store_split<MMA_PAD>(bh[b], bl[b]);
+        },
+        [&](int cur) {
+            unsigned bhi[NI][2], blo[NI][2];
+#pragma unroll
+            for (int j = 0; j < NI; j++)
+#pragma unroll
+                for (int q = 0; q < 2; q++) {
+                    int k = tq + q * 4, c = wn0 + j * 8 + gq;
+                    bhi[j][q] = __float_as_uint(bh[cur][k][c]);
+                    blo[j][q] = __float_as_uint(bl[cur][k][c]);
+                }
+#pragma unroll
+            for (int i = 0; i < MI; i++) {
+                unsigned ahi[4], alo[4];
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    int k = tq + q / 2 * 4, r = wm0 + i * 16 + gq + q % 2 * 8;
+                    ahi[q] = __float_as_uint(ah[cur][k][r]);
+                    alo[q] = __float_as_uint(al[cur][k][r]);
+                }
+                mma3_row<NI>(acc[i], ahi, alo, bhi, blo);
+            }
+        });
+
+    /* epilogue: lane (g, t) holds rows g and g + 8 of each 16 x 8 tile, columns 2t and 2t + 1 */
+    int grp = blk.grp;
+    bool pool = MODE == GEMM_CONV_FWD && g.d.pool;
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int r = blk.row0 + wm0 + i * 16 + gq + h * 8;
+            bool row_in = r < g.m;
+            float bias = pool && row_in && g.bias ? g.bias[grp * g.og + r] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < NI; j++) {
+                int c = blk.col0 + wn0 + j * 8 + tq * 2;
+                float v0 = acc[i][j][h * 2], v1 = acc[i][j][h * 2 + 1];
+                if (pool) { /* a window's 4 columns: this lane's 2 and its odd neighbour's */
+                    float best = pool_pick(conv_act(g, v0 + bias), conv_act(g, v1 + bias));
+                    float next = __shfl_down_sync(0xffffffffu, best, 1, 2);
+                    if (tq % 2 == 0 && row_in && c < g.n)
+                        *pooled_at(g, grp, r, c) = pool_pick(best, next);
+                } else if (row_in) {
+                    if (c < g.n) put_c<MODE>(g, grp, r, c, v0);
+                    if (c + 1 < g.n) put_c<MODE>(g, grp, r, c + 1, v1);
+                }
+            }
+        }
 }
 
 /* The weights, w[o][c / groups][kh x kw], into the tap-major order of A (args.wt): forward
@@ -524,6 +729,7 @@ __global__ void __launch_bounds__(GEMM_THREADS) k_scale_c(const gemm_args g) {
 typedef struct {
     gemm_args args;
     int tile; /* 64 or 128 */
+    bool mma; /* on tensor cores (k_mma_gemm), else k_tiled_gemm */
 } gemm_plan;
 
 /* K in slices of at most ceil(k / splits), rounded up to GEMM_BK (so the count may come out
@@ -634,9 +840,9 @@ static inline void set_taps(gemm_plan *p) {
 
 /* The variants of a convolution plan worth timing: each tile size with its own number of K
  * slices, and unsplit where that is more than one (weight gradients), or in both orders of K
- * where taps_possible (forward, backward data); the plan as made comes first. Returns how many
- * (at most GEMM_CANDIDATES) went to out. */
-#define GEMM_CANDIDATES 4
+ * where taps_possible (forward, backward data); each of those on FP32 units and on tensor cores.
+ * The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
+#define GEMM_CANDIDATES 8
 static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES]) {
     bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
     int n = 0;
@@ -651,6 +857,10 @@ static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_C
             out[n] = out[n - 1];
             set_taps(&out[n++]);
         }
+    }
+    for (int i = 0, fp32 = n; i < fp32; i++) {
+        out[n] = out[i];
+        out[n++].mma = !planned.mma;
     }
     return n;
 }
@@ -689,7 +899,9 @@ static void run_tiles(const gemm_plan &p, Launch launch) {
     const gemm_args &g = p.args;
     int bm = p.tile, bn = p.tile;
     dim3 grid((g.n + bn - 1) / bn, (g.m + bm - 1) / bm, g.groups * g.splits);
-    if (p.tile == 128) launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
+    if (p.mma && p.tile == 128) launch(k_mma_gemm<MODE, TA, TB, 128, 128>, grid, g);
+    else if (p.mma) launch(k_mma_gemm<MODE, TA, TB, 64, 64>, grid, g);
+    else if (p.tile == 128) launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
     else launch(k_tiled_gemm<MODE, TA, TB, 64, 64>, grid, g);
 }
 
