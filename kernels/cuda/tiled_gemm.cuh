@@ -321,8 +321,6 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     }
 };
 
-#define MMA_PAD 8 /* rows of 136 / 72: a warp's fragment reads fall in 32 different banks */
-
 /* x = hi + lo + (a rest below 2^-21 |x|), hi and lo TF32 values (the low 13 bits of their FP32
  * encodings zero, which the tensor cores ignore); hi rounded to nearest, ties away from zero, as
  * cvt.rna.tf32.f32 does. Integer operations only, the same on a GPU and in the emulation. Inf and
@@ -331,15 +329,23 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
 __device__ __forceinline__ void split_tf32(float x, float &hi, float &lo) {
     const unsigned keep = 0xffffe000u, half = 0x1000u, exp = 0x7f800000u;
     unsigned u = __float_as_uint(x);
-    if ((u & exp) == exp) { /* inf, or NaN with its quiet bit set so that it survives the mask */
-        hi = __uint_as_float((u & 0x7fffffu ? u | 0x400000u : u) & keep);
-        lo = 0.0f;
-        return;
-    }
+    bool special = (u & exp) == exp; /* inf or NaN */
     unsigned h = (u + half) & keep, round = half;
-    if ((h & exp) == exp) h = u & keep, round = 0; /* past the largest TF32: both truncated */
+    if ((h & exp) == exp) h = u & keep, round = 0; /* rounds past the largest TF32: truncated */
+    if (special && (u & 0x7fffffu)) h |= 0x400000u; /* NaN's quiet bit survives the mask */
     hi = __uint_as_float(h);
-    lo = __uint_as_float((__float_as_uint(x - hi) + round) & keep);
+    unsigned l = (__float_as_uint(x - hi) + round) & keep;
+    lo = __uint_as_float(special ? 0u : l);
+}
+
+/* Where the tensor-core kernel keeps element (row r, k) of a tile in shared memory: 16 floats a
+ * row (of A, or column of B), each k's TF32 head and rest side by side, k and k + 4 in one
+ * 16-byte chunk, so that a lane's fragment of a row (k = t and t + 4) is one 16-byte load; the
+ * chunk k % 4 is XOR-ed with bits 1-2 of the row, so that a warp's stores of 32 rows at one k
+ * (gathered image pixels) fall in 2-way, not 16-way, bank conflicts (a quarter-warp's fragment
+ * loads, two rows, still cover 128 contiguous bytes). */
+__device__ __forceinline__ int mma_slot(int r, int k) {
+    return r * 16 + ((k % 4) ^ (r >> 1 & 3)) * 4 + k / 4 * 2;
 }
 
 /* ---------------------------------------------------------------- one operand's tile */
@@ -399,14 +405,15 @@ template <class OP, int ROWS> struct tile_loader {
             s[k][r] = v[j];
         }
     }
-    /* each element as its TF32 head into hi and the TF32 rest into lo (split_tf32) */
-    template <int PAD>
-    __device__ void store_split(float (*hi)[ROWS + PAD], float (*lo)[ROWS + PAD]) const {
+    /* each element as its TF32 head and rest, side by side at mma_slot (split_tf32) */
+    __device__ void store_split(float *s) const {
 #pragma unroll
         for (int j = 0; j < L; j++) {
             int k, r;
             slot(j, k, r);
-            split_tf32(v[j], hi[k][r], lo[k][r]);
+            float2 hl;
+            split_tf32(v[j], hl.x, hl.y);
+            *reinterpret_cast<float2 *>(&s[mma_slot(r, k)]) = hl;
         }
     }
 };
@@ -625,8 +632,7 @@ __device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi
 template <int MODE, bool TA, bool TB, int BM, int BN>
 __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g) {
     enum { WM = BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8 };
-    __shared__ __align__(16) float ah[2][GEMM_BK][BM + MMA_PAD], al[2][GEMM_BK][BM + MMA_PAD];
-    __shared__ __align__(16) float bh[2][GEMM_BK][BN + MMA_PAD], bl[2][GEMM_BK][BN + MMA_PAD];
+    __shared__ __align__(16) float as[2][BM * 16], bs[2][BN * 16]; /* at mma_slot */
     gemm_block<MODE, TA, TB, BM, BN> blk;
     blk.init(g);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, tq = lane % 4;
@@ -641,27 +647,28 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g)
     blk.loop(
         g,
         [&](int b) {
-            blk.la.template store_split<MMA_PAD>(ah[b], al[b]);
-            blk.lb.template store_split<MMA_PAD>(bh[b], bl[b]);
+            blk.la.store_split(as[b]);
+            blk.lb.store_split(bs[b]);
         },
         [&](int cur) {
+            /* one load a row: (head, rest) at k = t, then at k = t + 4; the lane's rows are g
+             * plus multiples of 8, which share bits 1-2 of the row and so mma_slot's chunk */
+            const float *a0 = &as[cur][mma_slot(wm0 + gq, tq)], *b0 = &bs[cur][mma_slot(wn0 + gq, tq)];
             unsigned bhi[NI][2], blo[NI][2];
 #pragma unroll
-            for (int j = 0; j < NI; j++)
-#pragma unroll
-                for (int q = 0; q < 2; q++) {
-                    int k = tq + q * 4, c = wn0 + j * 8 + gq;
-                    bhi[j][q] = __float_as_uint(bh[cur][k][c]);
-                    blo[j][q] = __float_as_uint(bl[cur][k][c]);
-                }
+            for (int j = 0; j < NI; j++) {
+                float4 v = *reinterpret_cast<const float4 *>(b0 + j * 8 * 16);
+                bhi[j][0] = __float_as_uint(v.x), blo[j][0] = __float_as_uint(v.y);
+                bhi[j][1] = __float_as_uint(v.z), blo[j][1] = __float_as_uint(v.w);
+            }
 #pragma unroll
             for (int i = 0; i < MI; i++) {
                 unsigned ahi[4], alo[4];
 #pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    int k = tq + q / 2 * 4, r = wm0 + i * 16 + gq + q % 2 * 8;
-                    ahi[q] = __float_as_uint(ah[cur][k][r]);
-                    alo[q] = __float_as_uint(al[cur][k][r]);
+                for (int h = 0; h < 2; h++) { /* rows g, g + 8: a[h], a[h + 2] */
+                    float4 v = *reinterpret_cast<const float4 *>(a0 + (i * 16 + h * 8) * 16);
+                    ahi[h] = __float_as_uint(v.x), alo[h] = __float_as_uint(v.y);
+                    ahi[h + 2] = __float_as_uint(v.z), alo[h + 2] = __float_as_uint(v.w);
                 }
                 mma3_row<NI>(acc[i], ahi, alo, bhi, blo);
             }
