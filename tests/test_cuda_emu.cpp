@@ -308,7 +308,10 @@ START_TEST(test_conv_tuning) {
                         false));
     std::vector<float> scratch(plan_out_floats(p), 0.0f); /* exactly: ASan checks the trials */
     ck_assert_int_eq(scratch.size(), nw);
+    ck_assert_int_eq(plan_candidates(p, cands, false), 4); /* CVN_CUDA_MMA=0: FP32 only */
+    for (int i = 0; i < 4; i++) ck_assert(!cands[i].mma);
     ck_assert_int_eq(plan_candidates(p, cands), 8);
+    for (int i = 0; i < 8; i++) ck_assert_int_eq(cands[i].mma, i >= 4);
     /* a stand-in clock that finds 128-tile unsplit on tensor cores fastest; every trial runs,
      * into scratch */
     int trials = 0;

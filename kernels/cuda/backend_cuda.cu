@@ -593,7 +593,9 @@ static conv_tuning tunings[CONV_TUNINGS];
 static int n_tunings;
 static bool tune_convs = true;
 static bool force_taps; /* cvn_cuda_set_conv_taps */
-static bool force_mma;  /* cvn_cuda_set_conv_mma */
+/* tensor cores (CVN_CUDA_MMA): 1 everywhere (cvn_cuda_set_conv_mma), 0 never, -1 where tuning
+ * finds them faster */
+static int conv_mma = -1;
 static cudaEvent_t tick, tock;
 
 /* Emulated (tests), one run per variant: every variant still runs, its time means nothing. */
@@ -622,7 +624,7 @@ static void launch_conv(gemm_plan p) {
         float *scratch = NULL;
         if (cuda_device_malloc((void **)&scratch, (size_t)plan_out_floats(p) * sizeof(float)) ==
             cudaSuccess) {
-            gemm_plan best = tune_plan(p, scratch, time_plan);
+            gemm_plan best = tune_plan(p, scratch, time_plan, conv_mma != 0);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
             tunings[n_tunings] = {key,        best.tile,       best.args.k_slice,
@@ -634,7 +636,7 @@ static void launch_conv(gemm_plan p) {
     }
     if (t) p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
     if (((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
-    p.mma = (t && t->mma) || force_mma;
+    p.mma = conv_mma == 1 || (conv_mma < 0 && t && t->mma);
     launch_plan(p);
 }
 
@@ -1174,7 +1176,7 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
 extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
 extern "C" void cvn_cuda_set_conv_taps(bool on) { force_taps = on; }
-extern "C" void cvn_cuda_set_conv_mma(bool on) { force_mma = on; }
+extern "C" void cvn_cuda_set_conv_mma(bool on) { conv_mma = on ? 1 : -1; }
 extern "C" void cvn_cuda_set_conv_tuning(bool on) {
     if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */
     tune_convs = on;
@@ -1298,6 +1300,8 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     use_native_bn = bn && !strcmp(bn, "native");
     const char *tune = getenv("CVN_CUDA_TUNE");
     tune_convs = !tune || strcmp(tune, "0");
+    const char *mma = getenv("CVN_CUDA_MMA");
+    conv_mma = !mma ? -1 : !strcmp(mma, "0") ? 0 : !strcmp(mma, "1") ? 1 : -1;
     const char *cs = getenv("CVN_CUDA_COPY_STREAM");
     stage_uploads = !cs || strcmp(cs, "0");
     /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit

@@ -27,7 +27,8 @@ void cvn_cuda_set_conv_tuning(bool on);
  * can (true), whatever tuning or the rule of thumb picked (false, the default). */
 void cvn_cuda_set_conv_taps(bool on);
 /* Whether our implicit GEMM multiplies on tensor cores in three TF32 products (3xTF32, FP32's
- * accuracy) everywhere (true), or where tuning found that faster (false, the default). */
+ * accuracy) everywhere (true), or where tuning found that faster (false, the default;
+ * CVN_CUDA_MMA=0 never, =1 everywhere). */
 void cvn_cuda_set_conv_mma(bool on);
 /* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
  * batch norm together. */

@@ -847,10 +847,12 @@ static inline void set_taps(gemm_plan *p) {
 
 /* The variants of a convolution plan worth timing: each tile size with its own number of K
  * slices, and unsplit where that is more than one (weight gradients), or in both orders of K
- * where taps_possible (forward, backward data); each of those on FP32 units and on tensor cores.
- * The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
+ * where taps_possible (forward, backward data); each of those on FP32 units and, unless
+ * tensor_cores is false, on tensor cores. The plan as made comes first. Returns how many (at
+ * most GEMM_CANDIDATES) went to out. */
 #define GEMM_CANDIDATES 8
-static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES]) {
+static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES],
+                                  bool tensor_cores = true) {
     bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
     int n = 0;
     for (int tile : {planned.tile, 192 - planned.tile}) { /* 64 then 128, or 128 then 64 */
@@ -865,9 +867,9 @@ static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_C
             set_taps(&out[n++]);
         }
     }
-    for (int i = 0, fp32 = n; i < fp32; i++) {
+    for (int i = 0, fp32 = n; tensor_cores && i < fp32; i++) {
         out[n] = out[i];
-        out[n++].mma = !planned.mma;
+        out[n++].mma = true;
     }
     return n;
 }
@@ -886,9 +888,10 @@ static inline int64_t plan_out_floats(const gemm_plan &p) {
  * the output, which stays untouched. The GPU backend times on the stream with events, once per
  * shape; the tests time on the CPU emulator. */
 template <class Time>
-static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time) {
+static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
+                           bool tensor_cores = true) {
     gemm_plan cands[GEMM_CANDIDATES];
-    int n = plan_candidates(planned, cands), best = 0;
+    int n = plan_candidates(planned, cands, tensor_cores), best = 0;
     double best_s = 0;
     for (int i = 0; i < n; i++) {
         gemm_plan trial = cands[i];
