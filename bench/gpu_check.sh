@@ -30,8 +30,9 @@
 #              racecheck:CASE; budget runs memcheck on the whole harness, 27 s on an H200, and
 #              racecheck on 'ops' and 'layers', 15 s and 38 s: on 'training' it takes minutes)
 #   profile    Nsight Compute (ncu) on the implicit-GEMM convolution of bench_cuda's large layer
-#              (256x64x32x32 -> 128): forward, backward data and backward filter, each variant
-#              that tuning tries and the one it keeps, with the sections that say what bounds it
+#              (256x64x32x32 -> 128): forward, backward data and backward filter, the variant
+#              tuning keeps and the tensor-core one (past tuning's trials), with the sections
+#              that say what bounds them
 #
 # Each step's output goes to $OUT (or runs/gpu-check) as DATE-GPU-STEP.txt, and one line per step
 # (exit status, seconds, the line that says how it went) to DATE-GPU-summary.txt: eight files in

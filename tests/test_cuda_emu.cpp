@@ -62,11 +62,11 @@ static void check_matrix(bool ta, bool tb, int m, int n, int k, float alpha, flo
         }
     gemm_plan p = plan_matrix(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(),
                               ldc);
-    if (tile) p.tile = tile;
+    if (tile) set_tiles(&p, tile, p.args.splits);
     p.mma = mma;
     char what[112];
-    snprintf(what, sizeof what, "gemm ta %d tb %d %dx%dx%d tile %d splits %d%s", ta, tb, m, n, k,
-             p.tile, p.args.splits, mma ? " 3xTF32" : "");
+    snprintf(what, sizeof what, "gemm ta %d tb %d %dx%dx%d tile %dx%d splits %d%s", ta, tb, m, n,
+             k, p.tile_m, p.tile_n, p.args.splits, mma ? " 3xTF32" : "");
     ck_assert_msg(emulate(p), "%s: threads diverged at a barrier", what);
     expect_close(what, c, want);
 }
@@ -105,14 +105,18 @@ START_TEST(test_matrix_split_k) {
 END_TEST
 
 START_TEST(test_matrix_plan_tiles) {
-    /* large outputs take 128 x 128 tiles, small ones 64 x 64 */
-    ck_assert_int_eq(plan_matrix(false, false, 2048, 2048, 64, 1, NULL, 64, NULL, 2048, 0, NULL,
-                                 2048)
-                         .tile,
-                     128);
-    ck_assert_int_eq(plan_matrix(false, false, 64, 300, 64, 1, NULL, 64, NULL, 300, 0, NULL, 300)
-                         .tile,
-                     64);
+    /* large outputs take 128 x 128 tiles, 64 x 128 over at most 64 rows, small ones 64 x 64 */
+    gemm_plan p = plan_matrix(false, false, 2048, 2048, 64, 1, NULL, 64, NULL, 2048, 0, NULL, 2048);
+    ck_assert_int_eq(p.tile_m, 128);
+    ck_assert_int_eq(p.tile_n, 128);
+    p = plan_matrix(false, false, 64, 40000, 64, 1, NULL, 64, NULL, 40000, 0, NULL, 40000);
+    ck_assert_int_eq(p.tile_m, 64);
+    ck_assert_int_eq(p.tile_n, 128);
+    p = plan_matrix(false, false, 80, 40000, 64, 1, NULL, 64, NULL, 40000, 0, NULL, 40000);
+    ck_assert_int_eq(p.tile_n, 64); /* 80 rows: neither 128 tall nor within 64 */
+    p = plan_matrix(false, false, 64, 300, 64, 1, NULL, 64, NULL, 300, 0, NULL, 300);
+    ck_assert_int_eq(p.tile_m, 64);
+    ck_assert_int_eq(p.tile_n, 64);
 }
 END_TEST
 
@@ -188,8 +192,8 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
     int n = plan_candidates(p, cands);
     for (int i = 0; i < n; i++) {
         char label[224];
-        snprintf(label, sizeof label, "%s, tile %d, %d K slices%s%s", what, cands[i].tile,
-                 cands[i].args.splits, cands[i].args.taps ? ", K tap-major" : "",
+        snprintf(label, sizeof label, "%s, tile %dx%d, %d K slices%s%s", what, cands[i].tile_m,
+                 cands[i].tile_n, cands[i].args.splits, cands[i].args.taps ? ", K tap-major" : "",
                  cands[i].mma ? ", 3xTF32" : "");
         reset();
         ck_assert_msg(emulate(cands[i]), "%s: diverged", label);
@@ -320,11 +324,12 @@ START_TEST(test_conv_tuning) {
         std::fill(scratch.begin(), scratch.end(), 0.0f);
         ck_assert(emulate(trial));
         trials++;
-        return (trial.tile == 128 ? 1.0 : 2.0) + (trial.args.splits > 1 ? 0.5 : 0.0) -
+        return (trial.tile_n == 128 ? 1.0 : 2.0) + (trial.args.splits > 1 ? 0.5 : 0.0) -
                (trial.mma ? 0.25 : 0.0);
     });
     ck_assert_int_eq(trials, 8);
-    ck_assert_int_eq(best.tile, 128);
+    ck_assert_int_eq(best.tile_n, 128);
+    ck_assert_int_eq(best.tile_m, 64); /* 3 rows: the 128 tile is 64 x 128 */
     ck_assert_int_eq(best.args.splits, 1);
     ck_assert(best.mma);
     ck_assert_ptr_eq(best.args.out, dw.data()); /* the pick writes the output again */
@@ -336,7 +341,7 @@ START_TEST(test_conv_tuning) {
     for (size_t i = 0; i < nw; i++) ck_assert_float_eq_tol(dw[i], scratch[i], 1e-5f);
     /* the clock's first minimum wins on ties, and the planned variant comes first */
     best = tune_plan(p, scratch.data(), [](const gemm_plan &) { return 1.0; });
-    ck_assert_int_eq(best.tile, p.tile);
+    ck_assert_int_eq(best.tile_n, p.tile_n);
     ck_assert_int_eq(best.args.splits, p.args.splits);
     ck_assert(!best.mma);
 }

@@ -584,7 +584,7 @@ static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, in
  * thumb, on FP32 units). A full table stops tuning new shapes. */
 typedef struct {
     conv_key key;
-    int tile, k_slice, splits;
+    int tile_m, tile_n, k_slice, splits;
     bool taps, mma;
 } conv_tuning;
 
@@ -627,14 +627,18 @@ static void launch_conv(gemm_plan p) {
             gemm_plan best = tune_plan(p, scratch, time_plan, conv_mma != 0);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
-            tunings[n_tunings] = {key,        best.tile,       best.args.k_slice,
-                                  best.args.splits, best.args.taps, best.mma};
+            tunings[n_tunings] = {key,         best.tile_m,      best.tile_n,
+                                  best.args.k_slice, best.args.splits, best.args.taps,
+                                  best.mma};
             t = &tunings[n_tunings++];
         } else {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
         }
     }
-    if (t) p.tile = t->tile, p.args.k_slice = t->k_slice, p.args.splits = t->splits;
+    if (t) {
+        p.tile_m = t->tile_m, p.tile_n = t->tile_n;
+        p.args.k_slice = t->k_slice, p.args.splits = t->splits;
+    }
     if (((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
     p.mma = conv_mma == 1 || (conv_mma < 0 && t && t->mma);
     launch_plan(p);

@@ -14,9 +14,9 @@
  *   backward filter m = out channels, n = in channels x kh x kw, k = images x output pixels;
  *                  A = dy, B = the input gathered as in forward but transposed, C -> dw (+=)
  *
- * A block of 256 threads computes a BM x BN tile of C (64 or 128 square), each thread a TM x TN
- * sub-tile (4 or 8 each way, in two interleaved halves so that a warp's shared-memory reads do not
- * collide), K in steps of 8 through two shared buffers: the next step's elements are fetched into
+ * A block of 256 threads computes a BM x BN tile of C (64 x 64, 128 x 128, or 64 x 128 where C
+ * has at most 64 rows), each thread a TM x TN sub-tile (4 or 8 each way, in two interleaved halves
+ * so that a warp's shared-memory reads do not collide), K in steps of 8 through two shared buffers: the next step's elements are fetched into
  * registers while the current one is multiplied, so one barrier per step suffices. A thread
  * fetches its elements either along k (where memory is contiguous along k: weights, dy rows) or
  * along the tile's rows or columns (image pixels); the position along k is kept as mixed-radix
@@ -735,15 +735,17 @@ __global__ void __launch_bounds__(GEMM_THREADS) k_scale_c(const gemm_args g) {
 
 typedef struct {
     gemm_args args;
-    int tile; /* 64 or 128 */
-    bool mma; /* on tensor cores (k_mma_gemm), else k_tiled_gemm */
+    int tile_m, tile_n; /* a block's tile of C: 64 x 64, 128 x 128, or 64 x 128 */
+    bool mma;           /* on tensor cores (k_mma_gemm), else k_tiled_gemm */
 } gemm_plan;
 
-/* K in slices of at most ceil(k / splits), rounded up to GEMM_BK (so the count may come out
- * smaller than asked). */
+/* Tiles of 64 or 128 (a 128 tile over at most 64 rows is 64 x 128: its other half would be
+ * padding); K in slices of at most ceil(k / splits), rounded up to GEMM_BK (so the count may come
+ * out smaller than asked). */
 static inline void set_tiles(gemm_plan *p, int tile, int splits) {
     gemm_args *g = &p->args;
-    p->tile = tile;
+    p->tile_n = tile;
+    p->tile_m = tile == 128 && g->m <= 64 ? 64 : tile;
     if (splits < 1) splits = 1;
     g->k_slice = ((g->k + splits - 1) / splits + GEMM_BK - 1) / GEMM_BK * GEMM_BK;
     if (g->k_slice < GEMM_BK) g->k_slice = GEMM_BK;
@@ -763,12 +765,12 @@ static inline int splits_for(const gemm_args *g, int tile, bool may_split) {
     return splits < 1 ? 1 : (int)splits;
 }
 
-/* Tile size and K slices when nothing was timed: 128 x 128 tiles when there are enough of them
- * to fill the GPU (132 SMs on an H100), else 64 x 64. */
+/* Tile size and K slices when nothing was timed: 128 x 128 tiles (64 x 128 over at most 64 rows)
+ * when there are enough of them to fill the GPU (132 SMs on an H100), else 64 x 64. */
 static inline void plan_shape(gemm_plan *p, bool may_split) {
     const gemm_args *g = &p->args;
     int64_t t128 = (int64_t)((g->m + 127) / 128) * ((g->n + 127) / 128) * g->groups;
-    int tile = g->m >= 96 && g->n >= 96 && t128 >= 132 ? 128 : 64;
+    int tile = (g->m >= 96 || g->m <= 64) && g->n >= 96 && t128 >= 132 ? 128 : 64;
     set_tiles(p, tile, splits_for(g, tile, may_split));
 }
 
@@ -855,7 +857,7 @@ static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_C
                                   bool tensor_cores = true) {
     bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
     int n = 0;
-    for (int tile : {planned.tile, 192 - planned.tile}) { /* 64 then 128, or 128 then 64 */
+    for (int tile : {planned.tile_n, 192 - planned.tile_n}) { /* 64 then 128, or 128 then 64 */
         int splits = splits_for(&planned.args, tile, may_split);
         out[n] = planned;
         set_tiles(&out[n++], tile, splits);
@@ -907,12 +909,17 @@ static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
 template <int MODE, bool TA, bool TB, class Launch>
 static void run_tiles(const gemm_plan &p, Launch launch) {
     const gemm_args &g = p.args;
-    int bm = p.tile, bn = p.tile;
+    int bm = p.tile_m, bn = p.tile_n;
     dim3 grid((g.n + bn - 1) / bn, (g.m + bm - 1) / bm, g.groups * g.splits);
-    if (p.mma && p.tile == 128) launch(k_mma_gemm<MODE, TA, TB, 128, 128>, grid, g);
-    else if (p.mma) launch(k_mma_gemm<MODE, TA, TB, 64, 64>, grid, g);
-    else if (p.tile == 128) launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
-    else launch(k_tiled_gemm<MODE, TA, TB, 64, 64>, grid, g);
+    if (p.mma) {
+        if (bn == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 64>, grid, g);
+        else if (bm == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 128>, grid, g);
+        else launch(k_mma_gemm<MODE, TA, TB, 128, 128>, grid, g);
+    } else {
+        if (bn == 64) launch(k_tiled_gemm<MODE, TA, TB, 64, 64>, grid, g);
+        else if (bm == 64) launch(k_tiled_gemm<MODE, TA, TB, 64, 128>, grid, g);
+        else launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
+    }
 }
 
 template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) {
