@@ -6,8 +6,8 @@
 #                                 --smoke, quickstart on 256 images: about 2 minutes), so that one
 #                                 that fails does so before a GPU's time is spent on it; then
 #                                 builds with CUDA=1 and gathers in .gpucheck/ (ignored; about
-#                                 50 MB) the three binaries, stripped, the shared libraries a
-#                                 bare GPU machine may lack (xz-packed) and FashionMNIST
+#                                 45 MB) the three binaries (stripped) and the shared libraries a
+#                                 bare GPU machine may lack, all xz-packed, and FashionMNIST
 #   bench/gpu_check.sh budget [S] on the GPU machine, in the repository root, with .gpucheck carried
 #                                 (the device tool: carry [".gpucheck"], timeout_s S + 60): every
 #                                 step below in the order that matters most, within S seconds
@@ -54,9 +54,11 @@ if [ "${1:-}" = prepare ]; then
         build-cuda/examples/quickstart
     rm -rf .gpucheck
     mkdir -p .gpucheck/bin .gpucheck/lib .gpucheck/data
-    # stripped (their debug sections would take 12 MB of the device tool's 64 MiB)
+    # stripped (their debug sections would take 12 MB of the device tool's 64 MiB) and
+    # xz-compressed (each holds every kernel for sm_80, sm_90 and PTX: 14 MB, 2.7 MB packed)
     for prog in build-cuda/tests/test_cuda build-cuda/bench/bench_cuda build-cuda/examples/quickstart; do
         strip -o ".gpucheck/bin/$(basename "$prog")" "$prog"
+        xz -T2 -6 ".gpucheck/bin/$(basename "$prog")"
     done
     # every library of the binaries but glibc's, GCC's and CUDA's (the GPU machine's image need not
     # have OpenBLAS, Check's subunit or stb), xz-compressed: OpenBLAS alone is 36 MB
@@ -77,6 +79,13 @@ fi
 out=${OUT:-runs/gpu-check}
 mkdir -p "$out"
 bin=.gpucheck/bin
+for packed in $bin/*.xz; do # the binaries, unpacked once (Python's lzma where xz is missing)
+    [ -e "$packed" ] && [ ! -e "${packed%.xz}" ] || continue
+    xz -dc "$packed" > "${packed%.xz}" 2>/dev/null ||
+        python3 -c 'import lzma, sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' \
+            "$packed" > "${packed%.xz}"
+    chmod +x "${packed%.xz}"
+done
 if [ ! -x $bin/test_cuda ]; then
     echo "gpu_check: no $bin/test_cuda: run bench/gpu_check.sh prepare, then carry .gpucheck" >&2
     exit 2

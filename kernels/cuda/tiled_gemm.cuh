@@ -736,7 +736,7 @@ __global__ void __launch_bounds__(GEMM_THREADS) k_scale_c(const gemm_args g) {
 typedef struct {
     gemm_args args;
     int tile_m, tile_n; /* a block's tile of C: 64 x 64, 128 x 128, or 64 x 128 */
-    bool mma;           /* on tensor cores (k_mma_gemm), else k_tiled_gemm */
+    bool mma;           /* on tensor cores (k_mma_gemm; convolutions only), else k_tiled_gemm */
 } gemm_plan;
 
 /* Tiles of 64 or 128 (a 128 tile over at most 64 rows is 64 x 128: its other half would be
@@ -911,15 +911,17 @@ static void run_tiles(const gemm_plan &p, Launch launch) {
     const gemm_args &g = p.args;
     int bm = p.tile_m, bn = p.tile_n;
     dim3 grid((g.n + bn - 1) / bn, (g.m + bm - 1) / bm, g.groups * g.splits);
-    if (p.mma) {
-        if (bn == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 64>, grid, g);
-        else if (bm == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 128>, grid, g);
-        else launch(k_mma_gemm<MODE, TA, TB, 128, 128>, grid, g);
-    } else {
-        if (bn == 64) launch(k_tiled_gemm<MODE, TA, TB, 64, 64>, grid, g);
-        else if (bm == 64) launch(k_tiled_gemm<MODE, TA, TB, 64, 128>, grid, g);
-        else launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
+    if constexpr (MODE != GEMM_MATRIX) { /* convolutions only: no matrix plan takes tensor cores */
+        if (p.mma) {
+            if (bn == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 64>, grid, g);
+            else if (bm == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 128>, grid, g);
+            else launch(k_mma_gemm<MODE, TA, TB, 128, 128>, grid, g);
+            return;
+        }
     }
+    if (bn == 64) launch(k_tiled_gemm<MODE, TA, TB, 64, 64>, grid, g);
+    else if (bm == 64) launch(k_tiled_gemm<MODE, TA, TB, 64, 128>, grid, g);
+    else launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
 }
 
 template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) {
