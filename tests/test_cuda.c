@@ -75,9 +75,9 @@ static void run_case(const op_case *c, const char *path) {
  * cores (3xTF32) throughout. */
 #define N_PATHS 7
 #define N_ARCHS 4 /* the zoo's architectures, cvn_arch 0-3 */
-static const char *const paths[N_PATHS] = {"cudnn+cublas", "im2col+cublas", "im2col+native-gemm",
-                                           "implicit-gemm+native-gemm", "implicit-untuned",
-                                           "implicit-taps", "implicit-mma"};
+static const char *const paths[N_PATHS] = {
+    "cudnn+cublas",     "im2col+cublas", "im2col+native-gemm", "implicit-gemm+native-gemm",
+    "implicit-untuned", "implicit-taps", "implicit-mma"};
 /* The first path to run: 2 in the CPU emulation, which has neither cuDNN nor cuBLAS, so that paths
  * 0 and 1 would be paths 3 and 2 again. */
 static int first_path;

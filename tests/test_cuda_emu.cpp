@@ -178,8 +178,8 @@ static std::vector<double> pooled(const cvn_conv_desc &d, const std::vector<doub
 }
 
 /* Runs every variant of plan p that tuning may pick (both tile sizes, K split or not, K in either
- * order with wt as room for the permuted weights, FP32 or tensor cores), each on outputs reset by reset(), and checks
- * each with check(label); out_floats is the output's size. */
+ * order with wt as room for the permuted weights, FP32 or tensor cores), each on outputs reset by
+ * reset(), and checks each with check(label); out_floats is the output's size. */
 template <class Reset, class Check>
 static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_floats, Reset reset,
                          Check check) {
@@ -450,7 +450,8 @@ START_TEST(test_emulator_mma_layout) {
         int lane = (int)threadIdx.x, g = lane / 4, t = lane % 4;
         auto A = [](int r, int k) { return (float)(r + 16 * k); };
         auto B = [](int k, int c) { return (float)((k * 3 + c * 5) % 7); };
-        unsigned a[4] = {bits(A(g, t)), bits(A(g + 8, t)), bits(A(g, t + 4)), bits(A(g + 8, t + 4))};
+        unsigned a[4] = {bits(A(g, t)), bits(A(g + 8, t)), bits(A(g, t + 4)),
+                         bits(A(g + 8, t + 4))};
         unsigned b[2] = {bits(B(t, g)), bits(B(t + 4, g))};
         float acc[4];
         for (int q = 0; q < 4; q++) acc[q] = (float)(1000 * (g + q / 2 * 8) + 2 * t + q % 2);

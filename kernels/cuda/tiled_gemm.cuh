@@ -16,13 +16,14 @@
  *
  * A block of 256 threads computes a BM x BN tile of C (64 x 64, 128 x 128, or 64 x 128 where C
  * has at most 64 rows), each thread a TM x TN sub-tile (4 or 8 each way, in two interleaved halves
- * so that a warp's shared-memory reads do not collide), K in steps of 8 through two shared buffers: the next step's elements are fetched into
- * registers while the current one is multiplied, so one barrier per step suffices. A thread
- * fetches its elements either along k (where memory is contiguous along k: weights, dy rows) or
- * along the tile's rows or columns (image pixels); the position along k is kept as mixed-radix
- * digits (e.g. kw, kh, channel) and advanced by carries, so the gathers divide nothing in the loop.
- * blockIdx.z = group x K slices: with few output tiles and a long K (weight gradients) the slices
- * add their partial products atomically into C.
+ * so that a warp's shared-memory reads do not collide), K in steps of 8 through two shared
+ * buffers: the next step's elements are fetched into registers while the current one is
+ * multiplied, so one barrier per step suffices. A thread fetches its elements either along k
+ * (where memory is contiguous along k: weights, dy rows) or along the tile's rows or columns (image
+ * pixels); the position along k is kept as mixed-radix digits (e.g. kw, kh, channel) and advanced
+ * by carries, so the gathers divide nothing in the loop. blockIdx.z = group x K slices: with few
+ * output tiles and a long K (weight gradients) the slices add their partial products atomically
+ * into C.
  *
  * The same tiles and K loop also multiply on tensor cores (k_mma_gemm): each element split into
  * two TF32 parts as it is stored into shared memory, three mma.m16n8k8 products per pair of
@@ -562,7 +563,8 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_tiled_gemm(const gemm_args 
                 if (c >= g.n) continue;
                 float best = conv_act(g, acc[i][h * 4] + bias);
 #pragma unroll
-                for (int u = 1; u < 4; u++) best = pool_pick(best, conv_act(g, acc[i][h * 4 + u] + bias));
+                for (int u = 1; u < 4; u++)
+                    best = pool_pick(best, conv_act(g, acc[i][h * 4 + u] + bias));
                 *pooled_at(g, grp, r, c) = best;
             }
         }
@@ -616,7 +618,8 @@ __device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi
     const unsigned *ap[3 * NI], *bp[3 * NI];
     for (int j = 0; j < NI; j++) {
         const unsigned *as3[3] = {alo, ahi, ahi}, *bs3[3] = {bhi[j], blo[j], bhi[j]};
-        for (int u = 0; u < 3; u++) dp[3 * j + u] = d[j], ap[3 * j + u] = as3[u], bp[3 * j + u] = bs3[u];
+        for (int u = 0; u < 3; u++)
+            dp[3 * j + u] = d[j], ap[3 * j + u] = as3[u], bp[3 * j + u] = bs3[u];
     }
     emu::mma_m16n8k8_tf32(3 * NI, dp, ap, bp);
 #else
@@ -653,7 +656,8 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g)
         [&](int cur) {
             /* one load a row: (head, rest) at k = t, then at k = t + 4; the lane's rows are g
              * plus multiples of 8, which share bits 1-2 of the row and so mma_slot's chunk */
-            const float *a0 = &as[cur][mma_slot(wm0 + gq, tq)], *b0 = &bs[cur][mma_slot(wn0 + gq, tq)];
+            const float *a0 = &as[cur][mma_slot(wm0 + gq, tq)];
+            const float *b0 = &bs[cur][mma_slot(wn0 + gq, tq)];
             unsigned bhi[NI][2], blo[NI][2];
 #pragma unroll
             for (int j = 0; j < NI; j++) {
