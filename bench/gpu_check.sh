@@ -22,8 +22,9 @@
 #   bench      build-cuda/bench/bench_cuda (kernels per path, training images/s, training from the
 #              loader with and without the copy stream); bench2 runs it twice
 #   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
-#   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2 (the CPU's
-#              figures for the same commands are in docs/benchmarks/gpu.md)
+#   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2, then seed
+#              1 on our implicit GEMM forced onto tensor cores (the CPU's figures for the same
+#              commands are in docs/benchmarks/gpu.md)
 #   memcheck   compute-sanitizer --tool memcheck on test_cuda
 #   racecheck  compute-sanitizer --tool racecheck on test_cuda
 #              (one of test_cuda's cases: CK_RUN_CASE=ops|layers|training, or memcheck:CASE,
@@ -139,6 +140,10 @@ if [ "${1:-}" = _accuracy ]; then # a step's body, run by the script itself unde
         $bin/quickstart --device cuda --data .gpucheck/data --epochs 3 --limit 0 --seed "$seed" ||
             exit 1
     done
+    # and seed 1 on our implicit GEMM forced onto tensor cores (3xTF32) throughout
+    echo "## seed 1, CVN_CUDA_CONV=native CVN_CUDA_MMA=1"
+    CVN_CUDA_CONV=native CVN_CUDA_MMA=1 $bin/quickstart --device cuda --data .gpucheck/data \
+        --epochs 3 --limit 0 --seed 1 || exit 1
     exit 0
 fi
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr -c 'A-Za-z0-9\n' '-')
