@@ -130,6 +130,7 @@ inline unsigned current_index; /* the running thread's linear index in its block
 inline const std::function<void()> *body;
 inline std::vector<fiber> pool;     /* kept from launch to launch: stacks are not cheap to map */
 inline std::vector<uint64_t> lanes; /* a shuffle's values, one slot per thread of the block */
+const int MMA_BATCH = 64;              /* products in one mma_m16n8k8_tf32 call, at most */
 inline std::vector<unsigned> fragments; /* mma batches' A and B, MMA_BATCH x 6 per thread */
 
 /* ---- switching between the scheduler (the launching thread's stack) and a fiber. ASan is told
@@ -247,7 +248,6 @@ template <class T> T shfl_down(unsigned mask, T v, unsigned delta, int width) {
  * An operand with any of its 13 low bits set aborts: the hardware would ignore them, so the caller
  * forgot to round it to TF32. Two stops for the n products, as a shuffle's (one stop per product
  * would cost the emulation a round of fiber switches each). */
-const int MMA_BATCH = 64;
 inline void mma_m16n8k8_tf32(int n, float *const d[], const unsigned *const a[],
                              const unsigned *const b[]) {
     if (n > MMA_BATCH) abort();
@@ -339,7 +339,7 @@ inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
         pool.resize(nt);
         for (fiber &t : pool) t.stack.resize(STACK_BYTES);
         lanes.resize(nt + 32);
-        fragments.resize((size_t)nt * 64 * 6); /* MMA_BATCH */
+        fragments.resize((size_t)nt * MMA_BATCH * 6);
     }
     const std::function<void()> *outer = body;
     body = &fn;

@@ -397,7 +397,8 @@ END_TEST
  * (a one-pass variance would lose them): GPU (every path) against the CPU, the output, the running
  * statistics and the three gradients. */
 START_TEST(test_batch_norm_matches_cpu) {
-    static const int64_t shapes[][4] = {{50, 3, 9, 7}, {1000, 2, 1, 5}, {20, 70, 12, 12}, {64, 4, 8, 8}};
+    static const int64_t shapes[][4] = {
+        {50, 3, 9, 7}, {1000, 2, 1, 5}, {20, 70, 12, 12}, {64, 4, 8, 8}};
     const int64_t *xs = shapes[_i], cs[1] = {xs[1]};
     cvn_rng r;
     cvn_rng_seed(&r, 11 + _i);

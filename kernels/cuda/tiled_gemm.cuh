@@ -398,7 +398,7 @@ template <class OP, int ROWS> struct tile_loader {
         if (OP::kmajor) k = t % GEMM_BK, r = t / GEMM_BK + j * (GEMM_THREADS / GEMM_BK);
         else k = t / ROWS * L + j, r = t % ROWS;
     }
-    template <int PAD> __device__ void store(float (*s)[ROWS + PAD]) const {
+    __device__ void store(float (*s)[ROWS + GEMM_PAD]) const {
 #pragma unroll
         for (int j = 0; j < L; j++) {
             int k, r;
@@ -525,8 +525,8 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_tiled_gemm(const gemm_args 
     blk.loop(
         g,
         [&](int b) {
-            blk.la.template store<GEMM_PAD>(as[b]);
-            blk.lb.template store<GEMM_PAD>(bs[b]);
+            blk.la.store(as[b]);
+            blk.lb.store(bs[b]);
         },
         [&](int cur) {
 #pragma unroll
