@@ -339,14 +339,25 @@ __device__ __forceinline__ void split_tf32(float x, float &hi, float &lo) {
     lo = __uint_as_float(special ? 0u : l);
 }
 
-/* Where the tensor-core kernel keeps element (row r, k) of a tile in shared memory: 16 floats a
- * row (of A, or column of B), each k's TF32 head and rest side by side, k and k + 4 in one
- * 16-byte chunk, so that a lane's fragment of a row (k = t and t + 4) is one 16-byte load; the
- * chunk k % 4 is XOR-ed with bits 1-2 of the row, so that a warp's stores of 32 rows at one k
- * (gathered image pixels) fall in 2-way, not 16-way, bank conflicts (a quarter-warp's fragment
- * loads, two rows, still cover 128 contiguous bytes). */
-__device__ __forceinline__ int mma_slot(int r, int k) {
-    return r * 16 + ((k % 4) ^ (r >> 1 & 3)) * 4 + k / 4 * 2;
+/* Where the tensor-core kernel keeps a tile's elements in shared memory: in the order of mma's
+ * fragments, so that a lane's fragment of a 16 x 8 tile of A, or 8 x 8 tile of B, is one 16-byte
+ * load straight into the registers that mma.sync takes (a layout of whole rows made the compiler
+ * move each fragment into place: five MOVs per mma on sm_90). A lane (g, t) = (lane / 4, lane %
+ * 4) owns one 16-byte chunk of each tile: for A the heads of (g, t), (g + 8, t), (g, t + 4),
+ * (g + 8, t + 4), and the rests in a second half of the buffer (BM x 8 floats on); for B the
+ * heads of (k t, column g), (t + 4, g), then their rests. The chunk's t is XOR-ed with bits 1-2
+ * of g, which keeps a quarter-warp's loads on distinct banks and spreads a warp's stores of 32
+ * gathered columns at one k over 8 banks instead of 2 (4-way conflicts, not 16-way). */
+__device__ __forceinline__ int mma_chunk(int tile, int g, int t) {
+    return tile * 32 + g * 4 + (t ^ (g >> 1 & 3));
+}
+/* A's element (row r, k): its head's index; the rest is BM x 8 floats on */
+__device__ __forceinline__ int mma_a_slot(int r, int k) {
+    return mma_chunk(r / 16, r % 8, k % 4) * 4 + r / 8 % 2 + k / 4 * 2;
+}
+/* B's element (k, column c), c < BN: its head's index; the rest is 2 floats on */
+__device__ __forceinline__ int mma_b_slot(int c, int k) {
+    return mma_chunk(c / 8, c % 8, k % 4) * 4 + k / 4;
 }
 
 /* ---------------------------------------------------------------- one operand's tile */
@@ -406,15 +417,18 @@ template <class OP, int ROWS> struct tile_loader {
             s[k][r] = v[j];
         }
     }
-    /* each element as its TF32 head and rest, side by side at mma_slot (split_tf32) */
-    __device__ void store_split(float *s) const {
+    /* each element as its TF32 head and rest (split_tf32) where the tensor-core kernel's
+     * fragments take them: A's (IS_A) at mma_a_slot, B's at mma_b_slot */
+    template <bool IS_A> __device__ void store_split(float *s) const {
 #pragma unroll
         for (int j = 0; j < L; j++) {
             int k, r;
             slot(j, k, r);
-            float2 hl;
-            split_tf32(v[j], hl.x, hl.y);
-            *reinterpret_cast<float2 *>(&s[mma_slot(r, k)]) = hl;
+            float hi, lo;
+            split_tf32(v[j], hi, lo);
+            int at = IS_A ? mma_a_slot(r, k) : mma_b_slot(r, k);
+            s[at] = hi;
+            s[at + (IS_A ? ROWS * GEMM_BK : 2)] = lo;
         }
     }
 };
@@ -608,7 +622,9 @@ __device__ __forceinline__ void mma_tf32(float d[4], const unsigned a[4], const 
 }
 
 /* d[j] += a b[j] for the NI tiles of one row of a warp's piece, a and b given as TF32 heads and
- * rests: three products each, the small terms first. */
+ * rests: three products each, the small terms first, term by term across the row's tiles, so that
+ * NI independent products lie between two into the same accumulator (back to back, each waited
+ * for the last). */
 template <int NI>
 __device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi)[4],
                                          const unsigned (&alo)[4], const unsigned (&bhi)[NI][2],
@@ -616,26 +632,28 @@ __device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi
 #if defined(CVN_CUDA_EMU_DEVICE) /* one warp-wide stop for the row, not one per product */
     float *dp[3 * NI];
     const unsigned *ap[3 * NI], *bp[3 * NI];
-    for (int j = 0; j < NI; j++) {
-        const unsigned *as3[3] = {alo, ahi, ahi}, *bs3[3] = {bhi[j], blo[j], bhi[j]};
-        for (int u = 0; u < 3; u++)
-            dp[3 * j + u] = d[j], ap[3 * j + u] = as3[u], bp[3 * j + u] = bs3[u];
-    }
+    for (int u = 0; u < 3; u++)
+        for (int j = 0; j < NI; j++) {
+            dp[u * NI + j] = d[j];
+            ap[u * NI + j] = u == 0 ? alo : ahi;
+            bp[u * NI + j] = u == 1 ? blo[j] : bhi[j];
+        }
     emu::mma_m16n8k8_tf32(3 * NI, dp, ap, bp);
 #else
 #pragma unroll
-    for (int j = 0; j < NI; j++) {
-        mma_tf32(d[j], alo, bhi[j]);
-        mma_tf32(d[j], ahi, blo[j]);
-        mma_tf32(d[j], ahi, bhi[j]);
-    }
+    for (int j = 0; j < NI; j++) mma_tf32(d[j], alo, bhi[j]);
+#pragma unroll
+    for (int j = 0; j < NI; j++) mma_tf32(d[j], ahi, blo[j]);
+#pragma unroll
+    for (int j = 0; j < NI; j++) mma_tf32(d[j], ahi, bhi[j]);
 #endif
 }
 
 template <int MODE, bool TA, bool TB, int BM, int BN>
 __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g) {
     enum { WM = BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8 };
-    __shared__ __align__(16) float as[2][BM * 16], bs[2][BN * 16]; /* at mma_slot */
+    /* at mma_a_slot and mma_b_slot */
+    __shared__ __align__(16) float as[2][BM * 16], bs[2][BN * 16];
     gemm_block<MODE, TA, TB, BM, BN> blk;
     blk.init(g);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, tq = lane % 4;
@@ -650,30 +668,30 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g)
     blk.loop(
         g,
         [&](int b) {
-            blk.la.store_split(as[b]);
-            blk.lb.store_split(bs[b]);
+            blk.la.template store_split<true>(as[b]);
+            blk.lb.template store_split<false>(bs[b]);
         },
         [&](int cur) {
-            /* one load a row: (head, rest) at k = t, then at k = t + 4; the lane's rows are g
-             * plus multiples of 8, which share bits 1-2 of the row and so mma_slot's chunk */
-            const float *a0 = &as[cur][mma_slot(wm0 + gq, tq)];
-            const float *b0 = &bs[cur][mma_slot(wn0 + gq, tq)];
+            /* the lane's chunk of each of the warp's tiles (mma_chunk): B's heads and rests in
+             * one, A's heads in one and its rests BM x 8 floats on */
+            int own = mma_chunk(0, gq, tq) * 4;
+            const float *a0 = &as[cur][wm0 / 16 * 32 * 4 + own];
+            const float *b0 = &bs[cur][wn0 / 8 * 32 * 4 + own];
             unsigned bhi[NI][2], blo[NI][2];
 #pragma unroll
             for (int j = 0; j < NI; j++) {
-                float4 v = *reinterpret_cast<const float4 *>(b0 + j * 8 * 16);
-                bhi[j][0] = __float_as_uint(v.x), blo[j][0] = __float_as_uint(v.y);
-                bhi[j][1] = __float_as_uint(v.z), blo[j][1] = __float_as_uint(v.w);
+                float4 v = *reinterpret_cast<const float4 *>(b0 + j * 32 * 4);
+                bhi[j][0] = __float_as_uint(v.x), bhi[j][1] = __float_as_uint(v.y);
+                blo[j][0] = __float_as_uint(v.z), blo[j][1] = __float_as_uint(v.w);
             }
 #pragma unroll
             for (int i = 0; i < MI; i++) {
-                unsigned ahi[4], alo[4];
-#pragma unroll
-                for (int h = 0; h < 2; h++) { /* rows g, g + 8: a[h], a[h + 2] */
-                    float4 v = *reinterpret_cast<const float4 *>(a0 + (i * 16 + h * 8) * 16);
-                    ahi[h] = __float_as_uint(v.x), alo[h] = __float_as_uint(v.y);
-                    ahi[h + 2] = __float_as_uint(v.z), alo[h + 2] = __float_as_uint(v.w);
-                }
+                float4 h = *reinterpret_cast<const float4 *>(a0 + i * 32 * 4);
+                float4 l = *reinterpret_cast<const float4 *>(a0 + i * 32 * 4 + BM * GEMM_BK);
+                unsigned ahi[4] = {__float_as_uint(h.x), __float_as_uint(h.y), __float_as_uint(h.z),
+                                   __float_as_uint(h.w)};
+                unsigned alo[4] = {__float_as_uint(l.x), __float_as_uint(l.y), __float_as_uint(l.z),
+                                   __float_as_uint(l.w)};
                 mma3_row<NI>(acc[i], ahi, alo, bhi, blo);
             }
         });
