@@ -35,9 +35,14 @@
 #              tuning keeps and the tensor-core one (past tuning's trials), with the sections
 #              that say what bounds them
 #
-# Each step's output goes to $OUT (or runs/gpu-check) as DATE-GPU-STEP.txt, and one line per step
-# (exit status, seconds, the line that says how it went) to DATE-GPU-summary.txt: eight files in
-# budget mode, the device tool's limit (so profile is a step to name: budget 300 profile ...).
+#   sass       the K loops of the GEMM kernels in machine code, instructions by kind
+#              (cuobjdump -sass on bench_cuda, summed up by bench/sass_loops.py)
+#
+# Each step's output goes to runs/gpu-check as DATE-GPU-STEP.txt, and one line per step (exit
+# status, seconds, the line that says how it went) to DATE-GPU-summary.txt. Under the device tool
+# ($OUT set; it brings back 8 files at most) they go to a folder of their own instead, packed into
+# $OUT/gpu-check.tgz after each step (so a call cut short still brings back what ran), with the
+# summary beside it as a plain file.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -77,8 +82,17 @@ if [ "${1:-}" = prepare ]; then
     exit 0
 fi
 
-out=${OUT:-runs/gpu-check}
+if [ -n "${OUT:-}" ]; then
+    out=$(mktemp -d)
+else
+    out=runs/gpu-check
+fi
 mkdir -p "$out"
+# pack: the steps' files so far, into $OUT (under the device tool only)
+pack() {
+    [ -n "${OUT:-}" ] || return 0
+    tar czf "$OUT/gpu-check.tgz" -C "$out" . && cp "$summary" "$OUT/"
+}
 bin=.gpucheck/bin
 for packed in $bin/*.xz; do # the binaries, unpacked once (Python's lzma where xz is missing)
     [ -e "$packed" ] && [ ! -e "${packed%.xz}" ] || continue
@@ -129,11 +143,17 @@ if [ "${1:-}" = _profile ]; then # a step's body: ncu on each convolution mode's
                 -k "regex:k_(tiled|mma)_gemm<.int.$mode," --launch-skip 32 --launch-count 2 \
                 --section SpeedOfLight --section Occupancy --section LaunchStats \
                 --section WarpStateStats --section SchedulerStats --section InstructionStats \
-                --section MemoryWorkloadAnalysis $bin/bench_cuda --only "conv 256" --path $path ||
+                --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+                $bin/bench_cuda --only "conv 256" --path $path ||
                 exit 1
         done
     done
     exit 0
+fi
+if [ "${1:-}" = _sass ]; then # a step's body: the GEMM kernels' K loops in bench_cuda's sm_90 code
+    set -o pipefail
+    cuobjdump -sass -arch sm_90 $bin/bench_cuda | python3 bench/sass_loops.py
+    exit
 fi
 if [ "${1:-}" = _accuracy ]; then # a step's body, run by the script itself under timeout
     for seed in 1 2; do
@@ -187,6 +207,7 @@ run() {
     [ "$rc" = 124 ] && line="timed out after ${limit}s: $line"
     printf '%-10s rc=%-3s %4ss  %s\n' "$name" "$rc" "$(($(date +%s) - t0))" "$line" |
         tee -a "$summary"
+    pack
 }
 
 # sanitize TOOL LIMIT_S PATTERN [CASE]: test_cuda under compute-sanitizer, all of it or one case;
@@ -203,7 +224,7 @@ sanitize() {
 if [ "$1" = budget ]; then
     deadline=$(($(date +%s) + ${2:-480}))
     shift $(($# < 2 ? $# : 2))
-    [ $# -gt 0 ] || set -- test bench torch accuracy memcheck racecheck:ops racecheck:layers
+    [ $# -gt 0 ] || set -- test bench torch accuracy memcheck racecheck:ops racecheck:layers sass
 fi
 unset CK_RUN_CASE # test_cuda's own step runs every case
 for step in "$@"; do
@@ -223,10 +244,12 @@ for step in "$@"; do
             run torch 300 'images/s|resnet' "$torch_py" bench/compare_torch_cuda.py
         else
             echo "torch      skipped: no PyTorch with CUDA (set TORCH_PYTHON)" | tee -a "$summary"
+            pack
         fi
         ;;
     accuracy) run accuracy 300 'accuracy' "$0" _accuracy ;;
     profile) run profile 300 'Compute \(SM\) Throughput' "$0" _profile ;;
+    sass) run sass 120 'mma +mode 1' "$0" _sass ;;
     *)
         echo "gpu_check: unknown step '$step'" >&2
         exit 2
