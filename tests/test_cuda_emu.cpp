@@ -371,6 +371,30 @@ START_TEST(test_conv_pool_nan) {
 }
 END_TEST
 
+START_TEST(test_conv_huge_values) {
+    /* inputs up to the largest float, which the TF32 split of the tensor-core kernel must not
+     * round to inf, and weights small enough that every output is finite; both kernels */
+    cvn_conv_desc d = describe({2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1});
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    std::vector<float> x = random_floats(nx, 51), w = random_floats(nw, 52);
+    for (float &v : x) v *= 0x1p127f;
+    x[7] = FLT_MAX, x[40] = -FLT_MAX, x[41] = 0x1.fff8p127f; /* would round up to inf */
+    for (float &v : w) v *= 0x1p-8f;
+    std::vector<double> want((size_t)d.n * d.o * d.oh * d.ow);
+    each_product(d, [&](size_t xi, size_t wi, size_t yi) { want[yi] += (double)x[xi] * w[wi]; });
+    for (double v : want) ck_assert(std::isfinite(v) && fabs(v) < FLT_MAX);
+    std::vector<float> y(want.size());
+    gemm_plan p;
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
+    for (bool mma : {false, true}) {
+        p.mma = mma;
+        std::fill(y.begin(), y.end(), 0.0f);
+        ck_assert(emulate(p));
+        expect_close(mma ? "huge values, 3xTF32" : "huge values", y, want);
+    }
+}
+END_TEST
+
 START_TEST(test_conv_plan) {
     cvn_conv_desc d = describe(geometries[5]);
     gemm_plan p;
@@ -422,7 +446,17 @@ START_TEST(test_split_tf32) {
         ck_assert_uint_eq(bits(lo) & 0x1fffu, 0);
         ck_assert_msg(fabs((double)x - hi - lo) <= 0x1p-22 * fabs(x), "x = %a: %a + %a", x, hi, lo);
         ck_assert(fabsf(lo) <= 0x1p-11f * fabsf(x));
+        /* the kernel's plain split, for what is not a special case, gives the same bits */
+        float hp, lp;
+        ck_assert(!tf32_special(x));
+        split_tf32_plain(x, hp, lp);
+        ck_assert_uint_eq(bits(hp), bits(hi));
+        ck_assert_uint_eq(bits(lp), bits(lo));
     }
+    /* the special cases: inf, NaN, 2^127 and up; not just below */
+    for (float x : {INFINITY, -INFINITY, std::nanf(""), FLT_MAX, -0x1p127f, 0x1.fffp127f})
+        ck_assert(tf32_special(x));
+    ck_assert(!tf32_special(0x1.fffffep126f) && !tf32_special(-0x1p126f));
     /* signed zeros stay; inf and NaN stay in hi with lo 0; the largest float truncates */
     split_tf32(-0.0f, hi, lo);
     ck_assert(hi == 0.0f && std::signbit(hi) && lo == 0.0f);
@@ -536,6 +570,7 @@ int main(void) {
     tcase_add_test(tc, test_conv_tuning);
     tcase_add_loop_test(tc, test_conv_geometries, 0, (int)(sizeof geometries / sizeof *geometries));
     tcase_add_test(tc, test_conv_pool_nan);
+    tcase_add_test(tc, test_conv_huge_values);
     tcase_add_test(tc, test_conv_plan);
     suite_add_tcase(s, tc);
     return check_run(s, true) ? 1 : 0;

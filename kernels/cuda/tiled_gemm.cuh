@@ -322,12 +322,30 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     }
 };
 
+/* Whether x is one of split_tf32's special cases: inf, NaN, or a magnitude of 2^127 or more,
+ * where the head could round up to inf (the exponent's top 7 bits all set). */
+__device__ __forceinline__ bool tf32_special(float x) {
+    return (__float_as_uint(x) & 0x7f000000u) == 0x7f000000u;
+}
+
+/* split_tf32 of an x that is not tf32_special: the head rounded to nearest, ties away from zero,
+ * then the rest likewise, two integer operations each */
+__device__ __forceinline__ void split_tf32_plain(float x, float &hi, float &lo) {
+    const unsigned keep = 0xffffe000u, half = 0x1000u;
+    hi = __uint_as_float((__float_as_uint(x) + half) & keep);
+    lo = __uint_as_float((__float_as_uint(x - hi) + half) & keep);
+}
+
 /* x = hi + lo + (a rest below 2^-21 |x|), hi and lo TF32 values (the low 13 bits of their FP32
  * encodings zero, which the tensor cores ignore); hi rounded to nearest, ties away from zero, as
  * cvt.rna.tf32.f32 does. Integer operations only, the same on a GPU and in the emulation. Inf and
  * NaN stay in hi (NaN kept NaN), lo 0; near the largest float, where hi would round up to inf,
  * hi and lo are truncated instead (hi + lo stays finite). */
 __device__ __forceinline__ void split_tf32(float x, float &hi, float &lo) {
+    if (!tf32_special(x)) {
+        split_tf32_plain(x, hi, lo);
+        return;
+    }
     const unsigned keep = 0xffffe000u, half = 0x1000u, exp = 0x7f800000u;
     unsigned u = __float_as_uint(x);
     bool special = (u & exp) == exp; /* inf or NaN */
@@ -420,15 +438,23 @@ template <class OP, int ROWS> struct tile_loader {
     /* each element as its TF32 head and rest (split_tf32) where the tensor-core kernel's
      * fragments take them: A's (IS_A) at mma_a_slot, B's at mma_b_slot */
     template <bool IS_A> __device__ void store_split(float *s) const {
+        float hi[L], lo[L];
+        bool special = false; /* the plain split for all, then the full one where any needs it */
+#pragma unroll
+        for (int j = 0; j < L; j++) {
+            split_tf32_plain(v[j], hi[j], lo[j]);
+            special |= tf32_special(v[j]);
+        }
+        if (special)
+#pragma unroll
+            for (int j = 0; j < L; j++) split_tf32(v[j], hi[j], lo[j]);
 #pragma unroll
         for (int j = 0; j < L; j++) {
             int k, r;
             slot(j, k, r);
-            float hi, lo;
-            split_tf32(v[j], hi, lo);
             int at = IS_A ? mma_a_slot(r, k) : mma_b_slot(r, k);
-            s[at] = hi;
-            s[at + (IS_A ? ROWS * GEMM_BK : 2)] = lo;
+            s[at] = hi[j];
+            s[at + (IS_A ? ROWS * GEMM_BK : 2)] = lo[j];
         }
     }
 };
