@@ -363,7 +363,7 @@ __device__ __forceinline__ void split_tf32(float x, float &hi, float &lo) {
  * move each fragment into place: five MOVs per mma on sm_90). A lane (g, t) = (lane / 4, lane %
  * 4) owns one 16-byte chunk of each tile: for A the heads of (g, t), (g + 8, t), (g, t + 4),
  * (g + 8, t + 4), and the rests in a second half of the buffer (BM x 8 floats on); for B the
- * heads of (k t, column g), (t + 4, g), then their rests. The chunk's t is XOR-ed with bits 1-2
+ * heads of (k = t, column g), (t + 4, g), then their rests. The chunk's t is XOR-ed with bits 1-2
  * of g, which keeps a quarter-warp's loads on distinct banks and spreads a warp's stores of 32
  * gathered columns at one k over 8 banks instead of 2 (4-way conflicts, not 16-way). */
 __device__ __forceinline__ int mma_chunk(int tile, int g, int t) {
