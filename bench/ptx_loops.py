@@ -4,11 +4,13 @@ instructions per step of 8: FMAs (k_tiled_gemm) or tensor-core mma (k_mma_gemm),
 and the rest. A proxy for speed where no GPU is lent
 (the GPU's own count is Nsight Compute's, bench/gpu_check.sh profile); needs only nvcc.
 
-    bench/ptx_loops.py [--root DIR] [--runs-only]
+    bench/ptx_loops.py [--root DIR] [--runs-only] [--common-path]
 
 --root DIR   count another checkout (a worktree of an older commit, say); default this one
 --runs-only  with the tap-major loads' element-by-element fallback taken out, as the loop runs
              where the channel count divides into a thread's run
+--common-path  with the TF32 split's full form taken out of the tensor-core kernel's stores, as
+             the loop runs where no element is inf, NaN or 2^127 and up (tf32_special)
 
 Each line: the kernel (tiled: FP32, mma: 3xTF32), mode (0 matrix, 1 forward, 2 backward data, 3 backward filter), ta / tb (for a
 convolution tb is the tap-major K order), the tile, then the counts of the loop from its head to
@@ -27,22 +29,29 @@ FALLBACK = """            if (run) {
             }"""
 RUNS_ONLY = """            OP::template run<L>(g, fix[0], pos, k_end, v);
             return;"""
+SPECIAL = "        if (special)\n"  # tile_loader::store_split's branch to the full split
+NO_SPECIAL = "        if (false && special)\n"
 INSTANCE = re.compile(r"_Z\d+k_(tiled|mma)_gemmILi(\d)ELb(\d)ELb(\d)ELi(\d+)ELi(\d+)E")
 MATH = ("fma.rn.f32", "mma.sync")
 BRANCH = re.compile(r"^(@%p\d+ )?bra(\.uni)?\s+(\$L__BB\d+_\d+);")
 
 
-def ptx(root, runs_only):
+def ptx(root, runs_only, common_path):
     nvcc = shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
     with tempfile.TemporaryDirectory() as tmp:
         includes = []
-        if runs_only:
+        if runs_only or common_path:
             src = open(os.path.join(root, "kernels/cuda/tiled_gemm.cuh")).read()
-            if FALLBACK not in src:
-                sys.exit("ptx_loops: the fallback in tile_loader::fetch is not where expected")
+            for on, old, new, where in ((runs_only, FALLBACK, RUNS_ONLY, "tile_loader::fetch"),
+                                        (common_path, SPECIAL, NO_SPECIAL, "store_split")):
+                if not on:
+                    continue
+                if src.count(old) != 1:
+                    sys.exit("ptx_loops: the branch in %s is not where expected" % where)
+                src = src.replace(old, new)
             os.makedirs(os.path.join(tmp, "cuda"))
             with open(os.path.join(tmp, "cuda/tiled_gemm.cuh"), "w") as f:
-                f.write(src.replace(FALLBACK, RUNS_ONLY))
+                f.write(src)
             includes.append("-I" + tmp)  # found before kernels/cuda/tiled_gemm.cuh
         out = os.path.join(tmp, "backend.ptx")
         subprocess.run([nvcc, "-O2", "-std=c++17", *includes, "-I" + os.path.join(root, "lib"),
@@ -81,8 +90,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", default=os.path.join(os.path.dirname(__file__), ".."))
     ap.add_argument("--runs-only", action="store_true")
+    ap.add_argument("--common-path", action="store_true")
     a = ap.parse_args()
-    for (kernel, mode, ta, tb, bm, bn), n, math, loads in loops(ptx(a.root, a.runs_only)):
+    for (kernel, mode, ta, tb, bm, bn), n, math, loads in loops(ptx(a.root, a.runs_only, a.common_path)):
         print("%-5s mode %s ta%s tb%s %sx%s: %4d PTX instructions, %3d %s, %2d global loads, %3d other"
               % (kernel, mode, ta, tb, bm, bn, n, math, "fma" if kernel == "tiled" else "mma",
                  loads, n - math))

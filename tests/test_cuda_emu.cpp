@@ -14,6 +14,8 @@
 #include <float.h>
 #include <stdio.h>
 
+#include <string>
+
 static bool emulate(const gemm_plan &p) {
     bool ok = true;
     run_plan(p, [&](void (*kernel)(gemm_args), dim3 grid, const gemm_args &g) {
@@ -344,6 +346,18 @@ START_TEST(test_conv_tuning) {
 }
 END_TEST
 
+/* p run on the FP32 kernel, then on tensor cores, each into y (zeroed first) against want */
+static void expect_both_kernels(const char *what, gemm_plan p, std::vector<float> &y,
+                                const std::vector<double> &want) {
+    for (bool mma : {false, true}) {
+        p.mma = mma;
+        std::fill(y.begin(), y.end(), 0.0f);
+        ck_assert(emulate(p));
+        std::string name = std::string(what) + (mma ? ", 3xTF32" : "");
+        expect_close(name.c_str(), y, want);
+    }
+}
+
 START_TEST(test_conv_pool_nan) {
     /* a NaN pixel reaches every output under its window, and pooling keeps it (no activation,
      * which would turn it into NaN anyway: this is pooling's own rule) */
@@ -362,12 +376,7 @@ START_TEST(test_conv_pool_nan) {
     int nans = 0;
     for (double v : want) nans += std::isnan(v);
     ck_assert_int_gt(nans, 0);
-    for (bool mma : {false, true}) { /* the tensor-core epilogue pools across two lanes */
-        p.mma = mma;
-        std::fill(y.begin(), y.end(), 0.0f);
-        ck_assert(emulate(p));
-        expect_close(mma ? "pooled NaN, 3xTF32" : "pooled NaN", y, want);
-    }
+    expect_both_kernels("pooled NaN", p, y, want); /* tensor cores pool across two lanes */
 }
 END_TEST
 
@@ -386,12 +395,7 @@ START_TEST(test_conv_huge_values) {
     std::vector<float> y(want.size());
     gemm_plan p;
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
-    for (bool mma : {false, true}) {
-        p.mma = mma;
-        std::fill(y.begin(), y.end(), 0.0f);
-        ck_assert(emulate(p));
-        expect_close(mma ? "huge values, 3xTF32" : "huge values", y, want);
-    }
+    expect_both_kernels("huge values", p, y, want);
 }
 END_TEST
 
