@@ -9,7 +9,7 @@
  *   (default /usr/share/datasets/fashion-mnist)
  *
  * --only runs the benchmarks whose name contains TEXT ("conv 256", "resnet", "loader"), --path
- * only path N of path_names (0 cuDNN + cuBLAS ... 6 implicit-mma): with both, a profiler sees
+ * only path N of path_names (0 cuDNN + cuBLAS ... 6 implicit-mma, 7 implicit-mma-async): with both, a profiler sees
  * one layer's kernels on one path, its tuning trials first.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
@@ -40,18 +40,21 @@ static bool selected(const char *name) { return strstr(name, only) != NULL; }
  * im2col + cuBLAS, im2col + our GEMM, our implicit-GEMM convolution + our GEMM, the same with the
  * implicit GEMM's rule of thumb for tiles and K slices instead of timing them per shape, and the
  * same timed but with K tap-major wherever forward and backward data allow it, and the same timed
- * but on tensor cores (3xTF32) throughout. */
-#define PATHS 7
+ * but on tensor cores (3xTF32) throughout: the kernel that fetches a step ahead into registers,
+ * then the pipelined one (cp.async). */
+#define PATHS 8
 static const char *const path_names[PATHS] = {
     "cudnn+cublas",     "im2col+cublas", "im2col+native", "implicit+native",
-    "implicit-untuned", "implicit-taps", "implicit-mma"};
+    "implicit-untuned", "implicit-taps", "implicit-mma",  "implicit-mma-async"};
 static void use_path(int path) {
     cvn_cuda_set_native_dnn(path > 0);
     if (path == 1 || path == 2) cvn_cuda_set_conv_path(CVN_CUDA_CONV_IM2COL);
     cvn_cuda_set_native_gemm(path >= 2);
     cvn_cuda_set_conv_tuning(path != 4);
     cvn_cuda_set_conv_taps(path == 5);
-    cvn_cuda_set_conv_mma(path == 6);
+    cvn_cuda_set_conv_mma(path == 6   ? CVN_CUDA_MMA_STAGED
+                          : path == 7 ? CVN_CUDA_MMA_ASYNC
+                                      : CVN_CUDA_MMA_TUNED);
 }
 
 typedef void (*bench_fn)(void *);
@@ -114,8 +117,9 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
                    f / sec[path] * 1e-9);
         }
         if (only_path < 0)
-            printf(" implicit/cudnn %.2f (untuned %.2f, taps %.2f, mma %.2f)", sec[0] / sec[3],
-                   sec[0] / sec[4], sec[0] / sec[5], sec[0] / sec[6]);
+            printf(" implicit/cudnn %.2f (untuned %.2f, taps %.2f, mma %.2f, mma-async %.2f)",
+                   sec[0] / sec[3], sec[0] / sec[4], sec[0] / sec[5], sec[0] / sec[6],
+                   sec[0] / sec[7]);
         printf("\n");
     }
     cvn_tape_free(c.t);

@@ -23,8 +23,8 @@
 #              loader with and without the copy stream); bench2 runs it twice
 #   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
 #   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2, then seed
-#              1 on our implicit GEMM forced onto tensor cores (the CPU's figures for the same
-#              commands are in docs/benchmarks/gpu.md)
+#              1 on our implicit GEMM forced onto each tensor-core kernel (the CPU's figures for
+#              the same commands are in docs/benchmarks/gpu.md)
 #   memcheck   compute-sanitizer --tool memcheck on test_cuda
 #   racecheck  compute-sanitizer --tool racecheck on test_cuda
 #              (one of test_cuda's cases: CK_RUN_CASE=ops|layers|training, or memcheck:CASE,
@@ -32,7 +32,7 @@
 #              racecheck on 'ops' and 'layers', 15 s and 38 s: on 'training' it takes minutes)
 #   profile    Nsight Compute (ncu) on the implicit-GEMM convolution of bench_cuda's large layer
 #              (256x64x32x32 -> 128): forward, backward data and backward filter, the variant
-#              tuning keeps and the tensor-core one (past tuning's trials), with the sections
+#              tuning keeps and the two tensor-core ones (past tuning's trials), with the sections
 #              that say what bounds them
 #
 #   sass       the K loops of the GEMM kernels in machine code, instructions by kind
@@ -133,14 +133,14 @@ export PATH="$PATH:/usr/local/cuda/bin"
 command -v ncu >/dev/null 2>&1 || for d in /opt/nvidia/nsight-compute/*/; do PATH="$PATH:$d"; done
 if [ "${1:-}" = _profile ]; then # a step's body: ncu on each convolution mode's kernels (forward
     # 1, backward data 2, backward filter 3) of the large layer, as tuned (path 3) and forced onto
-    # tensor cores (path 6); the first 32 launches of a mode are tuning's trials (8 variants, 4
-    # runs each), skipped
-    for path in 3 6; do
+    # tensor cores (path 6, fetching a step ahead into registers; path 7, pipelined); the first 48
+    # launches of a mode are tuning's trials (12 variants, 4 runs each), skipped
+    for path in 3 6 7; do
         for mode in 1 2 3; do
             echo "## path $path, k_tiled_gemm / k_mma_gemm mode $mode"
             # ncu's demangled names read k_tiled_gemm<(int)1, (bool)0, ...>
             ncu --clock-control none --kernel-name-base demangled \
-                -k "regex:k_(tiled|mma)_gemm<.int.$mode," --launch-skip 32 --launch-count 2 \
+                -k "regex:k_(tiled|mma)_gemm<.int.$mode," --launch-skip 48 --launch-count 2 \
                 --section SpeedOfLight --section Occupancy --section LaunchStats \
                 --section WarpStateStats --section SchedulerStats --section InstructionStats \
                 --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
@@ -160,10 +160,12 @@ if [ "${1:-}" = _accuracy ]; then # a step's body, run by the script itself unde
         $bin/quickstart --device cuda --data .gpucheck/data --epochs 3 --limit 0 --seed "$seed" ||
             exit 1
     done
-    # and seed 1 on our implicit GEMM forced onto tensor cores (3xTF32) throughout
-    echo "## seed 1, CVN_CUDA_CONV=native CVN_CUDA_MMA=1"
-    CVN_CUDA_CONV=native CVN_CUDA_MMA=1 $bin/quickstart --device cuda --data .gpucheck/data \
-        --epochs 3 --limit 0 --seed 1 || exit 1
+    # and seed 1 on our implicit GEMM forced onto tensor cores (3xTF32) throughout: each kernel
+    for mma in 1 2; do
+        echo "## seed 1, CVN_CUDA_CONV=native CVN_CUDA_MMA=$mma"
+        CVN_CUDA_CONV=native CVN_CUDA_MMA=$mma $bin/quickstart --device cuda --data .gpucheck/data \
+            --epochs 3 --limit 0 --seed 1 || exit 1
+    done
     exit 0
 fi
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr -c 'A-Za-z0-9\n' '-')

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The K loop of each tiled-GEMM kernel instance (kernels/cuda/tiled_gemm.cuh) in PTX
 instructions per step of 8: FMAs (k_tiled_gemm) or tensor-core mma (k_mma_gemm), global loads
-and the rest. A proxy for speed where no GPU is lent
+(cp.async copies in the pipelined one) and the rest. A proxy for speed where no GPU is lent
 (the GPU's own count is Nsight Compute's, bench/gpu_check.sh profile); needs only nvcc.
 
     bench/ptx_loops.py [--root DIR] [--runs-only] [--common-path]
@@ -9,10 +9,10 @@ and the rest. A proxy for speed where no GPU is lent
 --root DIR   count another checkout (a worktree of an older commit, say); default this one
 --runs-only  with the tap-major loads' element-by-element fallback taken out, as the loop runs
              where the channel count divides into a thread's run
---common-path  with the TF32 split's full form taken out of the tensor-core kernel's stores, as
-             the loop runs where no element is inf, NaN or 2^127 and up (tf32_special)
+--common-path  with the TF32 split's full form taken out of the tensor-core kernels, as the
+             loop runs where no element is inf, NaN or 2^127 and up (tf32_special)
 
-Each line: the kernel (tiled: FP32, mma: 3xTF32), mode (0 matrix, 1 forward, 2 backward data, 3 backward filter), ta / tb (for a
+Each line: the kernel (tiled: FP32, mma: 3xTF32, async: 3xTF32 pipelined), mode (0 matrix, 1 forward, 2 backward data, 3 backward filter), ta / tb (for a
 convolution tb is the tap-major K order), the tile, then the counts of the loop from its head to
 its back edge, both sides of each branch counted."""
 import argparse
@@ -23,16 +23,13 @@ import subprocess
 import sys
 import tempfile
 
-FALLBACK = """            if (run) {
-                OP::template run<L>(g, fix[0], pos, k_end, v);
-                return;
-            }"""
-RUNS_ONLY = """            OP::template run<L>(g, fix[0], pos, k_end, v);
-            return;"""
-SPECIAL = "        if (special)\n"  # tile_loader::store_split's branch to the full split
-NO_SPECIAL = "        if (false && special)\n"
-INSTANCE = re.compile(r"_Z\d+k_(tiled|mma)_gemmILi(\d)ELb(\d)ELb(\d)ELi(\d+)ELi(\d+)E")
+FALLBACK = "            if (run) {\n"  # tile_loader::fetch's and ::each's branches to the run
+RUNS_ONLY = "            if (true) {\n"
+SPECIAL = "    if (special)\n"  # split_tf32_n's branch to the full split
+NO_SPECIAL = "    if (false && special)\n"
+INSTANCE = re.compile(r"_Z\d+k_(tiled|mma)_gemmILi(\d)ELb(\d)ELb(\d)ELi(\d+)ELi(\d+)E(?:Lb(\d)E)?")
 MATH = ("fma.rn.f32", "mma.sync")
+LOADS = ("ld.global", "cp.async.ca.shared.global")
 BRANCH = re.compile(r"^(@%p\d+ )?bra(\.uni)?\s+(\$L__BB\d+_\d+);")
 
 
@@ -42,11 +39,11 @@ def ptx(root, runs_only, common_path):
         includes = []
         if runs_only or common_path:
             src = open(os.path.join(root, "kernels/cuda/tiled_gemm.cuh")).read()
-            for on, old, new, where in ((runs_only, FALLBACK, RUNS_ONLY, "tile_loader::fetch"),
-                                        (common_path, SPECIAL, NO_SPECIAL, "store_split")):
+            for on, old, new, where in ((runs_only, FALLBACK, RUNS_ONLY, "tile_loader"),
+                                        (common_path, SPECIAL, NO_SPECIAL, "split_tf32_n")):
                 if not on:
                     continue
-                if src.count(old) != 1:
+                if src.count(old) != (2 if old == FALLBACK else 1):
                     sys.exit("ptx_loops: the branch in %s is not where expected" % where)
                 src = src.replace(old, new)
             os.makedirs(os.path.join(tmp, "cuda"))
@@ -82,7 +79,7 @@ def loops(text):
         body = [l for l in lines[head:tail + 1]
                 if l and l[0] not in "${}" and not l.startswith(("//", ".pragma"))]
         fma = sum(l.startswith(MATH) for l in body)
-        loads = sum(l.startswith("ld.global") for l in body)
+        loads = sum(l.startswith(LOADS) for l in body)
         yield m.groups(), len(body), fma, loads
 
 
@@ -92,7 +89,9 @@ def main():
     ap.add_argument("--runs-only", action="store_true")
     ap.add_argument("--common-path", action="store_true")
     a = ap.parse_args()
-    for (kernel, mode, ta, tb, bm, bn), n, math, loads in loops(ptx(a.root, a.runs_only, a.common_path)):
+    for (kernel, mode, ta, tb, bm, bn, asy), n, math, loads in loops(ptx(a.root, a.runs_only, a.common_path)):
+        if asy == "1":
+            kernel = "async"
         print("%-5s mode %s ta%s tb%s %sx%s: %4d PTX instructions, %3d %s, %2d global loads, %3d other"
               % (kernel, mode, ta, tb, bm, bn, n, math, "fma" if kernel == "tiled" else "mma",
                  loads, n - math))

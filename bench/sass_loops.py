@@ -6,21 +6,21 @@ of bench/ptx_loops.py miss what ptxas adds (register moves, spills); these do no
     cuobjdump -sass -arch sm_90 BINARY | bench/sass_loops.py [--list NAME]
 
 Needs cuobjdump, which the GPU machine has and the project machine lacks: `bench/gpu_check.sh
-sass` runs it there. Each line: the kernel (tiled: FP32, mma: 3xTF32), mode (0 matrix, 1 forward,
+sass` runs it there. Each line: the kernel (tiled: FP32, mma: 3xTF32, async: 3xTF32 pipelined), mode (0 matrix, 1 forward,
 2 backward data, 3 backward filter), ta / tb, the tile, then the loop's instructions (both sides
 of each branch counted, as in the file): math (FFMA or HMMA), register moves, shared loads and
-stores, global loads, local (spill) loads and stores. --list NAME prints the loop of the instance
+stores, global loads, cp.async copies (LDGSTS), local (spill) loads and stores. --list NAME prints the loop of the instance
 whose mangled name contains NAME."""
 import argparse
 import collections
 import re
 import sys
 
-INSTANCE = re.compile(r"_Z\d+k_(tiled|mma)_gemmILi(\d)ELb(\d)ELb(\d)ELi(\d+)ELi(\d+)E")
+INSTANCE = re.compile(r"_Z\d+k_(tiled|mma)_gemmILi(\d)ELb(\d)ELb(\d)ELi(\d+)ELi(\d+)E(?:Lb(\d)E)?")
 LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 BRANCH = re.compile(r"\bBRA\b.*?0x([0-9a-f]+)")
 KINDS = (("math", ("FFMA", "HMMA")), ("moves", ("MOV", "IMAD.MOV")), ("lds", ("LDS",)),
-         ("sts", ("STS",)), ("ldg", ("LDG",)), ("local", ("LDL", "STL")))
+         ("sts", ("STS",)), ("ldg", ("LDG.",)), ("ldgsts", ("LDGSTS",)), ("local", ("LDL", "STL")))
 
 
 def functions(text):
@@ -67,7 +67,9 @@ def main():
         for op in body:
             for kind, prefixes in KINDS:
                 counts[kind] += opcode(op).startswith(prefixes)
-        kernel, mode, ta, tb, bm, bn = m.groups()
+        kernel, mode, ta, tb, bm, bn, asy = m.groups()
+        if asy == "1":
+            kernel = "async"
         print("%-5s mode %s ta%s tb%s %sx%s: %4d SASS instructions, %s"
               % (kernel, mode, ta, tb, bm, bn, len(body),
                  ", ".join("%3d %s" % (counts[k], k) for k, _ in KINDS)))

@@ -19,6 +19,10 @@
  * each lane leaves its fragments, then each computes its part of the result from all of them, by
  * PTX's fragment layout, in FP32 (the hardware's order of additions is not emulated).
  *
+ * An asynchronous copy (cp.async) lands as late as PTX allows: when its thread waits for its group
+ * (cp.async.wait_group), not at a barrier, so that a kernel that reads a buffer before waiting for
+ * its own copies, or before the barrier after everyone's, reads what was there before.
+ *
  * Not emulated: memory spaces, timing, votes, concurrency between blocks (so atomicAdd is a plain
  * add). Shuffles take the full mask only. */
 #ifndef CVN_CUDA_EMU_H
@@ -129,6 +133,15 @@ inline std::vector<fiber> pool;     /* kept from launch to launch: stacks are no
 inline std::vector<uint64_t> lanes; /* a shuffle's values, one slot per thread of the block */
 const int MMA_BATCH = 64;              /* products in one mma_m16n8k8_tf32 call, at most */
 inline std::vector<unsigned> fragments; /* mma batches' A and B, MMA_BATCH x 6 per thread */
+struct async_copy {
+    float *dst;
+    const float *src; /* NULL: a 0 (src-size 0) */
+};
+struct async_copies {
+    std::vector<async_copy> queued; /* in order of issue */
+    std::vector<size_t> ends;       /* where each committed group ends in queued */
+};
+inline std::vector<async_copies> copies; /* each thread's of the running block */
 
 /* ---- switching between the scheduler (the launching thread's stack) and a fiber. ASan is told
  * of every switch, so that it tracks which stack is live. */
@@ -272,6 +285,31 @@ inline void mma_m16n8k8_tf32(int n, float *const d[], const unsigned *const a[],
     stop_at(AT_SHUFFLE);
 }
 
+/* cp.async.ca.shared.global [dst], [src], 4, bytes (4, or 0 for a 0): queued for the thread */
+inline void cp_async(float *dst, const float *src, int bytes) {
+    copies[current_index].queued.push_back({dst, bytes ? src : NULL});
+}
+
+/* cp.async.commit_group: the thread's copies since the last one form a group */
+inline void cp_async_commit() {
+    async_copies &c = copies[current_index];
+    c.ends.push_back(c.queued.size());
+}
+
+/* cp.async.wait_group n: the thread's committed groups but the newest n land, in order */
+inline void cp_async_wait(int n) {
+    async_copies &c = copies[current_index];
+    if (c.ends.size() <= (size_t)n) return;
+    size_t groups = c.ends.size() - n, upto = c.ends[groups - 1];
+    for (size_t i = 0; i < upto; i++) {
+        const async_copy &a = c.queued[i];
+        *a.dst = a.src ? *a.src : 0.0f;
+    }
+    c.queued.erase(c.queued.begin(), c.queued.begin() + (long)upto);
+    c.ends.erase(c.ends.begin(), c.ends.begin() + (long)groups);
+    for (size_t &e : c.ends) e -= upto;
+}
+
 /* Lets the threads stopped at a barrier go on: a warp's shuffle first, else the block's
  * __syncthreads; false when they stopped at different ones. done: every thread returned. */
 inline bool release(unsigned nt, bool &done) {
@@ -304,6 +342,8 @@ inline uint3 thread_at(unsigned i, dim3 block) {
  * switches (most kernels have no barrier); one that meets a barrier then fails the block. This
  * assumes that where any warp shuffles, the first does too, as in every kernel of ours. */
 inline bool run_block(unsigned nt, dim3 block) {
+    for (unsigned i = 0; i < nt; i++) /* a block's copies still queued at its end never land */
+        copies[i].queued.clear(), copies[i].ends.clear();
     start_fiber(pool[0], thread_at(0, block));
     resume(0);
     if (pool[0].at == DONE) {
@@ -337,6 +377,7 @@ inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
         for (fiber &t : pool) t.stack.resize(STACK_BYTES);
         lanes.resize(nt + 32);
         fragments.resize((size_t)nt * MMA_BATCH * 6);
+        copies.resize(nt);
     }
     const std::function<void()> *outer = body;
     body = &fn;

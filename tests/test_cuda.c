@@ -4,7 +4,7 @@
  * mask on both devices; a steady GPU training step does not grow its arena. Skips with a message
  * where there is no GPU or the build has no CUDA. make test also links it, as test_cuda_emulated,
  * against the CUDA backend built for the CPU emulation (tests/cuda_emu_runtime.h), where every
- * test runs with our kernels (on paths 2-6: without cuDNN and cuBLAS, 0 and 1 repeat them). */
+ * test runs with our kernels (on paths 2-7: without cuDNN and cuBLAS, 0 and 1 repeat them). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,16 +68,17 @@ static void run_case(const op_case *c, const char *path) {
     cvn_tensor_free(stats[0]), cvn_tensor_free(stats[1]);
 }
 
-/* The seven paths: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch
+/* The eight paths: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch
  * norm with 1 im2col + cuBLAS, 2 im2col + our GEMM, 3 our implicit-GEMM convolution + our GEMM
  * (its tiles, K slices, K order and units timed per shape), 4 the same with its rule of thumb
  * instead of timings, 5 as 3 with K tap-major wherever the product allows, 6 as 3 on tensor
- * cores (3xTF32) throughout. */
-#define N_PATHS 7
+ * cores (3xTF32) throughout, fetching a step ahead into registers, 7 the same pipelined
+ * (cp.async). */
+#define N_PATHS 8
 #define N_ARCHS 4 /* the zoo's architectures, cvn_arch 0-3 */
 static const char *const paths[N_PATHS] = {
     "cudnn+cublas",     "im2col+cublas", "im2col+native-gemm", "implicit-gemm+native-gemm",
-    "implicit-untuned", "implicit-taps", "implicit-mma"};
+    "implicit-untuned", "implicit-taps", "implicit-mma", "implicit-mma-async"};
 /* The first path to run: 2 in the CPU emulation, which has neither cuDNN nor cuBLAS, so that paths
  * 0 and 1 would be paths 3 and 2 again. */
 static int first_path;
@@ -88,7 +89,9 @@ static void use_path(int path) {
     cvn_cuda_set_native_gemm(path >= 2);
     cvn_cuda_set_conv_tuning(path != 4);
     cvn_cuda_set_conv_taps(path == 5);
-    cvn_cuda_set_conv_mma(path == 6);
+    cvn_cuda_set_conv_mma(path == 6   ? CVN_CUDA_MMA_STAGED
+                          : path == 7 ? CVN_CUDA_MMA_ASYNC
+                                      : CVN_CUDA_MMA_TUNED);
 #endif
 }
 
@@ -786,7 +789,7 @@ int main(void) {
 #ifdef CVN_WITH_CUDA
     if (cvn_cuda_emulated()) {
         printf("test_cuda: on the CPU emulation of the CUDA backend (tests/cuda_emu_runtime.h), "
-               "our kernels on paths 2-6 (0 and 1 would repeat 3 and 2: no cuDNN, no cuBLAS); "
+               "our kernels on paths 2-7 (0 and 1 would repeat 3 and 2: no cuDNN, no cuBLAS); "
                "nothing runs on a GPU\n");
         first_path = 2;
     } else

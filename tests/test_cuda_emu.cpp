@@ -180,8 +180,9 @@ static std::vector<double> pooled(const cvn_conv_desc &d, const std::vector<doub
 }
 
 /* Runs every variant of plan p that tuning may pick (both tile sizes, K split or not, K in either
- * order with wt as room for the permuted weights, FP32 or tensor cores), each on outputs reset by
- * reset(), and checks each with check(label); out_floats is the output's size. */
+ * order with wt as room for the permuted weights, FP32, tensor cores, or tensor cores pipelined),
+ * each on outputs reset by reset(), and checks each with check(label); out_floats is the output's
+ * size. */
 template <class Reset, class Check>
 static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_floats, Reset reset,
                          Check check) {
@@ -191,9 +192,9 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
     int n = plan_candidates(p, cands);
     for (int i = 0; i < n; i++) {
         char label[224];
-        snprintf(label, sizeof label, "%s, tile %dx%d, %d K slices%s%s", what, cands[i].tile_m,
+        snprintf(label, sizeof label, "%s, tile %dx%d, %d K slices%s%s%s", what, cands[i].tile_m,
                  cands[i].tile_n, cands[i].args.splits, cands[i].args.taps ? ", K tap-major" : "",
-                 cands[i].mma ? ", 3xTF32" : "");
+                 cands[i].mma ? ", 3xTF32" : "", cands[i].async ? " pipelined" : "");
         reset();
         ck_assert_msg(emulate(cands[i]), "%s: diverged", label);
         check(label);
@@ -299,8 +300,8 @@ START_TEST(test_conv_geometries) {
 END_TEST
 
 START_TEST(test_conv_tuning) {
-    /* the filter gradient of the long-K geometry: eight variants (two tiles, split or not, FP32
-     * or tensor cores) */
+    /* the filter gradient of the long-K geometry: twelve variants (two tiles, split or not, FP32
+     * or tensor cores, the latter pipelined or not) */
     cvn_conv_desc d = describe(geometries[5]);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
     size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
@@ -313,10 +314,13 @@ START_TEST(test_conv_tuning) {
     ck_assert_int_eq(scratch.size(), nw);
     ck_assert_int_eq(plan_candidates(p, cands, false), 4); /* CVN_CUDA_MMA=0: FP32 only */
     for (int i = 0; i < 4; i++) ck_assert(!cands[i].mma);
-    ck_assert_int_eq(plan_candidates(p, cands), 8);
-    for (int i = 0; i < 8; i++) ck_assert_int_eq(cands[i].mma, i >= 4);
-    /* a stand-in clock that finds 128-tile unsplit on tensor cores fastest; every trial runs,
-     * into scratch */
+    ck_assert_int_eq(plan_candidates(p, cands), 12);
+    for (int i = 0; i < 12; i++) {
+        ck_assert_int_eq(cands[i].mma, i >= 4);
+        ck_assert_int_eq(cands[i].async, i >= 8);
+    }
+    /* a stand-in clock that finds 128-tile unsplit on tensor cores, pipelined, fastest; every
+     * trial runs, into scratch */
     int trials = 0;
     gemm_plan best = tune_plan(p, scratch.data(), [&](const gemm_plan &trial) {
         ck_assert_ptr_eq(trial.args.out, scratch.data());
@@ -324,13 +328,13 @@ START_TEST(test_conv_tuning) {
         ck_assert(emulate(trial));
         trials++;
         return (trial.tile_n == 128 ? 1.0 : 2.0) + (trial.args.splits > 1 ? 0.5 : 0.0) -
-               (trial.mma ? 0.25 : 0.0);
+               (trial.mma ? 0.25 : 0.0) - (trial.async ? 0.125 : 0.0);
     });
-    ck_assert_int_eq(trials, 8);
+    ck_assert_int_eq(trials, 12);
     ck_assert_int_eq(best.tile_n, 128);
     ck_assert_int_eq(best.tile_m, 64); /* 3 rows: the 128 tile is 64 x 128 */
     ck_assert_int_eq(best.args.splits, 1);
-    ck_assert(best.mma);
+    ck_assert(best.mma && best.async);
     ck_assert_ptr_eq(best.args.out, dw.data()); /* the pick writes the output again */
     for (float v : dw) ck_assert_float_eq(v, 0.0f); /* which tuning left untouched */
     double sum = 0;
@@ -346,15 +350,27 @@ START_TEST(test_conv_tuning) {
 }
 END_TEST
 
-/* p run on the FP32 kernel, then on tensor cores, each into y (zeroed first) against want */
-static void expect_both_kernels(const char *what, gemm_plan p, std::vector<float> &y,
-                                const std::vector<double> &want) {
-    for (bool mma : {false, true}) {
-        p.mma = mma;
+static unsigned bits(float x) {
+    unsigned u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+/* p run on the FP32 kernel, then on tensor cores, then on tensor cores pipelined, each into y
+ * (zeroed first) against want; the two tensor-core kernels give the same bits */
+static void expect_each_kernel(const char *what, gemm_plan p, std::vector<float> &y,
+                               const std::vector<double> &want) {
+    std::vector<float> staged;
+    for (int kernel = 0; kernel < 3; kernel++) {
+        p.mma = kernel > 0, p.async = kernel == 2;
         std::fill(y.begin(), y.end(), 0.0f);
         ck_assert(emulate(p));
-        std::string name = std::string(what) + (mma ? ", 3xTF32" : "");
+        std::string name = std::string(what) + (kernel == 0 ? "" : kernel == 1 ? ", 3xTF32" : ", 3xTF32 pipelined");
         expect_close(name.c_str(), y, want);
+        if (kernel == 1) staged = y;
+        for (size_t i = 0; kernel == 2 && i < y.size(); i++)
+            ck_assert_msg(bits(y[i]) == bits(staged[i]), "%s: element %zu is %a, staged %a",
+                          name.c_str(), i, (double)y[i], (double)staged[i]);
     }
 }
 
@@ -376,7 +392,7 @@ START_TEST(test_conv_pool_nan) {
     int nans = 0;
     for (double v : want) nans += std::isnan(v);
     ck_assert_int_gt(nans, 0);
-    expect_both_kernels("pooled NaN", p, y, want); /* tensor cores pool across two lanes */
+    expect_each_kernel("pooled NaN", p, y, want); /* tensor cores pool across two lanes */
 }
 END_TEST
 
@@ -395,7 +411,7 @@ START_TEST(test_conv_huge_values) {
     std::vector<float> y(want.size());
     gemm_plan p;
     ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
-    expect_both_kernels("huge values", p, y, want);
+    expect_each_kernel("huge values", p, y, want);
 }
 END_TEST
 
@@ -422,12 +438,6 @@ START_TEST(test_conv_plan) {
     ck_assert(!plan_conv(&p, GEMM_CONV_FWD, &d, NULL, NULL, NULL, NULL, NULL, false));
 }
 END_TEST
-
-static unsigned bits(float x) {
-    unsigned u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
 
 START_TEST(test_split_tf32) {
     float hi, lo;
@@ -560,6 +570,41 @@ START_TEST(test_emulator_warp_shuffles) {
 }
 END_TEST
 
+START_TEST(test_emulator_async_copies) {
+    /* cp.async lands at its thread's wait, group by group, not at issue or at a barrier: each of
+     * 64 threads copies src[i] into s[i] (group 1) and src[64 + i] into s[64 + i] (group 2), and
+     * an out-of-bounds copy zero-fills s[128 + i] (group 3) */
+    static float src[128], seen[64][5];
+    for (int i = 0; i < 128; i++) src[i] = (float)(i + 1);
+    ck_assert(emu::launch(dim3(1), dim3(64), [] {
+        __shared__ float s[192];
+        int i = (int)threadIdx.x;
+        s[i] = s[64 + i] = s[128 + i] = -1.0f;
+        __syncthreads();
+        cp_async4(&s[i], &src[i], true, src);
+        cp_async_commit();
+        cp_async4(&s[64 + i], &src[64 + i], true, src);
+        cp_async_commit();
+        cp_async4(&s[128 + i], NULL, false, src);
+        cp_async_commit();
+        __syncthreads();
+        seen[i][0] = s[i]; /* after a barrier but before the wait: not there yet */
+        cp_async_wait<2>();     /* the first group */
+        seen[i][1] = s[i], seen[i][2] = s[64 + i];
+        __syncthreads();
+        cp_async_wait<0>(); /* all */
+        seen[i][3] = s[64 + i], seen[i][4] = s[128 + i];
+    }));
+    for (int i = 0; i < 64; i++) {
+        ck_assert_float_eq(seen[i][0], -1.0f);
+        ck_assert_float_eq(seen[i][1], (float)(i + 1));
+        ck_assert_float_eq(seen[i][2], -1.0f);
+        ck_assert_float_eq(seen[i][3], (float)(65 + i));
+        ck_assert_float_eq(seen[i][4], 0.0f);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cuda_emu");
     TCase *tc = tcase_create("tiled_gemm");
@@ -567,6 +612,7 @@ int main(void) {
     tcase_add_test(tc, test_emulator_catches_divergent_barrier);
     tcase_add_test(tc, test_emulator_warp_shuffles);
     tcase_add_test(tc, test_emulator_mma_layout);
+    tcase_add_test(tc, test_emulator_async_copies);
     tcase_add_test(tc, test_split_tf32);
     tcase_add_test(tc, test_matrix_transposes);
     tcase_add_test(tc, test_matrix_split_k);

@@ -585,7 +585,7 @@ static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, in
 typedef struct {
     conv_key key;
     int tile_m, tile_n, k_slice, splits;
-    bool taps, mma;
+    bool taps, mma, async;
 } conv_tuning;
 
 #define CONV_TUNINGS 64
@@ -593,8 +593,8 @@ static conv_tuning tunings[CONV_TUNINGS];
 static int n_tunings;
 static bool tune_convs = true;
 static bool force_taps; /* cvn_cuda_set_conv_taps */
-/* tensor cores (CVN_CUDA_MMA): 1 everywhere (cvn_cuda_set_conv_mma), 0 never, -1 where tuning
- * finds them faster */
+/* tensor cores (CVN_CUDA_MMA): 1 everywhere, fetching a step ahead into registers, 2 everywhere
+ * pipelined (cvn_cuda_set_conv_mma), 0 never, -1 where tuning finds them faster */
 static int conv_mma = -1;
 static cudaEvent_t tick, tock;
 
@@ -627,9 +627,9 @@ static void launch_conv(gemm_plan p) {
             gemm_plan best = tune_plan(p, scratch, time_plan, conv_mma != 0);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
-            tunings[n_tunings] = {key,         best.tile_m,      best.tile_n,
+            tunings[n_tunings] = {key,          best.tile_m,      best.tile_n,
                                   best.args.k_slice, best.args.splits, best.args.taps,
-                                  best.mma};
+                                  best.mma,     best.async};
             t = &tunings[n_tunings++];
         } else {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
@@ -640,7 +640,8 @@ static void launch_conv(gemm_plan p) {
         p.args.k_slice = t->k_slice, p.args.splits = t->splits;
     }
     if (((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
-    p.mma = conv_mma == 1 || (conv_mma < 0 && t && t->mma);
+    p.mma = conv_mma > 0 || (conv_mma < 0 && t && t->mma);
+    p.async = conv_mma == 2 || (conv_mma < 0 && t && t->async);
     launch_plan(p);
 }
 
@@ -1180,7 +1181,9 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
 extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
 extern "C" void cvn_cuda_set_conv_taps(bool on) { force_taps = on; }
-extern "C" void cvn_cuda_set_conv_mma(bool on) { conv_mma = on ? 1 : -1; }
+extern "C" void cvn_cuda_set_conv_mma(cvn_cuda_mma use) {
+    conv_mma = use == CVN_CUDA_MMA_STAGED ? 1 : use == CVN_CUDA_MMA_ASYNC ? 2 : -1;
+}
 extern "C" void cvn_cuda_set_conv_tuning(bool on) {
     if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */
     tune_convs = on;
@@ -1305,7 +1308,11 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     const char *tune = getenv("CVN_CUDA_TUNE");
     tune_convs = !tune || strcmp(tune, "0");
     const char *mma = getenv("CVN_CUDA_MMA");
-    conv_mma = !mma ? -1 : !strcmp(mma, "0") ? 0 : !strcmp(mma, "1") ? 1 : -1;
+    conv_mma = !mma                ? -1
+               : !strcmp(mma, "0") ? 0
+               : !strcmp(mma, "1") ? 1
+               : !strcmp(mma, "2") ? 2
+                                   : -1;
     const char *cs = getenv("CVN_CUDA_COPY_STREAM");
     stage_uploads = !cs || strcmp(cs, "0");
     /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit

@@ -28,8 +28,9 @@
  * The same tiles and K loop also multiply on tensor cores (k_mma_gemm): each element split into
  * two TF32 parts as it is stored into shared memory, three mma.m16n8k8 products per pair of
  * tiles ("3xTF32", FP32's accuracy; Ootomo and Yokota, "Recovering single precision accuracy
- * from Tensor Cores while surpassing the FP32 theoretical peak performance", 2022). Tuning times
- * both kernels per shape.
+ * from Tensor Cores while surpassing the FP32 theoretical peak performance", 2022). A pipelined
+ * form of it (ASYNC) copies the unsplit elements with cp.async a few steps ahead and splits them
+ * as each warp loads its fragments. Tuning times the kernels per shape.
  *
  * Forward and backward data can also run K tap-major, k = (kh, kw, channel) with channels
  * fastest ("taps"): A is then the weights permuted into that order by k_conv_weights_taps (into
@@ -122,10 +123,11 @@ __device__ __forceinline__ void kpos_inc(kpos &p, int r0, int r1) {
 
 /* ---------------------------------------------------------------- operands
  * Each operand says how its fixed index f (a row of A, a column of B) decodes once per thread,
- * the radices of its k digits, whether threads should walk it along k (kmajor), and how one
- * element loads (0 outside the matrix or in the padding); one with runs (has_run) also loads a
- * thread's L consecutive k at once. The third parameter says how K is laid out: for a matrix,
- * whether the operand is stored transposed; for a convolution's B, whether K runs tap-major. */
+ * the radices of its k digits, whether threads should walk it along k (kmajor), and where one
+ * element lies (where: true and its address, or false outside the matrix or in the padding,
+ * where it is 0, and q is left as it was); one with runs (has_run) also places a thread's L consecutive k at once: where the first is,
+ * the others a plane apart. The third parameter says how K is laid out: for a matrix, whether the
+ * operand is stored transposed; for a convolution's B, whether K runs tap-major. */
 
 template <int MODE, bool IS_A, bool TRANS> struct operand;
 
@@ -146,9 +148,11 @@ template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
         s.p = kmajor ? base + (int64_t)f * ld : base + f;
         return s;
     }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
-        if (!s.ok || p.k >= k_end) return 0.0f;
-        return kmajor ? s.p[p.k] : s.p[(int64_t)p.k * (IS_A ? g.lda : g.ldb)];
+    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                 const float *&q) {
+        if (!s.ok || p.k >= k_end) return false;
+        q = kmajor ? s.p + p.k : s.p + (int64_t)p.k * (IS_A ? g.lda : g.ldb);
+        return true;
     }
 };
 
@@ -172,24 +176,16 @@ struct rows_operand {
         s.p = g.ra.p + grp * g.ra.group + f * g.ra.row;
         return s;
     }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
-        return s.ok && p.k < k_end ? s.p[p.d1 * g.ra.outer + p.d0] : 0.0f;
+    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                 const float *&q) {
+        if (!s.ok || p.k >= k_end) return false;
+        q = s.p + p.d1 * g.ra.outer + p.d0;
+        return true;
     }
 };
 template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand {};
 template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> : rows_operand {};
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_operand {};
-
-/* A tap-major run: the element at q and the L - 1 after it a plane apart, or zeros for no q */
-template <int L> __device__ __forceinline__ void planes_at(const float *q, int plane, float *v) {
-    if (q) {
-#pragma unroll
-        for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * plane];
-    } else {
-#pragma unroll
-        for (int j = 0; j < L; j++) v[j] = 0.0f;
-    }
-}
 
 /* forward B: x under the window of output pixel f, k = (channel, kh, kw), or (kh, kw, channel)
  * when TAPS */
@@ -220,23 +216,18 @@ template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
         s.p = g.x + ((int64_t)img * g.d.c + grp * g.cg) * g.hw;
         return s;
     }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                 const float *&q) {
         int kh = TAPS ? p.d2 : p.d1, kw = TAPS ? p.d1 : p.d0, c = TAPS ? p.d0 : p.d2;
         int ih = s.ih0 + kh * g.d.dh, iw = s.iw0 + kw * g.d.dw;
-        if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
-            (unsigned)iw >= (unsigned)g.d.w)
-            return 0.0f;
-        return s.p[(int64_t)c * g.hw + ih * g.d.w + iw];
+        if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h || (unsigned)iw >= (unsigned)g.d.w)
+            return false;
+        q = s.p + (int64_t)c * g.hw + ih * g.d.w + iw;
+        return true;
     }
-    /* L channels at one window offset (p.k is a multiple of L, and so is the channel count): one
-     * bounds check, then a plane apart each */
-    template <int L>
-    __device__ static void run(const gemm_args &g, const fix &s, const kpos &p, int k_end,
-                               float *v) {
-        int ih = s.ih0 + p.d2 * g.d.dh, iw = s.iw0 + p.d1 * g.d.dw;
-        bool in = p.k < k_end && (unsigned)ih < (unsigned)g.d.h && (unsigned)iw < (unsigned)g.d.w;
-        planes_at<L>(in ? s.p + (int64_t)p.d0 * g.hw + ih * g.d.w + iw : NULL, g.hw, v);
-    }
+    /* a run: L channels at one window offset (p.k is a multiple of L, and so is the channel
+     * count), in or out together, a plane apart */
+    __device__ static int plane(const gemm_args &g) { return g.hw; }
     __device__ static bool runs(const gemm_args &g, int L) { return g.cg % L == 0; }
 };
 
@@ -278,18 +269,16 @@ template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
         if (oy >= g.d.oh || ox >= g.d.ow) return -1;
         return oy * g.d.ow + ox;
     }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                 const float *&q) {
         int kh = TAPS ? p.d2 : p.d1, kw = TAPS ? p.d1 : p.d0, o = TAPS ? p.d0 : p.d2;
         int at = p.k < k_end ? pixel(g, s, kh, kw) : -1;
-        return at < 0 ? 0.0f : s.p[(int64_t)o * g.ohw + at];
+        if (at < 0) return false;
+        q = s.p + (int64_t)o * g.ohw + at;
+        return true;
     }
-    /* L out channels at one window offset: one stride and bounds test, then a plane apart each */
-    template <int L>
-    __device__ static void run(const gemm_args &g, const fix &s, const kpos &p, int k_end,
-                               float *v) {
-        int at = p.k < k_end ? pixel(g, s, p.d2, p.d1) : -1;
-        planes_at<L>(at >= 0 ? s.p + (int64_t)p.d0 * g.ohw + at : NULL, g.ohw, v);
-    }
+    /* a run: L out channels at one window offset, in or out together, a plane apart */
+    __device__ static int plane(const gemm_args &g) { return g.ohw; }
     __device__ static bool runs(const gemm_args &g, int L) { return g.og % L == 0; }
 };
 
@@ -313,12 +302,13 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
         s.p = g.x + ((int64_t)grp * g.cg + c) * g.hw;
         return s;
     }
-    __device__ static float load(const gemm_args &g, const fix &s, const kpos &p, int k_end) {
+    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                 const float *&q) {
         int ih = p.d1 * g.d.sh + s.kh0, iw = p.d0 * g.d.sw + s.kw0;
-        if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h ||
-            (unsigned)iw >= (unsigned)g.d.w)
-            return 0.0f;
-        return s.p[(int64_t)p.d2 * g.d.c * g.hw + ih * g.d.w + iw];
+        if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h || (unsigned)iw >= (unsigned)g.d.w)
+            return false;
+        q = s.p + (int64_t)p.d2 * g.d.c * g.hw + ih * g.d.w + iw;
+        return true;
     }
 };
 
@@ -357,6 +347,20 @@ __device__ __forceinline__ void split_tf32(float x, float &hi, float &lo) {
     lo = __uint_as_float(special ? 0u : l);
 }
 
+/* split_tf32 of N elements: the plain form for all, or the full one where any needs it */
+template <int N>
+__device__ __forceinline__ void split_tf32_n(const float *x, float *hi, float *lo) {
+    bool special = false;
+#pragma unroll
+    for (int j = 0; j < N; j++) special |= tf32_special(x[j]);
+    if (special)
+#pragma unroll
+        for (int j = 0; j < N; j++) split_tf32(x[j], hi[j], lo[j]);
+    else
+#pragma unroll
+        for (int j = 0; j < N; j++) split_tf32_plain(x[j], hi[j], lo[j]);
+}
+
 /* Where the tensor-core kernel keeps a tile's elements in shared memory: in the order of mma's
  * fragments, so that a lane's fragment of a 16 x 8 tile of A, or 8 x 8 tile of B, is one 16-byte
  * load straight into the registers that mma.sync takes (a layout of whole rows made the compiler
@@ -376,6 +380,44 @@ __device__ __forceinline__ int mma_a_slot(int r, int k) {
 /* B's element (k, column c), c < BN: its head's index; the rest is 2 floats on */
 __device__ __forceinline__ int mma_b_slot(int c, int k) {
     return mma_chunk(c / 8, c % 8, k % 4) * 4 + k / 4;
+}
+/* Unsplit (the pipelined kernel, which splits as it loads the fragments), a lane's elements of B
+ * make 8 bytes per 8 x 8 tile: a chunk holds two tiles side by side, (k = t, column g) and (t +
+ * 4, g) of each. A's unsplit are the heads' places of mma_a_slot, in a buffer of BM x 8. */
+__device__ __forceinline__ int mma_b_pair_slot(int c, int k) {
+    return mma_chunk(c / 16, c % 8, k % 4) * 4 + c / 8 % 2 * 2 + k / 4;
+}
+
+/* An asynchronous copy of one float from global to shared memory (cp.async, sm_80 on), or of a
+ * 0 where !in (no byte read: src-size 0; safe, a valid global address, stands in for src). The
+ * copies a thread issued since its last cp_async_commit form a group; cp_async_wait<N> returns
+ * when all but the newest N of its groups have landed (its own copies only: a barrier then makes
+ * every thread's visible). */
+__device__ __forceinline__ void cp_async4(float *dst, const float *src, bool in, const float *safe) {
+#if defined(CVN_CUDA_EMU_DEVICE)
+    emu::cp_async(dst, in ? src : safe, in ? 4 : 0);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned to = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to),
+                 "l"(in ? src : safe), "r"(in ? 4 : 0)
+                 : "memory");
+#else
+    (void)dst, (void)src, (void)in, (void)safe; /* the build's GPU code is for sm_80 and later */
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(CVN_CUDA_EMU_DEVICE)
+    emu::cp_async_commit();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+#if defined(CVN_CUDA_EMU_DEVICE)
+    emu::cp_async_wait(N);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
 }
 
 /* ---------------------------------------------------------------- one operand's tile */
@@ -406,17 +448,46 @@ template <class OP, int ROWS> struct tile_loader {
             pos = kpos_at(k_begin + t / ROWS * L, r0, r1);
         }
     }
-    __device__ void fetch(const gemm_args &g, int k_end) {
+    /* f(j, q, in) for each of the thread's elements of the current step: at q, or nowhere (a 0)
+     * where !in */
+    template <class F> __device__ void each(const gemm_args &g, int k_end, F f) const {
         if constexpr (OP::has_run) {
             if (run) {
-                OP::template run<L>(g, fix[0], pos, k_end, v);
+                const float *q = NULL;
+                bool in = OP::where(g, fix[0], pos, k_end, q);
+#pragma unroll
+                for (int j = 0; j < L; j++) f(j, q + (int64_t)j * OP::plane(g), in);
                 return;
             }
         }
         kpos p = pos;
 #pragma unroll
         for (int j = 0; j < L; j++) {
-            v[j] = OP::load(g, fix[OP::kmajor ? j : 0], p, k_end);
+            const float *q = NULL;
+            bool in = OP::where(g, fix[OP::kmajor ? j : 0], p, k_end, q);
+            f(j, q, in);
+            if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
+        }
+    }
+    /* the elements into v (each's steps, written out: one branch for a run's loads) */
+    __device__ void fetch(const gemm_args &g, int k_end) {
+        if constexpr (OP::has_run) {
+            if (run) {
+                const float *q;
+                if (OP::where(g, fix[0], pos, k_end, q))
+#pragma unroll
+                    for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * OP::plane(g)];
+                else
+#pragma unroll
+                    for (int j = 0; j < L; j++) v[j] = 0.0f;
+                return;
+            }
+        }
+        kpos p = pos;
+#pragma unroll
+        for (int j = 0; j < L; j++) {
+            const float *q;
+            v[j] = OP::where(g, fix[OP::kmajor ? j : 0], p, k_end, q) ? *q : 0.0f;
             if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
         }
     }
@@ -439,15 +510,7 @@ template <class OP, int ROWS> struct tile_loader {
      * fragments take them: A's (IS_A) at mma_a_slot, B's at mma_b_slot */
     template <bool IS_A> __device__ void store_split(float *s) const {
         float hi[L], lo[L];
-        bool special = false; /* the plain split for all, then the full one where any needs it */
-#pragma unroll
-        for (int j = 0; j < L; j++) {
-            split_tf32_plain(v[j], hi[j], lo[j]);
-            special |= tf32_special(v[j]);
-        }
-        if (special)
-#pragma unroll
-            for (int j = 0; j < L; j++) split_tf32(v[j], hi[j], lo[j]);
+        split_tf32_n<L>(v, hi, lo);
 #pragma unroll
         for (int j = 0; j < L; j++) {
             int k, r;
@@ -456,6 +519,16 @@ template <class OP, int ROWS> struct tile_loader {
             s[at] = hi[j];
             s[at + (IS_A ? ROWS * GEMM_BK : 2)] = lo[j];
         }
+    }
+    /* each element unsplit, straight from global memory into shared (cp_async4: no registers,
+     * and the copies of several steps in flight), where the tensor-core kernel's fragments take
+     * them: A's (IS_A) at mma_a_slot, B's at mma_b_pair_slot */
+    template <bool IS_A> __device__ void copy(const gemm_args &g, int k_end, float *s) const {
+        each(g, k_end, [&](int j, const float *q, bool in) {
+            int k, r;
+            slot(j, k, r);
+            cp_async4(s + (IS_A ? mma_a_slot(r, k) : mma_b_pair_slot(r, k)), q, in, g.out);
+        });
     }
 };
 
@@ -503,6 +576,32 @@ template <int MODE, bool TA, bool TB, int BM, int BN> struct gemm_block {
             multiply(cur);
             if (more) store(cur ^ 1);
             __syncthreads();
+        }
+    }
+    /* The pipelined K loop (tensor cores): copy(b) issues the loaders' asynchronous copies of a
+     * step into buffer b of STAGES, multiply(b) takes its tiles. The copies of the next STAGES -
+     * 1 steps are in flight while a step multiplies; one barrier per step, which both publishes
+     * the step's copies and frees the buffer that the next copies fill (the one every thread
+     * multiplied the step before). */
+    template <int STAGES, class Copy, class Multiply>
+    __device__ void loop_async(Copy copy, Multiply multiply) {
+        for (int s = 0; s < STAGES - 1; s++) {
+            if (s < steps) {
+                if (s > 0) la.advance(), lb.advance();
+                copy(s);
+            }
+            cp_async_commit(); /* empty groups too: step s is always group s */
+        }
+        for (int s = 0; s < steps; s++) {
+            cp_async_wait<STAGES - 2>();
+            __syncthreads();
+            int next = s + STAGES - 1;
+            if (next < steps) {
+                la.advance(), lb.advance();
+                copy(next % STAGES);
+            }
+            cp_async_commit();
+            multiply(s % STAGES);
         }
     }
 };
@@ -675,11 +774,24 @@ __device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi
 #endif
 }
 
-template <int MODE, bool TA, bool TB, int BM, int BN>
+/* The pipelined tensor-core kernel's stages: 4 buffers of unsplit tiles take the shared memory
+ * of 2 of split ones */
+#define MMA_STAGES 4
+
+/* Tensor cores. ASYNC false: the loaders fetch a step ahead into registers and store the split
+ * tiles (gemm_block::loop). ASYNC true: cp.async copies the unsplit tiles MMA_STAGES - 1 steps
+ * ahead (gemm_block::loop_async), and each warp splits its fragments as it loads them: no
+ * registers held for the next step and three steps for a gather to land, against the split of
+ * each element by every warp that reads it (tuning times both). The same products in the same
+ * order: both give the same bits. */
+template <int MODE, bool TA, bool TB, int BM, int BN, bool ASYNC>
 __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g) {
     enum { WM = BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8 };
-    /* at mma_a_slot and mma_b_slot */
-    __shared__ __align__(16) float as[2][BM * 16], bs[2][BN * 16];
+    enum { A_BUF = ASYNC ? BM * GEMM_BK : BM * GEMM_BK * 2, B_BUF = ASYNC ? BN * GEMM_BK : BN * GEMM_BK * 2 };
+    /* 2 buffers of split tiles (at mma_a_slot and mma_b_slot) or MMA_STAGES of unsplit ones (at
+     * mma_a_slot and mma_b_pair_slot) */
+    static_assert(MMA_STAGES * BM * GEMM_BK == 2 * BM * GEMM_BK * 2, "the stages fill the buffers");
+    __shared__ __align__(16) float as[BM * GEMM_BK * 4], bs[BN * GEMM_BK * 4];
     gemm_block<MODE, TA, TB, BM, BN> blk;
     blk.init(g);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, tq = lane % 4;
@@ -691,36 +803,65 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g)
         for (int j = 0; j < NI; j++)
 #pragma unroll
             for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
-    blk.loop(
-        g,
-        [&](int b) {
-            blk.la.template store_split<true>(as[b]);
-            blk.lb.template store_split<false>(bs[b]);
-        },
-        [&](int cur) {
-            /* the lane's chunk of each of the warp's tiles (mma_chunk): B's heads and rests in
-             * one, A's heads in one and its rests BM x 8 floats on */
-            int own = mma_chunk(0, gq, tq) * 4;
-            const float *a0 = &as[cur][wm0 / 16 * 32 * 4 + own];
-            const float *b0 = &bs[cur][wn0 / 8 * 32 * 4 + own];
-            unsigned bhi[NI][2], blo[NI][2];
+    /* the lane's chunk of each of the warp's tiles (mma_chunk) */
+    int own = mma_chunk(0, gq, tq) * 4;
+    auto multiply = [&](int cur) {
+        const float *a0 = &as[cur * A_BUF + wm0 / 16 * 32 * 4 + own];
+        unsigned bhi[NI][2], blo[NI][2];
+        if constexpr (ASYNC) { /* B's chunks hold two tiles each, unsplit */
+            const float *b0 = &bs[cur * B_BUF + wn0 / 16 * 32 * 4 + own];
+#pragma unroll
+            for (int j = 0; j < NI; j += 2) {
+                float4 v = *reinterpret_cast<const float4 *>(b0 + j / 2 * 32 * 4);
+                float x[4] = {v.x, v.y, v.z, v.w}, hi[4], lo[4];
+                split_tf32_n<4>(x, hi, lo);
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    bhi[j + u / 2][u % 2] = __float_as_uint(hi[u]),
+                               blo[j + u / 2][u % 2] = __float_as_uint(lo[u]);
+            }
+        } else { /* B's heads and rests in one chunk, A's rests BM x 8 floats on */
+            const float *b0 = &bs[cur * B_BUF + wn0 / 8 * 32 * 4 + own];
 #pragma unroll
             for (int j = 0; j < NI; j++) {
                 float4 v = *reinterpret_cast<const float4 *>(b0 + j * 32 * 4);
                 bhi[j][0] = __float_as_uint(v.x), bhi[j][1] = __float_as_uint(v.y);
                 blo[j][0] = __float_as_uint(v.z), blo[j][1] = __float_as_uint(v.w);
             }
+        }
 #pragma unroll
-            for (int i = 0; i < MI; i++) {
-                float4 h = *reinterpret_cast<const float4 *>(a0 + i * 32 * 4);
+        for (int i = 0; i < MI; i++) {
+            float hi[4], lo[4];
+            float4 h = *reinterpret_cast<const float4 *>(a0 + i * 32 * 4);
+            if constexpr (ASYNC) {
+                float x[4] = {h.x, h.y, h.z, h.w};
+                split_tf32_n<4>(x, hi, lo);
+            } else {
                 float4 l = *reinterpret_cast<const float4 *>(a0 + i * 32 * 4 + BM * GEMM_BK);
-                unsigned ahi[4] = {__float_as_uint(h.x), __float_as_uint(h.y), __float_as_uint(h.z),
-                                   __float_as_uint(h.w)};
-                unsigned alo[4] = {__float_as_uint(l.x), __float_as_uint(l.y), __float_as_uint(l.z),
-                                   __float_as_uint(l.w)};
-                mma3_row<NI>(acc[i], ahi, alo, bhi, blo);
+                hi[0] = h.x, hi[1] = h.y, hi[2] = h.z, hi[3] = h.w;
+                lo[0] = l.x, lo[1] = l.y, lo[2] = l.z, lo[3] = l.w;
             }
-        });
+            unsigned ahi[4], alo[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) ahi[u] = __float_as_uint(hi[u]), alo[u] = __float_as_uint(lo[u]);
+            mma3_row<NI>(acc[i], ahi, alo, bhi, blo);
+        }
+    };
+    if constexpr (ASYNC)
+        blk.template loop_async<MMA_STAGES>(
+            [&](int b) {
+                blk.la.template copy<true>(g, blk.k_end, &as[b * A_BUF]);
+                blk.lb.template copy<false>(g, blk.k_end, &bs[b * B_BUF]);
+            },
+            multiply);
+    else
+        blk.loop(
+            g,
+            [&](int b) {
+                blk.la.template store_split<true>(&as[b * A_BUF]);
+                blk.lb.template store_split<false>(&bs[b * B_BUF]);
+            },
+            multiply);
 
     /* epilogue: lane (g, t) holds rows g and g + 8 of each 16 x 8 tile, columns 2t and 2t + 1 */
     int grp = blk.grp;
@@ -785,6 +926,7 @@ typedef struct {
     gemm_args args;
     int tile_m, tile_n; /* a block's tile of C: 64 x 64, 128 x 128, or 64 x 128 */
     bool mma;           /* on tensor cores (k_mma_gemm; convolutions only), else k_tiled_gemm */
+    bool async;         /* with mma: the pipelined tensor-core kernel (cp.async) */
 } gemm_plan;
 
 /* Tiles of 64 or 128 (a 128 tile over at most 64 rows is 64 x 128: its other half would be
@@ -898,9 +1040,9 @@ static inline void set_taps(gemm_plan *p) {
 /* The variants of a convolution plan worth timing: each tile size with its own number of K
  * slices, and unsplit where that is more than one (weight gradients), or in both orders of K
  * where taps_possible (forward, backward data); each of those on FP32 units and, unless
- * tensor_cores is false, on tensor cores. The plan as made comes first. Returns how many (at
- * most GEMM_CANDIDATES) went to out. */
-#define GEMM_CANDIDATES 8
+ * tensor_cores is false, on tensor cores with the registers a step ahead and then pipelined
+ * (async). The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
+#define GEMM_CANDIDATES 12
 static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES],
                                   bool tensor_cores = true) {
     bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
@@ -917,10 +1059,12 @@ static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_C
             set_taps(&out[n++]);
         }
     }
-    for (int i = 0, fp32 = n; tensor_cores && i < fp32; i++) {
-        out[n] = out[i];
-        out[n++].mma = true;
-    }
+    for (int async = 0, fp32 = n; tensor_cores && async < 2; async++)
+        for (int i = 0; i < fp32; i++) {
+            out[n] = out[i];
+            out[n].mma = true;
+            out[n++].async = async;
+        }
     return n;
 }
 
@@ -960,10 +1104,16 @@ static void run_tiles(const gemm_plan &p, Launch launch) {
     int bm = p.tile_m, bn = p.tile_n;
     dim3 grid((g.n + bn - 1) / bn, (g.m + bm - 1) / bm, g.groups * g.splits);
     if constexpr (MODE != GEMM_MATRIX) { /* convolutions only: no matrix plan takes tensor cores */
+        if (p.mma && p.async) {
+            if (bn == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 64, true>, grid, g);
+            else if (bm == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 128, true>, grid, g);
+            else launch(k_mma_gemm<MODE, TA, TB, 128, 128, true>, grid, g);
+            return;
+        }
         if (p.mma) {
-            if (bn == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 64>, grid, g);
-            else if (bm == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 128>, grid, g);
-            else launch(k_mma_gemm<MODE, TA, TB, 128, 128>, grid, g);
+            if (bn == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 64, false>, grid, g);
+            else if (bm == 64) launch(k_mma_gemm<MODE, TA, TB, 64, 128, false>, grid, g);
+            else launch(k_mma_gemm<MODE, TA, TB, 128, 128, false>, grid, g);
             return;
         }
     }
