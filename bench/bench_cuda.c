@@ -9,8 +9,8 @@
  *   (default /usr/share/datasets/fashion-mnist)
  *
  * --only runs the benchmarks whose name contains TEXT ("conv 256", "resnet", "loader"), --path
- * only path N of path_names (0 cuDNN + cuBLAS ... 6 implicit-mma, 7 implicit-mma-async): with both, a profiler sees
- * one layer's kernels on one path, its tuning trials first.
+ * only path N of path_names (0 cuDNN + cuBLAS ... 6 implicit-mma, 7 implicit-mma-async): with both,
+ * a profiler sees one layer's kernels on one path, its tuning trials first.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
  * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so

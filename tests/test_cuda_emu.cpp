@@ -365,7 +365,8 @@ static void expect_each_kernel(const char *what, gemm_plan p, std::vector<float>
         p.mma = kernel > 0, p.async = kernel == 2;
         std::fill(y.begin(), y.end(), 0.0f);
         ck_assert(emulate(p));
-        std::string name = std::string(what) + (kernel == 0 ? "" : kernel == 1 ? ", 3xTF32" : ", 3xTF32 pipelined");
+        const char *const kernels[3] = {"", ", 3xTF32", ", 3xTF32 pipelined"};
+        std::string name = std::string(what) + kernels[kernel];
         expect_close(name.c_str(), y, want);
         if (kernel == 1) staged = y;
         for (size_t i = 0; kernel == 2 && i < y.size(); i++)

@@ -125,9 +125,10 @@ __device__ __forceinline__ void kpos_inc(kpos &p, int r0, int r1) {
  * Each operand says how its fixed index f (a row of A, a column of B) decodes once per thread,
  * the radices of its k digits, whether threads should walk it along k (kmajor), and where one
  * element lies (where: true and its address, or false outside the matrix or in the padding,
- * where it is 0, and q is left as it was); one with runs (has_run) also places a thread's L consecutive k at once: where the first is,
- * the others a plane apart. The third parameter says how K is laid out: for a matrix, whether the
- * operand is stored transposed; for a convolution's B, whether K runs tap-major. */
+ * where it is 0, and q is left as it was); one with runs (has_run) also places a thread's L
+ * consecutive k at once: where the first is, the others a plane apart. The third parameter says
+ * how K is laid out: for a matrix, whether the operand is stored transposed; for a convolution's
+ * B, whether K runs tap-major. */
 
 template <int MODE, bool IS_A, bool TRANS> struct operand;
 
@@ -393,13 +394,14 @@ __device__ __forceinline__ int mma_b_pair_slot(int c, int k) {
  * copies a thread issued since its last cp_async_commit form a group; cp_async_wait<N> returns
  * when all but the newest N of its groups have landed (its own copies only: a barrier then makes
  * every thread's visible). */
-__device__ __forceinline__ void cp_async4(float *dst, const float *src, bool in, const float *safe) {
+__device__ __forceinline__ void cp_async4(float *dst, const float *src, bool in,
+                                          const float *safe) {
 #if defined(CVN_CUDA_EMU_DEVICE)
     emu::cp_async(dst, in ? src : safe, in ? 4 : 0);
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     unsigned to = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to),
-                 "l"(in ? src : safe), "r"(in ? 4 : 0)
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to), "l"(in ? src : safe),
+                 "r"(in ? 4 : 0)
                  : "memory");
 #else
     (void)dst, (void)src, (void)in, (void)safe; /* the build's GPU code is for sm_80 and later */
@@ -787,7 +789,7 @@ __device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi
 template <int MODE, bool TA, bool TB, int BM, int BN, bool ASYNC>
 __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g) {
     enum { WM = BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8 };
-    enum { A_BUF = ASYNC ? BM * GEMM_BK : BM * GEMM_BK * 2, B_BUF = ASYNC ? BN * GEMM_BK : BN * GEMM_BK * 2 };
+    enum { A_BUF = BM * GEMM_BK * (ASYNC ? 1 : 2), B_BUF = BN * GEMM_BK * (ASYNC ? 1 : 2) };
     /* 2 buffers of split tiles (at mma_a_slot and mma_b_slot) or MMA_STAGES of unsplit ones (at
      * mma_a_slot and mma_b_pair_slot) */
     static_assert(MMA_STAGES * BM * GEMM_BK == 2 * BM * GEMM_BK * 2, "the stages fill the buffers");
@@ -816,9 +818,10 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g)
                 float x[4] = {v.x, v.y, v.z, v.w}, hi[4], lo[4];
                 split_tf32_n<4>(x, hi, lo);
 #pragma unroll
-                for (int u = 0; u < 4; u++)
-                    bhi[j + u / 2][u % 2] = __float_as_uint(hi[u]),
-                               blo[j + u / 2][u % 2] = __float_as_uint(lo[u]);
+                for (int u = 0; u < 4; u++) {
+                    bhi[j + u / 2][u % 2] = __float_as_uint(hi[u]);
+                    blo[j + u / 2][u % 2] = __float_as_uint(lo[u]);
+                }
             }
         } else { /* B's heads and rests in one chunk, A's rests BM x 8 floats on */
             const float *b0 = &bs[cur * B_BUF + wn0 / 8 * 32 * 4 + own];
@@ -843,7 +846,10 @@ __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g)
             }
             unsigned ahi[4], alo[4];
 #pragma unroll
-            for (int u = 0; u < 4; u++) ahi[u] = __float_as_uint(hi[u]), alo[u] = __float_as_uint(lo[u]);
+            for (int u = 0; u < 4; u++) {
+                ahi[u] = __float_as_uint(hi[u]);
+                alo[u] = __float_as_uint(lo[u]);
+            }
             mma3_row<NI>(acc[i], ahi, alo, bhi, blo);
         }
     };
