@@ -593,9 +593,8 @@ static conv_tuning tunings[CONV_TUNINGS];
 static int n_tunings;
 static bool tune_convs = true;
 static bool force_taps; /* cvn_cuda_set_conv_taps */
-/* tensor cores (CVN_CUDA_MMA): 1 everywhere, fetching a step ahead into registers, 2 everywhere
- * pipelined (cvn_cuda_set_conv_mma), 0 never, -1 where tuning finds them faster */
-static int conv_mma = -1;
+/* tensor cores (CVN_CUDA_MMA, cvn_cuda_set_conv_mma) */
+static cvn_cuda_mma conv_mma = CVN_CUDA_MMA_TUNED;
 static cudaEvent_t tick, tock;
 
 /* Emulated (tests), one run per variant: every variant still runs, its time means nothing. */
@@ -624,7 +623,7 @@ static void launch_conv(gemm_plan p) {
         float *scratch = NULL;
         if (cuda_device_malloc((void **)&scratch, (size_t)plan_out_floats(p) * sizeof(float)) ==
             cudaSuccess) {
-            gemm_plan best = tune_plan(p, scratch, time_plan, conv_mma != 0);
+            gemm_plan best = tune_plan(p, scratch, time_plan, conv_mma != CVN_CUDA_MMA_NEVER);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
             tunings[n_tunings] = {key,          best.tile_m,      best.tile_n,
@@ -640,8 +639,9 @@ static void launch_conv(gemm_plan p) {
         p.args.k_slice = t->k_slice, p.args.splits = t->splits;
     }
     if (((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
-    p.mma = conv_mma > 0 || (conv_mma < 0 && t && t->mma);
-    p.async = conv_mma == 2 || (conv_mma < 0 && t && t->async);
+    bool tuned = conv_mma == CVN_CUDA_MMA_TUNED && t;
+    p.mma = conv_mma == CVN_CUDA_MMA_STAGED || conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->mma);
+    p.async = conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->async);
     launch_plan(p);
 }
 
@@ -1181,9 +1181,7 @@ static void cu_clamp(int64_t n, float *x, float lo, float hi) {
 extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native; }
 extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
 extern "C" void cvn_cuda_set_conv_taps(bool on) { force_taps = on; }
-extern "C" void cvn_cuda_set_conv_mma(cvn_cuda_mma use) {
-    conv_mma = use == CVN_CUDA_MMA_STAGED ? 1 : use == CVN_CUDA_MMA_ASYNC ? 2 : -1;
-}
+extern "C" void cvn_cuda_set_conv_mma(cvn_cuda_mma use) { conv_mma = use; }
 extern "C" void cvn_cuda_set_conv_tuning(bool on) {
     if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */
     tune_convs = on;
@@ -1308,11 +1306,11 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     const char *tune = getenv("CVN_CUDA_TUNE");
     tune_convs = !tune || strcmp(tune, "0");
     const char *mma = getenv("CVN_CUDA_MMA");
-    conv_mma = !mma                ? -1
-               : !strcmp(mma, "0") ? 0
-               : !strcmp(mma, "1") ? 1
-               : !strcmp(mma, "2") ? 2
-                                   : -1;
+    conv_mma = !mma                ? CVN_CUDA_MMA_TUNED
+               : !strcmp(mma, "0") ? CVN_CUDA_MMA_NEVER
+               : !strcmp(mma, "1") ? CVN_CUDA_MMA_STAGED
+               : !strcmp(mma, "2") ? CVN_CUDA_MMA_ASYNC
+                                   : CVN_CUDA_MMA_TUNED;
     const char *cs = getenv("CVN_CUDA_COPY_STREAM");
     stage_uploads = !cs || strcmp(cs, "0");
     /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit

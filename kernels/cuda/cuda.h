@@ -28,10 +28,15 @@ void cvn_cuda_set_conv_tuning(bool on);
 void cvn_cuda_set_conv_taps(bool on);
 /* Where our implicit GEMM multiplies on tensor cores in three TF32 products (3xTF32, FP32's
  * accuracy): where tuning found that faster, on either tensor-core kernel (CVN_CUDA_MMA_TUNED, the
- * default), or everywhere on the one that fetches a step ahead into registers
- * (CVN_CUDA_MMA_STAGED, CVN_CUDA_MMA=1) or on the pipelined one, cp.async a few steps ahead
- * (CVN_CUDA_MMA_ASYNC, CVN_CUDA_MMA=2); CVN_CUDA_MMA=0: never. */
-typedef enum { CVN_CUDA_MMA_TUNED, CVN_CUDA_MMA_STAGED, CVN_CUDA_MMA_ASYNC } cvn_cuda_mma;
+ * default), never (CVN_CUDA_MMA_NEVER, CVN_CUDA_MMA=0), or everywhere on the one that fetches a
+ * step ahead into registers (CVN_CUDA_MMA_STAGED, CVN_CUDA_MMA=1) or on the pipelined one,
+ * cp.async a few steps ahead (CVN_CUDA_MMA_ASYNC, CVN_CUDA_MMA=2). */
+typedef enum {
+    CVN_CUDA_MMA_TUNED = -1,
+    CVN_CUDA_MMA_NEVER,
+    CVN_CUDA_MMA_STAGED,
+    CVN_CUDA_MMA_ASYNC
+} cvn_cuda_mma;
 void cvn_cuda_set_conv_mma(cvn_cuda_mma use);
 /* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
  * batch norm together. */

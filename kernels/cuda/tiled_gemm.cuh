@@ -471,7 +471,9 @@ template <class OP, int ROWS> struct tile_loader {
             if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
         }
     }
-    /* the elements into v (each's steps, written out: one branch for a run's loads) */
+    /* the elements into v: each's steps written out, with one branch for a run's loads (through
+     * each, a select per element, the tap-major loops took 5 to 29 more PTX instructions per step,
+     * bench/ptx_loops.py) */
     __device__ void fetch(const gemm_args &g, int k_end) {
         if constexpr (OP::has_run) {
             if (run) {
@@ -789,11 +791,11 @@ __device__ __forceinline__ void mma3_row(float (&d)[NI][4], const unsigned (&ahi
 template <int MODE, bool TA, bool TB, int BM, int BN, bool ASYNC>
 __global__ void __launch_bounds__(GEMM_THREADS, 2) k_mma_gemm(const gemm_args g) {
     enum { WM = BM / 2, WN = BN / 4, MI = WM / 16, NI = WN / 8 };
-    enum { A_BUF = BM * GEMM_BK * (ASYNC ? 1 : 2), B_BUF = BN * GEMM_BK * (ASYNC ? 1 : 2) };
     /* 2 buffers of split tiles (at mma_a_slot and mma_b_slot) or MMA_STAGES of unsplit ones (at
      * mma_a_slot and mma_b_pair_slot) */
-    static_assert(MMA_STAGES * BM * GEMM_BK == 2 * BM * GEMM_BK * 2, "the stages fill the buffers");
-    __shared__ __align__(16) float as[BM * GEMM_BK * 4], bs[BN * GEMM_BK * 4];
+    enum { A_BUF = BM * GEMM_BK * (ASYNC ? 1 : 2), B_BUF = BN * GEMM_BK * (ASYNC ? 1 : 2) };
+    enum { BUFS = ASYNC ? MMA_STAGES : 2 };
+    __shared__ __align__(16) float as[BUFS * A_BUF], bs[BUFS * B_BUF];
     gemm_block<MODE, TA, TB, BM, BN> blk;
     blk.init(g);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane / 4, tq = lane % 4;
