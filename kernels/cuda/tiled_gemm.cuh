@@ -126,7 +126,9 @@ __device__ __forceinline__ void kpos_inc(kpos &p, int r0, int r1) {
  * the radices of its k digits, whether threads should walk it along k (kmajor), and where one
  * element lies (where: true and its address, or false outside the matrix or in the padding,
  * where it is 0, and q is left as it was); one with runs (has_run) also places a thread's L
- * consecutive k at once: where the first is, the others a plane apart. The third parameter says
+ * consecutive k at once: where the first is, the others a plane apart; one whose rows lie a
+ * fixed stride apart (strided) derives row f + d's fix from f's (nth), so that a thread walking
+ * L rows along k holds one fix, not L. The third parameter says
  * how K is laid out: for a matrix, whether the operand is stored transposed; for a convolution's
  * B, whether K runs tap-major. */
 
@@ -135,23 +137,29 @@ template <int MODE, bool IS_A, bool TRANS> struct operand;
 /* matrix A (m x k; stored k x m when transposed) and B (k x n; stored n x k when transposed) */
 template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
     static const bool kmajor = IS_A != TRANS; /* contiguous along k */
-    static const bool has_run = false;
+    static const bool has_run = false, strided = true;
     typedef struct {
         const float *p;
-        bool ok;
+        int left; /* rows (of A; columns of B) from f to the end: f is past them where <= 0 */
     } fix;
     __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
     __device__ static fix at(const gemm_args &g, int, int f) {
         fix s;
-        s.ok = f < (IS_A ? g.m : g.n);
+        s.left = (IS_A ? g.m : g.n) - f;
         const float *base = IS_A ? g.a : g.b;
         int ld = IS_A ? g.lda : g.ldb;
         s.p = kmajor ? base + (int64_t)f * ld : base + f;
         return s;
     }
+    __device__ static fix nth(const gemm_args &g, const fix &s, int d) {
+        fix r;
+        r.p = s.p + (int64_t)d * (IS_A ? g.lda : g.ldb);
+        r.left = s.left - d;
+        return r;
+    }
     __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
                                  const float *&q) {
-        if (!s.ok || p.k >= k_end) return false;
+        if (s.left <= 0 || p.k >= k_end) return false;
         q = kmajor ? s.p + p.k : s.p + (int64_t)p.k * (IS_A ? g.lda : g.ldb);
         return true;
     }
@@ -162,10 +170,10 @@ template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
  * says which matrix for each mode: the weights, the weights transposed, dy). */
 struct rows_operand {
     static const bool kmajor = true;
-    static const bool has_run = false;
+    static const bool has_run = false, strided = true;
     typedef struct {
         const float *p;
-        bool ok;
+        int left; /* rows from f to the end: f is past them where <= 0 */
     } fix;
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
         r0 = g.ra.r0;
@@ -173,13 +181,19 @@ struct rows_operand {
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
-        s.ok = f < g.ra.rows;
+        s.left = g.ra.rows - f;
         s.p = g.ra.p + grp * g.ra.group + f * g.ra.row;
         return s;
     }
+    __device__ static fix nth(const gemm_args &g, const fix &s, int d) {
+        fix r;
+        r.p = s.p + d * g.ra.row;
+        r.left = s.left - d;
+        return r;
+    }
     __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
                                  const float *&q) {
-        if (!s.ok || p.k >= k_end) return false;
+        if (s.left <= 0 || p.k >= k_end) return false;
         q = s.p + p.d1 * g.ra.outer + p.d0;
         return true;
     }
@@ -192,7 +206,7 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_o
  * when TAPS */
 template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
     static const bool kmajor = false;
-    static const bool has_run = TAPS;
+    static const bool has_run = TAPS, strided = false;
     typedef struct {
         const float *p;
         int ih0, iw0; /* OUTSIDE past the matrix's columns */
@@ -237,7 +251,7 @@ template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
  * output pixel */
 template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
     static const bool kmajor = false;
-    static const bool has_run = TAPS;
+    static const bool has_run = TAPS, strided = false;
     typedef struct {
         const float *p;
         int y0, x0; /* OUTSIDE past the matrix's columns */
@@ -286,7 +300,7 @@ template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
 /* backward filter B: x at tap f = (channel, kh, kw) for each output pixel, k = (image, oh, ow) */
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     static const bool kmajor = true;
-    static const bool has_run = false;
+    static const bool has_run = false, strided = false;
     typedef struct {
         const float *p;
         int kh0, kw0; /* OUTSIDE past the matrix's columns */
@@ -428,7 +442,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
  * k-major into shared memory, L elements per thread: along k, L rows at one k (kmajor), or one
  * row at L consecutive k. */
 template <class OP, int ROWS> struct tile_loader {
-    enum { L = ROWS * GEMM_BK / GEMM_THREADS, NF = OP::kmajor ? L : 1 };
+    enum { L = ROWS * GEMM_BK / GEMM_THREADS, NF = OP::kmajor && !OP::strided ? L : 1 };
     typename OP::fix fix[NF];
     kpos pos, step; /* the thread's first k */
     int r0, r1;
@@ -466,7 +480,7 @@ template <class OP, int ROWS> struct tile_loader {
 #pragma unroll
         for (int j = 0; j < L; j++) {
             const float *q = NULL;
-            bool in = OP::where(g, fix[OP::kmajor ? j : 0], p, k_end, q);
+            bool in = OP::where(g, fix_of(g, j), p, k_end, q);
             f(j, q, in);
             if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
         }
@@ -491,9 +505,18 @@ template <class OP, int ROWS> struct tile_loader {
 #pragma unroll
         for (int j = 0; j < L; j++) {
             const float *q;
-            v[j] = OP::where(g, fix[OP::kmajor ? j : 0], p, k_end, q) ? *q : 0.0f;
+            v[j] = OP::where(g, fix_of(g, j), p, k_end, q) ? *q : 0.0f;
             if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
         }
+    }
+    /* the fix of the thread's j-th element: along k one for all; L rows at one k each their
+     * own, held (NF of them) or, where the operand's rows are a stride apart, derived from the
+     * first (fewer registers held through the loop) */
+    __device__ typename OP::fix fix_of(const gemm_args &g, int j) const {
+        if constexpr (OP::kmajor && OP::strided)
+            return OP::nth(g, fix[0], j * (GEMM_THREADS / GEMM_BK));
+        else
+            return fix[OP::kmajor ? j : 0];
     }
     __device__ void advance() { kpos_add(pos, step, r0, r1); }
     /* where the thread's j-th element goes in the k-major tile: row k, column r */
