@@ -122,6 +122,9 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
                    sec[0] / sec[7]);
         printf("\n");
     }
+    char search[1024]; /* what cuDNN timed for this shape on path 0, if it ran */
+    if ((only_path < 0 || only_path == 0) && cvn_cuda_cudnn_search(search, sizeof search))
+        printf("%-26s cudnn search: %s\n", name, search);
     cvn_tape_free(c.t);
     cvn_tensor_free(c.x), cvn_tensor_free(c.w), cvn_tensor_free(c.b);
 }

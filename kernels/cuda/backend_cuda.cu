@@ -1191,6 +1191,9 @@ extern "C" void cvn_cuda_set_native_dnn(bool native) {
     use_native_pool = use_native_bn = native;
 }
 extern "C" bool cvn_cuda_has_cudnn(void) { return vendor.conv2d_fwd != NULL; }
+extern "C" size_t cvn_cuda_cudnn_search(char *buf, size_t size) {
+    return cuda_vendor_last_search(buf, size);
+}
 extern "C" void cvn_cuda_set_copy_stream(bool on) { stage_uploads = on; }
 extern "C" long cvn_cuda_mallocs(void) { return mallocs; }
 extern "C" bool cvn_cuda_emulated(void) {

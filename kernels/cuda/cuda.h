@@ -3,6 +3,7 @@
 #define CVN_CUDA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,6 +43,12 @@ void cvn_cuda_set_conv_mma(cvn_cuda_mma use);
  * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);
 bool cvn_cuda_has_cudnn(void);
+/* What cuDNN's search (cudnnFind...Algorithm, run once per convolution shape on the cuDNN path)
+ * timed for the shape it met last: per product ("fwd:", "bwd data:", "bwd filter:"), each
+ * algorithm that ran and its time, fastest first (the one the backend uses), as text into buf (at
+ * most size bytes, ended by a 0). Returns the text's full length (more than size - 1 where it was
+ * cut short), 0 where cuDNN searched nothing (no cuDNN, the emulation, no convolution yet). */
+size_t cvn_cuda_cudnn_search(char *buf, size_t size);
 /* Whether batches from page-locked memory cross on the copy stream, overlapping the compute
  * stream's kernels (true, the default; CVN_CUDA_COPY_STREAM=0 turns it off), or are copied on the
  * compute stream in its order. */

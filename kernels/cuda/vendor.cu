@@ -4,6 +4,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +44,58 @@ typedef struct {
 #define CONV_PLANS 32
 static conv_plan plans[CONV_PLANS];
 static int next_plan;
+
+/* What cuDNN's search timed for the shape planned last, per product (forward, backward data,
+ * backward filter): each algorithm that ran, fastest first (cuda_vendor_last_search) */
+static struct {
+    int n[3];
+    int algo[3][8];
+    float ms[3][8];
+} last_search;
+
+static const char *const algo_names[3][8] = {
+    {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD",
+     "WINOGRAD_NONFUSED"},
+    {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"},
+    {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED", "FFT_TILING"}};
+
+/* Keeps the successful results of one product's search (perf: cuDNN's AlgoPerf structs of that
+ * product, fastest first) */
+template <class Perf> static void keep_search(int product, const Perf *perf, int got) {
+    int n = 0;
+    for (int i = 0; i < got && i < 8; i++) {
+        if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+        last_search.algo[product][n] = (int)perf[i].algo;
+        last_search.ms[product][n++] = perf[i].time;
+    }
+    last_search.n[product] = n;
+}
+
+/* snprintf onto the end of buf's text (len its length so far, which grows by what was wanted even
+ * where size cuts it short, as snprintf counts) */
+static void append(char *buf, size_t size, size_t *len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + (*len < size ? *len : size), *len < size ? size - *len : 0, fmt, ap);
+    va_end(ap);
+    if (w > 0) *len += (size_t)w;
+}
+
+size_t cuda_vendor_last_search(char *buf, size_t size) {
+    static const char *const products[3] = {"fwd", "bwd data", "bwd filter"};
+    size_t len = 0;
+    if (size) buf[0] = 0;
+    for (int p = 0; p < 3; p++) {
+        if (!last_search.n[p]) continue;
+        append(buf, size, &len, "%s%s:", len ? " | " : "", products[p]);
+        for (int i = 0; i < last_search.n[p]; i++) {
+            int a = last_search.algo[p][i];
+            const char *name = a >= 0 && a < 8 && algo_names[p][a] ? algo_names[p][a] : "?";
+            append(buf, size, &len, "%s %s %.3f ms", i ? "," : "", name, last_search.ms[p][i]);
+        }
+    }
+    return len;
+}
 static void *workspace;
 static size_t workspace_size;
 
@@ -71,6 +124,7 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
     }
     p->used = false;
     p->key = key;
+    memset(&last_search, 0, sizeof last_search);
     if (cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->c, d->h, d->w) ||
         cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d->n, d->o, d->oh, d->ow) ||
         cudnnSetTensor4dDescriptor(p->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, d->o, 1, 1) ||
@@ -91,14 +145,17 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
         !got || f[0].status)
         return NULL;
     p->fwd = f[0].algo;
+    keep_search(0, f, got);
     if (cudnnFindConvolutionBackwardDataAlgorithm(dnn, p->w, p->y, p->conv, p->x, 8, &got, bd) ||
         !got || bd[0].status)
         return NULL;
     p->bwd_data = bd[0].algo;
+    keep_search(1, bd, got);
     if (cudnnFindConvolutionBackwardFilterAlgorithm(dnn, p->x, p->y, p->conv, p->w, 8, &got, bf) ||
         !got || bf[0].status)
         return NULL;
     p->bwd_filter = bf[0].algo;
+    keep_search(2, bf, got);
     if (cudnnGetConvolutionForwardWorkspaceSize(dnn, p->x, p->w, p->conv, p->y, p->fwd, &p->ws_fwd) ||
         cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->w, p->y, p->conv, p->x, p->bwd_data,
                                                      &p->ws_data) ||

@@ -16,6 +16,11 @@
  * bn_train_bwd where cuDNN did. The other entries stay NULL. */
 void cuda_vendor_start(cudaStream_t stream, cvn_backend *v);
 
+/* What cuDNN's search timed for the convolution shape it planned last (as cvn_cuda_cudnn_search
+ * says), as text into buf (at most size bytes, ended by a 0); returns the text's full length, 0
+ * where there was no search. */
+size_t cuda_vendor_last_search(char *buf, size_t size);
+
 /* A convolution's shape as the plan caches compare it (cuDNN's algorithms here, our implicit
  * GEMM's timed variants in backend_cuda.cu): every size, the epilogue's pooling (which orders our
  * GEMM's columns) and the product, in plain ints, so no padding or pointer takes part. */
