@@ -123,7 +123,18 @@ END_TEST
 
 typedef struct {
     int n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    int shift; /* floats by which the inputs (x, w, dy) start past an aligned address */
 } geometry;
+
+/* A copy of v that starts shift floats into its buffer (1: misaligned for vector loads) */
+struct shifted {
+    std::vector<float> buf;
+    float *p;
+    shifted(const std::vector<float> &v, int shift) : buf(v.size() + shift) {
+        p = buf.data() + shift;
+        std::copy(v.begin(), v.end(), p);
+    }
+};
 
 static cvn_conv_desc describe(const geometry &q) {
     cvn_conv_desc d;
@@ -214,15 +225,17 @@ static void check_conv(const geometry &q) {
         dw_ref[wi] += (double)dy[yi] * x[xi];
     });
     std::vector<float> wt(nw); /* room for the weights in tap-major order */
+    shifted xs(x, q.shift), ws(w, q.shift), dys(dy, q.shift);
     char what[160];
-    snprintf(what, sizeof what, "conv n%d c%d %dx%d o%d k%dx%d s%dx%d p%dx%d d%dx%d g%d", q.n, q.c,
-             q.h, q.w, q.o, q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.dh, q.dw, q.groups);
+    snprintf(what, sizeof what, "conv n%d c%d %dx%d o%d k%dx%d s%dx%d p%dx%d d%dx%d g%d%s", q.n,
+             q.c, q.h, q.w, q.o, q.kh, q.kw, q.sh, q.sw, q.ph, q.pw, q.dh, q.dw, q.groups,
+             q.shift ? " shifted" : "");
     gemm_plan p;
 
     /* forward with bias and leaky ReLU */
     d.act_on = true, d.act = CVN_K_LEAKY_RELU, d.alpha = 0.1f;
     std::vector<float> y(ny);
-    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, bias.data(),
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), xs.p, ws.p, NULL, bias.data(),
                         false));
     std::vector<double> want(ny);
     for (size_t i = 0; i < ny; i++) {
@@ -237,7 +250,7 @@ static void check_conv(const geometry &q) {
     if (d.oh >= 2 && d.ow >= 2) {
         d.act = CVN_K_RELU, d.pool = 2;
         std::vector<float> yp((size_t)d.n * d.o * (d.oh / 2) * (d.ow / 2));
-        ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, yp.data(), x.data(), w.data(), NULL,
+        ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, yp.data(), xs.p, ws.p, NULL,
                             bias.data(), false));
         std::vector<double> yp_want =
             pooled(d, y_ref, bias, [](double v) { return v > 0 ? v : 0.0; });
@@ -249,14 +262,14 @@ static void check_conv(const geometry &q) {
 
     /* forward without bias or activation */
     d.act_on = false;
-    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), xs.p, ws.p, NULL, NULL, false));
     each_variant(
         p, wt.data(), what, ny, [&] { y.assign(ny, NAN); },
         [&](const char *l) { expect_close(l, y, y_ref); });
 
     /* backward data, overwriting then accumulating */
     std::vector<float> dx(nx);
-    ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, ws.p, dys.p, NULL,
                         false));
     each_variant(
         p, wt.data(), what, nx, [&] { dx.assign(nx, NAN); },
@@ -264,7 +277,7 @@ static void check_conv(const geometry &q) {
     std::vector<float> dx0 = random_floats(nx, 15);
     want.assign(nx, 0);
     for (size_t i = 0; i < nx; i++) want[i] = dx0[i] + dx_ref[i];
-    ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, ws.p, dys.p, NULL,
                         true));
     each_variant(
         p, wt.data(), what, nx, [&] { dx = dx0; },
@@ -274,7 +287,7 @@ static void check_conv(const geometry &q) {
     std::vector<float> dw(nw), dw0 = random_floats(nw, 16);
     want.assign(nw, 0);
     for (size_t i = 0; i < nw; i++) want[i] = dw0[i] + dw_ref[i];
-    ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), x.data(), NULL, dy.data(), NULL,
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), xs.p, NULL, dys.p, NULL,
                         false));
     each_variant(
         p, wt.data(), what, nw, [&] { dw = dw0; },
@@ -282,16 +295,17 @@ static void check_conv(const geometry &q) {
 }
 
 static const geometry geometries[] = {
-    {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},   /* 3x3 same padding, odd sizes */
-    {3, 4, 8, 6, 6, 3, 2, 2, 1, 1, 0, 1, 1, 2},   /* strided rows, groups */
-    {2, 2, 9, 9, 4, 3, 3, 2, 2, 2, 2, 2, 2, 1},   /* stride 2, dilation 2 */
-    {2, 8, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1},   /* 1x1 */
-    {1, 6, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6},   /* depthwise */
-    {4, 2, 12, 12, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* K of the filter gradient long enough to split */
-    {1, 70, 5, 4, 67, 2, 2, 1, 1, 0, 1, 1, 1, 1}, /* channel counts past one 64 tile */
-    {2, 16, 6, 7, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* channels in runs of 4: tap-major runs */
-    {2, 8, 9, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1},  /* the same with stride 2 (backward data) */
-    {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2},  /* and with groups */
+    {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0}, /* 3x3 same padding, odd sizes */
+    {3, 4, 8, 6, 6, 3, 2, 2, 1, 1, 0, 1, 1, 2, 0}, /* strided rows, groups */
+    {2, 2, 9, 9, 4, 3, 3, 2, 2, 2, 2, 2, 2, 1, 0}, /* stride 2, dilation 2 */
+    {2, 8, 5, 5, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0}, /* 1x1 */
+    {1, 6, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6, 0}, /* depthwise */
+    {4, 2, 12, 12, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0}, /* dw's K long enough to split */
+    {1, 70, 5, 4, 67, 2, 2, 1, 1, 0, 1, 1, 1, 1, 0}, /* channel counts past one 64 tile */
+    {2, 16, 6, 7, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0}, /* channels in runs of 4: tap-major runs */
+    {2, 8, 9, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0}, /* the same with stride 2 (backward data) */
+    {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0}, /* and with groups */
+    {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* inputs a float off alignment: no vectors */
 };
 
 START_TEST(test_conv_geometries) {
@@ -378,7 +392,7 @@ static void expect_each_kernel(const char *what, gemm_plan p, std::vector<float>
 START_TEST(test_conv_pool_nan) {
     /* a NaN pixel reaches every output under its window, and pooling keeps it (no activation,
      * which would turn it into NaN anyway: this is pooling's own rule) */
-    cvn_conv_desc d = describe({2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1});
+    cvn_conv_desc d = describe({2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0});
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
     std::vector<float> x = random_floats(nx, 21), w = random_floats(nw, 22), bias(d.o, 0.5f);
     x[(size_t)1 * d.c * 64 + 2 * 64 + 4 * 8 + 6] = NAN; /* outputs 3-5 x 5-7: NaN after non-NaN */
@@ -400,7 +414,7 @@ END_TEST
 START_TEST(test_conv_huge_values) {
     /* inputs up to the largest float, which the TF32 split of the tensor-core kernel must not
      * round to inf, and weights small enough that every output is finite; both kernels */
-    cvn_conv_desc d = describe({2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1});
+    cvn_conv_desc d = describe({2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0});
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
     std::vector<float> x = random_floats(nx, 51), w = random_floats(nw, 52);
     for (float &v : x) v *= 0x1p127f;

@@ -18,12 +18,13 @@
  * has at most 64 rows), each thread a TM x TN sub-tile (4 or 8 each way, in two interleaved halves
  * so that a warp's shared-memory reads do not collide), K in steps of 8 through two shared
  * buffers: the next step's elements are fetched into registers while the current one is
- * multiplied, so one barrier per step suffices. A thread fetches its elements either along k
- * (where memory is contiguous along k: weights, dy rows) or along the tile's rows or columns (image
- * pixels); the position along k is kept as mixed-radix digits (e.g. kw, kh, channel) and advanced
- * by carries, so the gathers divide nothing in the loop. blockIdx.z = group x K slices: with few
- * output tiles and a long K (weight gradients) the slices add their partial products atomically
- * into C.
+ * multiplied, so one barrier per step suffices. A thread fetches either one element at each of
+ * several rows (a matrix read along k; the backward filter's B) or several consecutive k of one
+ * row or column: a convolution's A (weights, dy rows, contiguous along k: one vector load where
+ * aligned) and its gathered B (image pixels); the position along k is kept as mixed-radix digits
+ * (e.g. kw, kh, channel) and advanced by carries, so the gathers divide nothing in the loop.
+ * blockIdx.z = group x K slices: with few output tiles and a long K (weight gradients) the slices
+ * add their partial products atomically into C.
  *
  * The same tiles and K loop also multiply on tensor cores (k_mma_gemm): each element split into
  * two TF32 parts as it is stored into shared memory, three mma.m16n8k8 products per pair of
@@ -126,9 +127,8 @@ __device__ __forceinline__ void kpos_inc(kpos &p, int r0, int r1) {
  * the radices of its k digits, whether threads should walk it along k (kmajor), and where one
  * element lies (where: true and its address, or false outside the matrix or in the padding,
  * where it is 0, and q is left as it was); one with runs (has_run) also places a thread's L
- * consecutive k at once: where the first is, the others a plane apart; one whose rows lie a
- * fixed stride apart (strided) derives row f + d's fix from f's (nth), so that a thread walking
- * L rows along k holds one fix, not L. The third parameter says
+ * consecutive k at once: where the first is, the others a plane apart (unit_plane: adjacent, and
+ * aligned for one vector load). The third parameter says
  * how K is laid out: for a matrix, whether the operand is stored transposed; for a convolution's
  * B, whether K runs tap-major. */
 
@@ -137,29 +137,23 @@ template <int MODE, bool IS_A, bool TRANS> struct operand;
 /* matrix A (m x k; stored k x m when transposed) and B (k x n; stored n x k when transposed) */
 template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
     static const bool kmajor = IS_A != TRANS; /* contiguous along k */
-    static const bool has_run = false, strided = true;
+    static const bool has_run = false, unit_plane = false, k_first = false;
     typedef struct {
         const float *p;
-        int left; /* rows (of A; columns of B) from f to the end: f is past them where <= 0 */
+        bool ok;
     } fix;
     __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
     __device__ static fix at(const gemm_args &g, int, int f) {
         fix s;
-        s.left = (IS_A ? g.m : g.n) - f;
+        s.ok = f < (IS_A ? g.m : g.n);
         const float *base = IS_A ? g.a : g.b;
         int ld = IS_A ? g.lda : g.ldb;
         s.p = kmajor ? base + (int64_t)f * ld : base + f;
         return s;
     }
-    __device__ static fix nth(const gemm_args &g, const fix &s, int d) {
-        fix r;
-        r.p = s.p + (int64_t)d * (IS_A ? g.lda : g.ldb);
-        r.left = s.left - d;
-        return r;
-    }
     __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
                                  const float *&q) {
-        if (s.left <= 0 || p.k >= k_end) return false;
+        if (!s.ok || p.k >= k_end) return false;
         q = kmajor ? s.p + p.k : s.p + (int64_t)p.k * (IS_A ? g.lda : g.ldb);
         return true;
     }
@@ -167,13 +161,15 @@ template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
 
 /* The convolutions' A operand is rows of memory already: row f of group grp starts at
  * p + grp * group + f * row and its k = (d1, d0) lies at d1 * outer + d0, d0 < r0 (plan_conv
- * says which matrix for each mode: the weights, the weights transposed, dy). */
+ * says which matrix for each mode: the weights, the weights transposed, dy). A thread takes L
+ * consecutive k of one row: where they lie side by side in memory, aligned (runs), one vector
+ * load (L floats) fetches them all. */
 struct rows_operand {
-    static const bool kmajor = true;
-    static const bool has_run = false, strided = true;
+    static const bool kmajor = false;
+    static const bool has_run = true, unit_plane = true, k_first = true;
     typedef struct {
         const float *p;
-        int left; /* rows from f to the end: f is past them where <= 0 */
+        bool ok;
     } fix;
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
         r0 = g.ra.r0;
@@ -181,21 +177,23 @@ struct rows_operand {
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
-        s.left = g.ra.rows - f;
+        s.ok = f < g.ra.rows;
         s.p = g.ra.p + grp * g.ra.group + f * g.ra.row;
         return s;
     }
-    __device__ static fix nth(const gemm_args &g, const fix &s, int d) {
-        fix r;
-        r.p = s.p + d * g.ra.row;
-        r.left = s.left - d;
-        return r;
-    }
     __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
                                  const float *&q) {
-        if (s.left <= 0 || p.k >= k_end) return false;
+        if (!s.ok || p.k >= k_end) return false;
         q = s.p + p.d1 * g.ra.outer + p.d0;
         return true;
+    }
+    __device__ static int plane(const gemm_args &) { return 1; }
+    /* a run: L consecutive k (p.k a multiple of L) within one d1, inside the product, at an
+     * address aligned to L floats */
+    __device__ static bool runs(const gemm_args &g, int L) {
+        bool whole_rows = g.ra.r0 == KPOS_BIG || (g.ra.r0 % L == 0 && g.ra.outer % L == 0);
+        return whole_rows && g.k % L == 0 && g.ra.row % L == 0 && g.ra.group % L == 0 &&
+               (uintptr_t)g.ra.p % (sizeof(float) * L) == 0;
     }
 };
 template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand {};
@@ -206,7 +204,7 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_o
  * when TAPS */
 template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
     static const bool kmajor = false;
-    static const bool has_run = TAPS, strided = false;
+    static const bool has_run = TAPS, unit_plane = false, k_first = false;
     typedef struct {
         const float *p;
         int ih0, iw0; /* OUTSIDE past the matrix's columns */
@@ -251,7 +249,7 @@ template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
  * output pixel */
 template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
     static const bool kmajor = false;
-    static const bool has_run = TAPS, strided = false;
+    static const bool has_run = TAPS, unit_plane = false, k_first = false;
     typedef struct {
         const float *p;
         int y0, x0; /* OUTSIDE past the matrix's columns */
@@ -300,7 +298,7 @@ template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
 /* backward filter B: x at tap f = (channel, kh, kw) for each output pixel, k = (image, oh, ow) */
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
     static const bool kmajor = true;
-    static const bool has_run = false, strided = false;
+    static const bool has_run = false, unit_plane = false, k_first = false;
     typedef struct {
         const float *p;
         int kh0, kw0; /* OUTSIDE past the matrix's columns */
@@ -438,11 +436,31 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 
 /* ---------------------------------------------------------------- one operand's tile */
 
+/* v = the L floats at q, q aligned to L floats: one vector load where L is 2 or 4 (the emulation
+ * stops on a misaligned one, where a GPU would fault) */
+template <int L> __device__ __forceinline__ void load_run(const float *q, float (&v)[L]) {
+#if defined(CVN_CUDA_EMU_DEVICE)
+    if ((L == 2 || L == 4) && (uintptr_t)q % (sizeof(float) * L)) abort();
+#endif
+    if constexpr (L == 4) {
+        float4 t = *reinterpret_cast<const float4 *>(q);
+        v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+    } else if constexpr (L == 2) {
+        float2 t = *reinterpret_cast<const float2 *>(q);
+        v[0] = t.x, v[1] = t.y;
+    } else {
+#pragma unroll
+        for (int j = 0; j < L; j++) v[j] = q[j];
+    }
+}
+
 /* Fetches an operand's ROWS x GEMM_BK tile (rows of A, columns of B) into registers and stores it
- * k-major into shared memory, L elements per thread: along k, L rows at one k (kmajor), or one
- * row at L consecutive k. */
+ * k-major into shared memory, L elements per thread: along k, L rows at one k (kmajor: a warp's
+ * lanes walk k first), or one row at L consecutive k, a warp's lanes walking the rows (a gather's
+ * pixels, adjacent in memory) or, where the operand's rows are contiguous along k (k_first), the
+ * GEMM_BK / L runs of a row first (so a warp reads whole sectors of a few rows). */
 template <class OP, int ROWS> struct tile_loader {
-    enum { L = ROWS * GEMM_BK / GEMM_THREADS, NF = OP::kmajor && !OP::strided ? L : 1 };
+    enum { L = ROWS * GEMM_BK / GEMM_THREADS, NF = OP::kmajor ? L : 1, PER_ROW = GEMM_BK / L };
     typename OP::fix fix[NF];
     kpos pos, step; /* the thread's first k */
     int r0, r1;
@@ -454,15 +472,10 @@ template <class OP, int ROWS> struct tile_loader {
         run = false;
         if constexpr (OP::has_run) run = OP::runs(g, L);
         step = kpos_at(GEMM_BK, r0, r1);
-        int t = threadIdx.x;
-        if (OP::kmajor) {
-            for (int j = 0; j < NF; j++)
-                fix[j] = OP::at(g, grp, f0 + t / GEMM_BK + j * (GEMM_THREADS / GEMM_BK));
-            pos = kpos_at(k_begin + t % GEMM_BK, r0, r1);
-        } else {
-            fix[0] = OP::at(g, grp, f0 + t % ROWS);
-            pos = kpos_at(k_begin + t / ROWS * L, r0, r1);
-        }
+        int k, r;
+        slot(0, k, r);
+        for (int j = 0; j < NF; j++) fix[j] = OP::at(g, grp, f0 + r + j * (GEMM_THREADS / GEMM_BK));
+        pos = kpos_at(k_begin + k, r0, r1);
     }
     /* f(j, q, in) for each of the thread's elements of the current step: at q, or nowhere (a 0)
      * where !in */
@@ -480,7 +493,7 @@ template <class OP, int ROWS> struct tile_loader {
 #pragma unroll
         for (int j = 0; j < L; j++) {
             const float *q = NULL;
-            bool in = OP::where(g, fix_of(g, j), p, k_end, q);
+            bool in = OP::where(g, fix[OP::kmajor ? j : 0], p, k_end, q);
             f(j, q, in);
             if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
         }
@@ -492,12 +505,14 @@ template <class OP, int ROWS> struct tile_loader {
         if constexpr (OP::has_run) {
             if (run) {
                 const float *q;
-                if (OP::where(g, fix[0], pos, k_end, q))
-#pragma unroll
-                    for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * OP::plane(g)];
-                else
+                if (!OP::where(g, fix[0], pos, k_end, q))
 #pragma unroll
                     for (int j = 0; j < L; j++) v[j] = 0.0f;
+                else if constexpr (OP::unit_plane)
+                    load_run<L>(q, v);
+                else
+#pragma unroll
+                    for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * OP::plane(g)];
                 return;
             }
         }
@@ -505,24 +520,16 @@ template <class OP, int ROWS> struct tile_loader {
 #pragma unroll
         for (int j = 0; j < L; j++) {
             const float *q;
-            v[j] = OP::where(g, fix_of(g, j), p, k_end, q) ? *q : 0.0f;
+            v[j] = OP::where(g, fix[OP::kmajor ? j : 0], p, k_end, q) ? *q : 0.0f;
             if (!OP::kmajor && j + 1 < L) kpos_inc(p, r0, r1);
         }
-    }
-    /* the fix of the thread's j-th element: along k one for all; L rows at one k each their
-     * own, held (NF of them) or, where the operand's rows are a stride apart, derived from the
-     * first (fewer registers held through the loop) */
-    __device__ typename OP::fix fix_of(const gemm_args &g, int j) const {
-        if constexpr (OP::kmajor && OP::strided)
-            return OP::nth(g, fix[0], j * (GEMM_THREADS / GEMM_BK));
-        else
-            return fix[OP::kmajor ? j : 0];
     }
     __device__ void advance() { kpos_add(pos, step, r0, r1); }
     /* where the thread's j-th element goes in the k-major tile: row k, column r */
     __device__ void slot(int j, int &k, int &r) const {
         int t = threadIdx.x;
         if (OP::kmajor) k = t % GEMM_BK, r = t / GEMM_BK + j * (GEMM_THREADS / GEMM_BK);
+        else if (OP::k_first) k = t % PER_ROW * L + j, r = t / PER_ROW;
         else k = t / ROWS * L + j, r = t % ROWS;
     }
     __device__ void store(float (*s)[ROWS + GEMM_PAD]) const {
