@@ -306,6 +306,7 @@ static const geometry geometries[] = {
     {2, 8, 9, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0}, /* the same with stride 2 (backward data) */
     {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0}, /* and with groups */
     {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* inputs a float off alignment: no vectors */
+    {2, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},  /* stride 2, output rows of 4: dw's row runs */
 };
 
 START_TEST(test_conv_geometries) {

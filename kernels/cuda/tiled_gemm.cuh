@@ -21,7 +21,8 @@
  * multiplied, so one barrier per step suffices. A thread fetches either one element at each of
  * several rows (a matrix read along k; the backward filter's B) or several consecutive k of one
  * row or column: a convolution's A (weights, dy rows, contiguous along k: one vector load where
- * aligned) and its gathered B (image pixels); the position along k is kept as mixed-radix digits
+ * aligned) and its gathered B (image pixels: a run shares one bounds check, or for the backward
+ * filter one input row); the position along k is kept as mixed-radix digits
  * (e.g. kw, kh, channel) and advanced by carries, so the gathers divide nothing in the loop.
  * blockIdx.z = group x K slices: with few output tiles and a long K (weight gradients) the slices
  * add their partial products atomically into C.
@@ -124,11 +125,13 @@ __device__ __forceinline__ void kpos_inc(kpos &p, int r0, int r1) {
 
 /* ---------------------------------------------------------------- operands
  * Each operand says how its fixed index f (a row of A, a column of B) decodes once per thread,
- * the radices of its k digits, whether threads should walk it along k (kmajor), and where one
+ * the radices of its k digits, whether a thread takes one k of several rows (kmajor) or several
+ * k of one row, the lanes walking rows (a gather's pixels) or a row's k first (k_first), where one
  * element lies (where: true and its address, or false outside the matrix or in the padding,
  * where it is 0, and q is left as it was); one with runs (has_run) also places a thread's L
  * consecutive k at once: where the first is, the others a plane apart (unit_plane: adjacent, and
- * aligned for one vector load). The third parameter says
+ * aligned for one vector load), all in or all out; one with row runs (has_row_run) places them in
+ * one row, each in or out by its own column. The third parameter says
  * how K is laid out: for a matrix, whether the operand is stored transposed; for a convolution's
  * B, whether K runs tap-major. */
 
@@ -137,7 +140,7 @@ template <int MODE, bool IS_A, bool TRANS> struct operand;
 /* matrix A (m x k; stored k x m when transposed) and B (k x n; stored n x k when transposed) */
 template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
     static const bool kmajor = IS_A != TRANS; /* contiguous along k */
-    static const bool has_run = false, unit_plane = false, k_first = false;
+    static const bool has_run = false, unit_plane = false, k_first = false, has_row_run = false;
     typedef struct {
         const float *p;
         bool ok;
@@ -166,7 +169,7 @@ template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
  * load (L floats) fetches them all. */
 struct rows_operand {
     static const bool kmajor = false;
-    static const bool has_run = true, unit_plane = true, k_first = true;
+    static const bool has_run = true, unit_plane = true, k_first = true, has_row_run = false;
     typedef struct {
         const float *p;
         bool ok;
@@ -204,7 +207,7 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_o
  * when TAPS */
 template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
     static const bool kmajor = false;
-    static const bool has_run = TAPS, unit_plane = false, k_first = false;
+    static const bool has_run = TAPS, unit_plane = false, k_first = false, has_row_run = false;
     typedef struct {
         const float *p;
         int ih0, iw0; /* OUTSIDE past the matrix's columns */
@@ -249,7 +252,7 @@ template <bool TAPS> struct operand<GEMM_CONV_FWD, false, TAPS> {
  * output pixel */
 template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
     static const bool kmajor = false;
-    static const bool has_run = TAPS, unit_plane = false, k_first = false;
+    static const bool has_run = TAPS, unit_plane = false, k_first = false, has_row_run = false;
     typedef struct {
         const float *p;
         int y0, x0; /* OUTSIDE past the matrix's columns */
@@ -297,8 +300,8 @@ template <bool TAPS> struct operand<GEMM_CONV_BWD_DATA, false, TAPS> {
 
 /* backward filter B: x at tap f = (channel, kh, kw) for each output pixel, k = (image, oh, ow) */
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
-    static const bool kmajor = true;
-    static const bool has_run = false, unit_plane = false, k_first = false;
+    static const bool kmajor = false;
+    static const bool has_run = false, unit_plane = false, k_first = true, has_row_run = true;
     typedef struct {
         const float *p;
         int kh0, kw0; /* OUTSIDE past the matrix's columns */
@@ -321,6 +324,18 @@ template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, false, TRANS> {
         if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h || (unsigned)iw >= (unsigned)g.d.w)
             return false;
         q = s.p + (int64_t)p.d2 * g.d.c * g.hw + ih * g.d.w + iw;
+        return true;
+    }
+    /* a row run: L consecutive output pixels of one output row (p.k a multiple of L, and so is
+     * the row), so one input row: where that row is (false where it is outside the image or the
+     * product) and the first's input column; each is in or out by its own column, sw apart */
+    __device__ static bool runs(const gemm_args &g, int L) { return g.d.ow % L == 0; }
+    __device__ static bool where_row(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                     const float *&row, int &col) {
+        int ih = p.d1 * g.d.sh + s.kh0;
+        if (p.k >= k_end || (unsigned)ih >= (unsigned)g.d.h) return false;
+        row = s.p + (int64_t)p.d2 * g.d.c * g.hw + ih * g.d.w;
+        col = p.d0 * g.d.sw + s.kw0;
         return true;
     }
 };
@@ -470,7 +485,7 @@ template <class OP, int ROWS> struct tile_loader {
     __device__ void init(const gemm_args &g, int grp, int f0, int k_begin) {
         OP::radix(g, r0, r1);
         run = false;
-        if constexpr (OP::has_run) run = OP::runs(g, L);
+        if constexpr (OP::has_run || OP::has_row_run) run = OP::runs(g, L);
         step = kpos_at(GEMM_BK, r0, r1);
         int k, r;
         slot(0, k, r);
@@ -486,6 +501,20 @@ template <class OP, int ROWS> struct tile_loader {
                 bool in = OP::where(g, fix[0], pos, k_end, q);
 #pragma unroll
                 for (int j = 0; j < L; j++) f(j, q + (int64_t)j * OP::plane(g), in);
+                return;
+            }
+        }
+        if constexpr (OP::has_row_run) {
+            if (run) {
+                const float *row = NULL;
+                int col = 0;
+                bool in = OP::where_row(g, fix[0], pos, k_end, row, col);
+#pragma unroll
+                for (int j = 0; j < L; j++) {
+                    int c = col + j * g.d.sw;
+                    bool ok = in && (unsigned)c < (unsigned)g.d.w;
+                    f(j, ok ? row + c : row, ok);
+                }
                 return;
             }
         }
@@ -513,6 +542,19 @@ template <class OP, int ROWS> struct tile_loader {
                 else
 #pragma unroll
                     for (int j = 0; j < L; j++) v[j] = q[(int64_t)j * OP::plane(g)];
+                return;
+            }
+        }
+        if constexpr (OP::has_row_run) {
+            if (run) {
+                const float *row;
+                int col;
+                bool in = OP::where_row(g, fix[0], pos, k_end, row, col);
+#pragma unroll
+                for (int j = 0; j < L; j++) {
+                    int c = col + j * g.d.sw;
+                    v[j] = in && (unsigned)c < (unsigned)g.d.w ? row[c] : 0.0f;
+                }
                 return;
             }
         }
