@@ -19,11 +19,11 @@
  * so that a warp's shared-memory reads do not collide), K in steps of 8 through two shared
  * buffers: the next step's elements are fetched into registers while the current one is
  * multiplied, so one barrier per step suffices. A thread fetches either one element at each of
- * several rows (a matrix read along k; the backward filter's B) or several consecutive k of one
- * row or column: a convolution's A (weights, dy rows, contiguous along k: one vector load where
- * aligned) and its gathered B (image pixels: a run shares one bounds check, or for the backward
- * filter one input row); the position along k is kept as mixed-radix digits
- * (e.g. kw, kh, channel) and advanced by carries, so the gathers divide nothing in the loop.
+ * several rows (a matrix read along k) or several consecutive k of one row or column: a
+ * convolution's A (weights, dy rows, contiguous along k: one vector load where aligned) and its
+ * gathered B (image pixels: a run shares one bounds check, or for the backward filter one input
+ * row); the position along k is kept as mixed-radix digits (e.g. kw, kh, channel) and advanced by
+ * carries, so the gathers divide nothing in the loop.
  * blockIdx.z = group x K slices: with few output tiles and a long K (weight gradients) the slices
  * add their partial products atomically into C.
  *
@@ -549,12 +549,15 @@ template <class OP, int ROWS> struct tile_loader {
             if (run) {
                 const float *row;
                 int col;
-                bool in = OP::where_row(g, fix[0], pos, k_end, row, col);
+                if (!OP::where_row(g, fix[0], pos, k_end, row, col))
 #pragma unroll
-                for (int j = 0; j < L; j++) {
-                    int c = col + j * g.d.sw;
-                    v[j] = in && (unsigned)c < (unsigned)g.d.w ? row[c] : 0.0f;
-                }
+                    for (int j = 0; j < L; j++) v[j] = 0.0f;
+                else
+#pragma unroll
+                    for (int j = 0; j < L; j++) {
+                        int c = col + j * g.d.sw;
+                        v[j] = (unsigned)c < (unsigned)g.d.w ? row[c] : 0.0f;
+                    }
                 return;
             }
         }
