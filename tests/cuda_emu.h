@@ -288,6 +288,18 @@ inline void mma_m16n8k8_tf32(int n, float *const d[], const unsigned *const a[],
     stop_at(AT_SHUFFLE);
 }
 
+/* Whether this launch's threads made an access that a GPU faults on (a misaligned vector load):
+ * launch then fails, as the kernel would with cudaErrorMisalignedAddress */
+inline bool faulted;
+
+/* A vector load of `bytes` at q: true where q is aligned to them; else false, the launch marked
+ * faulted (the caller then loads element by element, so the emulation itself stays defined) */
+inline bool aligned_load(const void *q, size_t bytes) {
+    if ((uintptr_t)q % bytes == 0) return true;
+    faulted = true;
+    return false;
+}
+
 /* cp.async.ca.shared.global [dst], [src], 4, bytes (4, or 0 for a 0): queued for the thread */
 inline void cp_async(float *dst, const float *src, int bytes) {
     copies[current_index].queued.push_back({dst, bytes ? src : NULL});
@@ -372,7 +384,7 @@ inline bool run_block(unsigned nt, dim3 block) {
 }
 
 /* Runs fn as every thread of every block of grid; false when a block's threads diverged at a
- * barrier. */
+ * barrier or a thread faulted. */
 inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
     unsigned nt = block.x * block.y * block.z;
     if (pool.size() < nt) {
@@ -383,7 +395,9 @@ inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
         copies.resize(nt);
     }
     const std::function<void()> *outer = body;
+    bool outer_faulted = faulted;
     body = &fn;
+    faulted = false;
     gridDim = grid;
     blockDim = block;
     /* blocks in order on one launch, in reverse on the next: a kernel that counts on an order
@@ -396,9 +410,10 @@ inline bool launch(dim3 grid, dim3 block, const std::function<void()> &fn) {
         uint64_t b = reverse ? blocks - 1 - j : j;
         blockIdx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y),
                     (unsigned)(b / grid.x / grid.y)};
-        ok = run_block(nt, block);
+        ok = run_block(nt, block) && !faulted;
     }
     body = outer;
+    faulted = outer_faulted;
     return ok;
 }
 

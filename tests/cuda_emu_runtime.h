@@ -141,7 +141,10 @@ template <class K> struct launch_of {
     dim3 grid, block;
     template <class... A> void operator()(A... args) const {
         if (!launch(grid, block, [&] { kernel(args...); })) {
-            fprintf(stderr, "cuda emulation: the threads of %s diverged at a barrier\n", name);
+            fprintf(stderr,
+                    "cuda emulation: %s failed: its threads diverged at a barrier, or one made a "
+                    "misaligned vector load\n",
+                    name);
             abort();
         }
     }

@@ -452,10 +452,13 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 /* ---------------------------------------------------------------- one operand's tile */
 
 /* v = the L floats at q, q aligned to L floats: one vector load where L is 2 or 4 (the emulation
- * stops on a misaligned one, where a GPU would fault) */
+ * fails the launch on a misaligned one, where a GPU would fault) */
 template <int L> __device__ __forceinline__ void load_run(const float *q, float (&v)[L]) {
 #if defined(CVN_CUDA_EMU_DEVICE)
-    if ((L == 2 || L == 4) && (uintptr_t)q % (sizeof(float) * L)) abort();
+    if ((L == 2 || L == 4) && !emu::aligned_load(q, sizeof(float) * L)) {
+        for (int j = 0; j < L; j++) v[j] = q[j];
+        return;
+    }
 #endif
     if constexpr (L == 4) {
         float4 t = *reinterpret_cast<const float4 *>(q);
