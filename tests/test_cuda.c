@@ -146,6 +146,18 @@ START_TEST(test_large_conv_matches_cpu) {
         expect_near_cpu("y", path, yg, yc, 1e-2f);
         expect_near_cpu("dx", path, xg->grad, x->grad, 1.0f);
         expect_near_cpu("dw", path, wg->grad, w->grad, 1.0f);
+#ifdef CVN_WITH_CUDA
+        if (path == 0 && cvn_cuda_has_cudnn()) { /* what cuDNN's search timed for this shape */
+            char s[1024], tiny[8];
+            size_t n = cvn_cuda_cudnn_search(s, sizeof s);
+            ck_assert_msg(n > 0 && n < sizeof s && !strncmp(s, "fwd: ", 5) &&
+                              strstr(s, " | bwd data: ") && strstr(s, " | bwd filter: ") &&
+                              strstr(s, " ms"),
+                          "cuDNN's search reads '%s'", s);
+            ck_assert_uint_eq(cvn_cuda_cudnn_search(tiny, sizeof tiny), n); /* cut short */
+            ck_assert_uint_eq(strlen(tiny), sizeof tiny - 1);
+        }
+#endif
         cvn_tensor_free(xg), cvn_tensor_free(wg);
         cvn_tape_free(tg);
     }
