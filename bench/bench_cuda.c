@@ -9,8 +9,9 @@
  *   (default /usr/share/datasets/fashion-mnist)
  *
  * --only runs the benchmarks whose name contains TEXT ("conv 256", "resnet", "loader"), --path
- * only path N of path_names (0 cuDNN + cuBLAS ... 6 implicit-mma, 7 implicit-mma-async): with both,
- * a profiler sees one layer's kernels on one path, its tuning trials first.
+ * only path N of cvn_cuda_path_name (0 cuDNN + cuBLAS ... 8 winograd, 9 winograd-4x4): with both,
+ * a profiler sees one layer's kernels on one path, its tuning trials first. After a layer's line,
+ * what path 3's tuning chose for it (native picks) and what cuDNN's search timed on path 0.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
  * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so
@@ -29,32 +30,21 @@
 #define REPS 7
 
 static int reps = REPS, smoke_batch; /* --smoke: 1 run, every batch smoke_batch */
-static const char *only = "";          /* --only: a part of the names of the benchmarks to run */
-static int only_path = -1;             /* --path: the one path to run (-1: all) */
-static double min_run = 0.05;          /* seconds a run lasts at least */
+static const char *only = "";        /* --only: a part of the names of the benchmarks to run */
+static int only_path = -1;           /* --path: the one path to run (-1: all) */
+static double min_run = 0.05;        /* seconds a run lasts at least */
 
 #ifdef CVN_WITH_CUDA
-static bool selected(const char *name) { return strstr(name, only) != NULL; }
+static bool selected(const char *name) {
+    return strstr(name, only) != NULL;
+}
 
-/* The paths: cuDNN (convolution, pooling, batch norm) + cuBLAS; our pooling and batch norm with
- * im2col + cuBLAS, im2col + our GEMM, our implicit-GEMM convolution + our GEMM, the same with the
- * implicit GEMM's rule of thumb for tiles and K slices instead of timing them per shape, and the
- * same timed but with K tap-major wherever forward and backward data allow it, and the same timed
- * but on tensor cores (3xTF32) throughout: the kernel that fetches a step ahead into registers,
- * then the pipelined one (cp.async). */
-#define PATHS 8
-static const char *const path_names[PATHS] = {
-    "cudnn+cublas",     "im2col+cublas", "im2col+native", "implicit+native",
-    "implicit-untuned", "implicit-taps", "implicit-mma",  "implicit-mma-async"};
+/* The paths of kernels/cuda/cuda.h (cvn_cuda_use_path): cuDNN + cuBLAS; im2col + cuBLAS or our
+ * GEMM; our convolution as tuned (implicit GEMM or Winograd F(2x2)); our implicit GEMM untuned,
+ * tap-major, and on each tensor-core kernel; Winograd F(2x2) and F(4x4) wherever it runs. */
+#define PATHS CVN_CUDA_PATHS
 static void use_path(int path) {
-    cvn_cuda_set_native_dnn(path > 0);
-    if (path == 1 || path == 2) cvn_cuda_set_conv_path(CVN_CUDA_CONV_IM2COL);
-    cvn_cuda_set_native_gemm(path >= 2);
-    cvn_cuda_set_conv_tuning(path != 4);
-    cvn_cuda_set_conv_taps(path == 5);
-    cvn_cuda_set_conv_mma(path == 6   ? CVN_CUDA_MMA_STAGED
-                          : path == 7 ? CVN_CUDA_MMA_ASYNC
-                                      : CVN_CUDA_MMA_TUNED);
+    cvn_cuda_use_path(path);
 }
 
 typedef void (*bench_fn)(void *);
@@ -108,19 +98,23 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
     for (int bw = 0; bw < 2; bw++) {
         c.backward = bw;
         double sec[PATHS], f = bw ? 3 * flops : flops;
+        char picks[512] = "";
         printf("%-26s %-7s", name, bw ? "fwd+bwd" : "fwd");
         for (int path = 0; path < PATHS; path++) {
             if (only_path >= 0 && path != only_path) continue;
             use_path(path);
             sec[path] = median_time(run_conv, &c);
-            printf(" %s %.3f ms %.0f GF/s |", path_names[path], sec[path] * 1e3,
+            if (path == 3) cvn_cuda_conv_picks(picks, sizeof picks); /* what its tuning chose */
+            printf(" %s %.3f ms %.0f GF/s |", cvn_cuda_path_name(path), sec[path] * 1e3,
                    f / sec[path] * 1e-9);
         }
         if (only_path < 0)
-            printf(" implicit/cudnn %.2f (untuned %.2f, taps %.2f, mma %.2f, mma-async %.2f)",
+            printf(" native/cudnn %.2f (untuned %.2f, taps %.2f, mma %.2f, mma-async %.2f, "
+                   "winograd %.2f, winograd-4x4 %.2f)",
                    sec[0] / sec[3], sec[0] / sec[4], sec[0] / sec[5], sec[0] / sec[6],
-                   sec[0] / sec[7]);
+                   sec[0] / sec[7], sec[0] / sec[8], sec[0] / sec[9]);
         printf("\n");
+        if (picks[0]) printf("%-26s %-7s native picks: %s\n", name, bw ? "fwd+bwd" : "fwd", picks);
     }
     char search[1024]; /* what cuDNN timed for this shape on path 0, if it ran */
     if ((only_path < 0 || only_path == 0) && cvn_cuda_cudnn_search(search, sizeof search))
@@ -173,7 +167,7 @@ static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
         use_path(path);
         double sec = median_time(run_train_step, &c);
         printf("train %-13s batch %-4d %-16s %8.3f ms/step %9.0f images/s\n", name, batch,
-               path_names[path], sec * 1e3, batch / sec);
+               cvn_cuda_path_name(path), sec * 1e3, batch / sec);
     }
     cvn_optim_free(c.opt);
     cvn_tape_free(c.t);

@@ -32,8 +32,9 @@
 #              racecheck on 'ops' and 'layers', 15 s and 38 s: on 'training' it takes minutes)
 #   profile    Nsight Compute (ncu) on the implicit-GEMM convolution of bench_cuda's large layer
 #              (256x64x32x32 -> 128): forward, backward data and backward filter, the variant
-#              tuning keeps and the two tensor-core ones (past tuning's trials), with the sections
-#              that say what bounds them and the cycles each stall reason costs
+#              tuning keeps and the two tensor-core ones (past tuning's trials), then Winograd
+#              F(2x2)'s forward kernels, with the sections that say what bounds them and the
+#              cycles each stall reason costs
 #
 #   sass       the K loops of the GEMM kernels in machine code, instructions by kind
 #              (cuobjdump -sass on bench_cuda, summed up by bench/sass_loops.py)
@@ -134,32 +135,40 @@ command -v ncu >/dev/null 2>&1 || for d in /opt/nvidia/nsight-compute/*/; do PAT
 if [ "${1:-}" = _profile ]; then # a step's body: ncu on each convolution mode's kernels (forward
     # 1, backward data 2, backward filter 3) of the large layer, as tuned (path 3) and forced onto
     # tensor cores (path 6, fetching a step ahead into registers; path 7, pipelined); the first 48
-    # launches of a mode are tuning's trials (12 variants, 4 runs each), skipped. With the warp
-    # state section, what each stall reason costs per instruction issued (the section's text
-    # names only the top one); should ncu not know one of those metrics, the run is repeated
-    # without them, as are the rest
+    # launches of a mode are tuning's trials (12 variants, 4 runs each), skipped (on path 3, where
+    # tuning picks Winograd for a product, no later launch of its mode comes: ncu says none was
+    # profiled). Then Winograd F(2x2) (path 8) on the forward: its four kernels (filter and input
+    # transforms, the batched product, mode 4, and the output transform) past tuning's 6 variants x
+    # 4 runs x 4 launches. With the warp state section, what each stall reason costs per
+    # instruction issued (the section's text names only the top one); should ncu not know one of
+    # those metrics, the run is repeated without them, as are the rest
     stalls=
     for r in long_scoreboard short_scoreboard wait barrier mio_throttle lg_throttle \
         math_pipe_throttle not_selected dispatch_stall no_instruction branch_resolving; do
         stalls="$stalls${stalls:+,}smsp__average_warps_issue_stalled_${r}_per_issue_active.ratio"
     done
+    profile() { # PATH KERNEL-REGEX SKIP COUNT
+        for metrics in ${stalls:+"--metrics $stalls"} ""; do
+            # ncu's demangled names read k_tiled_gemm<(int)1, (bool)0, ...>
+            ncu --clock-control none --kernel-name-base demangled \
+                -k "regex:$2" --launch-skip "$3" --launch-count "$4" \
+                --section SpeedOfLight --section Occupancy --section LaunchStats \
+                --section WarpStateStats --section SchedulerStats --section InstructionStats \
+                --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis $metrics \
+                $bin/bench_cuda --only "conv 256" --path "$1" && return 0
+            [ -n "$metrics" ] || exit 1
+            echo "## again without the stall metrics, and from here on"
+            stalls=
+        done
+    }
     for path in 3 6 7; do
         for mode in 1 2 3; do
             echo "## path $path, k_tiled_gemm / k_mma_gemm mode $mode"
-            for metrics in ${stalls:+"--metrics $stalls"} ""; do
-                # ncu's demangled names read k_tiled_gemm<(int)1, (bool)0, ...>
-                ncu --clock-control none --kernel-name-base demangled \
-                    -k "regex:k_(tiled|mma)_gemm<.int.$mode," --launch-skip 48 --launch-count 2 \
-                    --section SpeedOfLight --section Occupancy --section LaunchStats \
-                    --section WarpStateStats --section SchedulerStats --section InstructionStats \
-                    --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis $metrics \
-                    $bin/bench_cuda --only "conv 256" --path $path && continue 2
-                [ -n "$metrics" ] || exit 1
-                echo "## again without the stall metrics, and from here on"
-                stalls=
-            done
+            profile $path "k_(tiled|mma)_gemm<.int.$mode," 48 2
         done
     done
+    echo "## path 8, Winograd F(2x2) forward: k_wino_filter, k_wino_input, k_*_gemm mode 4, k_wino_output"
+    profile 8 "k_wino_|k_(tiled|mma)_gemm<.int.4," 96 4
     exit 0
 fi
 if [ "${1:-}" = _sass ]; then # a step's body: the GEMM kernels' K loops in bench_cuda's sm_90 code

@@ -33,6 +33,10 @@ static std::vector<float> random_floats(size_t n, unsigned seed) {
     return v;
 }
 
+/* Of the largest element: FP32's error over the sums here is under 2e-6 of it, Winograd F(4x4)'s
+ * (each_variant raises it to 4e-5 there) up to 9e-6 */
+static double tolerance = 1e-5;
+
 static void expect_close(const char *what, const std::vector<float> &got,
                          const std::vector<double> &want) {
     ck_assert_uint_eq(got.size(), want.size());
@@ -41,7 +45,7 @@ static void expect_close(const char *what, const std::vector<float> &got,
         if (!std::isnan(w)) scale = std::max(scale, fabs(w));
     for (size_t i = 0; i < want.size(); i++)
         ck_assert_msg(std::isnan(want[i]) ? std::isnan(got[i])
-                                          : fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-5 * fabs(want[i]),
+                                          : fabs(got[i] - want[i]) <= tolerance * scale + 1e-5 * fabs(want[i]),
                       "%s: element %zu is %.7g, expected %.7g", what, i, (double)got[i], want[i]);
 }
 
@@ -199,16 +203,27 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
                          Check check) {
     ck_assert_int_eq(plan_out_floats(p), out_floats); /* the size of tuning's scratch */
     p.args.wt = wt;
+    std::vector<float> room; /* Winograd's U, V and M, where it applies */
+    if (wino_possible(p.args)) {
+        room.resize((size_t)std::max(wino_floats(p.args, 2), wino_floats(p.args, 4)));
+        p.args.wg.room = room.data(), p.args.wg.room_floats = (int64_t)room.size();
+    }
     gemm_plan cands[GEMM_CANDIDATES];
     int n = plan_candidates(p, cands);
     for (int i = 0; i < n; i++) {
-        char label[224];
-        snprintf(label, sizeof label, "%s, tile %dx%d, %d K slices%s%s%s", what, cands[i].tile_m,
-                 cands[i].tile_n, cands[i].args.splits, cands[i].args.taps ? ", K tap-major" : "",
-                 cands[i].mma ? ", 3xTF32" : "", cands[i].async ? " pipelined" : "");
+        char label[224], wino[32] = "";
+        if (cands[i].args.wg.m)
+            snprintf(wino, sizeof wino, ", Winograd F(%dx%d, 3x3)", cands[i].args.wg.m,
+                     cands[i].args.wg.m);
+        snprintf(label, sizeof label, "%s, tile %dx%d, %d K slices%s%s%s%s", what,
+                 cands[i].tile_m, cands[i].tile_n, cands[i].args.splits,
+                 cands[i].args.taps ? ", K tap-major" : "", wino, cands[i].mma ? ", 3xTF32" : "",
+                 cands[i].async ? " pipelined" : "");
         reset();
         ck_assert_msg(emulate(cands[i]), "%s: diverged or faulted", label);
+        tolerance = cands[i].args.wg.m == 4 ? 4e-5 : 1e-5;
         check(label);
+        tolerance = 1e-5;
     }
 }
 
@@ -307,6 +322,8 @@ static const geometry geometries[] = {
     {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0}, /* and with groups */
     {2, 16, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* inputs a float off alignment: no vectors */
     {2, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},  /* stride 2, output rows of 4: dw's row runs */
+    {2, 36, 10, 13, 40, 3, 3, 1, 1, 0, 2, 1, 1, 1, 0}, /* Winograd: padding 0 and 2, odd width */
+    {1, 96, 9, 8, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},  /* Winograd's error over a long sum */
 };
 
 START_TEST(test_conv_geometries) {
@@ -362,6 +379,70 @@ START_TEST(test_conv_tuning) {
     ck_assert_int_eq(best.tile_n, p.tile_n);
     ck_assert_int_eq(best.args.splits, p.args.splits);
     ck_assert(!best.mma);
+}
+END_TEST
+
+START_TEST(test_conv_winograd_tuning) {
+    /* the forward of a 3 x 3, stride-1 layer: Winograd's variants join the implicit GEMM's where
+     * the room holds them, F(2x2) needing more room than F(4x4) here */
+    geometry q = {2, 8, 12, 10, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
+    cvn_conv_desc d = describe(q);
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    std::vector<float> x = random_floats(nx, 41), w = random_floats(nw, 42), y(ny, 0.0f);
+    std::vector<float> wt(nw), scratch(ny);
+    gemm_plan p, cands[GEMM_CANDIDATES];
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
+    p.args.wt = wt.data();
+    ck_assert(wino_possible(p.args));
+    /* F(2x2): 16 x (16 x 8 + (16 + 8) x 2 x 6 x 5 tiles); F(4x4): 36 x (128 + 24 x 2 x 3 x 3) */
+    ck_assert_int_eq(wino_floats(p.args, 2), 16 * (128 + 24 * 60));
+    ck_assert_int_eq(wino_floats(p.args, 4), 36 * (128 + 24 * 18));
+    ck_assert_int_eq(plan_candidates(p, cands), 12); /* no room: the implicit GEMM's 12 */
+    std::vector<float> room(wino_floats(p.args, 2));
+    p.args.wg.room = room.data();
+    p.args.wg.room_floats = wino_floats(p.args, 4);
+    ck_assert_int_eq(plan_candidates(p, cands), 18); /* F(4x4) fits: 2 tiles x 3 kernels more */
+    p.args.wg.room_floats = (int64_t)room.size();
+    ck_assert_int_eq(plan_candidates(p, cands, true, 0), 12);   /* Winograd off */
+    ck_assert_int_eq(plan_candidates(p, cands, true, 2), 18);   /* F(2x2) only */
+    ck_assert_int_eq(plan_candidates(p, cands, false, 4), 8);   /* FP32 only: 4 + 2 x 2 */
+    ck_assert_int_eq(plan_candidates(p, cands, true, 4, true), 6); /* F(4x4) alone */
+    for (int i = 0; i < 6; i++) ck_assert_int_eq(cands[i].args.wg.m, 4);
+    ck_assert_int_eq(plan_candidates(p, cands), 24);
+    for (int i = 0; i < 24; i++) { /* 8 per kernel: 4 implicit, then F(2x2) and F(4x4) */
+        ck_assert_int_eq(cands[i].args.wg.m, i % 8 < 4 ? 0 : i % 8 < 6 ? 2 : 4);
+        ck_assert_int_eq(cands[i].args.groups, cands[i].args.wg.m ? (cands[i].args.wg.m + 2) *
+                                                                        (cands[i].args.wg.m + 2)
+                                                                  : 1);
+    }
+    /* a stand-in clock that finds F(2x2) on 64 tiles on tensor cores fastest: the pick runs it */
+    gemm_plan best = tune_plan(p, scratch.data(), [&](const gemm_plan &trial) {
+        ck_assert(emulate(trial));
+        return (trial.args.wg.m == 2 ? 1.0 : 2.0) + (trial.tile_n == 64 ? 0.0 : 0.5) -
+               (trial.mma && !trial.async ? 0.25 : 0.0);
+    });
+    ck_assert_int_eq(best.args.wg.m, 2);
+    ck_assert_int_eq(best.tile_n, 64);
+    ck_assert(best.mma && !best.async);
+    ck_assert(emulate(best));
+    std::vector<double> want(ny);
+    each_product(d, [&](size_t xi, size_t wi, size_t yi) { want[yi] += (double)x[xi] * w[wi]; });
+    expect_close("tuned Winograd F(2x2)", y, want);
+    /* backward data of a 5 x 5 window, a stride of 2, dilation or groups: no Winograd */
+    for (geometry r : {geometry{2, 8, 12, 10, 16, 5, 5, 1, 1, 2, 2, 1, 1, 1, 0},
+                       geometry{2, 8, 12, 10, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
+                       geometry{2, 8, 12, 10, 16, 3, 3, 1, 1, 2, 2, 2, 2, 1, 0},
+                       geometry{2, 8, 12, 10, 16, 3, 3, 1, 1, 1, 1, 1, 1, 2, 0},
+                       geometry{2, 8, 12, 10, 16, 3, 3, 1, 1, 3, 3, 1, 1, 1, 0}}) {
+        cvn_conv_desc e = describe(r);
+        ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &e, x.data(), NULL, w.data(), y.data(), NULL,
+                            false));
+        ck_assert(!wino_possible(p.args));
+    }
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, w.data(), x.data(), NULL, y.data(), NULL,
+                        false));
+    ck_assert(!wino_possible(p.args)); /* nor for the filter's gradient */
 }
 END_TEST
 
@@ -634,6 +715,7 @@ int main(void) {
     tcase_add_test(tc, test_matrix_split_k);
     tcase_add_test(tc, test_matrix_plan_tiles);
     tcase_add_test(tc, test_conv_tuning);
+    tcase_add_test(tc, test_conv_winograd_tuning);
     tcase_add_loop_test(tc, test_conv_geometries, 0, (int)(sizeof geometries / sizeof *geometries));
     tcase_add_test(tc, test_conv_pool_nan);
     tcase_add_test(tc, test_conv_huge_values);

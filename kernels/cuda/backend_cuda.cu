@@ -586,6 +586,8 @@ typedef struct {
     conv_key key;
     int tile_m, tile_n, k_slice, splits;
     bool taps, mma, async;
+    int wino;       /* Winograd's m (winograd.cuh), or 0 */
+    int wino_offer; /* what it was timed against (wino_setting) */
 } conv_tuning;
 
 #define CONV_TUNINGS 64
@@ -595,7 +597,12 @@ static bool tune_convs = true;
 static bool force_taps; /* cvn_cuda_set_conv_taps */
 /* tensor cores (CVN_CUDA_MMA, cvn_cuda_set_conv_mma) */
 static cvn_cuda_mma conv_mma = CVN_CUDA_MMA_TUNED;
+/* the largest Winograd tile tuning offers (CVN_CUDA_WINOGRAD, cvn_cuda_set_conv_winograd) */
+static int conv_winograd = 2;
+static bool wino_always; /* F(conv_winograd) wherever it can run, untimed against the rest */
 static cudaEvent_t tick, tock;
+/* What tuning picked for the last convolution launched, per product (cvn_cuda_conv_picks) */
+static char last_pick[3][64];
 
 /* Emulated (tests), one run per variant: every variant still runs, its time means nothing. */
 static double time_plan(const gemm_plan &p) {
@@ -614,34 +621,81 @@ static double time_plan(const gemm_plan &p) {
     return best;
 }
 
+/* Room for Winograd's U, V and M (winograd.cuh): tuning offers it only up to this many floats
+ * (1 GiB), and only with the kernels' choice left to tuning and K's order too */
+#define WINO_ROOM_MAX ((int64_t)1 << 28)
+static grow_buffer conv_wino;
+static int wino_offered(const gemm_plan &p) {
+    if (conv_mma != CVN_CUDA_MMA_TUNED || force_taps || !wino_possible(p.args)) return 0;
+    return conv_winograd;
+}
+static int64_t wino_room_floats(const gemm_plan &p, int largest) {
+    int64_t need = 0;
+    for (int m = 2; m <= largest; m += 2)
+        if (wino_floats(p.args, m) > need) need = wino_floats(p.args, m);
+    return need <= WINO_ROOM_MAX ? need : 0;
+}
+
+static void describe_pick(const gemm_plan &p) {
+    const gemm_args &g = p.args;
+    char *s = last_pick[g.mode - GEMM_CONV_FWD];
+    int n = g.wg.m ? snprintf(s, 64, "winograd F(%dx%d) ", g.wg.m, g.wg.m)
+                   : snprintf(s, 64, "implicit%s ", g.taps ? " tap-major" : "");
+    snprintf(s + n, (size_t)(64 - n), "%dx%d%s%s", p.tile_m, p.tile_n,
+             g.splits > 1 ? " split" : "",
+             p.mma ? (p.async ? " 3xTF32 pipelined" : " 3xTF32") : " FP32");
+}
+
+/* The Winograd switches as one number: a shape's timings hold for the switches they were taken
+ * under (the tests and benchmarks go back and forth between paths) */
+static int wino_setting(void) { return conv_winograd * 2 + wino_always; }
+
 static void launch_conv(gemm_plan p) {
     conv_key key = key_of(&p.args.d, p.args.mode);
     const conv_tuning *t = NULL;
     for (int i = 0; i < n_tunings && !t; i++)
-        if (same_key(&tunings[i].key, &key)) t = &tunings[i];
+        if (same_key(&tunings[i].key, &key) && tunings[i].wino_offer == wino_setting())
+            t = &tunings[i];
     if (!t && tune_convs && n_tunings < CONV_TUNINGS) {
-        float *scratch = NULL;
+        float *scratch = NULL, *room = NULL;
+        int wino = wino_offered(p);
+        int64_t room_floats = wino ? wino_room_floats(p, wino) : 0;
+        if (room_floats &&
+            cuda_device_malloc((void **)&room, (size_t)room_floats * sizeof(float)) != cudaSuccess)
+            cudaGetLastError(), room = NULL; /* no room: the implicit GEMM's variants only */
         if (cuda_device_malloc((void **)&scratch, (size_t)plan_out_floats(p) * sizeof(float)) ==
             cudaSuccess) {
-            gemm_plan best = tune_plan(p, scratch, time_plan, conv_mma != CVN_CUDA_MMA_NEVER);
+            gemm_plan trial = p;
+            trial.args.wg.room = room, trial.args.wg.room_floats = room ? room_floats : 0;
+            gemm_plan best = tune_plan(trial, scratch, time_plan, conv_mma != CVN_CUDA_MMA_NEVER,
+                                       wino, wino_always);
             cudaStreamSynchronize(stream);
             cudaFree(scratch);
             tunings[n_tunings] = {key,          best.tile_m,      best.tile_n,
                                   best.args.k_slice, best.args.splits, best.args.taps,
-                                  best.mma,     best.async};
+                                  best.mma,     best.async,      best.args.wg.m,
+                                  wino_setting()};
             t = &tunings[n_tunings++];
         } else {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
         }
+        if (room) cudaFree(room);
     }
-    if (t) {
+    bool wino = false;
+    if (t && t->wino && wino_offered(p) >= t->wino) { /* its room grows once, then stays */
+        p.args.wg.room = grown(&conv_wino, wino_floats(p.args, t->wino), false);
+        p.args.wg.room_floats = conv_wino.floats;
+        if (p.args.wg.room) set_wino(&p, t->wino), wino = true;
+    }
+    if (t && (wino || !t->wino)) { /* a Winograd pick without its room: the rule of thumb */
         p.tile_m = t->tile_m, p.tile_n = t->tile_n;
         p.args.k_slice = t->k_slice, p.args.splits = t->splits;
     }
-    if (((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
+    if (!wino && ((t && t->taps) || force_taps) && taps_possible(p)) set_taps(&p);
     bool tuned = conv_mma == CVN_CUDA_MMA_TUNED && t;
     p.mma = conv_mma == CVN_CUDA_MMA_STAGED || conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->mma);
     p.async = conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->async);
+    describe_pick(p);
     launch_plan(p);
 }
 
@@ -1182,6 +1236,42 @@ extern "C" void cvn_cuda_set_native_gemm(bool native) { use_native_gemm = native
 extern "C" void cvn_cuda_set_conv_path(cvn_cuda_conv_path path) { conv_path = path; }
 extern "C" void cvn_cuda_set_conv_taps(bool on) { force_taps = on; }
 extern "C" void cvn_cuda_set_conv_mma(cvn_cuda_mma use) { conv_mma = use; }
+extern "C" void cvn_cuda_set_conv_winograd(int largest, bool always) {
+    conv_winograd = largest >= 4 ? 4 : largest >= 2 ? 2 : 0;
+    wino_always = always;
+}
+
+/* The paths of the harness and the benchmarks (cuda.h) */
+static const char *const path_names[CVN_CUDA_PATHS] = {
+    "cudnn+cublas",     "im2col+cublas", "im2col+native", "native-tuned",   "implicit-untuned",
+    "implicit-taps",    "implicit-mma",  "implicit-mma-async", "winograd", "winograd-4x4"};
+extern "C" const char *cvn_cuda_path_name(int path) {
+    return path >= 0 && path < CVN_CUDA_PATHS ? path_names[path] : "none";
+}
+extern "C" void cvn_cuda_use_path(int path) {
+    memset(last_pick, 0, sizeof last_pick); /* cvn_cuda_conv_picks: this path's only */
+    cvn_cuda_set_native_dnn(path > 0); /* cuDNN for convolution, pooling and batch norm on 0 */
+    if (path == 1 || path == 2) cvn_cuda_set_conv_path(CVN_CUDA_CONV_IM2COL);
+    cvn_cuda_set_native_gemm(path >= 2);
+    cvn_cuda_set_conv_tuning(path != 4);
+    cvn_cuda_set_conv_taps(path == 5);
+    cvn_cuda_set_conv_mma(path == 6   ? CVN_CUDA_MMA_STAGED
+                          : path == 7 ? CVN_CUDA_MMA_ASYNC
+                                      : CVN_CUDA_MMA_TUNED);
+    cvn_cuda_set_conv_winograd(path == 9 ? 4 : path >= 4 && path <= 7 ? 0 : 2, path >= 8);
+}
+extern "C" size_t cvn_cuda_conv_picks(char *buf, size_t size) {
+    static const char *const names[3] = {"fwd", "bwd data", "bwd filter"};
+    size_t len = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!last_pick[i][0]) continue;
+        int n = snprintf(buf && len < size ? buf + len : NULL, buf && len < size ? size - len : 0,
+                         "%s%s: %s", len ? " | " : "", names[i], last_pick[i]);
+        if (n > 0) len += (size_t)n;
+    }
+    if (buf && size && len == 0) buf[0] = 0;
+    return len;
+}
 extern "C" void cvn_cuda_set_conv_tuning(bool on) {
     if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */
     tune_convs = on;
@@ -1314,6 +1404,8 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
                : !strcmp(mma, "1") ? CVN_CUDA_MMA_STAGED
                : !strcmp(mma, "2") ? CVN_CUDA_MMA_ASYNC
                                    : CVN_CUDA_MMA_TUNED;
+    const char *wg = getenv("CVN_CUDA_WINOGRAD");
+    conv_winograd = !wg ? 2 : atoi(wg) >= 4 ? 4 : atoi(wg) >= 2 ? 2 : 0;
     const char *cs = getenv("CVN_CUDA_COPY_STREAM");
     stage_uploads = !cs || strcmp(cs, "0");
     /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit

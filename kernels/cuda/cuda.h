@@ -39,6 +39,18 @@ typedef enum {
     CVN_CUDA_MMA_ASYNC
 } cvn_cuda_mma;
 void cvn_cuda_set_conv_mma(cvn_cuda_mma use);
+/* The largest Winograd tile F(m x m, 3 x 3) that tuning may pick for our forward and backward-data
+ * products of 3 x 3, stride-1, ungrouped convolutions: 2 (the default: F(2x2) is as accurate as the
+ * implicit GEMM), 4 (F(4x4) too: 4 times fewer multiplications, errors 4-8 times larger) or
+ * 0 (never); CVN_CUDA_WINOGRAD=0|2|4 sets the default. always: F(largest x largest) wherever it
+ * can run, not timed against the implicit GEMM (tests, benchmarks). Offered only where tuning
+ * chooses the kernels (CVN_CUDA_MMA unset) and K's order (cvn_cuda_set_conv_taps off), with room
+ * for its transforms of at most 1 GiB. Timings are kept per setting. */
+void cvn_cuda_set_conv_winograd(int largest, bool always);
+/* What our convolution ran for the last product of each kind ("fwd:", "bwd data:", "bwd
+ * filter:": implicit or Winograd, the tile, FP32 or 3xTF32) since cvn_cuda_use_path, as text into
+ * buf as cvn_cuda_cudnn_search does; 0 where none ran. */
+size_t cvn_cuda_conv_picks(char *buf, size_t size);
 /* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
  * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);
@@ -49,6 +61,17 @@ bool cvn_cuda_has_cudnn(void);
  * most size bytes, ended by a 0). Returns the text's full length (more than size - 1 where it was
  * cut short), 0 where cuDNN searched nothing (no cuDNN, the emulation, no convolution yet). */
 size_t cvn_cuda_cudnn_search(char *buf, size_t size);
+/* The configurations the GPU harness (tests/test_cuda.c) and benchmark (bench/bench_cuda.c) run,
+ * by number: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS; then our pooling and batch norm
+ * with 1 im2col + cuBLAS, 2 im2col + our GEMM, 3 our convolution + our GEMM (the default's choices
+ * among our kernels: tile, K slices, K order, FP32 or tensor cores, implicit GEMM or Winograd
+ * F(2x2), timed per shape), 4 our implicit GEMM with its rule of thumb instead of timings, 5 as 3
+ * with K tap-major wherever the product allows, 6 as 3 on tensor cores (3xTF32) throughout,
+ * fetching a step ahead into registers, 7 the same pipelined (cp.async) (4-7: no Winograd), 8 as
+ * 3 with Winograd F(2x2) wherever it can run, 9 the same with F(4x4). */
+#define CVN_CUDA_PATHS 10
+const char *cvn_cuda_path_name(int path);
+void cvn_cuda_use_path(int path);
 /* Whether batches from page-locked memory cross on the copy stream, overlapping the compute
  * stream's kernels (true, the default; CVN_CUDA_COPY_STREAM=0 turns it off), or are copied on the
  * compute stream in its order. */

@@ -34,6 +34,9 @@
  * form of it (ASYNC) copies the unsplit elements with cp.async a few steps ahead and splits them
  * as each warp loads its fragments. Tuning times the kernels per shape.
  *
+ * The same GEMM also runs Winograd's batch of products (GEMM_WINOGRAD, winograd.cuh): A the
+ * transformed weights as rows, B the transformed input tiles, a group per point of the tile.
+ *
  * Forward and backward data can also run K tap-major, k = (kh, kw, channel) with channels
  * fastest ("taps"): A is then the weights permuted into that order by k_conv_weights_taps (into
  * args.wt, before the product), and a thread's consecutive k are consecutive channels at one
@@ -51,7 +54,9 @@
 #include "backend.h"
 #include "cuda/activation.cuh"
 
-enum { GEMM_MATRIX, GEMM_CONV_FWD, GEMM_CONV_BWD_DATA, GEMM_CONV_BWD_FILTER };
+/* The products: a matrix's, a convolution's three, and Winograd's batch (winograd.cuh: the kernels'
+ * MODE only; args.mode stays the convolution product it computes) */
+enum { GEMM_MATRIX, GEMM_CONV_FWD, GEMM_CONV_BWD_DATA, GEMM_CONV_BWD_FILTER, GEMM_WINOGRAD };
 
 #define GEMM_THREADS 256
 #define GEMM_BK 8
@@ -88,6 +93,17 @@ typedef struct {
         int rows, r0;
         int64_t group, row, outer;
     } ra; /* A as rows of memory (rows_operand) */
+    struct {
+        int m;                 /* output tiles m x m by F(m x m, 3 x 3), 2 or 4; 0: not Winograd */
+        int th, tw;            /* tile rows and columns of the output plane */
+        int ci, co;            /* the product's in and out channels (backward data: o and c) */
+        int ih, iw, oh, ow, ph, pw; /* its input and output planes and padding */
+        bool flip;             /* backward data: the weights turned, channels swapped */
+        const float *in;       /* x or dy */
+        float *u, *v, *mm;     /* U, V and M in room (set_wino) */
+        float *room;           /* room for them, room_floats long, or NULL */
+        int64_t room_floats;
+    } wg; /* Winograd (winograd.cuh) */
 } gemm_args;
 
 /* A position along k as digits: k = (d2 * r1 + d1) * r0 + d0. */
@@ -202,6 +218,33 @@ struct rows_operand {
 template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand {};
 template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> : rows_operand {};
 template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_operand {};
+template <bool TRANS> struct operand<GEMM_WINOGRAD, true, TRANS> : rows_operand {};
+
+/* Winograd's B: V[xi] (k = in channel, n = tile), rows of n floats, the group (xi) k x n apart; a
+ * thread's L consecutive k are a row apart (the lanes walk the tiles of a row) */
+template <bool TRANS> struct operand<GEMM_WINOGRAD, false, TRANS> {
+    static const bool kmajor = false;
+    static const bool has_run = true, unit_plane = false, k_first = false, has_row_run = false;
+    typedef struct {
+        const float *p;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.n;
+        s.p = g.wg.v + (int64_t)grp * g.k * g.n + f;
+        return s;
+    }
+    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                 const float *&q) {
+        if (!s.ok || p.k >= k_end) return false;
+        q = s.p + (int64_t)p.k * g.n;
+        return true;
+    }
+    __device__ static int plane(const gemm_args &g) { return g.n; }
+    __device__ static bool runs(const gemm_args &g, int L) { return g.k % L == 0; }
+};
 
 /* forward B: x under the window of output pixel f, k = (channel, kh, kw), or (kh, kw, channel)
  * when TAPS */
@@ -715,10 +758,12 @@ __device__ __forceinline__ void put_c(const gemm_args &g, int grp, int r, int c,
         int img = c / g.hw;
         float *p = g.out + ((int64_t)img * g.d.c + grp * g.cg + r) * g.hw + c % g.hw;
         *p = g.accumulate ? *p + v : v;
-    } else {
+    } else if (MODE == GEMM_CONV_BWD_FILTER) {
         float *p = g.out + ((int64_t)grp * g.og + r) * g.n + c;
         if (g.splits > 1) atomicAdd(p, v);
         else *p += v;
+    } else {
+        g.wg.mm[((int64_t)grp * g.m + r) * g.n + c] = v;
     }
 }
 
@@ -1015,6 +1060,8 @@ typedef struct {
     bool async;         /* with mma: the pipelined tensor-core kernel (cp.async) */
 } gemm_plan;
 
+#include "cuda/winograd.cuh" /* its kernels and plans use gemm_args, gemm_plan and the epilogue's parts */
+
 /* Tiles of 64 or 128 (a 128 tile over at most 64 rows is 64 x 128: its other half would be
  * padding); K in slices of at most ceil(k / splits), rounded up to GEMM_BK (so the count may come
  * out smaller than asked). */
@@ -1125,15 +1172,23 @@ static inline void set_taps(gemm_plan *p) {
 
 /* The variants of a convolution plan worth timing: each tile size with its own number of K
  * slices, and unsplit where that is more than one (weight gradients), or in both orders of K
- * where taps_possible (forward, backward data); each of those on FP32 units and, unless
+ * where taps_possible (forward, backward data); where wino_possible and args.wg.room holds it,
+ * F(m x m, 3 x 3) for m = 2 and 4 up to winograd (0: none; wino_only: F(winograd x winograd)
+ * alone, where it can run), with each tile size; each of those on FP32 units and, unless
  * tensor_cores is false, on tensor cores with the registers a step ahead and then pipelined
  * (async). The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
-#define GEMM_CANDIDATES 12
+#define GEMM_CANDIDATES 24
 static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES],
-                                  bool tensor_cores = true) {
+                                  bool tensor_cores = true, int winograd = 4,
+                                  bool wino_only = false) {
     bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
+    const gemm_args &g = planned.args;
+    bool room = g.wg.room && wino_possible(g);
+    if (wino_only && !(room && winograd && g.wg.room_floats >= wino_floats(g, winograd)))
+        wino_only = false; /* no F(winograd): the implicit GEMM after all */
     int n = 0;
     for (int tile : {planned.tile_n, 192 - planned.tile_n}) { /* 64 then 128, or 128 then 64 */
+        if (wino_only) break;
         int splits = splits_for(&planned.args, tile, may_split);
         out[n] = planned;
         set_tiles(&out[n++], tile, splits);
@@ -1145,6 +1200,14 @@ static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_C
             set_taps(&out[n++]);
         }
     }
+    for (int m : {2, 4})
+        if (room && m <= winograd && (!wino_only || m == winograd) &&
+            g.wg.room_floats >= wino_floats(g, m))
+            for (int tile : {64, 128}) {
+                out[n] = planned;
+                set_wino(&out[n], m);
+                set_tiles(&out[n++], tile, 1);
+            }
     for (int async = 0, fp32 = n; tensor_cores && async < 2; async++)
         for (int i = 0; i < fp32; i++) {
             out[n] = out[i];
@@ -1169,9 +1232,9 @@ static inline int64_t plan_out_floats(const gemm_plan &p) {
  * shape; the tests time on the CPU emulator. */
 template <class Time>
 static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
-                           bool tensor_cores = true) {
+                           bool tensor_cores = true, int winograd = 4, bool wino_only = false) {
     gemm_plan cands[GEMM_CANDIDATES];
-    int n = plan_candidates(planned, cands, tensor_cores), best = 0;
+    int n = plan_candidates(planned, cands, tensor_cores, winograd, wino_only), best = 0;
     double best_s = 0;
     for (int i = 0; i < n; i++) {
         gemm_plan trial = cands[i];
@@ -1208,6 +1271,19 @@ static void run_tiles(const gemm_plan &p, Launch launch) {
     else launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
 }
 
+/* Winograd: the filter and input transforms, the batched product and the output transform */
+static inline dim3 wino_grid(int64_t items) {
+    int64_t blocks = (items + GEMM_THREADS - 1) / GEMM_THREADS;
+    return dim3((unsigned)(blocks < 8192 ? blocks : 8192));
+}
+template <int M, class Launch> static void run_wino(const gemm_plan &p, Launch launch) {
+    const gemm_args &g = p.args;
+    launch(k_wino_filter<M>, wino_grid((int64_t)g.wg.co * g.wg.ci), g);
+    launch(k_wino_input<M>, wino_grid((int64_t)g.n * g.wg.ci), g);
+    run_tiles<GEMM_WINOGRAD, false, false>(p, launch);
+    launch(k_wino_output<M>, wino_grid((int64_t)g.n * g.wg.co), g);
+}
+
 template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) {
     const gemm_args &g = p.args;
     if (g.m <= 0 || g.n <= 0) return;
@@ -1224,7 +1300,11 @@ template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) 
         break;
     case GEMM_CONV_FWD:
     case GEMM_CONV_BWD_DATA:
-        if (g.taps) { /* the weights permuted first, on the same stream */
+        if (g.wg.m == 2) {
+            run_wino<2>(p, launch);
+        } else if (g.wg.m == 4) {
+            run_wino<4>(p, launch);
+        } else if (g.taps) { /* the weights permuted first, on the same stream */
             int64_t blocks = ((int64_t)g.d.o * g.cg * g.khw + GEMM_THREADS - 1) / GEMM_THREADS;
             launch(k_conv_weights_taps, dim3((unsigned)(blocks < 4096 ? blocks : 4096)), g);
             if (g.mode == GEMM_CONV_FWD) run_tiles<GEMM_CONV_FWD, false, true>(p, launch);

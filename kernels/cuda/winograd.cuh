@@ -1,0 +1,254 @@
+/* Winograd's minimal filtering for 3 x 3 convolutions of stride 1 (Lavin and Gray, "Fast
+ * Algorithms for Convolutional Neural Networks", 2016): an m x m tile of outputs from an
+ * (m + 2) x (m + 2) tile of inputs in (m + 2)^2 multiplications instead of 9 m^2,
+ *   Y = A^T [(G g G^T) . (B^T d B)] A,
+ * F(2x2, 3x3) (16 for 36: 2.25 times fewer) and F(4x4, 3x3) (36 for 144: 4 times fewer). Over
+ * channels the elementwise products become (m + 2)^2 independent matrix products, one per point
+ * xi of the tile:
+ *   U[xi] (co x ci) = the weights transformed,  V[xi] (ci x P) = the input tiles transformed,
+ *   M[xi] (co x P) = U[xi] V[xi],  y = each tile of M transformed back,
+ * P being the number of output tiles (images x tile rows x tile columns). The products run on our
+ * tiled GEMM (tiled_gemm.cuh, GEMM_WINOGRAD: blockIdx.z = xi), so FP32 units or 3xTF32 tensor
+ * cores as for the implicit GEMM; the three transforms are the kernels below, one thread per
+ * tile and channel. U, V and M live in room the caller gives (args.wg.room), which tuning only
+ * offers this algorithm where it suffices (wino_floats).
+ *
+ * The backward data product of a stride-1 convolution is itself one: dx is dy convolved with the
+ * weights turned by 180 degrees and their channels swapped, with padding 2 - p (flip: the filter
+ * transform reads w[o][c] turned into U[xi][c][o]).
+ *
+ * Accuracy: the transforms add and scale (F(2x2): by halves, exact; F(4x4): by up to 8 and 1/24,
+ * rounded), so the error grows with m: against double loops (test_cuda_emu), F(2x2)'s is no larger
+ * than the implicit GEMM's, F(4x4)'s four to eight times larger (test_cuda_emu allows it 4e-5 of
+ * the largest output instead of 1e-5). Included by tiled_gemm.cuh after gemm_args and gemm_plan. */
+#ifndef CVN_CUDA_WINOGRAD_CUH
+#define CVN_CUDA_WINOGRAD_CUH
+
+/* The transforms of F(m x m, 3 x 3), row-major: B^T (a x a), G (a x 3), A^T (m x a), a = m + 2 */
+template <int M> struct wino_tf;
+template <> struct wino_tf<2> {
+    static __device__ __forceinline__ float bt(int i, int j) {
+        const float t[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+        return t[i][j];
+    }
+    static __device__ __forceinline__ float g(int i, int j) {
+        const float t[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+        return t[i][j];
+    }
+    static __device__ __forceinline__ float at(int i, int j) {
+        const float t[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+        return t[i][j];
+    }
+};
+template <> struct wino_tf<4> {
+    static __device__ __forceinline__ float bt(int i, int j) {
+        const float t[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                               {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+        return t[i][j];
+    }
+    static __device__ __forceinline__ float g(int i, int j) {
+        const float t[6][3] = {{1.0f / 4, 0, 0},
+                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                               {0, 0, 1}};
+        return t[i][j];
+    }
+    static __device__ __forceinline__ float at(int i, int j) {
+        const float t[4][6] = {
+            {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+        return t[i][j];
+    }
+};
+
+/* Grid-stride loop over n items with the transforms' blocks of GEMM_THREADS */
+#define WINO_EACH(i, n)                                                                          \
+    for (int64_t i = (int64_t)blockIdx.x * GEMM_THREADS + threadIdx.x; i < (n);                   \
+         i += (int64_t)gridDim.x * GEMM_THREADS)
+
+/* U[xi][o][c] = (G g G^T)[xi] for each pair of the product's out channel o < co and in channel
+ * c < ci: g = w[o][c] (forward), or w[c][o] turned by 180 degrees (flip: backward data). */
+template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_filter(const gemm_args g) {
+    enum { A = M + 2 };
+    const int co = g.wg.co, ci = g.wg.ci;
+    WINO_EACH(i, (int64_t)co * ci) {
+        int o = (int)(i / ci), c = (int)(i % ci);
+        const float *w = g.wg.flip ? g.w + ((int64_t)c * co + o) * 9 : g.w + ((int64_t)o * ci + c) * 9;
+        float k[3][3], t[A][3];
+#pragma unroll
+        for (int r = 0; r < 9; r++) k[r / 3][r % 3] = g.wg.flip ? w[8 - r] : w[r];
+#pragma unroll
+        for (int r = 0; r < A; r++)
+#pragma unroll
+            for (int s = 0; s < 3; s++)
+                t[r][s] = wino_tf<M>::g(r, 0) * k[0][s] + wino_tf<M>::g(r, 1) * k[1][s] +
+                          wino_tf<M>::g(r, 2) * k[2][s];
+#pragma unroll
+        for (int r = 0; r < A; r++)
+#pragma unroll
+            for (int s = 0; s < A; s++)
+                g.wg.u[(int64_t)(r * A + s) * co * ci + i] =
+                    t[r][0] * wino_tf<M>::g(s, 0) + t[r][1] * wino_tf<M>::g(s, 1) +
+                    t[r][2] * wino_tf<M>::g(s, 2);
+    }
+}
+
+/* V[xi][c][p] = (B^T d B)[xi] for each in channel c and tile p = (image, tile row, tile column),
+ * d the a x a inputs from (row, column) = (tile row x m - ph, tile column x m - pw), 0 outside. */
+template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(const gemm_args g) {
+    enum { A = M + 2 };
+    const int ci = g.wg.ci, ih = g.wg.ih, iw = g.wg.iw, tw = g.wg.tw, thw = g.wg.th * g.wg.tw;
+    const int64_t tiles = g.n;
+    WINO_EACH(i, tiles * ci) {
+        int64_t p = i % tiles;
+        int c = (int)(i / tiles), img = (int)(p / thw), t = (int)(p % thw);
+        int y0 = t / tw * M - g.wg.ph, x0 = t % tw * M - g.wg.pw;
+        const float *in = g.wg.in + ((int64_t)img * ci + c) * ih * iw;
+        float d[A][A], bd[A][A];
+#pragma unroll
+        for (int r = 0; r < A; r++)
+#pragma unroll
+            for (int s = 0; s < A; s++) {
+                int y = y0 + r, x = x0 + s;
+                d[r][s] = (unsigned)y < (unsigned)ih && (unsigned)x < (unsigned)iw
+                              ? in[(int64_t)y * iw + x]
+                              : 0.0f;
+            }
+#pragma unroll
+        for (int r = 0; r < A; r++)
+#pragma unroll
+            for (int s = 0; s < A; s++) {
+                float v = 0.0f;
+#pragma unroll
+                for (int q = 0; q < A; q++)
+                    if (wino_tf<M>::bt(r, q) != 0.0f) v += wino_tf<M>::bt(r, q) * d[q][s];
+                bd[r][s] = v;
+            }
+#pragma unroll
+        for (int r = 0; r < A; r++)
+#pragma unroll
+            for (int s = 0; s < A; s++) {
+                float v = 0.0f;
+#pragma unroll
+                for (int q = 0; q < A; q++)
+                    if (wino_tf<M>::bt(s, q) != 0.0f) v += bd[r][q] * wino_tf<M>::bt(s, q);
+                g.wg.v[(int64_t)(r * A + s) * ci * tiles + i] = v;
+            }
+    }
+}
+
+/* y's m x m tile p of out channel o = (A^T M[.][o][p] A), where it lies inside the output: the
+ * forward adds the bias, applies the activation and may max-pool 2 x 2 (tiles start at even rows
+ * and columns, so a window lies in one tile); backward data writes or adds into dx. */
+template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_output(const gemm_args g) {
+    enum { A = M + 2 };
+    const int co = g.wg.co, oh = g.wg.oh, ow = g.wg.ow, tw = g.wg.tw, thw = g.wg.th * g.wg.tw;
+    const int64_t tiles = g.n;
+    const bool fwd = !g.wg.flip;
+    WINO_EACH(i, tiles * co) {
+        int64_t p = i % tiles;
+        int o = (int)(i / tiles), img = (int)(p / thw), t = (int)(p % thw);
+        int y0 = t / tw * M, x0 = t % tw * M;
+        float mt[A][A], am[M][A], y[M][M];
+#pragma unroll
+        for (int r = 0; r < A; r++)
+#pragma unroll
+            for (int s = 0; s < A; s++) mt[r][s] = g.wg.mm[(int64_t)(r * A + s) * co * tiles + i];
+#pragma unroll
+        for (int r = 0; r < M; r++)
+#pragma unroll
+            for (int s = 0; s < A; s++) {
+                float v = 0.0f;
+#pragma unroll
+                for (int q = 0; q < A; q++)
+                    if (wino_tf<M>::at(r, q) != 0.0f) v += wino_tf<M>::at(r, q) * mt[q][s];
+                am[r][s] = v;
+            }
+        float bias = fwd && g.bias ? g.bias[o] : 0.0f;
+#pragma unroll
+        for (int r = 0; r < M; r++)
+#pragma unroll
+            for (int s = 0; s < M; s++) {
+                float v = 0.0f;
+#pragma unroll
+                for (int q = 0; q < A; q++)
+                    if (wino_tf<M>::at(s, q) != 0.0f) v += am[r][q] * wino_tf<M>::at(s, q);
+                y[r][s] = fwd ? conv_act(g, v + bias) : v;
+            }
+        float *out = g.out + ((int64_t)img * co + o) * (fwd && g.d.pool ? g.phw : oh * ow);
+        if (fwd && g.d.pool) { /* PyTorch's floor: windows inside (oh / 2) x (ow / 2) */
+#pragma unroll
+            for (int r = 0; r < M; r += 2)
+#pragma unroll
+                for (int s = 0; s < M; s += 2) {
+                    int py = (y0 + r) / 2, px = (x0 + s) / 2;
+                    if (py >= oh / 2 || px >= g.pw) continue;
+                    float best = pool_pick(pool_pick(pool_pick(y[r][s], y[r][s + 1]), y[r + 1][s]),
+                                           y[r + 1][s + 1]);
+                    out[py * g.pw + px] = best;
+                }
+            continue;
+        }
+#pragma unroll
+        for (int r = 0; r < M; r++)
+#pragma unroll
+            for (int s = 0; s < M; s++) {
+                int yy = y0 + r, xx = x0 + s;
+                if (yy >= oh || xx >= ow) continue;
+                float *q = out + (int64_t)yy * ow + xx;
+                *q = !fwd && g.accumulate ? *q + y[r][s] : y[r][s];
+            }
+    }
+#undef WINO_EACH
+}
+
+/* ---------------------------------------------------------------- host side */
+
+/* Whether a convolution product can run by Winograd: forward or backward data of a 3 x 3 window,
+ * stride 1, no dilation, one group, padding at most 2 (backward data pads by 2 - p). */
+static inline bool wino_possible(const gemm_args &g) {
+    const cvn_conv_desc &d = g.d;
+    return (g.mode == GEMM_CONV_FWD || g.mode == GEMM_CONV_BWD_DATA) && d.kh == 3 && d.kw == 3 &&
+           d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.groups == 1 && d.ph <= 2 &&
+           d.pw <= 2 && d.oh > 0 && d.ow > 0;
+}
+
+/* Tiles and room (U, V and M, in floats) of F(m x m, 3 x 3) for the product of g */
+static inline int64_t wino_tiles(const gemm_args &g, int m, int *th, int *tw) {
+    bool fwd = g.mode == GEMM_CONV_FWD;
+    int oh = fwd ? g.d.oh : g.d.h, ow = fwd ? g.d.ow : g.d.w;
+    *th = (oh + m - 1) / m, *tw = (ow + m - 1) / m;
+    return (int64_t)g.d.n * *th * *tw;
+}
+static inline int64_t wino_floats(const gemm_args &g, int m) {
+    int th, tw;
+    int64_t tiles = wino_tiles(g, m, &th, &tw), a2 = (int64_t)(m + 2) * (m + 2);
+    return a2 * ((int64_t)g.d.o * g.d.c + (int64_t)(g.d.o + g.d.c) * tiles);
+}
+
+/* The plan of a forward or backward data product by F(m x m, 3 x 3), in the room of args.wg: the
+ * batched product M[xi] = U[xi] V[xi] as gemm_args (m = co, n = tiles, k = ci, a group per xi). */
+static inline void set_wino(gemm_plan *p, int m) {
+    gemm_args *g = &p->args;
+    const cvn_conv_desc &d = g->d;
+    bool fwd = g->mode == GEMM_CONV_FWD;
+    int th, tw;
+    int64_t tiles = wino_tiles(*g, m, &th, &tw);
+    int a2 = (m + 2) * (m + 2);
+    g->wg.m = m, g->wg.th = th, g->wg.tw = tw, g->wg.flip = !fwd;
+    g->wg.ci = fwd ? d.c : d.o, g->wg.co = fwd ? d.o : d.c;
+    g->wg.ih = fwd ? d.h : d.oh, g->wg.iw = fwd ? d.w : d.ow;
+    g->wg.oh = fwd ? d.oh : d.h, g->wg.ow = fwd ? d.ow : d.w;
+    g->wg.ph = fwd ? d.ph : 2 - d.ph, g->wg.pw = fwd ? d.pw : 2 - d.pw;
+    g->wg.in = fwd ? g->x : g->dy;
+    g->wg.u = g->wg.room;
+    g->wg.v = g->wg.u + (int64_t)a2 * g->wg.co * g->wg.ci;
+    g->wg.mm = g->wg.v + (int64_t)a2 * g->wg.ci * tiles;
+    g->taps = false;
+    g->m = g->wg.co, g->n = (int)tiles, g->k = g->wg.ci, g->groups = a2;
+    g->ra.p = g->wg.u, g->ra.rows = g->m, g->ra.group = (int64_t)g->m * g->k;
+    g->ra.row = g->k, g->ra.r0 = KPOS_BIG, g->ra.outer = 0;
+}
+
+#endif
