@@ -203,18 +203,19 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
                          Check check) {
     ck_assert_int_eq(plan_out_floats(p), out_floats); /* the size of tuning's scratch */
     p.args.wt = wt;
-    std::vector<float> room; /* Winograd's U, V and M, where it applies */
+    std::vector<float> room; /* Winograd's U, V and M, where it applies, and rounds of 1 image */
     if (wino_possible(p.args)) {
         room.resize((size_t)std::max(wino_floats(p.args, 2), wino_floats(p.args, 4)));
         p.args.wg.room = room.data(), p.args.wg.room_floats = (int64_t)room.size();
+        p.args.wg.chunk_floats = 1;
     }
     gemm_plan cands[GEMM_CANDIDATES];
     int n = plan_candidates(p, cands);
     for (int i = 0; i < n; i++) {
-        char label[224], wino[32] = "";
+        char label[224], wino[64] = "";
         if (cands[i].args.wg.m)
-            snprintf(wino, sizeof wino, ", Winograd F(%dx%d, 3x3)", cands[i].args.wg.m,
-                     cands[i].args.wg.m);
+            snprintf(wino, sizeof wino, ", Winograd F(%dx%d, 3x3) by %d images",
+                     cands[i].args.wg.m, cands[i].args.wg.m, cands[i].args.wg.images);
         snprintf(label, sizeof label, "%s, tile %dx%d, %d K slices%s%s%s%s", what,
                  cands[i].tile_m, cands[i].tile_n, cands[i].args.splits,
                  cands[i].args.taps ? ", K tap-major" : "", wino, cands[i].mma ? ", 3xTF32" : "",
@@ -415,7 +416,22 @@ START_TEST(test_conv_winograd_tuning) {
         ck_assert_int_eq(cands[i].args.groups, cands[i].args.wg.m ? (cands[i].args.wg.m + 2) *
                                                                         (cands[i].args.wg.m + 2)
                                                                   : 1);
+        if (cands[i].args.wg.m) ck_assert_int_eq(cands[i].args.wg.images, 2);
     }
+    /* rounds of images: as many as the room asked for holds (at least 1, never all) */
+    p.args.wg.chunk_floats = wino_floats(p.args, 4, 2);
+    ck_assert_int_eq(wino_chunk(p.args, 2), 1);
+    ck_assert_int_eq(wino_chunk(p.args, 4), 2); /* F(4x4)'s 2 images fit: no rounds */
+    ck_assert_int_eq(plan_candidates(p, cands), 30);
+    for (int i = 0; i < 30; i++) /* 10 per kernel: then F(2x2) in rounds of 1 image */
+        ck_assert_int_eq(cands[i].args.wg.images, i % 10 < 4 ? 0 : i % 10 < 6 ? 2 : i % 10 < 8 ? 1 : 2);
+    p.args.wg.chunk_floats = 1;
+    ck_assert_int_eq(wino_chunk(p.args, 4), 1);
+    ck_assert_int_eq(plan_candidates(p, cands), 36);
+    p.args.wg.room_floats = wino_floats(p.args, 2, 1); /* room for rounds only: F(2x2) and F(4x4) */
+    ck_assert_int_eq(plan_candidates(p, cands), 24);
+    ck_assert_int_eq(cands[4].args.wg.images, 1);
+    p.args.wg.room_floats = (int64_t)room.size(), p.args.wg.chunk_floats = 0;
     /* a stand-in clock that finds F(2x2) on 64 tiles on tensor cores fastest: the pick runs it */
     gemm_plan best = tune_plan(p, scratch.data(), [&](const gemm_plan &trial) {
         ck_assert(emulate(trial));

@@ -586,8 +586,8 @@ typedef struct {
     conv_key key;
     int tile_m, tile_n, k_slice, splits;
     bool taps, mma, async;
-    int wino;       /* Winograd's m (winograd.cuh), or 0 */
-    int wino_offer; /* what it was timed against (wino_setting) */
+    int wino, wino_images; /* Winograd's m (winograd.cuh) and images per round, or 0 */
+    int wino_offer;        /* what it was timed against (wino_setting) */
 } conv_tuning;
 
 #define CONV_TUNINGS 64
@@ -622,25 +622,35 @@ static double time_plan(const gemm_plan &p) {
 }
 
 /* Room for Winograd's U, V and M (winograd.cuh): tuning offers it only up to this many floats
- * (1 GiB), and only with the kernels' choice left to tuning and K's order too */
+ * (1 GiB), and only with the kernels' choice left to tuning and K's order too. Besides all images
+ * at once it times rounds of images whose room fits WINO_ROUND_FLOATS (24 MiB: half the second-
+ * level cache of an H100, 50 MB), so that the next kernel reads V and M back from there. */
 #define WINO_ROOM_MAX ((int64_t)1 << 28)
+#define WINO_ROUND_FLOATS ((int64_t)6 << 20)
 static grow_buffer conv_wino;
 static int wino_offered(const gemm_plan &p) {
     if (conv_mma != CVN_CUDA_MMA_TUNED || force_taps || !wino_possible(p.args)) return 0;
     return conv_winograd;
 }
+/* The room the variants tuning may time need: each tile's all at once where that is within
+ * WINO_ROOM_MAX, else in rounds */
 static int64_t wino_room_floats(const gemm_plan &p, int largest) {
     int64_t need = 0;
-    for (int m = 2; m <= largest; m += 2)
-        if (wino_floats(p.args, m) > need) need = wino_floats(p.args, m);
+    for (int m = 2; m <= largest; m += 2) {
+        int64_t all = wino_floats(p.args, m), rounds = wino_floats(p.args, m, wino_chunk(p.args, m));
+        int64_t m_need = all <= WINO_ROOM_MAX ? all : rounds;
+        if (m_need > need) need = m_need;
+    }
     return need <= WINO_ROOM_MAX ? need : 0;
 }
 
 static void describe_pick(const gemm_plan &p) {
     const gemm_args &g = p.args;
     char *s = last_pick[g.mode - GEMM_CONV_FWD];
-    int n = g.wg.m ? snprintf(s, 64, "winograd F(%dx%d) ", g.wg.m, g.wg.m)
-                   : snprintf(s, 64, "implicit%s ", g.taps ? " tap-major" : "");
+    int n = !g.wg.m ? snprintf(s, 64, "implicit%s ", g.taps ? " tap-major" : "")
+            : g.wg.images < g.d.n
+                ? snprintf(s, 64, "winograd F(%dx%d) by %d images ", g.wg.m, g.wg.m, g.wg.images)
+                : snprintf(s, 64, "winograd F(%dx%d) ", g.wg.m, g.wg.m);
     snprintf(s + n, (size_t)(64 - n), "%dx%d%s%s", p.tile_m, p.tile_n,
              g.splits > 1 ? " split" : "",
              p.mma ? (p.async ? " 3xTF32 pipelined" : " 3xTF32") : " FP32");
@@ -656,6 +666,7 @@ static void launch_conv(gemm_plan p) {
     for (int i = 0; i < n_tunings && !t; i++)
         if (same_key(&tunings[i].key, &key) && tunings[i].wino_offer == wino_setting())
             t = &tunings[i];
+    p.args.wg.chunk_floats = WINO_ROUND_FLOATS;
     if (!t && tune_convs && n_tunings < CONV_TUNINGS) {
         float *scratch = NULL, *room = NULL;
         int wino = wino_offered(p);
@@ -674,7 +685,7 @@ static void launch_conv(gemm_plan p) {
             tunings[n_tunings] = {key,          best.tile_m,      best.tile_n,
                                   best.args.k_slice, best.args.splits, best.args.taps,
                                   best.mma,     best.async,      best.args.wg.m,
-                                  wino_setting()};
+                                  best.args.wg.images, wino_setting()};
             t = &tunings[n_tunings++];
         } else {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
@@ -683,9 +694,9 @@ static void launch_conv(gemm_plan p) {
     }
     bool wino = false;
     if (t && t->wino && wino_offered(p) >= t->wino) { /* its room grows once, then stays */
-        p.args.wg.room = grown(&conv_wino, wino_floats(p.args, t->wino), false);
+        p.args.wg.room = grown(&conv_wino, wino_floats(p.args, t->wino, t->wino_images), false);
         p.args.wg.room_floats = conv_wino.floats;
-        if (p.args.wg.room) set_wino(&p, t->wino), wino = true;
+        if (p.args.wg.room) set_wino(&p, t->wino, t->wino_images), wino = true;
     }
     if (t && (wino || !t->wino)) { /* a Winograd pick without its room: the rule of thumb */
         p.tile_m = t->tile_m, p.tile_n = t->tile_n;

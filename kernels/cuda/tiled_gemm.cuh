@@ -96,6 +96,8 @@ typedef struct {
     struct {
         int m;                 /* output tiles m x m by F(m x m, 3 x 3), 2 or 4; 0: not Winograd */
         int th, tw;            /* tile rows and columns of the output plane */
+        int images;            /* images per round of the transforms and product (all, or fewer) */
+        int64_t chunk_floats;  /* room a round should fit in, for rounds that stay in L2 (0: none) */
         int ci, co;            /* the product's in and out channels (backward data: o and c) */
         int ih, iw, oh, ow, ph, pw; /* its input and output planes and padding */
         bool flip;             /* backward data: the weights turned, channels swapped */
@@ -1174,17 +1176,19 @@ static inline void set_taps(gemm_plan *p) {
  * slices, and unsplit where that is more than one (weight gradients), or in both orders of K
  * where taps_possible (forward, backward data); where wino_possible and args.wg.room holds it,
  * F(m x m, 3 x 3) for m = 2 and 4 up to winograd (0: none; wino_only: F(winograd x winograd)
- * alone, where it can run), with each tile size; each of those on FP32 units and, unless
+ * alone, where it can run), all images at once and, where args.wg.chunk_floats asks for fewer,
+ * in rounds (wino_chunk), with each tile size; each of those on FP32 units and, unless
  * tensor_cores is false, on tensor cores with the registers a step ahead and then pipelined
  * (async). The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
-#define GEMM_CANDIDATES 24
+#define GEMM_CANDIDATES 36
 static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES],
                                   bool tensor_cores = true, int winograd = 4,
                                   bool wino_only = false) {
     bool may_split = planned.args.mode == GEMM_CONV_BWD_FILTER;
     const gemm_args &g = planned.args;
     bool room = g.wg.room && wino_possible(g);
-    if (wino_only && !(room && winograd && g.wg.room_floats >= wino_floats(g, winograd)))
+    if (wino_only && !(room && winograd &&
+                       g.wg.room_floats >= wino_floats(g, winograd, wino_chunk(g, winograd))))
         wino_only = false; /* no F(winograd): the implicit GEMM after all */
     int n = 0;
     for (int tile : {planned.tile_n, 192 - planned.tile_n}) { /* 64 then 128, or 128 then 64 */
@@ -1201,13 +1205,17 @@ static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_C
         }
     }
     for (int m : {2, 4})
-        if (room && m <= winograd && (!wino_only || m == winograd) &&
-            g.wg.room_floats >= wino_floats(g, m))
+        for (int rounds = 0; rounds < 2; rounds++) { /* all images at once, then in rounds */
+            int images = rounds ? wino_chunk(g, m) : g.d.n;
+            if (!room || m > winograd || (wino_only && m != winograd) ||
+                (rounds && images == g.d.n) || g.wg.room_floats < wino_floats(g, m, images))
+                continue;
             for (int tile : {64, 128}) {
                 out[n] = planned;
-                set_wino(&out[n], m);
+                set_wino(&out[n], m, images);
                 set_tiles(&out[n++], tile, 1);
             }
+        }
     for (int async = 0, fp32 = n; tensor_cores && async < 2; async++)
         for (int i = 0; i < fp32; i++) {
             out[n] = out[i];
@@ -1279,9 +1287,17 @@ static inline dim3 wino_grid(int64_t items) {
 template <int M, class Launch> static void run_wino(const gemm_plan &p, Launch launch) {
     const gemm_args &g = p.args;
     launch(k_wino_filter<M>, wino_grid((int64_t)g.wg.co * g.wg.ci), g);
-    launch(k_wino_input<M>, wino_grid((int64_t)g.n * g.wg.ci), g);
-    run_tiles<GEMM_WINOGRAD, false, false>(p, launch);
-    launch(k_wino_output<M>, wino_grid((int64_t)g.n * g.wg.co), g);
+    int64_t in_image = (int64_t)g.wg.ci * g.wg.ih * g.wg.iw;
+    int64_t out_image = (int64_t)g.wg.co * (g.d.pool && !g.wg.flip ? g.phw : g.wg.oh * g.wg.ow);
+    for (int i0 = 0; i0 < g.d.n; i0 += g.wg.images) { /* a round of images through V and M */
+        gemm_plan r = p;
+        int images = g.d.n - i0 < g.wg.images ? g.d.n - i0 : g.wg.images;
+        r.args.n = images * g.wg.th * g.wg.tw;
+        r.args.wg.in = g.wg.in + i0 * in_image, r.args.out = g.out + i0 * out_image;
+        launch(k_wino_input<M>, wino_grid((int64_t)r.args.n * g.wg.ci), r.args);
+        run_tiles<GEMM_WINOGRAD, false, false>(r, launch);
+        launch(k_wino_output<M>, wino_grid((int64_t)r.args.n * g.wg.co), r.args);
+    }
 }
 
 template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) {

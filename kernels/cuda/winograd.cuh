@@ -11,7 +11,9 @@
  * tiled GEMM (tiled_gemm.cuh, GEMM_WINOGRAD: blockIdx.z = xi), so FP32 units or 3xTF32 tensor
  * cores as for the implicit GEMM; the three transforms are the kernels below, one thread per
  * tile and channel. U, V and M live in room the caller gives (args.wg.room), which tuning only
- * offers this algorithm where it suffices (wino_floats).
+ * offers this algorithm where it suffices (wino_floats); the input transform, the product and the
+ * output transform may go through the images in rounds (args.wg.images at a time, run_wino), so
+ * that a round's V and M fit in the second-level cache (wino_chunk).
  *
  * The backward data product of a stride-1 convolution is itself one: dx is dy convolved with the
  * weights turned by 180 degrees and their channels swapped, with padding 2 - p (flip: the filter
@@ -214,27 +216,43 @@ static inline bool wino_possible(const gemm_args &g) {
            d.pw <= 2 && d.oh > 0 && d.ow > 0;
 }
 
-/* Tiles and room (U, V and M, in floats) of F(m x m, 3 x 3) for the product of g */
+/* Tiles per image of F(m x m, 3 x 3) for the product of g, and the room (U, V and M, in floats)
+ * for a round of images (0: all) */
 static inline int64_t wino_tiles(const gemm_args &g, int m, int *th, int *tw) {
     bool fwd = g.mode == GEMM_CONV_FWD;
     int oh = fwd ? g.d.oh : g.d.h, ow = fwd ? g.d.ow : g.d.w;
     *th = (oh + m - 1) / m, *tw = (ow + m - 1) / m;
-    return (int64_t)g.d.n * *th * *tw;
+    return (int64_t)*th * *tw;
 }
-static inline int64_t wino_floats(const gemm_args &g, int m) {
+static inline int64_t wino_floats(const gemm_args &g, int m, int images = 0) {
     int th, tw;
-    int64_t tiles = wino_tiles(g, m, &th, &tw), a2 = (int64_t)(m + 2) * (m + 2);
+    int64_t tiles = wino_tiles(g, m, &th, &tw) * (images ? images : g.d.n);
+    int64_t a2 = (int64_t)(m + 2) * (m + 2);
     return a2 * ((int64_t)g.d.o * g.d.c + (int64_t)(g.d.o + g.d.c) * tiles);
 }
+/* Images per round such that its room stays within args.wg.chunk_floats (a second-level cache's
+ * worth, so that V and M are read back from there rather than from memory): at least 1, at most
+ * all (also where chunk_floats is 0) */
+static inline int wino_chunk(const gemm_args &g, int m) {
+    int th, tw;
+    int64_t a2 = (int64_t)(m + 2) * (m + 2), tiles = wino_tiles(g, m, &th, &tw);
+    if (!g.wg.chunk_floats) return g.d.n;
+    int64_t images = (g.wg.chunk_floats / a2 - (int64_t)g.d.o * g.d.c) /
+                     ((int64_t)(g.d.o + g.d.c) * tiles);
+    return images < 1 ? 1 : images > g.d.n ? g.d.n : (int)images;
+}
 
-/* The plan of a forward or backward data product by F(m x m, 3 x 3), in the room of args.wg: the
- * batched product M[xi] = U[xi] V[xi] as gemm_args (m = co, n = tiles, k = ci, a group per xi). */
-static inline void set_wino(gemm_plan *p, int m) {
+/* The plan of a forward or backward data product by F(m x m, 3 x 3), in the room of args.wg, in
+ * rounds of images (0: all at once): the batched product M[xi] = U[xi] V[xi] of a round as
+ * gemm_args (m = co, n = its tiles, k = ci, a group per xi; run_wino moves n and the images'
+ * pointers from round to round). */
+static inline void set_wino(gemm_plan *p, int m, int images = 0) {
     gemm_args *g = &p->args;
     const cvn_conv_desc &d = g->d;
     bool fwd = g->mode == GEMM_CONV_FWD;
     int th, tw;
-    int64_t tiles = wino_tiles(*g, m, &th, &tw);
+    g->wg.images = images ? images : d.n;
+    int64_t tiles = wino_tiles(*g, m, &th, &tw) * g->wg.images;
     int a2 = (m + 2) * (m + 2);
     g->wg.m = m, g->wg.th = th, g->wg.tw = tw, g->wg.flip = !fwd;
     g->wg.ci = fwd ? d.c : d.o, g->wg.co = fwd ? d.o : d.c;
