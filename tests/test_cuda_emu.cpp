@@ -36,6 +36,8 @@ static std::vector<float> random_floats(size_t n, unsigned seed) {
 /* Of the largest element: FP32's error over the sums here is under 2e-6 of it, Winograd F(4x4)'s
  * (each_variant raises it to 4e-5 there) up to 9e-6 */
 static double tolerance = 1e-5;
+/* The Winograd tile of the variant being checked (each_variant), or 0 */
+static int variant_wino;
 
 static void expect_close(const char *what, const std::vector<float> &got,
                          const std::vector<double> &want) {
@@ -223,8 +225,9 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
         reset();
         ck_assert_msg(emulate(cands[i]), "%s: diverged or faulted", label);
         tolerance = cands[i].args.wg.m == 4 ? 4e-5 : 1e-5;
+        variant_wino = cands[i].args.wg.m;
         check(label);
-        tolerance = 1e-5;
+        tolerance = 1e-5, variant_wino = 0;
     }
 }
 
@@ -459,6 +462,60 @@ START_TEST(test_conv_winograd_tuning) {
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, w.data(), x.data(), NULL, y.data(), NULL,
                         false));
     ck_assert(!wino_possible(p.args)); /* nor for the filter's gradient */
+}
+END_TEST
+
+START_TEST(test_conv_nan_reach) {
+    /* a NaN pixel of x (forward) or of dy (backward data) reaches exactly the outputs whose window
+     * holds it, on every variant: Winograd's transforms skip their zero coefficients (an infinite
+     * input there can still come out NaN, as inf - inf) */
+    geometry q = {2, 5, 9, 10, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
+    cvn_conv_desc d = describe(q);
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    std::vector<float> x = random_floats(nx, 51), w = random_floats(nw, 52),
+                       dy = random_floats(ny, 53), y(ny), dx(nx), wt(nw);
+    x[(((size_t)1 * d.c + 2) * d.h + 4) * d.w + 7] = NAN;
+    dy[(((size_t)0 * d.o + 3) * d.oh + 0) * d.ow + 5] = NAN;
+    std::vector<double> y_ref(ny), dx_ref(nx);
+    each_product(d, [&](size_t xi, size_t wi, size_t yi) {
+        y_ref[yi] += (double)x[xi] * w[wi];
+        dx_ref[xi] += (double)dy[yi] * w[wi];
+    });
+    size_t nan_y = 0, nan_dx = 0;
+    for (double v : y_ref) nan_y += std::isnan(v);
+    for (double v : dx_ref) nan_dx += std::isnan(v);
+    ck_assert_uint_eq(nan_y, 9 * d.o); /* every out channel, 3 x 3 outputs */
+    ck_assert_uint_eq(nan_dx, 6 * d.c); /* a border pixel of dy: 2 x 3 inputs */
+    gemm_plan p;
+    /* F(4x4)'s transforms cancel exactly only in exact arithmetic: a NaN spreads over (part of)
+     * its tile of 4 x 4 outputs, and no further. So there the NaNs are the reference's, each
+     * widened to its tile: elsewhere the values hold */
+    auto check = [&](const char *l, std::vector<float> &got, const std::vector<double> &want,
+                     int h, int w_) {
+        if (variant_wino != 4) return expect_close(l, got, want);
+        std::vector<double> widened = want;
+        for (size_t i = 0; i < want.size(); i++) {
+            if (!std::isnan(want[i])) continue;
+            ck_assert_msg(std::isnan(got[i]), "%s: element %zu is not NaN", l, i);
+            size_t plane = i / ((size_t)h * w_), yy = i / w_ % h, xx = i % w_;
+            for (size_t r = yy / 4 * 4; r < yy / 4 * 4 + 4 && r < (size_t)h; r++)
+                for (size_t c = xx / 4 * 4; c < xx / 4 * 4 + 4 && c < (size_t)w_; c++) {
+                    size_t j = (plane * h + r) * w_ + c;
+                    if (std::isnan(got[j])) widened[j] = NAN;
+                }
+        }
+        expect_close(l, got, widened);
+    };
+    ck_assert(plan_conv(&p, GEMM_CONV_FWD, &d, y.data(), x.data(), w.data(), NULL, NULL, false));
+    each_variant(
+        p, wt.data(), "NaN in x", ny, [&] { y.assign(ny, 0.0f); },
+        [&](const char *l) { check(l, y, y_ref, d.oh, d.ow); });
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_DATA, &d, dx.data(), NULL, w.data(), dy.data(), NULL,
+                        false));
+    each_variant(
+        p, wt.data(), "NaN in dy", nx, [&] { dx.assign(nx, 0.0f); },
+        [&](const char *l) { check(l, dx, dx_ref, d.h, d.w); });
 }
 END_TEST
 
@@ -734,6 +791,7 @@ int main(void) {
     tcase_add_test(tc, test_conv_winograd_tuning);
     tcase_add_loop_test(tc, test_conv_geometries, 0, (int)(sizeof geometries / sizeof *geometries));
     tcase_add_test(tc, test_conv_pool_nan);
+    tcase_add_test(tc, test_conv_nan_reach);
     tcase_add_test(tc, test_conv_huge_values);
     tcase_add_test(tc, test_conv_plan);
     suite_add_tcase(s, tc);

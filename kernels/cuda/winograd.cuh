@@ -22,7 +22,10 @@
  * Accuracy: the transforms add and scale (F(2x2): by halves, exact; F(4x4): by up to 8 and 1/24,
  * rounded), so the error grows with m: against double loops (test_cuda_emu), F(2x2)'s is no larger
  * than the implicit GEMM's, F(4x4)'s four to eight times larger (test_cuda_emu allows it 4e-5 of
- * the largest output instead of 1e-5). Included by tiled_gemm.cuh after gemm_args and gemm_plan. */
+ * the largest output instead of 1e-5). A NaN input reaches exactly the outputs whose window holds
+ * it with F(2x2) (wino_sandwich skips zero coefficients), part of its 4 x 4 tile of outputs with
+ * F(4x4); an infinite one may come out NaN (inf - inf). Included by tiled_gemm.cuh after gemm_args
+ * and gemm_plan. */
 #ifndef CVN_CUDA_WINOGRAD_CUH
 #define CVN_CUDA_WINOGRAD_CUH
 
@@ -64,6 +67,34 @@ template <> struct wino_tf<4> {
     }
 };
 
+/* out = T x T^T for T (R x K) given entry by entry (t(i, j): the constants above, so the
+ * products fold): its zeros are skipped rather than multiplied, so that a NaN or infinite input
+ * reaches only the outputs whose window holds it, as in the direct convolution */
+template <int R, int K, class T>
+__device__ __forceinline__ void wino_sandwich(float (&out)[R][R], const float (&x)[K][K], T t) {
+    float tx[R][K];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int s = 0; s < K; s++) {
+            float v = 0.0f;
+#pragma unroll
+            for (int q = 0; q < K; q++)
+                if (t(r, q) != 0.0f) v += t(r, q) * x[q][s];
+            tx[r][s] = v;
+        }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int s = 0; s < R; s++) {
+            float v = 0.0f;
+#pragma unroll
+            for (int q = 0; q < K; q++)
+                if (t(s, q) != 0.0f) v += tx[r][q] * t(s, q);
+            out[r][s] = v;
+        }
+}
+
 /* Grid-stride loop over n items with the transforms' blocks of GEMM_THREADS */
 #define WINO_EACH(i, n)                                                                          \
     for (int64_t i = (int64_t)blockIdx.x * GEMM_THREADS + threadIdx.x; i < (n);                   \
@@ -77,22 +108,14 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_filter(c
     WINO_EACH(i, (int64_t)co * ci) {
         int o = (int)(i / ci), c = (int)(i % ci);
         const float *w = g.wg.flip ? g.w + ((int64_t)c * co + o) * 9 : g.w + ((int64_t)o * ci + c) * 9;
-        float k[3][3], t[A][3];
+        float k[3][3], u[A][A];
 #pragma unroll
         for (int r = 0; r < 9; r++) k[r / 3][r % 3] = g.wg.flip ? w[8 - r] : w[r];
+        wino_sandwich<A, 3>(u, k, [](int r, int q) { return wino_tf<M>::g(r, q); });
 #pragma unroll
         for (int r = 0; r < A; r++)
 #pragma unroll
-            for (int s = 0; s < 3; s++)
-                t[r][s] = wino_tf<M>::g(r, 0) * k[0][s] + wino_tf<M>::g(r, 1) * k[1][s] +
-                          wino_tf<M>::g(r, 2) * k[2][s];
-#pragma unroll
-        for (int r = 0; r < A; r++)
-#pragma unroll
-            for (int s = 0; s < A; s++)
-                g.wg.u[(int64_t)(r * A + s) * co * ci + i] =
-                    t[r][0] * wino_tf<M>::g(s, 0) + t[r][1] * wino_tf<M>::g(s, 1) +
-                    t[r][2] * wino_tf<M>::g(s, 2);
+            for (int s = 0; s < A; s++) g.wg.u[(int64_t)(r * A + s) * co * ci + i] = u[r][s];
     }
 }
 
@@ -107,7 +130,7 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(co
         int c = (int)(i / tiles), img = (int)(p / thw), t = (int)(p % thw);
         int y0 = t / tw * M - g.wg.ph, x0 = t % tw * M - g.wg.pw;
         const float *in = g.wg.in + ((int64_t)img * ci + c) * ih * iw;
-        float d[A][A], bd[A][A];
+        float d[A][A], v[A][A];
 #pragma unroll
         for (int r = 0; r < A; r++)
 #pragma unroll
@@ -117,26 +140,11 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(co
                               ? in[(int64_t)y * iw + x]
                               : 0.0f;
             }
+        wino_sandwich<A, A>(v, d, [](int r, int q) { return wino_tf<M>::bt(r, q); });
 #pragma unroll
         for (int r = 0; r < A; r++)
 #pragma unroll
-            for (int s = 0; s < A; s++) {
-                float v = 0.0f;
-#pragma unroll
-                for (int q = 0; q < A; q++)
-                    if (wino_tf<M>::bt(r, q) != 0.0f) v += wino_tf<M>::bt(r, q) * d[q][s];
-                bd[r][s] = v;
-            }
-#pragma unroll
-        for (int r = 0; r < A; r++)
-#pragma unroll
-            for (int s = 0; s < A; s++) {
-                float v = 0.0f;
-#pragma unroll
-                for (int q = 0; q < A; q++)
-                    if (wino_tf<M>::bt(s, q) != 0.0f) v += bd[r][q] * wino_tf<M>::bt(s, q);
-                g.wg.v[(int64_t)(r * A + s) * ci * tiles + i] = v;
-            }
+            for (int s = 0; s < A; s++) g.wg.v[(int64_t)(r * A + s) * ci * tiles + i] = v[r][s];
     }
 }
 
@@ -152,32 +160,18 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_output(c
         int64_t p = i % tiles;
         int o = (int)(i / tiles), img = (int)(p / thw), t = (int)(p % thw);
         int y0 = t / tw * M, x0 = t % tw * M;
-        float mt[A][A], am[M][A], y[M][M];
+        float mt[A][A], y[M][M];
 #pragma unroll
         for (int r = 0; r < A; r++)
 #pragma unroll
             for (int s = 0; s < A; s++) mt[r][s] = g.wg.mm[(int64_t)(r * A + s) * co * tiles + i];
-#pragma unroll
-        for (int r = 0; r < M; r++)
-#pragma unroll
-            for (int s = 0; s < A; s++) {
-                float v = 0.0f;
-#pragma unroll
-                for (int q = 0; q < A; q++)
-                    if (wino_tf<M>::at(r, q) != 0.0f) v += wino_tf<M>::at(r, q) * mt[q][s];
-                am[r][s] = v;
-            }
+        wino_sandwich<M, A>(y, mt, [](int r, int q) { return wino_tf<M>::at(r, q); });
         float bias = fwd && g.bias ? g.bias[o] : 0.0f;
+        if (fwd)
 #pragma unroll
-        for (int r = 0; r < M; r++)
+            for (int r = 0; r < M; r++)
 #pragma unroll
-            for (int s = 0; s < M; s++) {
-                float v = 0.0f;
-#pragma unroll
-                for (int q = 0; q < A; q++)
-                    if (wino_tf<M>::at(s, q) != 0.0f) v += am[r][q] * wino_tf<M>::at(s, q);
-                y[r][s] = fwd ? conv_act(g, v + bias) : v;
-            }
+                for (int s = 0; s < M; s++) y[r][s] = conv_act(g, y[r][s] + bias);
         float *out = g.out + ((int64_t)img * co + o) * (fwd && g.d.pool ? g.phw : oh * ow);
         if (fwd && g.d.pool) { /* PyTorch's floor: windows inside (oh / 2) x (ow / 2) */
 #pragma unroll
