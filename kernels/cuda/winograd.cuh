@@ -95,6 +95,33 @@ __device__ __forceinline__ void wino_sandwich(float (&out)[R][R], const float (&
         }
 }
 
+/* An a x a tile's points from or to planes stride apart (point xi = r a + s at p[xi stride]) */
+template <int A>
+__device__ __forceinline__ void wino_load(float (&x)[A][A], const float *p, int64_t stride) {
+#pragma unroll
+    for (int r = 0; r < A; r++)
+#pragma unroll
+        for (int s = 0; s < A; s++) x[r][s] = p[(r * A + s) * stride];
+}
+template <int A>
+__device__ __forceinline__ void wino_store(float *p, int64_t stride, const float (&x)[A][A]) {
+#pragma unroll
+    for (int r = 0; r < A; r++)
+#pragma unroll
+        for (int s = 0; s < A; s++) p[(r * A + s) * stride] = x[r][s];
+}
+
+/* Item i of a transform over channels x tiles (tiles fastest): its channel, image and the tile's
+ * first output row and column */
+typedef struct {
+    int ch, img, y0, x0;
+} wino_item;
+template <int M> __device__ __forceinline__ wino_item wino_item_at(const gemm_args &g, int64_t i) {
+    int64_t tiles = g.n, p = i % tiles;
+    int thw = g.wg.th * g.wg.tw, t = (int)(p % thw);
+    return {(int)(i / tiles), (int)(p / thw), t / g.wg.tw * M, t % g.wg.tw * M};
+}
+
 /* Grid-stride loop over n items with the transforms' blocks of GEMM_THREADS */
 #define WINO_EACH(i, n)                                                                          \
     for (int64_t i = (int64_t)blockIdx.x * GEMM_THREADS + threadIdx.x; i < (n);                   \
@@ -112,10 +139,7 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_filter(c
 #pragma unroll
         for (int r = 0; r < 9; r++) k[r / 3][r % 3] = g.wg.flip ? w[8 - r] : w[r];
         wino_sandwich<A, 3>(u, k, [](int r, int q) { return wino_tf<M>::g(r, q); });
-#pragma unroll
-        for (int r = 0; r < A; r++)
-#pragma unroll
-            for (int s = 0; s < A; s++) g.wg.u[(int64_t)(r * A + s) * co * ci + i] = u[r][s];
+        wino_store<A>(g.wg.u + i, (int64_t)co * ci, u);
     }
 }
 
@@ -123,13 +147,12 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_filter(c
  * d the a x a inputs from (row, column) = (tile row x m - ph, tile column x m - pw), 0 outside. */
 template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(const gemm_args g) {
     enum { A = M + 2 };
-    const int ci = g.wg.ci, ih = g.wg.ih, iw = g.wg.iw, tw = g.wg.tw, thw = g.wg.th * g.wg.tw;
+    const int ci = g.wg.ci, ih = g.wg.ih, iw = g.wg.iw;
     const int64_t tiles = g.n;
     WINO_EACH(i, tiles * ci) {
-        int64_t p = i % tiles;
-        int c = (int)(i / tiles), img = (int)(p / thw), t = (int)(p % thw);
-        int y0 = t / tw * M - g.wg.ph, x0 = t % tw * M - g.wg.pw;
-        const float *in = g.wg.in + ((int64_t)img * ci + c) * ih * iw;
+        wino_item it = wino_item_at<M>(g, i);
+        int y0 = it.y0 - g.wg.ph, x0 = it.x0 - g.wg.pw;
+        const float *in = g.wg.in + ((int64_t)it.img * ci + it.ch) * ih * iw;
         float d[A][A], v[A][A];
 #pragma unroll
         for (int r = 0; r < A; r++)
@@ -141,10 +164,7 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(co
                               : 0.0f;
             }
         wino_sandwich<A, A>(v, d, [](int r, int q) { return wino_tf<M>::bt(r, q); });
-#pragma unroll
-        for (int r = 0; r < A; r++)
-#pragma unroll
-            for (int s = 0; s < A; s++) g.wg.v[(int64_t)(r * A + s) * ci * tiles + i] = v[r][s];
+        wino_store<A>(g.wg.v + i, ci * tiles, v);
     }
 }
 
@@ -153,18 +173,14 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(co
  * and columns, so a window lies in one tile); backward data writes or adds into dx. */
 template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_output(const gemm_args g) {
     enum { A = M + 2 };
-    const int co = g.wg.co, oh = g.wg.oh, ow = g.wg.ow, tw = g.wg.tw, thw = g.wg.th * g.wg.tw;
+    const int co = g.wg.co, oh = g.wg.oh, ow = g.wg.ow;
     const int64_t tiles = g.n;
     const bool fwd = !g.wg.flip;
     WINO_EACH(i, tiles * co) {
-        int64_t p = i % tiles;
-        int o = (int)(i / tiles), img = (int)(p / thw), t = (int)(p % thw);
-        int y0 = t / tw * M, x0 = t % tw * M;
+        wino_item it = wino_item_at<M>(g, i);
+        int o = it.ch, img = it.img, y0 = it.y0, x0 = it.x0;
         float mt[A][A], y[M][M];
-#pragma unroll
-        for (int r = 0; r < A; r++)
-#pragma unroll
-            for (int s = 0; s < A; s++) mt[r][s] = g.wg.mm[(int64_t)(r * A + s) * co * tiles + i];
+        wino_load<A>(mt, g.wg.mm + i, co * tiles);
         wino_sandwich<M, A>(y, mt, [](int r, int q) { return wino_tf<M>::at(r, q); });
         float bias = fwd && g.bias ? g.bias[o] : 0.0f;
         if (fwd)
