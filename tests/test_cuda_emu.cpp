@@ -39,12 +39,20 @@ static double tolerance = 1e-5;
 /* The Winograd tile of the variant being checked (each_variant), or 0 */
 static int variant_wino;
 
+/* With CVN_EMU_ERRORS set, each check also prints its largest error over the largest element (the
+ * figures of docs/benchmarks/gpu.md: CVN_EMU_ERRORS=1 build/tests/test_cuda_emu | grep c96) */
 static void expect_close(const char *what, const std::vector<float> &got,
                          const std::vector<double> &want) {
     ck_assert_uint_eq(got.size(), want.size());
     double scale = 1e-6;
     for (double w : want)
         if (!std::isnan(w)) scale = std::max(scale, fabs(w));
+    if (getenv("CVN_EMU_ERRORS")) {
+        double worst = 0;
+        for (size_t i = 0; i < want.size(); i++)
+            if (!std::isnan(want[i])) worst = std::max(worst, fabs(got[i] - want[i]) / scale);
+        printf("error %.2g: %s\n", worst, what);
+    }
     for (size_t i = 0; i < want.size(); i++)
         ck_assert_msg(std::isnan(want[i]) ? std::isnan(got[i])
                                           : fabs(got[i] - want[i]) <= tolerance * scale + 1e-5 * fabs(want[i]),
@@ -218,7 +226,13 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
         if (cands[i].args.wg.m)
             snprintf(wino, sizeof wino, ", Winograd F(%dx%d, 3x3) by %d images",
                      cands[i].args.wg.m, cands[i].args.wg.m, cands[i].args.wg.images);
-        snprintf(label, sizeof label, "%s, tile %dx%d, %d K slices%s%s%s%s", what,
+        const gemm_args &g = cands[i].args;
+        const char *product = g.mode == GEMM_CONV_FWD
+                                  ? (g.d.pool ? "forward pooled" : g.d.act_on ? "forward act" : "forward")
+                              : g.mode == GEMM_CONV_BWD_DATA
+                                  ? (g.accumulate ? "backward data added" : "backward data")
+                                  : "backward filter";
+        snprintf(label, sizeof label, "%s, %s, tile %dx%d, %d K slices%s%s%s%s", what, product,
                  cands[i].tile_m, cands[i].tile_n, cands[i].args.splits,
                  cands[i].args.taps ? ", K tap-major" : "", wino, cands[i].mma ? ", 3xTF32" : "",
                  cands[i].async ? " pipelined" : "");
@@ -435,6 +449,16 @@ START_TEST(test_conv_winograd_tuning) {
     ck_assert_int_eq(plan_candidates(p, cands), 24);
     ck_assert_int_eq(cands[4].args.wg.images, 1);
     p.args.wg.room_floats = (int64_t)room.size(), p.args.wg.chunk_floats = 0;
+    /* bench's large layer (256 x 64 x 32 x 32 -> 128) by F(2x2) under the backend's limits: all
+     * at once 805 MB, rounds of 7 images 22.5 MB */
+    cvn_conv_desc big = describe({256, 64, 32, 32, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0});
+    gemm_plan pb;
+    ck_assert(plan_conv(&pb, GEMM_CONV_FWD, &big, NULL, NULL, NULL, NULL, NULL, false));
+    pb.args.wg.chunk_floats = WINO_ROUND_FLOATS;
+    ck_assert_int_eq(wino_floats(pb.args, 2), 16 * (128 * 64 + 192 * 65536));
+    ck_assert(wino_floats(pb.args, 2) <= WINO_ROOM_MAX);
+    ck_assert_int_eq(wino_chunk(pb.args, 2), 7);
+    ck_assert_int_eq(wino_floats(pb.args, 2, 7), 16 * (128 * 64 + 192 * 7 * 256));
     /* a stand-in clock that finds F(2x2) on 64 tiles on tensor cores fastest: the pick runs it */
     gemm_plan best = tune_plan(p, scratch.data(), [&](const gemm_plan &trial) {
         ck_assert(emulate(trial));

@@ -601,8 +601,12 @@ static cvn_cuda_mma conv_mma = CVN_CUDA_MMA_TUNED;
 static int conv_winograd = 2;
 static bool wino_always; /* F(conv_winograd) wherever it can run, untimed against the rest */
 static cudaEvent_t tick, tock;
-/* What tuning picked for the last convolution launched, per product (cvn_cuda_conv_picks) */
-static char last_pick[3][64];
+/* What ran for the last convolution launched, per product (cvn_cuda_conv_picks formats it) */
+typedef struct {
+    bool ran, taps, split, mma, async;
+    int wino, images, n, tile_m, tile_n;
+} conv_pick;
+static conv_pick last_pick[3];
 
 /* Emulated (tests), one run per variant: every variant still runs, its time means nothing. */
 static double time_plan(const gemm_plan &p) {
@@ -621,12 +625,9 @@ static double time_plan(const gemm_plan &p) {
     return best;
 }
 
-/* Room for Winograd's U, V and M (winograd.cuh): tuning offers it only up to this many floats
- * (1 GiB), and only with the kernels' choice left to tuning and K's order too. Besides all images
- * at once it times rounds of images whose room fits WINO_ROUND_FLOATS (24 MiB: half the second-
- * level cache of an H100, 50 MB), so that the next kernel reads V and M back from there. */
-#define WINO_ROOM_MAX ((int64_t)1 << 28)
-#define WINO_ROUND_FLOATS ((int64_t)6 << 20)
+/* Room for Winograd's U, V and M (winograd.cuh): tuning offers it only up to WINO_ROOM_MAX, and
+ * only with the kernels' choice left to tuning and K's order too; besides all images at once it
+ * times rounds of WINO_ROUND_FLOATS. */
 static grow_buffer conv_wino;
 static int wino_offered(const gemm_plan &p) {
     if (conv_mma != CVN_CUDA_MMA_TUNED || force_taps || !wino_possible(p.args)) return 0;
@@ -644,17 +645,6 @@ static int64_t wino_room_floats(const gemm_plan &p, int largest) {
     return need <= WINO_ROOM_MAX ? need : 0;
 }
 
-static void describe_pick(const gemm_plan &p) {
-    const gemm_args &g = p.args;
-    char *s = last_pick[g.mode - GEMM_CONV_FWD];
-    int n = !g.wg.m ? snprintf(s, 64, "implicit%s ", g.taps ? " tap-major" : "")
-            : g.wg.images < g.d.n
-                ? snprintf(s, 64, "winograd F(%dx%d) by %d images ", g.wg.m, g.wg.m, g.wg.images)
-                : snprintf(s, 64, "winograd F(%dx%d) ", g.wg.m, g.wg.m);
-    snprintf(s + n, (size_t)(64 - n), "%dx%d%s%s", p.tile_m, p.tile_n,
-             g.splits > 1 ? " split" : "",
-             p.mma ? (p.async ? " 3xTF32 pipelined" : " 3xTF32") : " FP32");
-}
 
 /* The Winograd switches as one number: a shape's timings hold for the switches they were taken
  * under (the tests and benchmarks go back and forth between paths) */
@@ -706,7 +696,9 @@ static void launch_conv(gemm_plan p) {
     bool tuned = conv_mma == CVN_CUDA_MMA_TUNED && t;
     p.mma = conv_mma == CVN_CUDA_MMA_STAGED || conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->mma);
     p.async = conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->async);
-    describe_pick(p);
+    const gemm_args &g = p.args;
+    last_pick[g.mode - GEMM_CONV_FWD] = {true,       g.taps,      g.splits > 1, p.mma,    p.async,
+                                         g.wg.m,     g.wg.images, g.d.n,        p.tile_m, p.tile_n};
     launch_plan(p);
 }
 
@@ -1275,9 +1267,18 @@ extern "C" size_t cvn_cuda_conv_picks(char *buf, size_t size) {
     static const char *const names[3] = {"fwd", "bwd data", "bwd filter"};
     size_t len = 0;
     for (int i = 0; i < 3; i++) {
-        if (!last_pick[i][0]) continue;
+        const conv_pick &k = last_pick[i];
+        if (!k.ran) continue;
+        char how[48] = "implicit";
+        if (k.taps) snprintf(how, sizeof how, "implicit tap-major");
+        if (k.wino && k.images < k.n)
+            snprintf(how, sizeof how, "winograd F(%dx%d) by %d images", k.wino, k.wino, k.images);
+        else if (k.wino)
+            snprintf(how, sizeof how, "winograd F(%dx%d)", k.wino, k.wino);
         int n = snprintf(buf && len < size ? buf + len : NULL, buf && len < size ? size - len : 0,
-                         "%s%s: %s", len ? " | " : "", names[i], last_pick[i]);
+                         "%s%s: %s %dx%d%s%s", len ? " | " : "", names[i], how, k.tile_m,
+                         k.tile_n, k.split ? " split" : "",
+                         k.mma ? (k.async ? " 3xTF32 pipelined" : " 3xTF32") : " FP32");
         if (n > 0) len += (size_t)n;
     }
     if (buf && size && len == 0) buf[0] = 0;
@@ -1416,7 +1417,7 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
                : !strcmp(mma, "2") ? CVN_CUDA_MMA_ASYNC
                                    : CVN_CUDA_MMA_TUNED;
     const char *wg = getenv("CVN_CUDA_WINOGRAD");
-    conv_winograd = !wg ? 2 : atoi(wg) >= 4 ? 4 : atoi(wg) >= 2 ? 2 : 0;
+    cvn_cuda_set_conv_winograd(wg ? atoi(wg) : 2, false);
     const char *cs = getenv("CVN_CUDA_COPY_STREAM");
     stage_uploads = !cs || strcmp(cs, "0");
     /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit

@@ -217,6 +217,12 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_output(c
 
 /* ---------------------------------------------------------------- host side */
 
+/* The backend's limits: room for U, V and M of at most 1 GiB, and rounds of images whose room
+ * fits 24 MiB (half an H100's 50 MB second-level cache), so that the next kernel reads V and M
+ * back from there (wino_chunk) */
+#define WINO_ROOM_MAX ((int64_t)1 << 28)
+#define WINO_ROUND_FLOATS ((int64_t)6 << 20)
+
 /* Whether a convolution product can run by Winograd: forward or backward data of a 3 x 3 window,
  * stride 1, no dilation, one group, padding at most 2 (backward data pads by 2 - p). */
 static inline bool wino_possible(const gemm_args &g) {
