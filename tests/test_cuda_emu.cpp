@@ -342,6 +342,7 @@ static const geometry geometries[] = {
     {2, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},  /* stride 2, output rows of 4: dw's row runs */
     {2, 36, 10, 13, 40, 3, 3, 1, 1, 0, 2, 1, 1, 1, 0}, /* Winograd: padding 0 and 2, odd width */
     {1, 96, 9, 8, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},  /* Winograd's error over a long sum */
+    {2, 2, 48, 48, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0},  /* Winograd's filter gradient: K split */
 };
 
 START_TEST(test_conv_geometries) {
@@ -483,16 +484,83 @@ START_TEST(test_conv_winograd_tuning) {
                             false));
         ck_assert(!wino_possible(p.args));
     }
+    /* the filter's gradient: the same room, U being dy's tiles (co x P) and M co x ci; its K (the
+     * tiles) split as the implicit GEMM's is */
     ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, w.data(), x.data(), NULL, y.data(), NULL,
                         false));
-    ck_assert(!wino_possible(p.args)); /* nor for the filter's gradient */
+    ck_assert(wino_possible(p.args));
+    ck_assert_int_eq(wino_floats(p.args, 2), 16 * (128 + 24 * 60));
+    p.args.wg.room = room.data(), p.args.wg.room_floats = (int64_t)room.size();
+    set_wino(&p, 2);
+    ck_assert_int_eq(p.args.m, 16);
+    ck_assert_int_eq(p.args.n, 8);
+    ck_assert_int_eq(p.args.k, 60);
+    ck_assert_ptr_eq(p.args.wg.v, room.data() + 16 * 16 * 60);
+    ck_assert_ptr_eq(p.args.wg.mm, room.data() + 16 * 24 * 60);
+    cvn_conv_desc gb = big;
+    gemm_plan pg;
+    ck_assert(plan_conv(&pg, GEMM_CONV_BWD_FILTER, &gb, NULL, NULL, NULL, NULL, NULL, false));
+    pg.args.wg.chunk_floats = WINO_ROUND_FLOATS;
+    ck_assert_int_eq(wino_chunk(pg.args, 2), 7);
+    pg.args.wg.room = room.data();
+    set_wino(&pg, 2, 7); /* 16 x 2 x 1 blocks of 64 x 64: 7 slices of 256 tiles each */
+    ck_assert_int_eq(splits_for(&pg.args, 64, true), 7);
+    ck_assert_int_eq(pg.args.k, 7 * 256);
+}
+END_TEST
+
+START_TEST(test_conv_winograd_short_round) {
+    /* the three products by F(2x2) in rounds of 2 of 3 images, so the last round is shorter; the
+     * filter's gradient with K in slices of 96 tiles, which leaves the last round's third slice
+     * empty, and M adding up over the rounds */
+    geometry q = {3, 2, 24, 24, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
+    cvn_conv_desc d = describe(q);
+    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    std::vector<float> x = random_floats(nx, 61), w = random_floats(nw, 62),
+                       dy = random_floats(ny, 63), dw0 = random_floats(nw, 64);
+    std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(dw0.begin(), dw0.end());
+    each_product(d, [&](size_t xi, size_t wi, size_t yi) {
+        y_ref[yi] += (double)x[xi] * w[wi];
+        dx_ref[xi] += (double)dy[yi] * w[wi];
+        dw_ref[wi] += (double)dy[yi] * x[xi];
+    });
+    std::vector<float> y(ny), dx(nx), dw(nw), room;
+    const char *names[3] = {"forward", "backward data", "backward filter"};
+    for (int mode = GEMM_CONV_FWD; mode <= GEMM_CONV_BWD_FILTER; mode++) {
+        gemm_plan p;
+        float *out = mode == GEMM_CONV_FWD ? y.data() : mode == GEMM_CONV_BWD_DATA ? dx.data() : dw.data();
+        ck_assert(plan_conv(&p, mode, &d, out, x.data(), w.data(), dy.data(), NULL, false));
+        room.resize(wino_floats(p.args, 2, 2));
+        p.args.wg.room = room.data(), p.args.wg.room_floats = (int64_t)room.size();
+        set_wino(&p, 2, 2);
+        set_tiles(&p, 64, mode == GEMM_CONV_BWD_FILTER ? 3 : 1);
+        if (mode == GEMM_CONV_BWD_FILTER) {
+            ck_assert_int_eq(p.args.k, 288);
+            ck_assert_int_eq(p.args.k_slice, 96);
+            ck_assert_int_eq(p.args.splits, 3);
+        }
+        for (int kernel = 0; kernel < 3; kernel++) {
+            p.mma = kernel > 0, p.async = kernel > 1;
+            std::fill(room.begin(), room.end(), NAN); /* M is zeroed first, U and V written whole */
+            y.assign(ny, NAN), dx.assign(nx, NAN), dw = dw0;
+            ck_assert(emulate(p));
+            char label[96];
+            snprintf(label, sizeof label, "short round, %s, %s", names[mode - GEMM_CONV_FWD],
+                     kernel == 0 ? "FP32" : kernel == 1 ? "3xTF32" : "pipelined");
+            expect_close(label, mode == GEMM_CONV_FWD ? y : mode == GEMM_CONV_BWD_DATA ? dx : dw,
+                         mode == GEMM_CONV_FWD ? y_ref : mode == GEMM_CONV_BWD_DATA ? dx_ref : dw_ref);
+        }
+    }
 }
 END_TEST
 
 START_TEST(test_conv_nan_reach) {
     /* a NaN pixel of x (forward) or of dy (backward data) reaches exactly the outputs whose window
      * holds it, on every variant: Winograd's transforms skip their zero coefficients (an infinite
-     * input there can still come out NaN, as inf - inf) */
+     * input there can still come out NaN, as inf - inf). The filter's gradient may reach the
+     * other taps of a filter the NaN reaches, and only those: dy's NaN times the zero padding of
+     * x, in the implicit GEMM's gathers as in Winograd's input tiles. */
     geometry q = {2, 5, 9, 10, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
     cvn_conv_desc d = describe(q);
     size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
@@ -501,23 +569,29 @@ START_TEST(test_conv_nan_reach) {
                        dy = random_floats(ny, 53), y(ny), dx(nx), wt(nw);
     x[(((size_t)1 * d.c + 2) * d.h + 4) * d.w + 7] = NAN;
     dy[(((size_t)0 * d.o + 3) * d.oh + 0) * d.ow + 5] = NAN;
-    std::vector<double> y_ref(ny), dx_ref(nx);
+    std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(nw);
     each_product(d, [&](size_t xi, size_t wi, size_t yi) {
         y_ref[yi] += (double)x[xi] * w[wi];
         dx_ref[xi] += (double)dy[yi] * w[wi];
+        dw_ref[wi] += (double)dy[yi] * x[xi];
     });
-    size_t nan_y = 0, nan_dx = 0;
+    size_t nan_y = 0, nan_dx = 0, nan_dw = 0;
     for (double v : y_ref) nan_y += std::isnan(v);
     for (double v : dx_ref) nan_dx += std::isnan(v);
+    for (double v : dw_ref) nan_dw += std::isnan(v);
     ck_assert_uint_eq(nan_y, 9 * d.o); /* every out channel, 3 x 3 outputs */
     ck_assert_uint_eq(nan_dx, 6 * d.c); /* a border pixel of dy: 2 x 3 inputs */
+    /* x's NaN: every tap of the out channels' filters of its channel; dy's (top row): 6 taps of
+     * its out channel's filters, 3 of them the one already counted */
+    ck_assert_uint_eq(nan_dw, 9 * d.o + 6 * (d.c - 1));
     gemm_plan p;
     /* F(4x4)'s transforms cancel exactly only in exact arithmetic: a NaN spreads over (part of)
-     * its tile of 4 x 4 outputs, and no further. So there the NaNs are the reference's, each
-     * widened to its tile: elsewhere the values hold */
+     * its tile of 4 x 4 outputs, and no further; the filter's gradient's (widen_all) over (part of)
+     * its 3 x 3 filter on every variant. So there the NaNs are the reference's, each widened to
+     * its tile: elsewhere the values hold */
     auto check = [&](const char *l, std::vector<float> &got, const std::vector<double> &want,
-                     int h, int w_) {
-        if (variant_wino != 4) return expect_close(l, got, want);
+                     int h, int w_, bool widen_all = false) {
+        if (variant_wino != 4 && !widen_all) return expect_close(l, got, want);
         std::vector<double> widened = want;
         for (size_t i = 0; i < want.size(); i++) {
             if (!std::isnan(want[i])) continue;
@@ -540,6 +614,12 @@ START_TEST(test_conv_nan_reach) {
     each_variant(
         p, wt.data(), "NaN in dy", nx, [&] { dx.assign(nx, 0.0f); },
         [&](const char *l) { check(l, dx, dx_ref, d.h, d.w); });
+    std::vector<float> dw(nw);
+    ck_assert(plan_conv(&p, GEMM_CONV_BWD_FILTER, &d, dw.data(), x.data(), NULL, dy.data(), NULL,
+                        false));
+    each_variant(
+        p, wt.data(), "NaN in x and dy", nw, [&] { dw.assign(nw, 0.0f); },
+        [&](const char *l) { check(l, dw, dw_ref, 3, 3, true); });
 }
 END_TEST
 
@@ -813,6 +893,7 @@ int main(void) {
     tcase_add_test(tc, test_matrix_plan_tiles);
     tcase_add_test(tc, test_conv_tuning);
     tcase_add_test(tc, test_conv_winograd_tuning);
+    tcase_add_test(tc, test_conv_winograd_short_round);
     tcase_add_loop_test(tc, test_conv_geometries, 0, (int)(sizeof geometries / sizeof *geometries));
     tcase_add_test(tc, test_conv_pool_nan);
     tcase_add_test(tc, test_conv_nan_reach);

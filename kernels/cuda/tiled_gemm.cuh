@@ -224,7 +224,7 @@ template <bool TRANS> struct operand<GEMM_WINOGRAD, true, TRANS> : rows_operand 
 
 /* Winograd's B: V[xi] (k = in channel, n = tile), rows of n floats, the group (xi) k x n apart; a
  * thread's L consecutive k are a row apart (the lanes walk the tiles of a row) */
-template <bool TRANS> struct operand<GEMM_WINOGRAD, false, TRANS> {
+template <> struct operand<GEMM_WINOGRAD, false, false> {
     static const bool kmajor = false;
     static const bool has_run = true, unit_plane = false, k_first = false, has_row_run = false;
     typedef struct {
@@ -246,6 +246,35 @@ template <bool TRANS> struct operand<GEMM_WINOGRAD, false, TRANS> {
     }
     __device__ static int plane(const gemm_args &g) { return g.n; }
     __device__ static bool runs(const gemm_args &g, int L) { return g.k % L == 0; }
+};
+
+/* The filter's gradient's B: V[xi] transposed (k = tile, n = in channel), so rows along k as A's:
+ * column f of group xi is V's row at v + (xi n + f) k, and a thread's L consecutive k side by side
+ * (one vector load where aligned) */
+template <> struct operand<GEMM_WINOGRAD, false, true> {
+    static const bool kmajor = false;
+    static const bool has_run = true, unit_plane = true, k_first = true, has_row_run = false;
+    typedef struct {
+        const float *p;
+        bool ok;
+    } fix;
+    __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
+    __device__ static fix at(const gemm_args &g, int grp, int f) {
+        fix s;
+        s.ok = f < g.n;
+        s.p = g.wg.v + ((int64_t)grp * g.n + f) * g.k;
+        return s;
+    }
+    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
+                                 const float *&q) {
+        if (!s.ok || p.k >= k_end) return false;
+        q = s.p + p.k;
+        return true;
+    }
+    __device__ static int plane(const gemm_args &) { return 1; }
+    __device__ static bool runs(const gemm_args &g, int L) {
+        return g.k % L == 0 && (uintptr_t)g.wg.v % (sizeof(float) * L) == 0;
+    }
 };
 
 /* forward B: x under the window of output pixel f, k = (channel, kh, kw), or (kh, kw, channel)
@@ -764,8 +793,11 @@ __device__ __forceinline__ void put_c(const gemm_args &g, int grp, int r, int c,
         float *p = g.out + ((int64_t)grp * g.og + r) * g.n + c;
         if (g.splits > 1) atomicAdd(p, v);
         else *p += v;
-    } else {
-        g.wg.mm[((int64_t)grp * g.m + r) * g.n + c] = v;
+    } else { /* Winograd's M; the filter's gradient's adds up over K slices and rounds */
+        float *p = g.wg.mm + ((int64_t)grp * g.m + r) * g.n + c;
+        if (g.mode != GEMM_CONV_BWD_FILTER) *p = v;
+        else if (g.splits > 1) atomicAdd(p, v);
+        else *p += v;
     }
 }
 
@@ -1213,7 +1245,8 @@ static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_C
             for (int tile : {64, 128}) {
                 out[n] = planned;
                 set_wino(&out[n], m, images);
-                set_tiles(&out[n++], tile, 1);
+                set_tiles(&out[n], tile, splits_for(&out[n].args, tile, may_split));
+                n++;
             }
         }
     for (int async = 0, fp32 = n; tensor_cores && async < 2; async++)
@@ -1286,18 +1319,35 @@ static inline dim3 wino_grid(int64_t items) {
 }
 template <int M, class Launch> static void run_wino(const gemm_plan &p, Launch launch) {
     const gemm_args &g = p.args;
-    launch(k_wino_filter<M>, wino_grid((int64_t)g.wg.co * g.wg.ci), g);
+    bool grad = g.mode == GEMM_CONV_BWD_FILTER;
+    if (grad) { /* M = 0, then every round adds into it */
+        gemm_args z = g;
+        z.c = g.wg.mm, z.m = (M + 2) * (M + 2) * g.wg.co, z.n = z.ldc = g.wg.ci, z.beta = 0.0f;
+        launch(k_scale_c, dim3((z.n + GEMM_THREADS - 1) / GEMM_THREADS, z.m < 65535 ? z.m : 65535), z);
+    } else {
+        launch(k_wino_filter<M>, wino_grid((int64_t)g.wg.co * g.wg.ci), g);
+    }
     int64_t in_image = (int64_t)g.wg.ci * g.wg.ih * g.wg.iw;
     int64_t out_image = (int64_t)g.wg.co * (g.d.pool && !g.wg.flip ? g.phw : g.wg.oh * g.wg.ow);
     for (int i0 = 0; i0 < g.d.n; i0 += g.wg.images) { /* a round of images through V and M */
         gemm_plan r = p;
         int images = g.d.n - i0 < g.wg.images ? g.d.n - i0 : g.wg.images;
-        r.args.n = images * g.wg.th * g.wg.tw;
-        r.args.wg.in = g.wg.in + i0 * in_image, r.args.out = g.out + i0 * out_image;
-        launch(k_wino_input<M>, wino_grid((int64_t)r.args.n * g.wg.ci), r.args);
+        int tiles = images * g.wg.th * g.wg.tw;
+        r.args.wg.in = g.wg.in + i0 * in_image;
+        if (grad) { /* dy's tiles as U, K the round's tiles */
+            r.args.k = tiles, r.args.dy = g.dy + i0 * out_image;
+            wino_rows(&r.args, tiles);
+            launch(k_wino_input<M>, wino_grid((int64_t)tiles * g.wg.ci), r.args);
+            launch(k_wino_dy<M>, wino_grid((int64_t)tiles * g.wg.co), r.args);
+            run_tiles<GEMM_WINOGRAD, false, true>(r, launch);
+            continue;
+        }
+        r.args.n = tiles, r.args.out = g.out + i0 * out_image;
+        launch(k_wino_input<M>, wino_grid((int64_t)tiles * g.wg.ci), r.args);
         run_tiles<GEMM_WINOGRAD, false, false>(r, launch);
-        launch(k_wino_output<M>, wino_grid((int64_t)r.args.n * g.wg.co), r.args);
+        launch(k_wino_output<M>, wino_grid((int64_t)tiles * g.wg.co), r.args);
     }
+    if (grad) launch(k_wino_filter_grad<M>, wino_grid((int64_t)g.wg.co * g.wg.ci), g);
 }
 
 template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) {
@@ -1316,6 +1366,7 @@ template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) 
         break;
     case GEMM_CONV_FWD:
     case GEMM_CONV_BWD_DATA:
+    case GEMM_CONV_BWD_FILTER:
         if (g.wg.m == 2) {
             run_wino<2>(p, launch);
         } else if (g.wg.m == 4) {
@@ -1327,11 +1378,12 @@ template <class Launch> static void run_plan(const gemm_plan &p, Launch launch) 
             else run_tiles<GEMM_CONV_BWD_DATA, false, true>(p, launch);
         } else if (g.mode == GEMM_CONV_FWD) {
             run_tiles<GEMM_CONV_FWD, false, false>(p, launch);
-        } else {
+        } else if (g.mode == GEMM_CONV_BWD_DATA) {
             run_tiles<GEMM_CONV_BWD_DATA, false, false>(p, launch);
+        } else {
+            run_tiles<GEMM_CONV_BWD_FILTER, false, false>(p, launch);
         }
         break;
-    default: run_tiles<GEMM_CONV_BWD_FILTER, false, false>(p, launch); break;
     }
 }
 

@@ -19,6 +19,16 @@
  * weights turned by 180 degrees and their channels swapped, with padding 2 - p (flip: the filter
  * transform reads w[o][c] turned into U[xi][c][o]).
  *
+ * The filter's gradient is the same algorithm's adjoint: as y's tile is linear in g, the gradient
+ * of g by one tile is G^T [(A dy A^T) . (B^T d B)] G, d the forward's input tile and dy the
+ * tile's m x m output gradient (F(3x3, m x m) in Lavin and Gray's terms). Summed over tiles that
+ * is again (m + 2)^2 products, now with the tiles as K:
+ *   U[xi] (co x P) = dy's tiles transformed (k_wino_dy),  V[xi] (ci x P) as in the forward,
+ *   M[xi] (co x ci) = U[xi] V[xi]^T, accumulated over rounds,  dw += each 3 x 3 of M transformed
+ * back (k_wino_filter_grad); the product's K slices add atomically, as the implicit GEMM's do.
+ * There A's transforms do not cancel exactly (F(3x3, 2x2) too): a NaN in x or dy reaches every tap
+ * of its channels' filters, one row or column more than the direct sum may.
+ *
  * Accuracy: the transforms add and scale (F(2x2): by halves, exact; F(4x4): by up to 8 and 1/24,
  * rounded), so the error grows with m: against double loops (test_cuda_emu), F(2x2)'s is no larger
  * than the implicit GEMM's, F(4x4)'s four to eight times larger (test_cuda_emu allows it 4e-5 of
@@ -111,13 +121,18 @@ __device__ __forceinline__ void wino_store(float *p, int64_t stride, const float
         for (int s = 0; s < A; s++) p[(r * A + s) * stride] = x[r][s];
 }
 
+/* The tiles of a round (P): the product's columns, or its K for the filter's gradient */
+__host__ __device__ __forceinline__ int wino_round_tiles(const gemm_args &g) {
+    return g.mode == GEMM_CONV_BWD_FILTER ? g.k : g.n;
+}
+
 /* Item i of a transform over channels x tiles (tiles fastest): its channel, image and the tile's
  * first output row and column */
 typedef struct {
     int ch, img, y0, x0;
 } wino_item;
 template <int M> __device__ __forceinline__ wino_item wino_item_at(const gemm_args &g, int64_t i) {
-    int64_t tiles = g.n, p = i % tiles;
+    int64_t tiles = wino_round_tiles(g), p = i % tiles;
     int thw = g.wg.th * g.wg.tw, t = (int)(p % thw);
     return {(int)(i / tiles), (int)(p / thw), t / g.wg.tw * M, t % g.wg.tw * M};
 }
@@ -148,7 +163,7 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_filter(c
 template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(const gemm_args g) {
     enum { A = M + 2 };
     const int ci = g.wg.ci, ih = g.wg.ih, iw = g.wg.iw;
-    const int64_t tiles = g.n;
+    const int64_t tiles = wino_round_tiles(g);
     WINO_EACH(i, tiles * ci) {
         wino_item it = wino_item_at<M>(g, i);
         int y0 = it.y0 - g.wg.ph, x0 = it.x0 - g.wg.pw;
@@ -168,13 +183,51 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(co
     }
 }
 
+/* The filter's gradient: U[xi][o][p] = (A e A^T)[xi] for each out channel o and tile p, e the
+ * m x m tile of dy at the tile's outputs, 0 past the plane (A = (A^T)^T, a x m). */
+template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_dy(const gemm_args g) {
+    enum { A = M + 2 };
+    const int co = g.wg.co, oh = g.wg.oh, ow = g.wg.ow;
+    const int64_t tiles = wino_round_tiles(g);
+    WINO_EACH(i, tiles * co) {
+        wino_item it = wino_item_at<M>(g, i);
+        const float *dy = g.dy + ((int64_t)it.img * co + it.ch) * oh * ow;
+        float e[M][M], u[A][A];
+#pragma unroll
+        for (int r = 0; r < M; r++)
+#pragma unroll
+            for (int s = 0; s < M; s++) {
+                int y = it.y0 + r, x = it.x0 + s;
+                e[r][s] = y < oh && x < ow ? dy[(int64_t)y * ow + x] : 0.0f;
+            }
+        wino_sandwich<A, M>(u, e, [](int r, int q) { return wino_tf<M>::at(q, r); });
+        wino_store<A>(g.wg.u + i, co * tiles, u);
+    }
+}
+
+/* The filter's gradient: dw[o][c] += G^T M[.][o][c] G for each pair (G^T = (G)^T, 3 x a), once M
+ * holds the sum over every round's tiles */
+template <int M>
+__global__ void __launch_bounds__(GEMM_THREADS) k_wino_filter_grad(const gemm_args g) {
+    enum { A = M + 2 };
+    const int64_t pairs = (int64_t)g.wg.co * g.wg.ci;
+    WINO_EACH(i, pairs) {
+        float mt[A][A], k[3][3];
+        wino_load<A>(mt, g.wg.mm + i, pairs);
+        wino_sandwich<3, A>(k, mt, [](int r, int q) { return wino_tf<M>::g(q, r); });
+        float *dw = g.out + i * 9;
+#pragma unroll
+        for (int r = 0; r < 9; r++) dw[r] += k[r / 3][r % 3];
+    }
+}
+
 /* y's m x m tile p of out channel o = (A^T M[.][o][p] A), where it lies inside the output: the
  * forward adds the bias, applies the activation and may max-pool 2 x 2 (tiles start at even rows
  * and columns, so a window lies in one tile); backward data writes or adds into dx. */
 template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_output(const gemm_args g) {
     enum { A = M + 2 };
     const int co = g.wg.co, oh = g.wg.oh, ow = g.wg.ow;
-    const int64_t tiles = g.n;
+    const int64_t tiles = wino_round_tiles(g);
     const bool fwd = !g.wg.flip;
     WINO_EACH(i, tiles * co) {
         wino_item it = wino_item_at<M>(g, i);
@@ -223,11 +276,11 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_output(c
 #define WINO_ROOM_MAX ((int64_t)1 << 28)
 #define WINO_ROUND_FLOATS ((int64_t)6 << 20)
 
-/* Whether a convolution product can run by Winograd: forward or backward data of a 3 x 3 window,
- * stride 1, no dilation, one group, padding at most 2 (backward data pads by 2 - p). */
+/* Whether a convolution product can run by Winograd: any of the three of a 3 x 3 window, stride
+ * 1, no dilation, one group, padding at most 2 (backward data pads by 2 - p). */
 static inline bool wino_possible(const gemm_args &g) {
     const cvn_conv_desc &d = g.d;
-    return (g.mode == GEMM_CONV_FWD || g.mode == GEMM_CONV_BWD_DATA) && d.kh == 3 && d.kw == 3 &&
+    return g.mode >= GEMM_CONV_FWD && g.mode <= GEMM_CONV_BWD_FILTER && d.kh == 3 && d.kw == 3 &&
            d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.groups == 1 && d.ph <= 2 &&
            d.pw <= 2 && d.oh > 0 && d.ow > 0;
 }
@@ -235,8 +288,8 @@ static inline bool wino_possible(const gemm_args &g) {
 /* Tiles per image of F(m x m, 3 x 3) for the product of g, and the room (U, V and M, in floats)
  * for a round of images (0: all) */
 static inline int64_t wino_tiles(const gemm_args &g, int m, int *th, int *tw) {
-    bool fwd = g.mode == GEMM_CONV_FWD;
-    int oh = fwd ? g.d.oh : g.d.h, ow = fwd ? g.d.ow : g.d.w;
+    bool data = g.mode == GEMM_CONV_BWD_DATA; /* the others tile the forward's output */
+    int oh = data ? g.d.h : g.d.oh, ow = data ? g.d.w : g.d.ow;
     *th = (oh + m - 1) / m, *tw = (ow + m - 1) / m;
     return (int64_t)*th * *tw;
 }
@@ -258,31 +311,41 @@ static inline int wino_chunk(const gemm_args &g, int m) {
     return images < 1 ? 1 : images > g.d.n ? g.d.n : (int)images;
 }
 
-/* The plan of a forward or backward data product by F(m x m, 3 x 3), in the room of args.wg, in
- * rounds of images (0: all at once): the batched product M[xi] = U[xi] V[xi] of a round as
- * gemm_args (m = co, n = its tiles, k = ci, a group per xi; run_wino moves n and the images'
- * pointers from round to round). */
+/* A as rows for the product of a round of P tiles: U[xi] (co x ci; the filter's gradient: co x P) */
+static inline void wino_rows(gemm_args *g, int64_t row) {
+    g->ra.p = g->wg.u, g->ra.rows = g->wg.co, g->ra.group = (int64_t)g->wg.co * row;
+    g->ra.row = row, g->ra.r0 = KPOS_BIG, g->ra.outer = 0;
+}
+
+/* The plan of a convolution product by F(m x m, 3 x 3), in the room of args.wg, in rounds of
+ * images (0: all at once): the batched product of a round as gemm_args, a group per xi: M[xi] =
+ * U[xi] V[xi] (m = co, n = its tiles, k = ci) or, for the filter's gradient, U[xi] V[xi]^T (m = co,
+ * n = ci, k = its tiles); run_wino moves the tiles and the images' pointers from round to round. */
 static inline void set_wino(gemm_plan *p, int m, int images = 0) {
     gemm_args *g = &p->args;
     const cvn_conv_desc &d = g->d;
-    bool fwd = g->mode == GEMM_CONV_FWD;
+    bool data = g->mode == GEMM_CONV_BWD_DATA, grad = g->mode == GEMM_CONV_BWD_FILTER;
     int th, tw;
     g->wg.images = images ? images : d.n;
     int64_t tiles = wino_tiles(*g, m, &th, &tw) * g->wg.images;
     int a2 = (m + 2) * (m + 2);
-    g->wg.m = m, g->wg.th = th, g->wg.tw = tw, g->wg.flip = !fwd;
-    g->wg.ci = fwd ? d.c : d.o, g->wg.co = fwd ? d.o : d.c;
-    g->wg.ih = fwd ? d.h : d.oh, g->wg.iw = fwd ? d.w : d.ow;
-    g->wg.oh = fwd ? d.oh : d.h, g->wg.ow = fwd ? d.ow : d.w;
-    g->wg.ph = fwd ? d.ph : 2 - d.ph, g->wg.pw = fwd ? d.pw : 2 - d.pw;
-    g->wg.in = fwd ? g->x : g->dy;
+    g->wg.m = m, g->wg.th = th, g->wg.tw = tw, g->wg.flip = data;
+    g->wg.ci = data ? d.o : d.c, g->wg.co = data ? d.c : d.o;
+    g->wg.ih = data ? d.oh : d.h, g->wg.iw = data ? d.ow : d.w;
+    g->wg.oh = data ? d.h : d.oh, g->wg.ow = data ? d.w : d.ow;
+    g->wg.ph = data ? 2 - d.ph : d.ph, g->wg.pw = data ? 2 - d.pw : d.pw;
+    g->wg.in = data ? g->dy : g->x;
+    /* U, V and M side by side: co x ci, ci x P and co x P floats per point (the filter's
+     * gradient: co x P, ci x P and co x ci) */
+    int64_t u_floats = (int64_t)a2 * g->wg.co * (grad ? tiles : g->wg.ci);
     g->wg.u = g->wg.room;
-    g->wg.v = g->wg.u + (int64_t)a2 * g->wg.co * g->wg.ci;
+    g->wg.v = g->wg.u + u_floats;
     g->wg.mm = g->wg.v + (int64_t)a2 * g->wg.ci * tiles;
     g->taps = false;
-    g->m = g->wg.co, g->n = (int)tiles, g->k = g->wg.ci, g->groups = a2;
-    g->ra.p = g->wg.u, g->ra.rows = g->m, g->ra.group = (int64_t)g->m * g->k;
-    g->ra.row = g->k, g->ra.r0 = KPOS_BIG, g->ra.outer = 0;
+    g->groups = a2;
+    if (grad) g->m = g->wg.co, g->n = g->wg.ci, g->k = (int)tiles;
+    else g->m = g->wg.co, g->n = (int)tiles, g->k = g->wg.ci;
+    wino_rows(g, grad ? tiles : g->wg.ci);
 }
 
 #endif
