@@ -10,7 +10,8 @@
  *
  * --only runs the benchmarks whose name contains TEXT ("conv 256", "resnet", "loader"), --path
  * only path N of cvn_cuda_path_name (0 cuDNN + cuBLAS ... 8 winograd, 9 winograd-4x4): with both,
- * a profiler sees one layer's kernels on one path, its tuning trials first. After a layer's line,
+ * a profiler sees one layer's kernels on one path; the timed runs lie between cvn_cuda_profile's
+ * start and stop (ncu --profile-from-start off leaves out warm-up and tuning's trials). After a layer's line,
  * what path 3's tuning chose for it (native picks) and what cuDNN's search timed on path 0.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
@@ -50,8 +51,8 @@ static void use_path(int path) {
 typedef void (*bench_fn)(void *);
 static double median_time(bench_fn fn, void *ctx) {
     double t[REPS];
-    fn(ctx);
-    cvn_cuda_synchronize();
+    fn(ctx); /* warm-up, and our convolution's tuning */
+    cvn_cuda_profile(true);
     for (int r = 0; r < reps; r++) {
         int iters = 0;
         double t0 = bench_now(), el;
@@ -63,6 +64,7 @@ static double median_time(bench_fn fn, void *ctx) {
         } while (el < min_run);
         t[r] = el / iters;
     }
+    cvn_cuda_profile(false);
     return bench_median(t, reps);
 }
 

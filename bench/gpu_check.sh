@@ -134,24 +134,26 @@ export PATH="$PATH:/usr/local/cuda/bin"
 command -v ncu >/dev/null 2>&1 || for d in /opt/nvidia/nsight-compute/*/; do PATH="$PATH:$d"; done
 if [ "${1:-}" = _profile ]; then # a step's body: ncu on each convolution mode's kernels (forward
     # 1, backward data 2, backward filter 3) of the large layer, as tuned (path 3) and forced onto
-    # tensor cores (path 6, fetching a step ahead into registers; path 7, pipelined); the first 48
-    # launches of a mode are tuning's trials (12 variants, 4 runs each), skipped (on path 3, where
-    # tuning picks Winograd for a product, no later launch of its mode comes: ncu says none was
-    # profiled). Then Winograd F(2x2) (path 8) on the forward: its four kernels (filter and input
-    # transforms, the batched product, mode 4, and the output transform) past tuning's 6 variants x
-    # 4 runs x 4 launches. With the warp state section, what each stall reason costs per
-    # instruction issued (the section's text names only the top one); should ncu not know one of
-    # those metrics, the run is repeated without them, as are the rest
+    # tensor cores (path 6, fetching a step ahead into registers; path 7, pipelined), in bench's
+    # timed runs only (--profile-from-start off: cvn_cuda_profile starts the capture past warm-up
+    # and tuning's trials; on path 3, where tuning picks Winograd for a product, no launch of its
+    # mode comes, and ncu says none was profiled). Then Winograd F(2x2) (path 8): the forward's
+    # four kernels (filter and input transforms, the batched product, mode 4, and the output
+    # transform) and the filter gradient's dy transform, product (mode 4 with B read transposed)
+    # and the transform into dw (in rounds of images, the first two come again before the last).
+    # With the warp state section, what each stall reason costs per instruction issued (the
+    # section's text names only the top one); should ncu not know one of those metrics, the run
+    # is repeated without them, as are the rest
     stalls=
     for r in long_scoreboard short_scoreboard wait barrier mio_throttle lg_throttle \
         math_pipe_throttle not_selected dispatch_stall no_instruction branch_resolving; do
         stalls="$stalls${stalls:+,}smsp__average_warps_issue_stalled_${r}_per_issue_active.ratio"
     done
-    profile() { # PATH KERNEL-REGEX SKIP COUNT
+    profile() { # PATH KERNEL-REGEX COUNT
         for metrics in ${stalls:+"--metrics $stalls"} ""; do
             # ncu's demangled names read k_tiled_gemm<(int)1, (bool)0, ...>
-            ncu --clock-control none --kernel-name-base demangled \
-                -k "regex:$2" --launch-skip "$3" --launch-count "$4" \
+            ncu --clock-control none --kernel-name-base demangled --profile-from-start off \
+                -k "regex:$2" --launch-count "$3" \
                 --section SpeedOfLight --section Occupancy --section LaunchStats \
                 --section WarpStateStats --section SchedulerStats --section InstructionStats \
                 --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis $metrics \
@@ -164,11 +166,13 @@ if [ "${1:-}" = _profile ]; then # a step's body: ncu on each convolution mode's
     for path in 3 6 7; do
         for mode in 1 2 3; do
             echo "## path $path, k_tiled_gemm / k_mma_gemm mode $mode"
-            profile $path "k_(tiled|mma)_gemm<.int.$mode," 48 2
+            profile $path "k_(tiled|mma)_gemm<.int.$mode," 2
         done
     done
     echo "## path 8, Winograd F(2x2) forward: k_wino_filter, k_wino_input, k_*_gemm mode 4, k_wino_output"
-    profile 8 "k_wino_|k_(tiled|mma)_gemm<.int.4," 96 4
+    profile 8 "k_wino_(filter|input|output)<|k_(tiled|mma)_gemm<.int.4, .bool.0, .bool.0" 4
+    echo "## path 8, Winograd F(2x2) filter gradient: k_wino_dy, k_*_gemm mode 4 transposed B, k_wino_filter_grad"
+    profile 8 "k_wino_(dy|filter_grad)<|k_(tiled|mma)_gemm<.int.4, .bool.0, .bool.1" 3
     exit 0
 fi
 if [ "${1:-}" = _sass ]; then # a step's body: the GEMM kernels' K loops in bench_cuda's sm_90 code

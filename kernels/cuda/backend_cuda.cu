@@ -12,6 +12,7 @@
 #ifdef CVN_CUDA_EMU /* tests: the CPU emulation of CUDA's runtime, tests/cuda_emu_runtime.h */
 #include "cuda_emu_runtime.h"
 #else
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #define LAUNCH(kernel, grid, block, s) kernel<<<grid, block, 0, s>>>
 #endif
@@ -581,7 +582,9 @@ static void cu_copy_blocks(int64_t na, int64_t nb, int64_t inner, float *dst, in
  * product, timed the first time the shape comes (tune_plan in tiled_gemm.cuh: each variant once
  * to warm up, then the best of three runs between two events on the stream, into scratch
  * allocated for the occasion), unless tuning is off (CVN_CUDA_TUNE=0; then plan_conv's rule of
- * thumb, on FP32 units). A full table stops tuning new shapes. */
+ * thumb, on FP32 units). The table grows as shapes come (a training run has a few per layer:
+ * the batch, a smaller last batch, evaluation's); where it cannot, new shapes take the rule of
+ * thumb. */
 typedef struct {
     conv_key key;
     int tile_m, tile_n, k_slice, splits;
@@ -590,9 +593,17 @@ typedef struct {
     int wino_offer;        /* what it was timed against (wino_setting) */
 } conv_tuning;
 
-#define CONV_TUNINGS 64
-static conv_tuning tunings[CONV_TUNINGS];
-static int n_tunings;
+static conv_tuning *tunings;
+static int n_tunings, tunings_cap;
+/* Room for one more tuning, false where the table cannot grow */
+static bool tunings_room(void) {
+    if (n_tunings < tunings_cap) return true;
+    int cap = tunings_cap ? 2 * tunings_cap : 64;
+    conv_tuning *grown_table = (conv_tuning *)realloc(tunings, (size_t)cap * sizeof *tunings);
+    if (!grown_table) return false;
+    tunings = grown_table, tunings_cap = cap;
+    return true;
+}
 static bool tune_convs = true;
 static bool force_taps; /* cvn_cuda_set_conv_taps */
 /* tensor cores (CVN_CUDA_MMA, cvn_cuda_set_conv_mma) */
@@ -657,7 +668,7 @@ static void launch_conv(gemm_plan p) {
         if (same_key(&tunings[i].key, &key) && tunings[i].wino_offer == wino_setting())
             t = &tunings[i];
     p.args.wg.chunk_floats = WINO_ROUND_FLOATS;
-    if (!t && tune_convs && n_tunings < CONV_TUNINGS) {
+    if (!t && tune_convs && tunings_room()) {
         float *scratch = NULL, *room = NULL;
         int wino = wino_offered(p);
         int64_t room_floats = wino ? wino_room_floats(p, wino) : 0;
@@ -1306,6 +1317,11 @@ extern "C" bool cvn_cuda_emulated(void) {
 #endif
 }
 extern "C" void cvn_cuda_synchronize(void) { cudaStreamSynchronize(stream); }
+extern "C" void cvn_cuda_profile(bool on) {
+    cudaStreamSynchronize(stream);
+    if (on) cudaProfilerStart();
+    else cudaProfilerStop();
+}
 
 /* ------------------------------------------------------------------ the table */
 

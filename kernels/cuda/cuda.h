@@ -39,8 +39,8 @@ typedef enum {
     CVN_CUDA_MMA_ASYNC
 } cvn_cuda_mma;
 void cvn_cuda_set_conv_mma(cvn_cuda_mma use);
-/* The largest Winograd tile F(m x m, 3 x 3) that tuning may pick for our forward and backward-data
- * products of 3 x 3, stride-1, ungrouped convolutions: 2 (the default: F(2x2) is as accurate as the
+/* The largest Winograd tile F(m x m, 3 x 3) that tuning may pick for our three products (forward,
+ * backward data, the filter's gradient) of 3 x 3, stride-1, ungrouped convolutions: 2 (the default: F(2x2) is as accurate as the
  * implicit GEMM), 4 (F(4x4) too: 4 times fewer multiplications, errors 4-8 times larger) or
  * 0 (never); CVN_CUDA_WINOGRAD=0|2|4 sets the default. always: F(largest x largest) wherever it
  * can run, not timed against the implicit GEMM (tests, benchmarks). Offered only where tuning
@@ -84,6 +84,10 @@ bool cvn_cuda_emulated(void);
 long cvn_cuda_mallocs(void);
 /* Waits for every queued kernel (timing). */
 void cvn_cuda_synchronize(void);
+/* Waits for the queued kernels, then starts (true) or stops (false) the profiler's capture
+ * (cudaProfilerStart / Stop), so that `ncu --profile-from-start off` sees only what lies between:
+ * bench_cuda's timed runs, past warm-up and tuning. */
+void cvn_cuda_profile(bool on);
 #ifdef __cplusplus
 }
 #endif
