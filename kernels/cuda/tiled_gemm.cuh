@@ -66,6 +66,14 @@ enum { GEMM_MATRIX, GEMM_CONV_FWD, GEMM_CONV_BWD_DATA, GEMM_CONV_BWD_FILTER, GEM
  * offsets stay below KPOS_BIG / 2, so adding them keeps it negative without overflow) */
 #define OUTSIDE (-(1 << 29))
 
+/* An operand as rows of memory (rows_operand): row f of group grp starts at p + grp * group + f *
+ * row, its k = (d1, d0) at d1 * outer + d0, d0 < r0; rows of them */
+typedef struct {
+    const float *p;
+    int rows, r0;
+    int64_t group, row, outer;
+} gemm_rows;
+
 typedef struct {
     int mode;
     int m, n, k;     /* the product per group */
@@ -88,11 +96,8 @@ typedef struct {
     bool accumulate; /* backward data: dx += (else dx =) */
     bool taps;       /* K tap-major (forward, backward data): A is wt, the permuted weights */
     float *wt;       /* room for the permuted weights (o x c / groups x kh x kw), or NULL */
-    struct {
-        const float *p;
-        int rows, r0;
-        int64_t group, row, outer;
-    } ra; /* A as rows of memory (rows_operand) */
+    gemm_rows ra;    /* A as rows of memory (rows_operand) */
+    gemm_rows rb;    /* B likewise, where its operand is rows (the filter gradient's Winograd) */
     struct {
         int m;                 /* output tiles m x m by F(m x m, 3 x 3), 2 or 4; 0: not Winograd */
         int th, tw;            /* tile rows and columns of the output plane */
@@ -180,47 +185,48 @@ template <bool IS_A, bool TRANS> struct operand<GEMM_MATRIX, IS_A, TRANS> {
     }
 };
 
-/* The convolutions' A operand is rows of memory already: row f of group grp starts at
- * p + grp * group + f * row and its k = (d1, d0) lies at d1 * outer + d0, d0 < r0 (plan_conv
- * says which matrix for each mode: the weights, the weights transposed, dy). A thread takes L
- * consecutive k of one row: where they lie side by side in memory, aligned (runs), one vector
- * load (L floats) fetches them all. */
-struct rows_operand {
+/* An operand that is rows of memory already (gemm_rows): the convolutions' A (args.ra; plan_conv
+ * says which matrix for each mode: the weights, the weights transposed, dy), and the filter
+ * gradient's Winograd B (args.rb: V[xi] transposed). A thread takes L consecutive k of one row:
+ * where they lie side by side in memory, aligned (runs), one vector load (L floats) fetches them
+ * all. */
+template <bool IS_B> struct rows_operand {
     static const bool kmajor = false;
     static const bool has_run = true, unit_plane = true, k_first = true, has_row_run = false;
     typedef struct {
         const float *p;
         bool ok;
     } fix;
+    __device__ static const gemm_rows &rows(const gemm_args &g) { return IS_B ? g.rb : g.ra; }
     __device__ static void radix(const gemm_args &g, int &r0, int &r1) {
-        r0 = g.ra.r0;
+        r0 = rows(g).r0;
         r1 = KPOS_BIG;
     }
     __device__ static fix at(const gemm_args &g, int grp, int f) {
         fix s;
-        s.ok = f < g.ra.rows;
-        s.p = g.ra.p + grp * g.ra.group + f * g.ra.row;
+        s.ok = f < rows(g).rows;
+        s.p = rows(g).p + grp * rows(g).group + f * rows(g).row;
         return s;
     }
     __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
                                  const float *&q) {
         if (!s.ok || p.k >= k_end) return false;
-        q = s.p + p.d1 * g.ra.outer + p.d0;
+        q = s.p + p.d1 * rows(g).outer + p.d0;
         return true;
     }
     __device__ static int plane(const gemm_args &) { return 1; }
     /* a run: L consecutive k (p.k a multiple of L) within one d1, inside the product, at an
      * address aligned to L floats */
     __device__ static bool runs(const gemm_args &g, int L) {
-        bool whole_rows = g.ra.r0 == KPOS_BIG || (g.ra.r0 % L == 0 && g.ra.outer % L == 0);
-        return whole_rows && g.k % L == 0 && g.ra.row % L == 0 && g.ra.group % L == 0 &&
-               (uintptr_t)g.ra.p % (sizeof(float) * L) == 0;
+        bool whole_rows = rows(g).r0 == KPOS_BIG || (rows(g).r0 % L == 0 && rows(g).outer % L == 0);
+        return whole_rows && g.k % L == 0 && rows(g).row % L == 0 && rows(g).group % L == 0 &&
+               (uintptr_t)rows(g).p % (sizeof(float) * L) == 0;
     }
 };
-template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand {};
-template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> : rows_operand {};
-template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_operand {};
-template <bool TRANS> struct operand<GEMM_WINOGRAD, true, TRANS> : rows_operand {};
+template <bool TRANS> struct operand<GEMM_CONV_FWD, true, TRANS> : rows_operand<false> {};
+template <bool TRANS> struct operand<GEMM_CONV_BWD_DATA, true, TRANS> : rows_operand<false> {};
+template <bool TRANS> struct operand<GEMM_CONV_BWD_FILTER, true, TRANS> : rows_operand<false> {};
+template <bool TRANS> struct operand<GEMM_WINOGRAD, true, TRANS> : rows_operand<false> {};
 
 /* Winograd's B: V[xi] (k = in channel, n = tile), rows of n floats, the group (xi) k x n apart; a
  * thread's L consecutive k are a row apart (the lanes walk the tiles of a row) */
@@ -248,34 +254,9 @@ template <> struct operand<GEMM_WINOGRAD, false, false> {
     __device__ static bool runs(const gemm_args &g, int L) { return g.k % L == 0; }
 };
 
-/* The filter's gradient's B: V[xi] transposed (k = tile, n = in channel), so rows along k as A's:
- * column f of group xi is V's row at v + (xi n + f) k, and a thread's L consecutive k side by side
- * (one vector load where aligned) */
-template <> struct operand<GEMM_WINOGRAD, false, true> {
-    static const bool kmajor = false;
-    static const bool has_run = true, unit_plane = true, k_first = true, has_row_run = false;
-    typedef struct {
-        const float *p;
-        bool ok;
-    } fix;
-    __device__ static void radix(const gemm_args &, int &r0, int &r1) { r0 = r1 = KPOS_BIG; }
-    __device__ static fix at(const gemm_args &g, int grp, int f) {
-        fix s;
-        s.ok = f < g.n;
-        s.p = g.wg.v + ((int64_t)grp * g.n + f) * g.k;
-        return s;
-    }
-    __device__ static bool where(const gemm_args &g, const fix &s, const kpos &p, int k_end,
-                                 const float *&q) {
-        if (!s.ok || p.k >= k_end) return false;
-        q = s.p + p.k;
-        return true;
-    }
-    __device__ static int plane(const gemm_args &) { return 1; }
-    __device__ static bool runs(const gemm_args &g, int L) {
-        return g.k % L == 0 && (uintptr_t)g.wg.v % (sizeof(float) * L) == 0;
-    }
-};
+/* The filter's gradient's B: V[xi] transposed (k = tile, n = in channel), rows along k as A's
+ * (args.rb, wino_rows) */
+template <> struct operand<GEMM_WINOGRAD, false, true> : rows_operand<true> {};
 
 /* forward B: x under the window of output pixel f, k = (channel, kh, kw), or (kh, kw, channel)
  * when TAPS */

@@ -126,6 +126,21 @@ __host__ __device__ __forceinline__ int wino_round_tiles(const gemm_args &g) {
     return g.mode == GEMM_CONV_BWD_FILTER ? g.k : g.n;
 }
 
+/* The n x n pixels of an h x w plane from (y0, x0) on, 0 outside it */
+template <int N>
+__device__ __forceinline__ void wino_gather(float (&d)[N][N], const float *plane, int y0, int x0,
+                                            int h, int w) {
+#pragma unroll
+    for (int r = 0; r < N; r++)
+#pragma unroll
+        for (int s = 0; s < N; s++) {
+            int y = y0 + r, x = x0 + s;
+            d[r][s] = (unsigned)y < (unsigned)h && (unsigned)x < (unsigned)w
+                          ? plane[(int64_t)y * w + x]
+                          : 0.0f;
+        }
+}
+
 /* Item i of a transform over channels x tiles (tiles fastest): its channel, image and the tile's
  * first output row and column */
 typedef struct {
@@ -169,15 +184,7 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_input(co
         int y0 = it.y0 - g.wg.ph, x0 = it.x0 - g.wg.pw;
         const float *in = g.wg.in + ((int64_t)it.img * ci + it.ch) * ih * iw;
         float d[A][A], v[A][A];
-#pragma unroll
-        for (int r = 0; r < A; r++)
-#pragma unroll
-            for (int s = 0; s < A; s++) {
-                int y = y0 + r, x = x0 + s;
-                d[r][s] = (unsigned)y < (unsigned)ih && (unsigned)x < (unsigned)iw
-                              ? in[(int64_t)y * iw + x]
-                              : 0.0f;
-            }
+        wino_gather<A>(d, in, y0, x0, ih, iw);
         wino_sandwich<A, A>(v, d, [](int r, int q) { return wino_tf<M>::bt(r, q); });
         wino_store<A>(g.wg.v + i, ci * tiles, v);
     }
@@ -193,13 +200,7 @@ template <int M> __global__ void __launch_bounds__(GEMM_THREADS) k_wino_dy(const
         wino_item it = wino_item_at<M>(g, i);
         const float *dy = g.dy + ((int64_t)it.img * co + it.ch) * oh * ow;
         float e[M][M], u[A][A];
-#pragma unroll
-        for (int r = 0; r < M; r++)
-#pragma unroll
-            for (int s = 0; s < M; s++) {
-                int y = it.y0 + r, x = it.x0 + s;
-                e[r][s] = y < oh && x < ow ? dy[(int64_t)y * ow + x] : 0.0f;
-            }
+        wino_gather<M>(e, dy, it.y0, it.x0, oh, ow);
         wino_sandwich<A, M>(u, e, [](int r, int q) { return wino_tf<M>::at(q, r); });
         wino_store<A>(g.wg.u + i, co * tiles, u);
     }
@@ -311,10 +312,13 @@ static inline int wino_chunk(const gemm_args &g, int m) {
     return images < 1 ? 1 : images > g.d.n ? g.d.n : (int)images;
 }
 
-/* A as rows for the product of a round of P tiles: U[xi] (co x ci; the filter's gradient: co x P) */
-static inline void wino_rows(gemm_args *g, int64_t row) {
-    g->ra.p = g->wg.u, g->ra.rows = g->wg.co, g->ra.group = (int64_t)g->wg.co * row;
-    g->ra.row = row, g->ra.r0 = KPOS_BIG, g->ra.outer = 0;
+/* The product's operands as rows for a round of P tiles: A = U[xi] (co x ci; the filter's
+ * gradient: co x P), and for the filter's gradient B = V[xi] transposed (ci x P) */
+static inline void wino_rows(gemm_args *g, int64_t tiles) {
+    bool grad = g->mode == GEMM_CONV_BWD_FILTER;
+    int64_t row = grad ? tiles : g->wg.ci;
+    g->ra = {g->wg.u, g->wg.co, KPOS_BIG, (int64_t)g->wg.co * row, row, 0};
+    if (grad) g->rb = {g->wg.v, g->wg.ci, KPOS_BIG, (int64_t)g->wg.ci * tiles, tiles, 0};
 }
 
 /* The plan of a convolution product by F(m x m, 3 x 3), in the room of args.wg, in rounds of
@@ -345,7 +349,7 @@ static inline void set_wino(gemm_plan *p, int m, int images = 0) {
     g->groups = a2;
     if (grad) g->m = g->wg.co, g->n = g->wg.ci, g->k = (int)tiles;
     else g->m = g->wg.co, g->n = (int)tiles, g->k = g->wg.ci;
-    wino_rows(g, grad ? tiles : g->wg.ci);
+    wino_rows(g, tiles);
 }
 
 #endif
