@@ -35,7 +35,8 @@
  * as each warp loads its fragments. Tuning times the kernels per shape.
  *
  * The same GEMM also runs Winograd's batch of products (GEMM_WINOGRAD, winograd.cuh): A the
- * transformed weights as rows, B the transformed input tiles, a group per point of the tile.
+ * transformed weights as rows, B the transformed input tiles, a group per point of the tile (for
+ * the filter's gradient A dy's tiles transformed and B the input's transposed, K the tiles).
  *
  * Forward and backward data can also run K tap-major, k = (kh, kw, channel) with channels
  * fastest ("taps"): A is then the weights permuted into that order by k_conv_weights_taps (into
@@ -1190,9 +1191,9 @@ static inline void set_taps(gemm_plan *p) {
  * where taps_possible (forward, backward data); where wino_possible and args.wg.room holds it,
  * F(m x m, 3 x 3) for m = 2 and 4 up to winograd (0: none; wino_only: F(winograd x winograd)
  * alone, where it can run), all images at once and, where args.wg.chunk_floats asks for fewer,
- * in rounds (wino_chunk), with each tile size; each of those on FP32 units and, unless
- * tensor_cores is false, on tensor cores with the registers a step ahead and then pipelined
- * (async). The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
+ * in rounds (wino_chunk), with each tile size (and its K slices for the filter's gradient);
+ * each of those on FP32 units and, unless tensor_cores is false, on tensor cores with the
+ * registers a step ahead and then pipelined (async). The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
 #define GEMM_CANDIDATES 36
 static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES],
                                   bool tensor_cores = true, int winograd = 4,
@@ -1293,7 +1294,9 @@ static void run_tiles(const gemm_plan &p, Launch launch) {
     else launch(k_tiled_gemm<MODE, TA, TB, 128, 128>, grid, g);
 }
 
-/* Winograd: the filter and input transforms, the batched product and the output transform */
+/* Winograd: the filter and input transforms, the batched product and the output transform; for
+ * the filter's gradient M zeroed, the input and dy transforms and the product adding into M, then
+ * M transformed into dw */
 static inline dim3 wino_grid(int64_t items) {
     int64_t blocks = (items + GEMM_THREADS - 1) / GEMM_THREADS;
     return dim3((unsigned)(blocks < 8192 ? blocks : 8192));
