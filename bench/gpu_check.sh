@@ -27,9 +27,11 @@
 #              the same commands are in docs/benchmarks/gpu.md)
 #   memcheck   compute-sanitizer --tool memcheck on test_cuda
 #   racecheck  compute-sanitizer --tool racecheck on test_cuda
-#              (one of test_cuda's cases: CK_RUN_CASE=ops|layers|training, or memcheck:CASE,
-#              racecheck:CASE; budget runs memcheck on the whole harness, 27 s on an H200, and
-#              racecheck on 'ops' and 'layers', 15 s and 38 s: on 'training' it takes minutes)
+#              (one of test_cuda's cases: CK_RUN_CASE=ops|layers|training|zoo, or memcheck:CASE,
+#              racecheck:CASE; budget runs memcheck on the whole harness, 27-31 s on an H200, and
+#              racecheck on 'ops', 'layers' and 'training', 27 s and 103 s for the first two on
+#              2fb3994; 'zoo', every zoo model on every path, took the rest of 241 s for the
+#              whole harness, so budget leaves it out)
 #   profile    Nsight Compute (ncu) on the implicit-GEMM convolution of bench_cuda's large layer
 #              (256x64x32x32 -> 128): forward, backward data and backward filter, the variant
 #              tuning keeps and the two tensor-core ones (past tuning's trials), then Winograd
@@ -251,7 +253,8 @@ sanitize() {
 if [ "$1" = budget ]; then
     deadline=$(($(date +%s) + ${2:-480}))
     shift $(($# < 2 ? $# : 2))
-    [ $# -gt 0 ] || set -- test bench torch accuracy memcheck racecheck:ops racecheck:layers sass
+    [ $# -gt 0 ] || set -- test bench torch accuracy memcheck racecheck:ops racecheck:layers \
+        racecheck:training sass
 fi
 unset CK_RUN_CASE # test_cuda's own step runs every case
 for step in "$@"; do

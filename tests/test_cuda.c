@@ -794,8 +794,8 @@ START_TEST(test_no_gpu_is_an_error) {
 }
 END_TEST
 
-/* Three test cases, so that a slow run (compute-sanitizer) can take one at a time:
- * CK_RUN_CASE=ops|layers|training. */
+/* Four test cases, so that a slow run (compute-sanitizer) can take one at a time:
+ * CK_RUN_CASE=ops|layers|training|zoo. */
 int main(void) {
     Suite *s = suite_create("cuda");
     TCase *ops = tcase_create("ops");
@@ -808,6 +808,7 @@ int main(void) {
     }
     cvn_tape_free(probe);
     TCase *layers = tcase_create("layers"), *training = tcase_create("training");
+    TCase *zoo = tcase_create("zoo");
 #ifdef CVN_WITH_CUDA
     if (cvn_cuda_emulated()) {
         printf("test_cuda: on the CPU emulation of the CUDA backend (tests/cuda_emu_runtime.h), "
@@ -834,10 +835,10 @@ int main(void) {
     tcase_add_test(training, test_loader_uploads_run_ahead);
     tcase_add_test(training, test_fit_evaluate_match_cpu);
     tcase_add_test(training, test_module_steady_state);
-    tcase_add_loop_test(training, test_zoo_models_match_cpu, first_path * N_ARCHS,
-                        N_PATHS * N_ARCHS);
+    tcase_add_loop_test(zoo, test_zoo_models_match_cpu, first_path * N_ARCHS, N_PATHS * N_ARCHS);
     suite_add_tcase(s, ops);
     suite_add_tcase(s, layers);
     suite_add_tcase(s, training);
+    suite_add_tcase(s, zoo);
     return run_suite_nofork(s) ? 1 : 0; /* the CUDA context made above would not survive fork */
 }

@@ -161,6 +161,15 @@ static cvn_conv_desc describe(const geometry &q) {
     return d;
 }
 
+/* The element counts of a convolution's input, weights and output */
+struct conv_sizes {
+    size_t x, w, y;
+};
+static conv_sizes sizes_of(const cvn_conv_desc &d) {
+    return {(size_t)d.n * d.c * d.h * d.w, (size_t)d.o * (d.c / d.groups) * d.kh * d.kw,
+            (size_t)d.n * d.o * d.oh * d.ow};
+}
+
 /* Calls f(x index, w index, y index) for every product x * w of the convolution that lands inside
  * the image and adds into y: the one definition the three references share. */
 template <class F> static void each_product(const cvn_conv_desc &d, F f) {
@@ -247,8 +256,7 @@ static void each_variant(gemm_plan p, float *wt, const char *what, size_t out_fl
 
 static void check_conv(const geometry &q) {
     cvn_conv_desc d = describe(q);
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * (d.c / d.groups) * d.kh * d.kw;
-    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    auto [nx, nw, ny] = sizes_of(d);
     std::vector<float> x = random_floats(nx, 11), w = random_floats(nw, 12),
                        bias = random_floats(d.o, 13), dy = random_floats(ny, 14);
     std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(nw);
@@ -354,8 +362,7 @@ START_TEST(test_conv_tuning) {
     /* the filter gradient of the long-K geometry: twelve variants (two tiles, split or not, FP32
      * or tensor cores, the latter pipelined or not) */
     cvn_conv_desc d = describe(geometries[5]);
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
-    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    auto [nx, nw, ny] = sizes_of(d);
     std::vector<float> x = random_floats(nx, 31), dy = random_floats(ny, 32);
     std::vector<float> dw(nw, 0.0f);
     gemm_plan p, cands[GEMM_CANDIDATES];
@@ -406,8 +413,7 @@ START_TEST(test_conv_winograd_tuning) {
      * the room holds them, F(2x2) needing more room than F(4x4) here */
     geometry q = {2, 8, 12, 10, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
     cvn_conv_desc d = describe(q);
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
-    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    auto [nx, nw, ny] = sizes_of(d);
     std::vector<float> x = random_floats(nx, 41), w = random_floats(nw, 42), y(ny, 0.0f);
     std::vector<float> wt(nw), scratch(ny);
     gemm_plan p, cands[GEMM_CANDIDATES];
@@ -515,8 +521,7 @@ START_TEST(test_conv_winograd_short_round) {
      * empty, and M adding up over the rounds */
     geometry q = {3, 2, 24, 24, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
     cvn_conv_desc d = describe(q);
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
-    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    auto [nx, nw, ny] = sizes_of(d);
     std::vector<float> x = random_floats(nx, 61), w = random_floats(nw, 62),
                        dy = random_floats(ny, 63), dw0 = random_floats(nw, 64);
     std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(dw0.begin(), dw0.end());
@@ -563,8 +568,7 @@ START_TEST(test_conv_nan_reach) {
      * x, in the implicit GEMM's gathers as in Winograd's input tiles. */
     geometry q = {2, 5, 9, 10, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0};
     cvn_conv_desc d = describe(q);
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
-    size_t ny = (size_t)d.n * d.o * d.oh * d.ow;
+    auto [nx, nw, ny] = sizes_of(d);
     std::vector<float> x = random_floats(nx, 51), w = random_floats(nw, 52),
                        dy = random_floats(ny, 53), y(ny), dx(nx), wt(nw);
     x[(((size_t)1 * d.c + 2) * d.h + 4) * d.w + 7] = NAN;
@@ -652,10 +656,10 @@ START_TEST(test_conv_pool_nan) {
     /* a NaN pixel reaches every output under its window, and pooling keeps it (no activation,
      * which would turn it into NaN anyway: this is pooling's own rule) */
     cvn_conv_desc d = describe({2, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0});
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    auto [nx, nw, ny] = sizes_of(d);
     std::vector<float> x = random_floats(nx, 21), w = random_floats(nw, 22), bias(d.o, 0.5f);
     x[(size_t)1 * d.c * 64 + 2 * 64 + 4 * 8 + 6] = NAN; /* outputs 3-5 x 5-7: NaN after non-NaN */
-    std::vector<double> y_ref((size_t)d.n * d.o * d.oh * d.ow);
+    std::vector<double> y_ref(ny);
     each_product(d, [&](size_t xi, size_t wi, size_t yi) { y_ref[yi] += (double)x[xi] * w[wi]; });
     d.pool = 2;
     std::vector<float> y((size_t)d.n * d.o * 16);
@@ -674,12 +678,12 @@ START_TEST(test_conv_huge_values) {
     /* inputs up to the largest float, which the TF32 split of the tensor-core kernel must not
      * round to inf, and weights small enough that every output is finite; both kernels */
     cvn_conv_desc d = describe({2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0});
-    size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.o * d.c * 9;
+    auto [nx, nw, ny] = sizes_of(d);
     std::vector<float> x = random_floats(nx, 51), w = random_floats(nw, 52);
     for (float &v : x) v *= 0x1p127f;
     x[7] = FLT_MAX, x[40] = -FLT_MAX, x[41] = 0x1.fff8p127f; /* would round up to inf */
     for (float &v : w) v *= 0x1p-8f;
-    std::vector<double> want((size_t)d.n * d.o * d.oh * d.ow);
+    std::vector<double> want(ny);
     each_product(d, [&](size_t xi, size_t wi, size_t yi) { want[yi] += (double)x[xi] * w[wi]; });
     for (double v : want) ck_assert(std::isfinite(v) && fabs(v) < FLT_MAX);
     std::vector<float> y(want.size());
