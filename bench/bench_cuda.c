@@ -13,6 +13,10 @@
  * a profiler sees one layer's kernels on one path; the timed runs lie between cvn_cuda_profile's
  * start and stop (ncu --profile-from-start off leaves out warm-up and tuning's trials). After a layer's line,
  * what path 3's tuning chose for it (native picks) and what cuDNN's search timed on path 0.
+ * Training lines end with the most GPU memory the backend held during the timed steps
+ * (cvn_cuda_memory_peak: the model, its optimizer's state, the batch, the tape's arena, the
+ * scratch its products keep; not cuBLAS's and cuDNN's handles), which compare_torch_cuda.py's
+ * max_memory_reserved is the peer of.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
  * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so
@@ -53,6 +57,7 @@ static double median_time(bench_fn fn, void *ctx) {
     double t[REPS];
     fn(ctx); /* warm-up, and our convolution's tuning */
     cvn_cuda_profile(true);
+    cvn_cuda_reset_memory_peak(); /* what the timed runs hold, not tuning's trials */
     for (int r = 0; r < reps; r++) {
         int iters = 0;
         double t0 = bench_now(), el;
@@ -167,9 +172,11 @@ static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
     for (int path = 0; path < PATHS; path++) {
         if (only_path >= 0 && path != only_path) continue;
         use_path(path);
+        cvn_cuda_release_scratch(); /* what earlier benchmarks' products left */
         double sec = median_time(run_train_step, &c);
-        printf("train %-13s batch %-4d %-16s %8.3f ms/step %9.0f images/s\n", name, batch,
-               cvn_cuda_path_name(path), sec * 1e3, batch / sec);
+        printf("train %-13s batch %-4d %-16s %8.3f ms/step %9.0f images/s %8.1f MiB held\n",
+               name, batch, cvn_cuda_path_name(path), sec * 1e3, batch / sec,
+               (double)cvn_cuda_memory_peak() / (1 << 20));
     }
     cvn_optim_free(c.opt);
     cvn_tape_free(c.t);

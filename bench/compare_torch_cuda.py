@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch on the GPU (cuDNN convolution) on the shapes of bench/bench_cuda.c, same GPU, same run:
-convolution fwd and fwd+bwd, and training steps of the reference CNN (SGD) in images/s."""
+convolution fwd and fwd+bwd, and training steps of the reference CNN (SGD) in images/s, with the
+most GPU memory PyTorch's caching allocator reserved (and had allocated) during the timed steps:
+bench_cuda's "MiB held" is the peer of the first."""
 import os
 import sys
 import time
@@ -22,6 +24,7 @@ torch.backends.cudnn.allow_tf32 = False
 def median_time(fn):
     fn()
     torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()  # what the timed runs hold, not the warm-up's search
     ts = []
     for _ in range(REPS):
         n, t0 = 0, time.perf_counter()
@@ -62,6 +65,7 @@ def reference_cnn():
 
 
 def train(batch, name="reference CNN", net=None, shape=(1, 28, 28)):
+    torch.cuda.empty_cache()  # earlier benchmarks' cached blocks
     net = (net or reference_cnn()).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     x = torch.randn(batch, *shape, device=dev)
@@ -73,7 +77,11 @@ def train(batch, name="reference CNN", net=None, shape=(1, 28, 28)):
         opt.step()
 
     s = median_time(step)
-    print("train %-13s batch %-4d torch  %8.3f ms/step %9.0f images/s" % (name, batch, s * 1e3, batch / s))
+    mib = 1 << 20
+    print("train %-13s batch %-4d torch  %8.3f ms/step %9.0f images/s %8.1f MiB reserved "
+          "(%.1f allocated)" % (name, batch, s * 1e3, batch / s,
+                                torch.cuda.max_memory_reserved() / mib,
+                                torch.cuda.max_memory_allocated() / mib))
 
 
 print(f"# PyTorch {torch.__version__} on {torch.cuda.get_device_name()}: median of {REPS} runs")

@@ -94,7 +94,9 @@ typedef enum { CVN_F32 = 0, CVN_U8 = 1, CVN_I32 = 2 } cvn_dtype;
  * GEMM over our implicit-GEMM convolution), CVN_CUDA_TUNE (=0: our implicit GEMM takes its rule
  * of thumb for tile sizes instead of timing them once per convolution shape) and
  * CVN_CUDA_COPY_STREAM (=0: the loader's batches are copied on the compute stream, in order with
- * the kernels, instead of on a copy stream that overlaps the step before). */
+ * the kernels, instead of on a copy stream that overlaps the step before) and
+ * CVN_CUDA_MEMORY_LIMIT (=N: the backend holds at most N MiB of GPU memory; past that, tensors
+ * fail with CVN_ERR_NOMEM once its scratch is freed). */
 typedef enum { CVN_CPU = 0, CVN_CUDA = 1 } cvn_device;
 
 typedef struct cvn_tensor cvn_tensor;

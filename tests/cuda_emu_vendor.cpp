@@ -10,3 +10,4 @@ size_t cuda_vendor_last_search(char *buf, size_t size) {
     if (size) buf[0] = 0;
     return 0;
 }
+void cuda_vendor_release_workspace(void) {}

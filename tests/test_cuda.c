@@ -786,6 +786,72 @@ START_TEST(test_out_of_device_memory) {
 }
 END_TEST
 
+/* The backend's memory: the bytes it holds, counted exactly; a limit that refuses what would pass
+ * it, with an error that says so; its scratch (Winograd's room, on path 8) freed when a tensor
+ * needs the place, and a convolution that runs within the limit without it. */
+START_TEST(test_memory_limit) {
+#ifdef CVN_WITH_CUDA
+    use_path(8);
+    cvn_rng r;
+    cvn_rng_seed(&r, 8);
+    int64_t xs[4] = {2, 8, 16, 16}, ws[4] = {8, 8, 3, 3}, n1000[1] = {1000}, n1[1] = {1};
+    cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 4, ws);
+    cvn_tensor_normal(x, &r, 0, 1), cvn_tensor_normal(w, &r, 0, 0.3f);
+    cvn_conv2d_params p = cvn_conv2d_defaults();
+    p.pad_h = p.pad_w = 1;
+    cvn_tape *tc = cvn_tape_new(CVN_CPU);
+    cvn_tensor *yc = CK_NOTNULL(cvn_conv2d(tc, x, w, NULL, &p));
+    cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w);
+    cvn_tape *tg = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
+    cvn_tape_set_grad_enabled(tg, false);
+    cvn_cuda_release_scratch();
+    size_t base = cvn_cuda_memory_in_use();
+    cvn_cuda_reset_memory_peak();
+    ck_assert_uint_eq(cvn_cuda_memory_peak(), base);
+    cvn_tensor *a = CK_NOTNULL(cvn_tensor_new_on(CVN_F32, 1, n1000, CVN_CUDA));
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), base + 4000);
+    cvn_tensor_free(a);
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), base);
+    ck_assert_uint_eq(cvn_cuda_memory_peak(), base + 4000);
+    for (int run = 0; run < 2; run++) { /* the tape's chunk, the kernels' timings, the room */
+        expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
+        cvn_tape_reset(tg);
+    }
+    size_t with_room = cvn_cuda_memory_in_use(), room = cvn_cuda_release_scratch();
+    ck_assert_uint_gt(room, 0);
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room - room);
+    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
+    cvn_tape_reset(tg);
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room); /* the room grew back */
+    /* no byte to spare: a tensor the room's size takes its place */
+    cvn_cuda_set_memory_limit(with_room);
+    int64_t n_room[1] = {(int64_t)(room / sizeof(float))};
+    cvn_tensor *big = CK_NOTNULL(cvn_tensor_new_on(CVN_F32, 1, n_room, CVN_CUDA));
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room);
+    ck_assert_uint_eq(cvn_cuda_release_scratch(), 0);
+    ck_assert_ptr_null(cvn_tensor_new_on(CVN_F32, 1, n1, CVN_CUDA));
+    ck_assert_int_eq(cvn_last_status(), CVN_ERR_NOMEM);
+    ck_assert_msg(strstr(cvn_last_error(), "limit of") != NULL, "%s", cvn_last_error());
+    /* the convolution runs without its room, on the implicit GEMM, within the limit */
+    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
+    char picks[256];
+    cvn_cuda_conv_picks(picks, sizeof picks);
+    ck_assert_msg(strstr(picks, "fwd: implicit") != NULL, "%s", picks);
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room);
+    cvn_cuda_set_memory_limit(0);
+    cvn_tensor_free(big);
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room - room);
+    cvn_tape_free(tg), cvn_tape_free(tc);
+    cvn_tensor_free(xg), cvn_tensor_free(wg), cvn_tensor_free(x), cvn_tensor_free(w);
+#endif
+}
+END_TEST
+
+#ifdef CVN_WITH_CUDA
+/* After each test of the layers case, even one that failed midway: no limit on the next */
+static void no_memory_limit(void) { cvn_cuda_set_memory_limit(0); }
+#endif
+
 START_TEST(test_no_gpu_is_an_error) {
     ck_assert_ptr_null(cvn_tape_new(CVN_CUDA));
     ck_assert_int_eq(cvn_last_status(), CVN_ERR_DEVICE);
@@ -827,6 +893,10 @@ int main(void) {
     tcase_add_loop_test(layers, test_batch_norm_matches_cpu, 0, 4);
     tcase_add_test(layers, test_dropout_same_mask);
     tcase_add_test(layers, test_out_of_device_memory);
+    tcase_add_test(layers, test_memory_limit);
+#ifdef CVN_WITH_CUDA
+    tcase_add_checked_fixture(layers, NULL, no_memory_limit);
+#endif
     tcase_add_test(layers, test_fill_on_gpu);
     tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);
     tcase_add_test(training, test_clipping_gpu);

@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
+#include <unordered_map>
+
 extern "C" {
 #include "core/core.h"
 #include "cuda/cuda.h"
@@ -48,49 +51,91 @@ static inline int blocks_for(int64_t n) {
 /* ------------------------------------------------------------------ memory */
 
 /* Every cudaMalloc of the backend goes through here, counted (cvn_cuda_mallocs: tests check
- * that a steady training step makes none). */
+ * that a steady training step makes none), and every cudaFree through cuda_device_free: the bytes
+ * in use (cvn_cuda_memory_in_use; the most since cvn_cuda_reset_memory_peak), within the limit
+ * where one is set (cvn_cuda_set_memory_limit, CVN_CUDA_MEMORY_LIMIT; refused_by_limit says so).
+ * cuBLAS's and cuDNN's own handles are not counted. */
 static long mallocs;
+static size_t bytes_in_use, bytes_peak, bytes_limit;
+static bool refused_by_limit;
+static std::unordered_map<void *, size_t> block_bytes;
 static cudaError_t cuda_device_malloc(void **p, size_t bytes) {
     mallocs++;
-    return cudaMalloc(p, bytes);
+    *p = NULL;
+    refused_by_limit = bytes_limit && bytes > bytes_limit - std::min(bytes_in_use, bytes_limit);
+    if (refused_by_limit) return cudaErrorMemoryAllocation;
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) return e;
+    try {
+        block_bytes.emplace(*p, bytes);
+    } catch (...) { /* no host memory to note it in */
+        cudaFree(*p);
+        *p = NULL;
+        return cudaErrorMemoryAllocation;
+    }
+    bytes_in_use += bytes;
+    bytes_peak = std::max(bytes_peak, bytes_in_use);
+    return cudaSuccess;
+}
+static void cuda_device_free(void *p) {
+    if (!p) return;
+    auto it = block_bytes.find(p);
+    if (it != block_bytes.end()) bytes_in_use -= it->second, block_bytes.erase(it);
+    cudaFree(p);
 }
 
-static void *cu_alloc(size_t bytes) {
+/* Room the caller cannot do without: where the first try fails, the backend's scratch is freed
+ * (release_scratch) and it tries once more; the error set where that fails too */
+static bool release_scratch(void);
+static void *needed_malloc(size_t bytes) {
     void *p = NULL;
-    cudaError_t e = cuda_device_malloc(&p, bytes ? bytes : 1);
-    if (e != cudaSuccess) {
-        cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %zu bytes: %s", bytes, cudaGetErrorString(e));
-        return NULL;
+    cudaError_t e = cuda_device_malloc(&p, bytes);
+    if (e != cudaSuccess && release_scratch()) {
+        cudaGetLastError(); /* not sticky */
+        e = cuda_device_malloc(&p, bytes);
     }
-    return p;
+    if (e == cudaSuccess) return p;
+    cudaGetLastError();
+    if (refused_by_limit)
+        cvn_set_error(CVN_ERR_NOMEM,
+                      "%zu bytes more on the GPU would pass the CUDA backend's limit of %zu "
+                      "(%zu in use; cvn_cuda_set_memory_limit, CVN_CUDA_MEMORY_LIMIT)",
+                      bytes, bytes_limit, bytes_in_use);
+    else
+        cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %zu bytes: %s", bytes, cudaGetErrorString(e));
+    return NULL;
 }
+static void *cu_alloc(size_t bytes) { return needed_malloc(bytes ? bytes : 1); }
 static void cu_free(void *p) {
     if (p) {
         cudaStreamSynchronize(stream);
-        cudaFree(p);
+        cuda_device_free(p);
     }
 }
 /* Device scratch that grows to the largest need once and is reused after, so that a steady
- * training step allocates nothing. NULL where cudaMalloc fails: with the error set where the
- * caller needs the room (required), silently where it only lets the caller take a faster way. */
+ * training step allocates nothing. NULL where cudaMalloc fails: where the caller needs the room
+ * (required), only after needed_malloc's second try, with the error set; at once and silently
+ * where the room only lets the caller take a faster way. release_scratch frees every such buffer
+ * (cvn_cuda_release_scratch); each grows back when next needed. */
 typedef struct {
     float *p;
     int64_t floats;
 } grow_buffer;
+static void release(grow_buffer *b) {
+    cu_free(b->p);
+    b->p = NULL, b->floats = 0;
+}
 static float *grown(grow_buffer *b, int64_t floats, bool required) {
     if (floats > b->floats) {
-        cu_free(b->p);
-        b->p = NULL, b->floats = 0;
-        cudaError_t e = cuda_device_malloc((void **)&b->p, (size_t)floats * sizeof(float));
-        if (e != cudaSuccess) {
+        release(b);
+        size_t bytes = (size_t)floats * sizeof(float);
+        if (required) {
+            b->p = (float *)needed_malloc(bytes);
+        } else if (cuda_device_malloc((void **)&b->p, bytes) != cudaSuccess) {
             cudaGetLastError(); /* not sticky */
             b->p = NULL;
-            if (required)
-                cvn_set_error(CVN_ERR_NOMEM, "cudaMalloc of %lld floats: %s", (long long)floats,
-                              cudaGetErrorString(e));
-            return NULL;
         }
-        b->floats = floats;
+        b->floats = b->p ? floats : 0;
     }
     return b->p;
 }
@@ -130,7 +175,7 @@ struct cuda_streams {
         cudaGetLastError(); /* not sticky: clear it, the ring copies on the compute stream */
         return NULL;
     }
-    void free(void *p) { cudaFree(p); }
+    void free(void *p) { cuda_device_free(p); }
     void copy(int s, void *dst, const void *src, size_t bytes) {
         cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, streams[s]);
     }
@@ -682,7 +727,7 @@ static void launch_conv(gemm_plan p) {
             gemm_plan best = tune_plan(trial, scratch, time_plan, conv_mma != CVN_CUDA_MMA_NEVER,
                                        wino, wino_always);
             cudaStreamSynchronize(stream);
-            cudaFree(scratch);
+            cuda_device_free(scratch);
             tunings[n_tunings] = {key,          best.tile_m,      best.tile_n,
                                   best.args.k_slice, best.args.splits, best.args.taps,
                                   best.mma,     best.async,      best.args.wg.m,
@@ -691,7 +736,7 @@ static void launch_conv(gemm_plan p) {
         } else {
             cudaGetLastError(); /* no room to time in: the rule of thumb this time */
         }
-        if (room) cudaFree(room);
+        cuda_device_free(room);
     }
     bool wino = false;
     if (t && t->wino && wino_offered(p) >= t->wino) { /* its room grows once, then stays */
@@ -1309,6 +1354,24 @@ extern "C" size_t cvn_cuda_cudnn_search(char *buf, size_t size) {
 }
 extern "C" void cvn_cuda_set_copy_stream(bool on) { stage_uploads = on; }
 extern "C" long cvn_cuda_mallocs(void) { return mallocs; }
+extern "C" size_t cvn_cuda_memory_in_use(void) { return bytes_in_use; }
+extern "C" size_t cvn_cuda_memory_peak(void) { return bytes_peak; }
+extern "C" void cvn_cuda_reset_memory_peak(void) { bytes_peak = bytes_in_use; }
+extern "C" void cvn_cuda_set_memory_limit(size_t bytes) { bytes_limit = bytes; }
+
+/* The scratch kept between calls: Winograd's room, the tap-major weights, batch norm's partial
+ * sums, cuDNN's workspace. True where that freed any. */
+static bool release_scratch(void) {
+    size_t before = bytes_in_use;
+    release(&conv_wino), release(&conv_wt), release(&bn_scratch);
+    cuda_vendor_release_workspace();
+    return bytes_in_use < before;
+}
+extern "C" size_t cvn_cuda_release_scratch(void) {
+    size_t before = bytes_in_use;
+    release_scratch();
+    return before - bytes_in_use;
+}
 extern "C" bool cvn_cuda_emulated(void) {
 #ifdef CVN_CUDA_EMU
     return true;
@@ -1436,6 +1499,8 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
     cvn_cuda_set_conv_winograd(wg ? atoi(wg) : 2, false);
     const char *cs = getenv("CVN_CUDA_COPY_STREAM");
     stage_uploads = !cs || strcmp(cs, "0");
+    const char *limit = getenv("CVN_CUDA_MEMORY_LIMIT"); /* MiB */
+    bytes_limit = limit ? (size_t)strtoull(limit, NULL, 10) << 20 : 0;
     /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit
      * GEMM, pooling and batch norm on our kernels */
     cuda_vendor_start(stream, &vendor);

@@ -82,6 +82,23 @@ bool cvn_cuda_emulated(void);
 /* How many times the backend has called cudaMalloc (arena chunks, scratch, workspaces, staging
  * buffers): a steady training step adds none. */
 long cvn_cuda_mallocs(void);
+/* The bytes of GPU memory the backend holds now: tensors, tapes' arena chunks, its scratch (our
+ * convolution's Winograd room and tap-major weights, batch norm's partial sums, cuDNN's workspace)
+ * and the loader's staging buffers; not what cuBLAS and cuDNN hold themselves. */
+size_t cvn_cuda_memory_in_use(void);
+/* The most bytes in use since the last cvn_cuda_reset_memory_peak (which sets it to those in use
+ * then), or since the start. */
+size_t cvn_cuda_memory_peak(void);
+void cvn_cuda_reset_memory_peak(void);
+/* At most this many bytes in use (0, the default: as many as cudaMalloc gives; CVN_CUDA_MEMORY_LIMIT
+ * sets it in MiB). A tensor or arena chunk that would pass the limit, or that cudaMalloc refuses,
+ * is tried again once the scratch is freed, then fails with CVN_ERR_NOMEM; scratch that only
+ * makes a way faster (Winograd's room) is not taken past it, and the slower way runs. Lowering it
+ * frees nothing. */
+void cvn_cuda_set_memory_limit(size_t bytes);
+/* Frees the backend's scratch, which grows back when next needed (as when an allocation fails);
+ * returns the bytes freed. */
+size_t cvn_cuda_release_scratch(void);
 /* Waits for every queued kernel (timing). */
 void cvn_cuda_synchronize(void);
 /* Waits for the queued kernels, then starts (true) or stops (false) the profiler's capture

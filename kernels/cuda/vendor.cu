@@ -99,12 +99,16 @@ size_t cuda_vendor_last_search(char *buf, size_t size) {
 static void *workspace;
 static size_t workspace_size;
 
-/* The workspace comes from the backend's own allocator (counted; its free waits for the stream). */
+/* The workspace comes from the backend's own allocator (counted; its free waits for the stream,
+ * and where it fails it frees the backend's scratch, this workspace among it, and tries again). */
+void cuda_vendor_release_workspace(void) {
+    if (workspace) cvn_backend_cuda()->free(workspace);
+    workspace = NULL, workspace_size = 0;
+}
 static bool ensure_workspace(size_t bytes) {
     if (bytes <= workspace_size) return true;
-    const cvn_backend *be = cvn_backend_cuda();
-    be->free(workspace);
-    workspace = be->alloc(bytes);
+    cuda_vendor_release_workspace();
+    workspace = cvn_backend_cuda()->alloc(bytes);
     workspace_size = workspace ? bytes : 0;
     return workspace != NULL;
 }

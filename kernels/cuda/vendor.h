@@ -21,6 +21,9 @@ void cuda_vendor_start(cudaStream_t stream, cvn_backend *v);
  * where there was no search. */
 size_t cuda_vendor_last_search(char *buf, size_t size);
 
+/* Frees cuDNN's workspace (the backend's release_scratch); it grows back when next needed. */
+void cuda_vendor_release_workspace(void);
+
 /* A convolution's shape as the plan caches compare it (cuDNN's algorithms here, our implicit
  * GEMM's timed variants in backend_cuda.cu): every size, the epilogue's pooling (which orders our
  * GEMM's columns) and the product, in plain ints, so no padding or pointer takes part. */
