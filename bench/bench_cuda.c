@@ -13,10 +13,11 @@
  * a profiler sees one layer's kernels on one path; the timed runs lie between cvn_cuda_profile's
  * start and stop (ncu --profile-from-start off leaves out warm-up and tuning's trials). After a layer's line,
  * what path 3's tuning chose for it (native picks) and what cuDNN's search timed on path 0.
- * Training lines end with the most GPU memory the backend held during the timed steps
- * (cvn_cuda_memory_peak: the model, its optimizer's state, the batch, the tape's arena, the
- * scratch its products keep; not cuBLAS's and cuDNN's handles), which compare_torch_cuda.py's
- * max_memory_reserved is the peer of.
+ * Each path's figures end with the most GPU memory the backend held during the timed runs
+ * (cvn_cuda_memory_peak; not cuBLAS's and cuDNN's handles): for a layer its tensors and their
+ * gradients, the tape, and cuDNN's workspace or our scratch (Winograd's room); for training the
+ * model, its optimizer's state, the batch, the tape and the scratch. compare_torch_cuda.py's
+ * max_memory_reserved is its peer.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
  * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so
@@ -110,10 +111,14 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
         for (int path = 0; path < PATHS; path++) {
             if (only_path >= 0 && path != only_path) continue;
             use_path(path);
+            /* a tape and scratch of its own, so that the memory held is this path's */
+            cvn_tape_free(c.t);
+            c.t = cvn_tape_new(CVN_CUDA);
+            cvn_cuda_release_scratch();
             sec[path] = median_time(run_conv, &c);
             if (path == 3) cvn_cuda_conv_picks(picks, sizeof picks); /* what its tuning chose */
-            printf(" %s %.3f ms %.0f GF/s |", cvn_cuda_path_name(path), sec[path] * 1e3,
-                   f / sec[path] * 1e-9);
+            printf(" %s %.3f ms %.0f GF/s %.0f MiB |", cvn_cuda_path_name(path), sec[path] * 1e3,
+                   f / sec[path] * 1e-9, (double)cvn_cuda_memory_peak() / (1 << 20));
         }
         if (only_path < 0)
             printf(" native/cudnn %.2f (untuned %.2f, taps %.2f, mma %.2f, mma-async %.2f, "
