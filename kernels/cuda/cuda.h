@@ -82,9 +82,10 @@ bool cvn_cuda_emulated(void);
 /* How many times the backend has called cudaMalloc (arena chunks, scratch, workspaces, staging
  * buffers): a steady training step adds none. */
 long cvn_cuda_mallocs(void);
-/* The bytes of GPU memory the backend holds now: tensors, tapes' arena chunks, its scratch (our
- * convolution's Winograd room and tap-major weights, batch norm's partial sums, cuDNN's workspace)
- * and the loader's staging buffers; not what cuBLAS and cuDNN hold themselves. */
+/* The bytes of GPU memory the backend holds now, as asked of cudaMalloc (which rounds each block
+ * up a little): tensors, tapes' arena chunks, its scratch (our convolution's Winograd room and
+ * tap-major weights, batch norm's partial sums, cuDNN's workspace) and the loader's staging
+ * buffers; not what cuBLAS and cuDNN hold themselves. */
 size_t cvn_cuda_memory_in_use(void);
 /* The most bytes in use since the last cvn_cuda_reset_memory_peak (which sets it to those in use
  * then), or since the start. */
