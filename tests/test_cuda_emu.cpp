@@ -191,6 +191,19 @@ template <class F> static void each_product(const cvn_conv_desc &d, F f) {
                             }
 }
 
+/* The three products' references in double, added into what y, dx and dw hold: y = x * w, dx =
+ * dy * w under the turned window, dw = dy * x */
+static void conv_references(const cvn_conv_desc &d, const std::vector<float> &x,
+                            const std::vector<float> &w, const std::vector<float> &dy,
+                            std::vector<double> &y, std::vector<double> &dx,
+                            std::vector<double> &dw) {
+    each_product(d, [&](size_t xi, size_t wi, size_t yi) {
+        y[yi] += (double)x[xi] * w[wi];
+        dx[xi] += (double)dy[yi] * w[wi];
+        dw[wi] += (double)dy[yi] * x[xi];
+    });
+}
+
 /* The forward with bias, activation f and 2x2 max pooling (floor, PyTorch's order: the first of
  * the window, then each later one that is greater or NaN) from the unbiased reference y. */
 template <class F>
@@ -260,11 +273,7 @@ static void check_conv(const geometry &q) {
     std::vector<float> x = random_floats(nx, 11), w = random_floats(nw, 12),
                        bias = random_floats(d.o, 13), dy = random_floats(ny, 14);
     std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(nw);
-    each_product(d, [&](size_t xi, size_t wi, size_t yi) {
-        y_ref[yi] += (double)x[xi] * w[wi];
-        dx_ref[xi] += (double)dy[yi] * w[wi];
-        dw_ref[wi] += (double)dy[yi] * x[xi];
-    });
+    conv_references(d, x, w, dy, y_ref, dx_ref, dw_ref);
     std::vector<float> wt(nw); /* room for the weights in tap-major order */
     shifted xs(x, q.shift), ws(w, q.shift), dys(dy, q.shift);
     char what[160];
@@ -525,11 +534,7 @@ START_TEST(test_conv_winograd_short_round) {
     std::vector<float> x = random_floats(nx, 61), w = random_floats(nw, 62),
                        dy = random_floats(ny, 63), dw0 = random_floats(nw, 64);
     std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(dw0.begin(), dw0.end());
-    each_product(d, [&](size_t xi, size_t wi, size_t yi) {
-        y_ref[yi] += (double)x[xi] * w[wi];
-        dx_ref[xi] += (double)dy[yi] * w[wi];
-        dw_ref[wi] += (double)dy[yi] * x[xi];
-    });
+    conv_references(d, x, w, dy, y_ref, dx_ref, dw_ref);
     std::vector<float> y(ny), dx(nx), dw(nw), room;
     const char *names[3] = {"forward", "backward data", "backward filter"};
     for (int mode = GEMM_CONV_FWD; mode <= GEMM_CONV_BWD_FILTER; mode++) {
@@ -574,11 +579,7 @@ START_TEST(test_conv_nan_reach) {
     x[(((size_t)1 * d.c + 2) * d.h + 4) * d.w + 7] = NAN;
     dy[(((size_t)0 * d.o + 3) * d.oh + 0) * d.ow + 5] = NAN;
     std::vector<double> y_ref(ny), dx_ref(nx), dw_ref(nw);
-    each_product(d, [&](size_t xi, size_t wi, size_t yi) {
-        y_ref[yi] += (double)x[xi] * w[wi];
-        dx_ref[xi] += (double)dy[yi] * w[wi];
-        dw_ref[wi] += (double)dy[yi] * x[xi];
-    });
+    conv_references(d, x, w, dy, y_ref, dx_ref, dw_ref);
     size_t nan_y = 0, nan_dx = 0, nan_dw = 0;
     for (double v : y_ref) nan_y += std::isnan(v);
     for (double v : dx_ref) nan_dx += std::isnan(v);
