@@ -40,12 +40,13 @@ typedef enum {
 } cvn_cuda_mma;
 void cvn_cuda_set_conv_mma(cvn_cuda_mma use);
 /* The largest Winograd tile F(m x m, 3 x 3) that tuning may pick for our three products (forward,
- * backward data, the filter's gradient) of 3 x 3, stride-1, ungrouped convolutions: 2 (the default: F(2x2) is as accurate as the
- * implicit GEMM), 4 (F(4x4) too: 4 times fewer multiplications, errors 4-8 times larger) or
- * 0 (never); CVN_CUDA_WINOGRAD=0|2|4 sets the default. always: F(largest x largest) wherever it
- * can run, not timed against the implicit GEMM (tests, benchmarks). Offered only where tuning
- * chooses the kernels (CVN_CUDA_MMA unset) and K's order (cvn_cuda_set_conv_taps off), with room
- * for its transforms of at most 1 GiB. Timings are kept per setting. */
+ * backward data, the filter's gradient) of 3 x 3, stride-1, ungrouped convolutions: 2 (the
+ * default: F(2x2) is as accurate as the implicit GEMM), 4 (F(4x4) too: 4 times fewer
+ * multiplications, errors 4-8 times larger) or 0 (never); CVN_CUDA_WINOGRAD=0|2|4 sets the
+ * default. always: F(largest x largest) wherever it can run, not timed against the implicit GEMM
+ * (tests, benchmarks). Offered only where tuning chooses the kernels (CVN_CUDA_MMA unset) and K's
+ * order (cvn_cuda_set_conv_taps off), with room for its transforms of at most 1 GiB. Timings are
+ * kept per setting. */
 void cvn_cuda_set_conv_winograd(int largest, bool always);
 /* What our convolution ran for the last product of each kind ("fwd:", "bwd data:", "bwd
  * filter:": implicit or Winograd, the tile, FP32 or 3xTF32) since cvn_cuda_use_path, as text into
@@ -91,8 +92,8 @@ size_t cvn_cuda_memory_in_use(void);
  * then), or since the start. */
 size_t cvn_cuda_memory_peak(void);
 void cvn_cuda_reset_memory_peak(void);
-/* At most this many bytes in use (0, the default: as many as cudaMalloc gives; CVN_CUDA_MEMORY_LIMIT
- * sets it in MiB). A tensor or arena chunk that would pass the limit, or that cudaMalloc refuses,
+/* At most this many bytes in use (0, the default: as many as cudaMalloc gives;
+ * CVN_CUDA_MEMORY_LIMIT sets it in MiB). A tensor or arena chunk that would pass the limit, or that cudaMalloc refuses,
  * is tried again once the scratch is freed, then fails with CVN_ERR_NOMEM; scratch that only
  * makes a way faster (Winograd's room) is not taken past it, and the slower way runs. Lowering it
  * frees nothing. */

@@ -1193,7 +1193,8 @@ static inline void set_taps(gemm_plan *p) {
  * alone, where it can run), all images at once and, where args.wg.chunk_floats asks for fewer,
  * in rounds (wino_chunk), with each tile size (and its K slices for the filter's gradient);
  * each of those on FP32 units and, unless tensor_cores is false, on tensor cores with the
- * registers a step ahead and then pipelined (async). The plan as made comes first. Returns how many (at most GEMM_CANDIDATES) went to out. */
+ * registers a step ahead and then pipelined (async). The plan as made comes first. Returns how
+ * many (at most GEMM_CANDIDATES) went to out. */
 #define GEMM_CANDIDATES 36
 static inline int plan_candidates(const gemm_plan &planned, gemm_plan out[GEMM_CANDIDATES],
                                   bool tensor_cores = true, int winograd = 4,
