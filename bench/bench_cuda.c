@@ -11,9 +11,9 @@
  * --only runs the benchmarks whose name contains TEXT ("conv 256", "resnet", "loader"), --path
  * only path N of cvn_cuda_path_name (0 cuDNN + cuBLAS ... 8 winograd, 9 winograd-4x4): with both,
  * a profiler sees one layer's kernels on one path; the timed runs lie between cvn_cuda_profile's
- * start and stop (ncu --profile-from-start off leaves out warm-up and tuning's trials). After a layer's line,
- * what path 3's tuning chose for it (native picks) and what cuDNN's search timed on path 0.
- * Each path's figures end with the most GPU memory the backend held during the timed runs
+ * start and stop (ncu --profile-from-start off leaves out warm-up and tuning's trials). After a
+ * layer's line, what path 3's tuning chose for it (native picks) and what cuDNN's search timed on
+ * path 0. Each path's figures end with the most GPU memory the backend held during the timed runs
  * (cvn_cuda_memory_peak; not cuBLAS's and cuDNN's handles): for a layer its tensors and their
  * gradients, the tape, and cuDNN's workspace or our scratch (Winograd's room); for training the
  * model, its optimizer's state, the batch, the tape and the scratch. compare_torch_cuda.py's
@@ -179,8 +179,8 @@ static void bench_training(int arch, int batch, int ch, int hw, cvn_rng *r) {
         use_path(path);
         cvn_cuda_release_scratch(); /* what earlier benchmarks' products left */
         double sec = median_time(run_train_step, &c);
-        printf("train %-13s batch %-4d %-16s %8.3f ms/step %9.0f images/s %8.1f MiB held\n",
-               name, batch, cvn_cuda_path_name(path), sec * 1e3, batch / sec,
+        printf("train %-13s batch %-4d %-16s %8.3f ms/step %9.0f images/s %8.1f MiB held\n", name,
+               batch, cvn_cuda_path_name(path), sec * 1e3, batch / sec,
                (double)cvn_cuda_memory_peak() / (1 << 20));
     }
     cvn_optim_free(c.opt);

@@ -96,7 +96,9 @@ typedef enum { CVN_F32 = 0, CVN_U8 = 1, CVN_I32 = 2 } cvn_dtype;
  * CVN_CUDA_COPY_STREAM (=0: the loader's batches are copied on the compute stream, in order with
  * the kernels, instead of on a copy stream that overlaps the step before) and
  * CVN_CUDA_MEMORY_LIMIT (=N: the backend holds at most N MiB of GPU memory; past that, tensors
- * fail with CVN_ERR_NOMEM once its scratch is freed). */
+ * fail with CVN_ERR_NOMEM once its scratch is freed). A value it does not take (a typo such as
+ * CVN_CUDA_CONV=cudnnn) makes asking for CVN_CUDA fail with CVN_ERR_ARG and a message naming the
+ * variable and the values it takes, rather than quietly run another path. */
 typedef enum { CVN_CPU = 0, CVN_CUDA = 1 } cvn_device;
 
 typedef struct cvn_tensor cvn_tensor;

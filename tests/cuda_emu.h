@@ -134,7 +134,7 @@ inline unsigned current_index; /* the running thread's linear index in its block
 inline const std::function<void()> *body;
 inline std::vector<fiber> pool;     /* kept from launch to launch: stacks are not cheap to map */
 inline std::vector<uint64_t> lanes; /* a shuffle's values, one slot per thread of the block */
-const int MMA_BATCH = 64;              /* products in one mma_m16n8k8_tf32 call, at most */
+const int MMA_BATCH = 64;           /* products in one mma_m16n8k8_tf32 call, at most */
 inline std::vector<unsigned> fragments; /* mma batches' A and B, MMA_BATCH x 6 per thread */
 struct async_copy {
     float *dst;

@@ -111,8 +111,12 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
     return cudaSuccess;
 }
-inline cudaError_t cudaProfilerStart(void) { return cudaSuccess; }
-inline cudaError_t cudaProfilerStop(void) { return cudaSuccess; }
+inline cudaError_t cudaProfilerStart(void) {
+    return cudaSuccess;
+}
+inline cudaError_t cudaProfilerStop(void) {
+    return cudaSuccess;
+}
 inline cudaError_t cudaEventCreate(cudaEvent_t *e) {
     *e = new emu_event{std::chrono::steady_clock::now()};
     return cudaSuccess;

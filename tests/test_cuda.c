@@ -849,7 +849,9 @@ END_TEST
 
 #ifdef CVN_WITH_CUDA
 /* After each test of the layers case, even one that failed midway: no limit on the next */
-static void no_memory_limit(void) { cvn_cuda_set_memory_limit(0); }
+static void no_memory_limit(void) {
+    cvn_cuda_set_memory_limit(0);
+}
 #endif
 
 START_TEST(test_no_gpu_is_an_error) {
@@ -866,6 +868,10 @@ int main(void) {
     Suite *s = suite_create("cuda");
     TCase *ops = tcase_create("ops");
     cvn_tape *probe = cvn_tape_new(CVN_CUDA);
+    if (!probe && cvn_last_status() != CVN_ERR_DEVICE) { /* a GPU, but a setting it refused */
+        printf("test_cuda: the CUDA backend did not start: %s\n", cvn_last_error());
+        return 1;
+    }
     if (!probe) {
         printf("test_cuda: GPU tests skipped: %s\n", cvn_last_error());
         tcase_add_test(ops, test_no_gpu_is_an_error);

@@ -27,6 +27,7 @@
 extern "C" {
 #include "core/core.h"
 #include "cuda/cuda.h"
+#include "cuda/settings.cuh"
 }
 #include "cuda/tiled_gemm.cuh"
 #include "cuda/upload_ring.cuh"
@@ -1447,12 +1448,15 @@ static void fill_table(void) {
     table.clamp = cu_clamp;
 }
 
+static const char *environment(const char *name) { return getenv(name); }
+
 extern "C" const cvn_backend *cvn_backend_cuda(void) {
     static int state; /* 0 untried, 1 ready, -1 unavailable */
     static char why[256];
+    static cvn_status failure = CVN_ERR_DEVICE; /* or CVN_ERR_ARG: a setting it does not know */
     if (state == 1) return &table;
     if (state == -1) {
-        cvn_set_error(CVN_ERR_DEVICE, "%s", why);
+        cvn_set_error(failure, "%s", why);
         return NULL;
     }
     int count = 0;
@@ -1462,6 +1466,12 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
                  e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
         state = -1;
         cvn_set_error(CVN_ERR_DEVICE, "%s", why);
+        return NULL;
+    }
+    cuda_settings settings;
+    if (!read_settings(environment, &settings, why, sizeof why)) {
+        state = -1, failure = CVN_ERR_ARG;
+        cvn_set_error(failure, "%s", why);
         return NULL;
     }
     cudaStream_t copy;
@@ -1479,28 +1489,15 @@ extern "C" const cvn_backend *cvn_backend_cuda(void) {
         cvn_set_error(CVN_ERR_DEVICE, "%s", why);
         return NULL;
     }
-    const char *g = getenv("CVN_CUDA_GEMM"), *c = getenv("CVN_CUDA_CONV");
-    const char *pl = getenv("CVN_CUDA_POOL"), *bn = getenv("CVN_CUDA_BN");
-    use_native_gemm = g && !strcmp(g, "native");
-    conv_path = !c || !strcmp(c, "cudnn") ? CVN_CUDA_CONV_CUDNN
-                : !strcmp(c, "im2col")     ? CVN_CUDA_CONV_IM2COL
-                                           : CVN_CUDA_CONV_IMPLICIT; /* native, implicit */
-    use_native_pool = pl && !strcmp(pl, "native");
-    use_native_bn = bn && !strcmp(bn, "native");
-    const char *tune = getenv("CVN_CUDA_TUNE");
-    tune_convs = !tune || strcmp(tune, "0");
-    const char *mma = getenv("CVN_CUDA_MMA");
-    conv_mma = !mma                ? CVN_CUDA_MMA_TUNED
-               : !strcmp(mma, "0") ? CVN_CUDA_MMA_NEVER
-               : !strcmp(mma, "1") ? CVN_CUDA_MMA_STAGED
-               : !strcmp(mma, "2") ? CVN_CUDA_MMA_ASYNC
-                                   : CVN_CUDA_MMA_TUNED;
-    const char *wg = getenv("CVN_CUDA_WINOGRAD");
-    cvn_cuda_set_conv_winograd(wg ? atoi(wg) : 2, false);
-    const char *cs = getenv("CVN_CUDA_COPY_STREAM");
-    stage_uploads = !cs || strcmp(cs, "0");
-    const char *limit = getenv("CVN_CUDA_MEMORY_LIMIT"); /* MiB */
-    bytes_limit = limit ? (size_t)strtoull(limit, NULL, 10) << 20 : 0;
+    use_native_gemm = settings.native_gemm;
+    conv_path = settings.conv;
+    use_native_pool = settings.native_pool;
+    use_native_bn = settings.native_bn;
+    tune_convs = settings.tune;
+    conv_mma = settings.mma;
+    cvn_cuda_set_conv_winograd(settings.winograd, false);
+    stage_uploads = settings.copy_stream;
+    bytes_limit = settings.memory_limit;
     /* without cuBLAS, GEMM runs on our tiled kernel; without cuDNN, convolution on our implicit
      * GEMM, pooling and batch norm on our kernels */
     cuda_vendor_start(stream, &vendor);

@@ -29,9 +29,9 @@ void cvn_cuda_set_conv_tuning(bool on);
 void cvn_cuda_set_conv_taps(bool on);
 /* Where our implicit GEMM multiplies on tensor cores in three TF32 products (3xTF32, FP32's
  * accuracy): where tuning found that faster, on either tensor-core kernel (CVN_CUDA_MMA_TUNED, the
- * default), never (CVN_CUDA_MMA_NEVER, CVN_CUDA_MMA=0), or everywhere on the one that fetches a
- * step ahead into registers (CVN_CUDA_MMA_STAGED, CVN_CUDA_MMA=1) or on the pipelined one,
- * cp.async a few steps ahead (CVN_CUDA_MMA_ASYNC, CVN_CUDA_MMA=2). */
+ * default, CVN_CUDA_MMA=tuned), never (CVN_CUDA_MMA_NEVER, CVN_CUDA_MMA=0), or everywhere on the
+ * one that fetches a step ahead into registers (CVN_CUDA_MMA_STAGED, CVN_CUDA_MMA=1) or on the
+ * pipelined one, cp.async a few steps ahead (CVN_CUDA_MMA_ASYNC, CVN_CUDA_MMA=2). */
 typedef enum {
     CVN_CUDA_MMA_TUNED = -1,
     CVN_CUDA_MMA_NEVER,
@@ -93,10 +93,10 @@ size_t cvn_cuda_memory_in_use(void);
 size_t cvn_cuda_memory_peak(void);
 void cvn_cuda_reset_memory_peak(void);
 /* At most this many bytes in use (0, the default: as many as cudaMalloc gives;
- * CVN_CUDA_MEMORY_LIMIT sets it in MiB). A tensor or arena chunk that would pass the limit, or that cudaMalloc refuses,
- * is tried again once the scratch is freed, then fails with CVN_ERR_NOMEM; scratch that only
- * makes a way faster (Winograd's room) is not taken past it, and the slower way runs. Lowering it
- * frees nothing. */
+ * CVN_CUDA_MEMORY_LIMIT sets it in MiB). A tensor or arena chunk that would pass the limit, or that
+ * cudaMalloc refuses, is tried again once the scratch is freed, then fails with CVN_ERR_NOMEM;
+ * scratch that only makes a way faster (Winograd's room) is not taken past it, and the slower way
+ * runs. Lowering it frees nothing. */
 void cvn_cuda_set_memory_limit(size_t bytes);
 /* Frees the backend's scratch, which grows back when next needed (as when an allocation fails);
  * returns the bytes freed. */
