@@ -847,9 +847,54 @@ START_TEST(test_memory_limit) {
 }
 END_TEST
 
+/* Winograd within a limit that holds the room of a round of images but not of all at once:
+ * tuning times the rounds rather than leave Winograd out */
+START_TEST(test_winograd_rounds_within_limit) {
 #ifdef CVN_WITH_CUDA
-/* After each test of the layers case, even one that failed midway: no limit on the next */
-static void no_memory_limit(void) {
+    use_path(8); /* F(2x2) wherever it can run */
+    /* F(2x2)'s room for the forward of 8 -> 8 channels at 16 x 16, 64 tiles an image: U (8 x 8) and
+     * V and M (8 x 64 tiles an image) for each of the 16 products */
+    size_t one_image = 16 * (64 + 16 * 64) * sizeof(float), scratch = 2 * 8 * 256 * sizeof(float);
+    size_t taps = 8 * 8 * 9 * sizeof(float); /* the tap-major weights, made ready before tuning */
+    cvn_cuda_set_conv_winograd_round(one_image); /* rounds of one image, or both at once */
+    cvn_rng r;
+    cvn_rng_seed(&r, 9);
+    int64_t xs[4] = {2, 8, 16, 16}, ws[4] = {8, 8, 3, 3};
+    cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 4, ws);
+    cvn_tensor_normal(x, &r, 0, 1), cvn_tensor_normal(w, &r, 0, 0.3f);
+    cvn_conv2d_params p = cvn_conv2d_defaults();
+    p.pad_h = p.pad_w = 1;
+    cvn_tape *tc = cvn_tape_new(CVN_CPU);
+    cvn_tensor *yc = CK_NOTNULL(cvn_conv2d(tc, x, w, NULL, &p));
+    cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w);
+    cvn_tape *tg = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
+    cvn_tape_set_grad_enabled(tg, false);
+    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
+    cvn_tape_reset(tg); /* its chunk stays, for the run below */
+    cvn_cuda_set_conv_tuning(false), cvn_cuda_set_conv_tuning(true); /* time the shape again */
+    cvn_cuda_release_scratch();
+    size_t base = cvn_cuda_memory_in_use();
+    /* the tap-major weights, tuning's scratch for the output and one image's room, not both
+     * images' (twice as much) */
+    cvn_cuda_set_memory_limit(base + taps + scratch + one_image + 1024);
+    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
+    char picks[256];
+    cvn_cuda_conv_picks(picks, sizeof picks);
+    ck_assert_msg(strstr(picks, "fwd: winograd F(2x2) by 1 images") != NULL, "%s", picks);
+    ck_assert_uint_eq(cvn_cuda_memory_in_use(), base + taps + one_image); /* the room kept */
+    cvn_cuda_set_memory_limit(0);
+    cvn_cuda_set_conv_winograd_round(0);
+    cvn_tape_free(tg), cvn_tape_free(tc);
+    cvn_tensor_free(xg), cvn_tensor_free(wg), cvn_tensor_free(x), cvn_tensor_free(w);
+#endif
+}
+END_TEST
+
+#ifdef CVN_WITH_CUDA
+/* After each test of the layers case, even one that failed midway: no limit on the next, and
+ * Winograd's rounds as they were */
+static void default_memory_settings(void) {
+    cvn_cuda_set_conv_winograd_round(0);
     cvn_cuda_set_memory_limit(0);
 }
 #endif
@@ -900,8 +945,9 @@ int main(void) {
     tcase_add_test(layers, test_dropout_same_mask);
     tcase_add_test(layers, test_out_of_device_memory);
     tcase_add_test(layers, test_memory_limit);
+    tcase_add_test(layers, test_winograd_rounds_within_limit);
 #ifdef CVN_WITH_CUDA
-    tcase_add_checked_fixture(layers, NULL, no_memory_limit);
+    tcase_add_checked_fixture(layers, NULL, default_memory_settings);
 #endif
     tcase_add_test(layers, test_fill_on_gpu);
     tcase_add_loop_test(training, test_optim_trajectory, 0, N_OPTIM_CASES);

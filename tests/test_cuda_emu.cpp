@@ -488,6 +488,34 @@ START_TEST(test_conv_winograd_tuning) {
     std::vector<double> want(ny);
     each_product(d, [&](size_t xi, size_t wi, size_t yi) { want[yi] += (double)x[xi] * w[wi]; });
     expect_close("tuned Winograd F(2x2)", y, want);
+    /* the least room within TUNE_ROOM_SLACK (3 %) of the fastest: stand-in clocks (the trials do
+     * not run) with F(2x2) all at once fastest, F(4x4) and the implicit GEMM slower, and rounds of
+     * one image (half the room) 2 % or 5 % slower; then the implicit GEMM (no room) 1 % slower */
+    p.args.wg.chunk_floats = wino_floats(p.args, 2, 1);
+    ck_assert_int_eq(wino_chunk(p.args, 2), 1);
+    ck_assert_int_eq(plan_candidates(p, cands), 36);
+    auto clock = [](double rounds, double implicit) {
+        return [=](const gemm_plan &trial) {
+            const auto &wg = trial.args.wg;
+            double s = wg.m == 4 ? 1.2 : wg.m == 0 ? implicit : wg.images < 2 ? rounds : 1.0;
+            return s + (trial.tile_n == 64 ? 0.0 : 0.001) + (trial.mma ? 0.0 : 0.002);
+        };
+    };
+    best = tune_plan(p, scratch.data(), clock(1.02, 1.5));
+    ck_assert_int_eq(best.args.wg.m, 2);
+    ck_assert_int_eq(best.args.wg.images, 1);
+    ck_assert_int_eq(best.tile_n, 64); /* the fastest of the rounds */
+    ck_assert(best.mma);
+    ck_assert_int_eq(plan_room_floats(best), wino_floats(p.args, 2, 1));
+    best = tune_plan(p, scratch.data(), clock(1.05, 1.5));
+    ck_assert_int_eq(best.args.wg.m, 2);
+    ck_assert_int_eq(best.args.wg.images, 2);
+    ck_assert_int_eq(plan_room_floats(best), wino_floats(p.args, 2));
+    best = tune_plan(p, scratch.data(), clock(1.02, 1.01));
+    ck_assert_int_eq(best.args.wg.m, 0);
+    ck_assert_int_eq(plan_room_floats(best), 0);
+    ck_assert(best.tile_n == 64 && best.mma);
+    p.args.wg.chunk_floats = 0;
     /* backward data of a 5 x 5 window, a stride of 2, dilation or groups: no Winograd */
     for (geometry r : {geometry{2, 8, 12, 10, 16, 5, 5, 1, 1, 2, 2, 1, 1, 1, 0},
                        geometry{2, 8, 12, 10, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},

@@ -657,6 +657,8 @@ static cvn_cuda_mma conv_mma = CVN_CUDA_MMA_TUNED;
 /* the largest Winograd tile tuning offers (CVN_CUDA_WINOGRAD, cvn_cuda_set_conv_winograd) */
 static int conv_winograd = 2;
 static bool wino_always; /* F(conv_winograd) wherever it can run, untimed against the rest */
+/* the room of a round of images (cvn_cuda_set_conv_winograd_round) */
+static int64_t wino_round_floats = WINO_ROUND_FLOATS;
 static cudaEvent_t tick, tock;
 /* What ran for the last convolution launched, per product (cvn_cuda_conv_picks formats it) */
 typedef struct {
@@ -684,19 +686,19 @@ static double time_plan(const gemm_plan &p) {
 
 /* Room for Winograd's U, V and M (winograd.cuh): tuning offers it only up to WINO_ROOM_MAX, and
  * only with the kernels' choice left to tuning and K's order too; besides all images at once it
- * times rounds of WINO_ROUND_FLOATS. */
+ * times rounds of wino_round_floats. */
 static grow_buffer conv_wino;
 static int wino_offered(const gemm_plan &p) {
     if (conv_mma != CVN_CUDA_MMA_TUNED || force_taps || !wino_possible(p.args)) return 0;
     return conv_winograd;
 }
-/* The room the variants tuning may time need: each tile's all at once where that is within
- * WINO_ROOM_MAX, else in rounds */
-static int64_t wino_room_floats(const gemm_plan &p, int largest) {
+/* The room the variants tuning may time need: each tile's all at once (where at_once) where that
+ * is within WINO_ROOM_MAX, else in rounds */
+static int64_t wino_room_floats(const gemm_plan &p, int largest, bool at_once) {
     int64_t need = 0;
     for (int m = 2; m <= largest; m += 2) {
         int64_t all = wino_floats(p.args, m), rounds = wino_floats(p.args, m, wino_chunk(p.args, m));
-        int64_t m_need = all <= WINO_ROOM_MAX ? all : rounds;
+        int64_t m_need = at_once && all <= WINO_ROOM_MAX ? all : rounds;
         if (m_need > need) need = m_need;
     }
     return need <= WINO_ROOM_MAX ? need : 0;
@@ -713,14 +715,19 @@ static void launch_conv(gemm_plan p) {
     for (int i = 0; i < n_tunings && !t; i++)
         if (same_key(&tunings[i].key, &key) && tunings[i].wino_offer == wino_setting())
             t = &tunings[i];
-    p.args.wg.chunk_floats = WINO_ROUND_FLOATS;
+    p.args.wg.chunk_floats = wino_round_floats;
     if (!t && tune_convs && tunings_room()) {
         float *scratch = NULL, *room = NULL;
         int wino = wino_offered(p);
-        int64_t room_floats = wino ? wino_room_floats(p, wino) : 0;
-        if (room_floats &&
-            cuda_device_malloc((void **)&room, (size_t)room_floats * sizeof(float)) != cudaSuccess)
-            cudaGetLastError(), room = NULL; /* no room: the implicit GEMM's variants only */
+        int64_t room_floats = 0;
+        /* room for all images at once; where the limit or the GPU refuses it, for rounds; where
+         * neither, the implicit GEMM's variants only */
+        for (int at_once = 1; wino && !room && at_once >= 0; at_once--) {
+            room_floats = wino_room_floats(p, wino, at_once);
+            if (room_floats && cuda_device_malloc((void **)&room,
+                                                  (size_t)room_floats * sizeof(float)) != cudaSuccess)
+                cudaGetLastError(), room = NULL;
+        }
         if (cuda_device_malloc((void **)&scratch, (size_t)plan_out_floats(p) * sizeof(float)) ==
             cudaSuccess) {
             gemm_plan trial = p;
@@ -1340,6 +1347,12 @@ extern "C" size_t cvn_cuda_conv_picks(char *buf, size_t size) {
     }
     if (buf && size && len == 0) buf[0] = 0;
     return len;
+}
+extern "C" void cvn_cuda_set_conv_winograd_round(size_t bytes) {
+    int64_t floats = bytes ? (int64_t)std::min(bytes / sizeof(float), (size_t)WINO_ROOM_MAX)
+                           : WINO_ROUND_FLOATS;
+    if (floats != wino_round_floats) n_tunings = 0; /* its timings were of other rounds */
+    wino_round_floats = floats;
 }
 extern "C" void cvn_cuda_set_conv_tuning(bool on) {
     if (on != tune_convs) n_tunings = 0; /* forget what was picked: the next calls start afresh */

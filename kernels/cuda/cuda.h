@@ -48,6 +48,11 @@ void cvn_cuda_set_conv_mma(cvn_cuda_mma use);
  * order (cvn_cuda_set_conv_taps off), with room for its transforms of at most 1 GiB. Timings are
  * kept per setting. */
 void cvn_cuda_set_conv_winograd(int largest, bool always);
+/* The room Winograd's rounds of images aim at (U, V and M of as many images as fit, at least
+ * one), which tuning times beside all images at once: 24 MiB by default (0), so that a round's V
+ * and M stay in a GPU's second-level cache from one kernel to the next. Setting another forgets
+ * what earlier timings picked. */
+void cvn_cuda_set_conv_winograd_round(size_t bytes);
 /* What our convolution ran for the last product of each kind ("fwd:", "bwd data:", "bwd
  * filter:": implicit or Winograd, the tile, FP32 or 3xTF32) since cvn_cuda_use_path, as text into
  * buf as cvn_cuda_cudnn_search does; 0 where none ran. */

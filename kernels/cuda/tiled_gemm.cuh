@@ -1250,21 +1250,39 @@ static inline int64_t plan_out_floats(const gemm_plan &p) {
     return (int64_t)d.o * g.cg * g.khw;
 }
 
-/* The fastest variant of a convolution plan, by seconds = time(variant), each variant writing
- * into scratch (as large as the plan's output, whose contents it may leave as garbage) instead of
- * the output, which stays untouched. The GPU backend times on the stream with events, once per
- * shape; the tests time on the CPU emulator. */
+/* The scratch a variant needs beyond its output: Winograd's room (U, V and M), or none */
+static inline int64_t plan_room_floats(const gemm_plan &p) {
+    return p.args.wg.m ? wino_floats(p.args, p.args.wg.m, p.args.wg.images) : 0;
+}
+
+/* How much slower than the fastest a variant may time and still be picked for needing less room:
+ * a shape's timings repeat to within a few per cent, and the rooms differ by up to 35 times
+ * (bench's large layer by F(2x2): 805 MB all images at once, 22.5 MB in rounds) */
+#define TUNE_ROOM_SLACK 1.03
+
+/* The variant of a convolution plan to keep, by seconds = time(variant): of those within
+ * TUNE_ROOM_SLACK of the fastest, the one that needs least room (the fastest of those). Each
+ * variant writes into scratch (as large as the plan's output, whose contents it may leave as
+ * garbage) instead of the output, which stays untouched. The GPU backend times on the stream with
+ * events, once per shape; the tests time on the CPU emulator. */
 template <class Time>
 static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
                            bool tensor_cores = true, int winograd = 4, bool wino_only = false) {
     gemm_plan cands[GEMM_CANDIDATES];
-    int n = plan_candidates(planned, cands, tensor_cores, winograd, wino_only), best = 0;
-    double best_s = 0;
+    double secs[GEMM_CANDIDATES];
+    int n = plan_candidates(planned, cands, tensor_cores, winograd, wino_only), fastest = 0;
     for (int i = 0; i < n; i++) {
         gemm_plan trial = cands[i];
         trial.args.out = scratch;
-        double s = time(trial);
-        if (i == 0 || s < best_s) best = i, best_s = s;
+        secs[i] = time(trial);
+        if (secs[i] < secs[fastest]) fastest = i;
+    }
+    int best = fastest;
+    for (int i = 0; i < n; i++) {
+        int64_t room = plan_room_floats(cands[i]), best_room = plan_room_floats(cands[best]);
+        if (secs[i] <= secs[fastest] * TUNE_ROOM_SLACK &&
+            (room < best_room || (room == best_room && secs[i] < secs[best])))
+            best = i;
     }
     return cands[best];
 }
