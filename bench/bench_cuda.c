@@ -12,12 +12,14 @@
  * only path N of cvn_cuda_path_name (0 cuDNN + cuBLAS ... 8 winograd, 9 winograd-4x4): with both,
  * a profiler sees one layer's kernels on one path; the timed runs lie between cvn_cuda_profile's
  * start and stop (ncu --profile-from-start off leaves out warm-up and tuning's trials). After a
- * layer's line, what path 3's tuning chose for it (native picks) and what cuDNN's search timed on
- * path 0. Each path's figures end with the most GPU memory the backend held during the timed runs
- * (cvn_cuda_memory_peak; not cuBLAS's and cuDNN's handles): for a layer its tensors and their
- * gradients, the tape, and cuDNN's workspace or our scratch (Winograd's room); for training the
- * model, its optimizer's state, the batch, the tape and the scratch. compare_torch_cuda.py's
- * max_memory_reserved is its peer.
+ * layer's line, what path 3's tuning chose for it (native picks), after its forward and
+ * backward line what that tuning timed (tuning: each product's variants, fastest first, the one
+ * kept marked; the kept one may be up to 3 % slower where it takes less room), and what cuDNN's
+ * search timed on path 0. Each path's figures end with the most GPU memory the backend held during
+ * the timed runs (cvn_cuda_memory_peak; not cuBLAS's and cuDNN's handles): for a layer its tensors
+ * and their gradients, the tape, and cuDNN's workspace or our scratch (Winograd's room); for
+ * training the model, its optimizer's state, the batch, the tape and the scratch.
+ * compare_torch_cuda.py's max_memory_reserved is its peer.
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
  * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so
@@ -107,6 +109,8 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
         c.backward = bw;
         double sec[PATHS], f = bw ? 3 * flops : flops;
         char picks[512] = "";
+        static char tuning[16384];
+        tuning[0] = 0;
         printf("%-26s %-7s", name, bw ? "fwd+bwd" : "fwd");
         for (int path = 0; path < PATHS; path++) {
             if (only_path >= 0 && path != only_path) continue;
@@ -116,7 +120,10 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
             c.t = cvn_tape_new(CVN_CUDA);
             cvn_cuda_release_scratch();
             sec[path] = median_time(run_conv, &c);
-            if (path == 3) cvn_cuda_conv_picks(picks, sizeof picks); /* what its tuning chose */
+            if (path == 3) { /* what its tuning timed and chose */
+                cvn_cuda_conv_picks(picks, sizeof picks);
+                cvn_cuda_conv_tuning(tuning, sizeof tuning);
+            }
             printf(" %s %.3f ms %.0f GF/s %.0f MiB |", cvn_cuda_path_name(path), sec[path] * 1e3,
                    f / sec[path] * 1e-9, (double)cvn_cuda_memory_peak() / (1 << 20));
         }
@@ -127,6 +134,11 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
                    sec[0] / sec[7], sec[0] / sec[8], sec[0] / sec[9]);
         printf("\n");
         if (picks[0]) printf("%-26s %-7s native picks: %s\n", name, bw ? "fwd+bwd" : "fwd", picks);
+        for (const char *line = tuning; bw && *line;) { /* each product's variants, timed */
+            int len = (int)strcspn(line, "\n");
+            printf("%-26s tuning %.*s\n", name, len, line);
+            line += line[len] ? len + 1 : len;
+        }
     }
     char search[1024]; /* what cuDNN timed for this shape on path 0, if it ran */
     if ((only_path < 0 || only_path == 0) && cvn_cuda_cudnn_search(search, sizeof search))

@@ -136,6 +136,60 @@ static void expect_near_cpu(const char *what, int path, const cvn_tensor *gpu,
 }
 
 /* A larger grouped, strided convolution: GPU (every path) against the CPU, y, dx and dw. */
+#ifdef CVN_WITH_CUDA
+/* cvn_cuda_conv_tuning after all three products were tuned, against cvn_cuda_conv_picks: a line
+ * per product, each variant with its time, fastest first, and the one marked kept is the one that
+ * ran */
+static void expect_tuning_report(void) {
+    static const char *const products[3] = {"fwd", "bwd data", "bwd filter"};
+    char report[16384], picks[512];
+    size_t n = cvn_cuda_conv_tuning(report, sizeof report);
+    ck_assert_msg(n > 0 && n < sizeof report, "a report of %zu bytes", n);
+    cvn_cuda_conv_picks(picks, sizeof picks);
+    const char *line = report;
+    for (int i = 0; i < 3; i++) {
+        size_t name = strlen(products[i]);
+        ck_assert_msg(!strncmp(line, products[i], name) && !strncmp(line + name, ": ", 2), "%s",
+                      line);
+        char head[16];
+        snprintf(head, sizeof head, "%s: ", products[i]);
+        const char *end = strchr(line, '\n'), *entry = line + name + 2, *pick = strstr(picks, head);
+        ck_assert_ptr_nonnull(end);
+        ck_assert_msg(pick != NULL, "no %s in %s", head, picks);
+        pick += name + 2;
+        size_t pick_len = strcspn(pick, "|");
+        while (pick_len && pick[pick_len - 1] == ' ') pick_len--;
+        double last = 0;
+        int entries = 0, kept = 0;
+        while (entry < end) {
+            const char *next = strstr(entry, ", ");
+            if (!next || next > end) next = end;
+            const char *ms = strstr(entry, " ms");
+            ck_assert_msg(ms && ms < next, "%.*s", (int)(next - entry), entry);
+            const char *num = ms;
+            while (num > entry && num[-1] != ' ') num--;
+            double t = strtod(num, NULL);
+            ck_assert_msg(t >= last, "not fastest first at %.*s", (int)(next - entry), entry);
+            last = t;
+            const char *mark = strstr(entry, " (kept)");
+            if (mark && mark < next) { /* its description: what ran */
+                kept++;
+                size_t described = (size_t)(num - 1 - entry);
+                ck_assert_msg(described == pick_len && !strncmp(entry, pick, pick_len),
+                              "kept '%.*s', ran '%.*s'", (int)described, entry, (int)pick_len,
+                              pick);
+            }
+            entries++;
+            entry = next == end ? end : next + 2;
+        }
+        ck_assert_int_ge(entries, 4); /* at least two tiles, FP32 and tensor cores */
+        ck_assert_int_eq(kept, 1);
+        line = end + 1;
+    }
+    ck_assert_int_eq(*line, 0);
+}
+#endif
+
 START_TEST(test_large_conv_matches_cpu) {
     cvn_rng r;
     cvn_rng_seed(&r, 4);
@@ -157,6 +211,7 @@ START_TEST(test_large_conv_matches_cpu) {
         expect_near_cpu("dx", path, xg->grad, x->grad, 1.0f);
         expect_near_cpu("dw", path, wg->grad, w->grad, 1.0f);
 #ifdef CVN_WITH_CUDA
+        if (path == 3) expect_tuning_report();
         if (path == 0 && cvn_cuda_has_cudnn()) { /* what cuDNN's search timed for this shape */
             char s[1024], tiny[8];
             size_t n = cvn_cuda_cudnn_search(s, sizeof s);

@@ -501,7 +501,13 @@ START_TEST(test_conv_winograd_tuning) {
             return s + (trial.tile_n == 64 ? 0.0 : 0.001) + (trial.mma ? 0.0 : 0.002);
         };
     };
-    best = tune_plan(p, scratch.data(), clock(1.02, 1.5));
+    tune_record record;
+    best = tune_plan(p, scratch.data(), clock(1.02, 1.5), true, 4, false, &record);
+    ck_assert_int_eq(record.n, 36); /* everything timed is in the record, the pick among it */
+    for (int i = 0; i < 36; i++) ck_assert_double_eq(record.times[i], clock(1.02, 1.5)(record.cands[i]));
+    const gemm_plan &kept = record.cands[record.kept];
+    ck_assert(kept.args.wg.m == best.args.wg.m && kept.args.wg.images == best.args.wg.images &&
+              kept.tile_n == best.tile_n && kept.mma == best.mma && kept.async == best.async);
     ck_assert_int_eq(best.args.wg.m, 2);
     ck_assert_int_eq(best.args.wg.images, 1);
     ck_assert_int_eq(best.tile_n, 64); /* the fastest of the rounds */

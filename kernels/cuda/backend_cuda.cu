@@ -28,6 +28,7 @@ extern "C" {
 #include "core/core.h"
 #include "cuda/cuda.h"
 #include "cuda/settings.cuh"
+#include "cuda/text.cuh"
 }
 #include "cuda/tiled_gemm.cuh"
 #include "cuda/upload_ring.cuh"
@@ -666,6 +667,26 @@ typedef struct {
     int wino, images, n, tile_m, tile_n;
 } conv_pick;
 static conv_pick last_pick[3];
+/* What tuning timed for the last shape it met, per product (cvn_cuda_conv_tuning formats it) */
+static tune_record last_tuning[3];
+
+static conv_pick pick_of(const gemm_plan &p) {
+    const gemm_args &g = p.args;
+    return {true, g.taps, g.splits > 1, p.mma, p.async, g.wg.m, g.wg.images, g.d.n, p.tile_m,
+            p.tile_n};
+}
+/* A pick in words: "implicit tap-major 128x128 3xTF32", "winograd F(2x2) by 7 images 64x64
+ * FP32" */
+static void describe_pick(char *buf, size_t size, size_t *len, const conv_pick &k) {
+    if (k.wino) {
+        text_append(buf, size, len, "winograd F(%dx%d)", k.wino, k.wino);
+        if (k.images < k.n) text_append(buf, size, len, " by %d images", k.images);
+    } else {
+        text_append(buf, size, len, k.taps ? "implicit tap-major" : "implicit");
+    }
+    text_append(buf, size, len, " %dx%d%s%s", k.tile_m, k.tile_n, k.split ? " split" : "",
+                k.mma ? (k.async ? " 3xTF32 pipelined" : " 3xTF32") : " FP32");
+}
 
 /* Emulated (tests), one run per variant: every variant still runs, its time means nothing. */
 static double time_plan(const gemm_plan &p) {
@@ -733,7 +754,7 @@ static void launch_conv(gemm_plan p) {
             gemm_plan trial = p;
             trial.args.wg.room = room, trial.args.wg.room_floats = room ? room_floats : 0;
             gemm_plan best = tune_plan(trial, scratch, time_plan, conv_mma != CVN_CUDA_MMA_NEVER,
-                                       wino, wino_always);
+                                       wino, wino_always, &last_tuning[p.args.mode - GEMM_CONV_FWD]);
             cudaStreamSynchronize(stream);
             cuda_device_free(scratch);
             tunings[n_tunings] = {key,          best.tile_m,      best.tile_n,
@@ -760,9 +781,7 @@ static void launch_conv(gemm_plan p) {
     bool tuned = conv_mma == CVN_CUDA_MMA_TUNED && t;
     p.mma = conv_mma == CVN_CUDA_MMA_STAGED || conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->mma);
     p.async = conv_mma == CVN_CUDA_MMA_ASYNC || (tuned && t->async);
-    const gemm_args &g = p.args;
-    last_pick[g.mode - GEMM_CONV_FWD] = {true,       g.taps,      g.splits > 1, p.mma,    p.async,
-                                         g.wg.m,     g.wg.images, g.d.n,        p.tile_m, p.tile_n};
+    last_pick[p.args.mode - GEMM_CONV_FWD] = pick_of(p);
     launch_plan(p);
 }
 
@@ -1327,25 +1346,36 @@ extern "C" void cvn_cuda_use_path(int path) {
                                       : CVN_CUDA_MMA_TUNED);
     cvn_cuda_set_conv_winograd(path == 9 ? 4 : path >= 4 && path <= 7 ? 0 : 2, path >= 8);
 }
+static const char *const product_names[3] = {"fwd", "bwd data", "bwd filter"};
 extern "C" size_t cvn_cuda_conv_picks(char *buf, size_t size) {
-    static const char *const names[3] = {"fwd", "bwd data", "bwd filter"};
     size_t len = 0;
+    if (buf && size) buf[0] = 0;
     for (int i = 0; i < 3; i++) {
-        const conv_pick &k = last_pick[i];
-        if (!k.ran) continue;
-        char how[48] = "implicit";
-        if (k.taps) snprintf(how, sizeof how, "implicit tap-major");
-        if (k.wino && k.images < k.n)
-            snprintf(how, sizeof how, "winograd F(%dx%d) by %d images", k.wino, k.wino, k.images);
-        else if (k.wino)
-            snprintf(how, sizeof how, "winograd F(%dx%d)", k.wino, k.wino);
-        int n = snprintf(buf && len < size ? buf + len : NULL, buf && len < size ? size - len : 0,
-                         "%s%s: %s %dx%d%s%s", len ? " | " : "", names[i], how, k.tile_m,
-                         k.tile_n, k.split ? " split" : "",
-                         k.mma ? (k.async ? " 3xTF32 pipelined" : " 3xTF32") : " FP32");
-        if (n > 0) len += (size_t)n;
+        if (!last_pick[i].ran) continue;
+        text_append(buf, size, &len, "%s%s: ", len ? " | " : "", product_names[i]);
+        describe_pick(buf, size, &len, last_pick[i]);
     }
-    if (buf && size && len == 0) buf[0] = 0;
+    return len;
+}
+extern "C" size_t cvn_cuda_conv_tuning(char *buf, size_t size) {
+    size_t len = 0;
+    if (buf && size) buf[0] = 0;
+    for (int i = 0; i < 3; i++) {
+        const tune_record &r = last_tuning[i];
+        int order[GEMM_CANDIDATES];
+        for (int j = 0; j < r.n; j++) order[j] = j;
+        std::stable_sort(order, order + r.n, [&](int a, int b) { return r.times[a] < r.times[b]; });
+        for (int j = 0; j < r.n; j++) {
+            const gemm_plan &c = r.cands[order[j]];
+            text_append(buf, size, &len, j ? ", " : "%s: ", product_names[i]);
+            describe_pick(buf, size, &len, pick_of(c));
+            text_append(buf, size, &len, " %.3f ms", r.times[order[j]]);
+            if (plan_room_floats(c))
+                text_append(buf, size, &len, " %.1f MiB", plan_room_floats(c) * 4.0 / (1 << 20));
+            if (order[j] == r.kept) text_append(buf, size, &len, " (kept)");
+        }
+        if (r.n) text_append(buf, size, &len, "\n");
+    }
     return len;
 }
 extern "C" void cvn_cuda_set_conv_winograd_round(size_t bytes) {

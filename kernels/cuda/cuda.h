@@ -57,6 +57,11 @@ void cvn_cuda_set_conv_winograd_round(size_t bytes);
  * filter:": implicit or Winograd, the tile, FP32 or 3xTF32) since cvn_cuda_use_path, as text into
  * buf as cvn_cuda_cudnn_search does; 0 where none ran. */
 size_t cvn_cuda_conv_picks(char *buf, size_t size);
+/* What tuning timed the last time it timed each product (for the shape it met then), one line per
+ * product ("fwd: ", then each variant as cvn_cuda_conv_picks names it, its time in ms, the room
+ * Winograd's variants take in MiB, and "(kept)" after the one kept; fastest first, ", " between),
+ * into buf as cvn_cuda_cudnn_search does; 0 where tuning timed nothing. */
+size_t cvn_cuda_conv_tuning(char *buf, size_t size);
 /* Our kernels (true: implicit-GEMM convolution) or cuDNN (false) for convolution, pooling and
  * batch norm together. */
 void cvn_cuda_set_native_dnn(bool native);

@@ -1260,31 +1260,42 @@ static inline int64_t plan_room_floats(const gemm_plan &p) {
  * (bench's large layer by F(2x2): 805 MB all images at once, 22.5 MB in rounds) */
 #define TUNE_ROOM_SLACK 1.03
 
-/* The variant of a convolution plan to keep, by seconds = time(variant): of those within
- * TUNE_ROOM_SLACK of the fastest, the one that needs least room (the fastest of those). Each
- * variant writes into scratch (as large as the plan's output, whose contents it may leave as
- * garbage) instead of the output, which stays untouched. The GPU backend times on the stream with
- * events, once per shape; the tests time on the CPU emulator. */
+/* What tune_plan timed: the variants, their times (in time's unit; the backend's: ms) and which
+ * it kept */
+struct tune_record {
+    gemm_plan cands[GEMM_CANDIDATES];
+    double times[GEMM_CANDIDATES];
+    int n, kept;
+};
+
+/* The variant of a convolution plan to keep, by time(variant): of those within
+ * TUNE_ROOM_SLACK of the fastest, the one that needs least room (the fastest of those); all of
+ * them into record where it is not NULL. Each variant writes into scratch (as large as the plan's
+ * output, whose contents it may leave as garbage) instead of the output, which stays untouched.
+ * The GPU backend times on the stream with events, once per shape; the tests time on the CPU
+ * emulator. */
 template <class Time>
 static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
-                           bool tensor_cores = true, int winograd = 4, bool wino_only = false) {
-    gemm_plan cands[GEMM_CANDIDATES];
-    double secs[GEMM_CANDIDATES];
-    int n = plan_candidates(planned, cands, tensor_cores, winograd, wino_only), fastest = 0;
-    for (int i = 0; i < n; i++) {
-        gemm_plan trial = cands[i];
+                           bool tensor_cores = true, int winograd = 4, bool wino_only = false,
+                           tune_record *record = NULL) {
+    tune_record r;
+    r.n = plan_candidates(planned, r.cands, tensor_cores, winograd, wino_only);
+    int fastest = 0;
+    for (int i = 0; i < r.n; i++) {
+        gemm_plan trial = r.cands[i];
         trial.args.out = scratch;
-        secs[i] = time(trial);
-        if (secs[i] < secs[fastest]) fastest = i;
+        r.times[i] = time(trial);
+        if (r.times[i] < r.times[fastest]) fastest = i;
     }
-    int best = fastest;
-    for (int i = 0; i < n; i++) {
-        int64_t room = plan_room_floats(cands[i]), best_room = plan_room_floats(cands[best]);
-        if (secs[i] <= secs[fastest] * TUNE_ROOM_SLACK &&
-            (room < best_room || (room == best_room && secs[i] < secs[best])))
-            best = i;
+    r.kept = fastest;
+    for (int i = 0; i < r.n; i++) {
+        int64_t room = plan_room_floats(r.cands[i]), kept_room = plan_room_floats(r.cands[r.kept]);
+        if (r.times[i] <= r.times[fastest] * TUNE_ROOM_SLACK &&
+            (room < kept_room || (room == kept_room && r.times[i] < r.times[r.kept])))
+            r.kept = i;
     }
-    return cands[best];
+    if (record) *record = r;
+    return r.cands[r.kept];
 }
 
 /* Runs a plan through launch(kernel, grid, args), which launches kernel on a GPU (backend_cuda.cu)

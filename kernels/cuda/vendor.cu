@@ -4,13 +4,13 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 extern "C" {
 #include "core/core.h"
 }
+#include "cuda/text.cuh"
 #include "cuda/vendor.h"
 
 static cudaStream_t stream;
@@ -71,27 +71,17 @@ template <class Perf> static void keep_search(int product, const Perf *perf, int
     last_search.n[product] = n;
 }
 
-/* snprintf onto the end of buf's text (len its length so far, which grows by what was wanted even
- * where size cuts it short, as snprintf counts) */
-static void append(char *buf, size_t size, size_t *len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf + (*len < size ? *len : size), *len < size ? size - *len : 0, fmt, ap);
-    va_end(ap);
-    if (w > 0) *len += (size_t)w;
-}
-
 size_t cuda_vendor_last_search(char *buf, size_t size) {
     static const char *const products[3] = {"fwd", "bwd data", "bwd filter"};
     size_t len = 0;
     if (size) buf[0] = 0;
     for (int p = 0; p < 3; p++) {
         if (!last_search.n[p]) continue;
-        append(buf, size, &len, "%s%s:", len ? " | " : "", products[p]);
+        text_append(buf, size, &len, "%s%s:", len ? " | " : "", products[p]);
         for (int i = 0; i < last_search.n[p]; i++) {
             int a = last_search.algo[p][i];
             const char *name = a >= 0 && a < 8 && algo_names[p][a] ? algo_names[p][a] : "?";
-            append(buf, size, &len, "%s %s %.3f ms", i ? "," : "", name, last_search.ms[p][i]);
+            text_append(buf, size, &len, "%s %s %.3f ms", i ? "," : "", name, last_search.ms[p][i]);
         }
     }
     return len;
