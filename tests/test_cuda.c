@@ -841,24 +841,50 @@ START_TEST(test_out_of_device_memory) {
 }
 END_TEST
 
+#ifdef CVN_WITH_CUDA
+/* The memory tests' layer: 3 x 3, padding 1, 8 -> 8 channels at 16 x 16 for two images, its CPU
+ * output, and its inputs on the GPU with a GPU tape that records no gradients */
+typedef struct {
+    cvn_tensor *x, *w, *xg, *wg, *yc;
+    cvn_tape *tc, *tg;
+    cvn_conv2d_params p;
+} small_layer;
+static small_layer small_layer_new(uint64_t seed) {
+    small_layer l;
+    cvn_rng r;
+    cvn_rng_seed(&r, seed);
+    int64_t xs[4] = {2, 8, 16, 16}, ws[4] = {8, 8, 3, 3};
+    l.x = cvn_tensor_new(CVN_F32, 4, xs), l.w = cvn_tensor_new(CVN_F32, 4, ws);
+    cvn_tensor_normal(l.x, &r, 0, 1), cvn_tensor_normal(l.w, &r, 0, 0.3f);
+    l.p = cvn_conv2d_defaults();
+    l.p.pad_h = l.p.pad_w = 1;
+    l.tc = cvn_tape_new(CVN_CPU);
+    l.yc = CK_NOTNULL(cvn_conv2d(l.tc, l.x, l.w, NULL, &l.p));
+    l.xg = on_gpu(l.x), l.wg = on_gpu(l.w);
+    l.tg = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
+    cvn_tape_set_grad_enabled(l.tg, false);
+    return l;
+}
+/* The layer on the GPU against the CPU's output, on the current path; the tape reset after */
+static void small_layer_run(small_layer *l, int path) {
+    expect_near_cpu("y", path, CK_NOTNULL(cvn_conv2d(l->tg, l->xg, l->wg, NULL, &l->p)), l->yc,
+                    1e-2f);
+    cvn_tape_reset(l->tg);
+}
+static void small_layer_free(small_layer *l) {
+    cvn_tape_free(l->tg), cvn_tape_free(l->tc);
+    cvn_tensor_free(l->xg), cvn_tensor_free(l->wg), cvn_tensor_free(l->x), cvn_tensor_free(l->w);
+}
+#endif
+
 /* The backend's memory: the bytes it holds, counted exactly; a limit that refuses what would pass
  * it, with an error that says so; its scratch (Winograd's room, on path 8) freed when a tensor
  * needs the place, and a convolution that runs within the limit without it. */
 START_TEST(test_memory_limit) {
 #ifdef CVN_WITH_CUDA
     use_path(8);
-    cvn_rng r;
-    cvn_rng_seed(&r, 8);
-    int64_t xs[4] = {2, 8, 16, 16}, ws[4] = {8, 8, 3, 3}, n1000[1] = {1000}, n1[1] = {1};
-    cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 4, ws);
-    cvn_tensor_normal(x, &r, 0, 1), cvn_tensor_normal(w, &r, 0, 0.3f);
-    cvn_conv2d_params p = cvn_conv2d_defaults();
-    p.pad_h = p.pad_w = 1;
-    cvn_tape *tc = cvn_tape_new(CVN_CPU);
-    cvn_tensor *yc = CK_NOTNULL(cvn_conv2d(tc, x, w, NULL, &p));
-    cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w);
-    cvn_tape *tg = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
-    cvn_tape_set_grad_enabled(tg, false);
+    int64_t n1000[1] = {1000}, n1[1] = {1};
+    small_layer l = small_layer_new(8);
     cvn_cuda_release_scratch();
     size_t base = cvn_cuda_memory_in_use();
     cvn_cuda_reset_memory_peak();
@@ -868,15 +894,11 @@ START_TEST(test_memory_limit) {
     cvn_tensor_free(a);
     ck_assert_uint_eq(cvn_cuda_memory_in_use(), base);
     ck_assert_uint_eq(cvn_cuda_memory_peak(), base + 4000);
-    for (int run = 0; run < 2; run++) { /* the tape's chunk, the kernels' timings, the room */
-        expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
-        cvn_tape_reset(tg);
-    }
+    for (int run = 0; run < 2; run++) small_layer_run(&l, 8); /* chunk, timings, room */
     size_t with_room = cvn_cuda_memory_in_use(), room = cvn_cuda_release_scratch();
     ck_assert_uint_gt(room, 0);
     ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room - room);
-    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
-    cvn_tape_reset(tg);
+    small_layer_run(&l, 8);
     ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room); /* the room grew back */
     /* no byte to spare: a tensor the room's size takes its place */
     cvn_cuda_set_memory_limit(with_room);
@@ -888,7 +910,7 @@ START_TEST(test_memory_limit) {
     ck_assert_int_eq(cvn_last_status(), CVN_ERR_NOMEM);
     ck_assert_msg(strstr(cvn_last_error(), "limit of") != NULL, "%s", cvn_last_error());
     /* the convolution runs without its room, on the implicit GEMM, within the limit */
-    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
+    small_layer_run(&l, 8);
     char picks[256];
     cvn_cuda_conv_picks(picks, sizeof picks);
     ck_assert_msg(strstr(picks, "fwd: implicit") != NULL, "%s", picks);
@@ -896,8 +918,7 @@ START_TEST(test_memory_limit) {
     cvn_cuda_set_memory_limit(0);
     cvn_tensor_free(big);
     ck_assert_uint_eq(cvn_cuda_memory_in_use(), with_room - room);
-    cvn_tape_free(tg), cvn_tape_free(tc);
-    cvn_tensor_free(xg), cvn_tensor_free(wg), cvn_tensor_free(x), cvn_tensor_free(w);
+    small_layer_free(&l);
 #endif
 }
 END_TEST
@@ -912,35 +933,22 @@ START_TEST(test_winograd_rounds_within_limit) {
     size_t one_image = 16 * (64 + 16 * 64) * sizeof(float), scratch = 2 * 8 * 256 * sizeof(float);
     size_t taps = 8 * 8 * 9 * sizeof(float); /* the tap-major weights, made ready before tuning */
     cvn_cuda_set_conv_winograd_round(one_image); /* rounds of one image, or both at once */
-    cvn_rng r;
-    cvn_rng_seed(&r, 9);
-    int64_t xs[4] = {2, 8, 16, 16}, ws[4] = {8, 8, 3, 3};
-    cvn_tensor *x = cvn_tensor_new(CVN_F32, 4, xs), *w = cvn_tensor_new(CVN_F32, 4, ws);
-    cvn_tensor_normal(x, &r, 0, 1), cvn_tensor_normal(w, &r, 0, 0.3f);
-    cvn_conv2d_params p = cvn_conv2d_defaults();
-    p.pad_h = p.pad_w = 1;
-    cvn_tape *tc = cvn_tape_new(CVN_CPU);
-    cvn_tensor *yc = CK_NOTNULL(cvn_conv2d(tc, x, w, NULL, &p));
-    cvn_tensor *xg = on_gpu(x), *wg = on_gpu(w);
-    cvn_tape *tg = CK_NOTNULL(cvn_tape_new(CVN_CUDA));
-    cvn_tape_set_grad_enabled(tg, false);
-    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
-    cvn_tape_reset(tg); /* its chunk stays, for the run below */
+    small_layer l = small_layer_new(9);
+    small_layer_run(&l, 8); /* the tape's chunk stays, for the run below */
     cvn_cuda_set_conv_tuning(false), cvn_cuda_set_conv_tuning(true); /* time the shape again */
     cvn_cuda_release_scratch();
     size_t base = cvn_cuda_memory_in_use();
     /* the tap-major weights, tuning's scratch for the output and one image's room, not both
      * images' (twice as much) */
     cvn_cuda_set_memory_limit(base + taps + scratch + one_image + 1024);
-    expect_near_cpu("y", 8, CK_NOTNULL(cvn_conv2d(tg, xg, wg, NULL, &p)), yc, 1e-2f);
+    small_layer_run(&l, 8);
     char picks[256];
     cvn_cuda_conv_picks(picks, sizeof picks);
-    ck_assert_msg(strstr(picks, "fwd: winograd F(2x2) by 1 images") != NULL, "%s", picks);
+    ck_assert_msg(strstr(picks, "fwd: winograd F(2x2) by 1 image 64x") != NULL, "%s", picks);
     ck_assert_uint_eq(cvn_cuda_memory_in_use(), base + taps + one_image); /* the room kept */
     cvn_cuda_set_memory_limit(0);
     cvn_cuda_set_conv_winograd_round(0);
-    cvn_tape_free(tg), cvn_tape_free(tc);
-    cvn_tensor_free(xg), cvn_tensor_free(wg), cvn_tensor_free(x), cvn_tensor_free(w);
+    small_layer_free(&l);
 #endif
 }
 END_TEST

@@ -680,7 +680,8 @@ static conv_pick pick_of(const gemm_plan &p) {
 static void describe_pick(char *buf, size_t size, size_t *len, const conv_pick &k) {
     if (k.wino) {
         text_append(buf, size, len, "winograd F(%dx%d)", k.wino, k.wino);
-        if (k.images < k.n) text_append(buf, size, len, " by %d images", k.images);
+        if (k.images < k.n)
+            text_append(buf, size, len, " by %d image%s", k.images, k.images > 1 ? "s" : "");
     } else {
         text_append(buf, size, len, k.taps ? "implicit tap-major" : "implicit");
     }
