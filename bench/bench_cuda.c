@@ -5,21 +5,26 @@
  * bench/compare_torch_cuda.py measures PyTorch (cuDNN) on the same shapes on the same GPU. Prints
  * a skip line without a GPU.
  *
- *   build-cuda/bench/bench_cuda [--smoke] [--only TEXT] [--path N] [FASHION_MNIST_DIR]
+ *   build-cuda/bench/bench_cuda [--smoke] [--only TEXT] [--path N] [--wino-round MIB]
+ *                               [FASHION_MNIST_DIR]
  *   (default /usr/share/datasets/fashion-mnist)
  *
  * --only runs the benchmarks whose name contains TEXT ("conv 256", "resnet", "loader"), --path
  * only path N of cvn_cuda_path_name (0 cuDNN + cuBLAS ... 8 winograd, 9 winograd-4x4): with both,
  * a profiler sees one layer's kernels on one path; the timed runs lie between cvn_cuda_profile's
  * start and stop (ncu --profile-from-start off leaves out warm-up and tuning's trials). After a
- * layer's line, what path 3's tuning chose for it (native picks), after its forward and
- * backward line what that tuning timed (tuning: each product's variants, fastest first, the one
- * kept marked; the kept one may be up to 3 % slower where it takes less room), and what cuDNN's
- * search timed on path 0. Each path's figures end with the most GPU memory the backend held during
- * the timed runs (cvn_cuda_memory_peak; not cuBLAS's and cuDNN's handles): for a layer its tensors
- * and their gradients, the tape, and cuDNN's workspace or our scratch (Winograd's room); for
- * training the model, its optimizer's state, the batch, the tape and the scratch.
+ * layer's line, what path 3's tuning chose for it (native picks; with --path, that path's), after
+ * its forward and backward line what that tuning timed (tuning: each product's variants, fastest
+ * first, the one kept marked; the kept one may be up to 3 % slower where it takes less room), and
+ * what cuDNN's search timed on path 0. Each path's figures end with the most GPU memory the backend
+ * held during the timed runs (cvn_cuda_memory_peak; not cuBLAS's and cuDNN's handles): for a layer
+ * its tensors and their gradients, the tape, and cuDNN's workspace or our scratch (Winograd's
+ * room); for training the model, its optimizer's state, the batch, the tape and the scratch.
  * compare_torch_cuda.py's max_memory_reserved is its peer.
+ *
+ * --wino-round sets the room Winograd's rounds of images aim at (cvn_cuda_set_conv_winograd_round;
+ * default 24 MiB): `--only "conv 256" --path 8 --wino-round N` times F(2x2) by all images at once
+ * against rounds of N MiB on the large layer's three products (bench/gpu_check.sh rounds).
  *
  * --smoke runs every benchmark once at batch 2 (its numbers mean nothing): bench/gpu_check.sh
  * prepare runs it so on the CPU emulation of the backend (build/bench/bench_cuda_emulated), so
@@ -40,6 +45,7 @@
 static int reps = REPS, smoke_batch; /* --smoke: 1 run, every batch smoke_batch */
 static const char *only = "";        /* --only: a part of the names of the benchmarks to run */
 static int only_path = -1;           /* --path: the one path to run (-1: all) */
+static double wino_round_mib;        /* --wino-round (0: the backend's default) */
 static double min_run = 0.05;        /* seconds a run lasts at least */
 
 #ifdef CVN_WITH_CUDA
@@ -120,7 +126,7 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
             c.t = cvn_tape_new(CVN_CUDA);
             cvn_cuda_release_scratch();
             sec[path] = median_time(run_conv, &c);
-            if (path == 3) { /* what its tuning timed and chose */
+            if (path == (only_path >= 0 ? only_path : 3)) { /* what its tuning timed and chose */
                 cvn_cuda_conv_picks(picks, sizeof picks);
                 cvn_cuda_conv_tuning(tuning, sizeof tuning);
             }
@@ -264,6 +270,8 @@ int main(int argc, char **argv) {
             only = argv[++i];
         else if (!strcmp(argv[i], "--path") && i + 1 < argc)
             only_path = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--wino-round") && i + 1 < argc)
+            wino_round_mib = atof(argv[++i]);
         else
             dir = argv[i];
     }
@@ -279,6 +287,10 @@ int main(int argc, char **argv) {
            cvn_cuda_emulated()    ? "CPU emulation: our kernels on every row"
            : cvn_cuda_has_cudnn() ? "cuDNN in use"
                                   : "cuDNN did not start (its rows are our kernels)");
+    if (wino_round_mib > 0) {
+        cvn_cuda_set_conv_winograd_round((size_t)(wino_round_mib * (1 << 20)));
+        printf("# Winograd's rounds of images in %.1f MiB\n", wino_round_mib);
+    }
     cvn_rng r;
     cvn_rng_seed(&r, 1);
     bench_conv("conv1 64x1x28x28->32", (int64_t[]){64, 1, 28, 28}, (int64_t[]){32, 1, 3, 3}, &r);

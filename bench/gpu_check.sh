@@ -21,6 +21,8 @@
 #   test       build-cuda/tests/test_cuda (every op on every GPU path against the CPU and PyTorch)
 #   bench      build-cuda/bench/bench_cuda (kernels per path, training images/s, training from the
 #              loader with and without the copy stream); bench2 runs it twice
+#   rounds     bench_cuda on the large layer by Winograd F(2x2) (path 8), all images at once
+#              against rounds of 6, 12, 24, 48 and 96 MiB, as tuning timed them (its tuning lines)
 #   torch      bench/compare_torch_cuda.py: PyTorch on the same shapes and models
 #   accuracy   the quickstart CNN for 3 epochs on FashionMNIST on the GPU, seeds 1 and 2, then seed
 #              1 on our implicit GEMM forced onto each tensor-core kernel (the CPU's figures for
@@ -182,6 +184,14 @@ if [ "${1:-}" = _sass ]; then # a step's body: the GEMM kernels' K loops in benc
     cuobjdump -sass -arch sm_90 $bin/bench_cuda | python3 bench/sass_loops.py
     exit
 fi
+if [ "${1:-}" = _rounds ]; then # a step's body: Winograd F(2x2) on the large layer (path 8), all
+    # images at once against rounds of 6 to 96 MiB, each as tuning timed it (bench's tuning lines)
+    for mib in 6 12 24 48 96; do
+        echo "## rounds of $mib MiB"
+        $bin/bench_cuda --only "conv 256" --path 8 --wino-round $mib || exit 1
+    done
+    exit 0
+fi
 if [ "${1:-}" = _accuracy ]; then # a step's body, run by the script itself under timeout
     for seed in 1 2; do
         $bin/quickstart --device cuda --data .gpucheck/data --epochs 3 --limit 0 --seed "$seed" ||
@@ -253,8 +263,8 @@ sanitize() {
 if [ "$1" = budget ]; then
     deadline=$(($(date +%s) + ${2:-480}))
     shift $(($# < 2 ? $# : 2))
-    [ $# -gt 0 ] || set -- test bench torch accuracy memcheck racecheck:ops racecheck:layers \
-        racecheck:training sass
+    [ $# -gt 0 ] || set -- test bench rounds torch accuracy memcheck racecheck:ops \
+        racecheck:layers racecheck:training sass
 fi
 unset CK_RUN_CASE # test_cuda's own step runs every case
 for step in "$@"; do
@@ -279,6 +289,7 @@ for step in "$@"; do
         ;;
     accuracy) run accuracy 300 'accuracy' "$0" _accuracy ;;
     profile) run profile 300 'Compute \(SM\) Throughput' "$0" _profile ;;
+    rounds) run rounds 120 'tuning bwd filter' "$0" _rounds ;;
     sass) run sass 120 'mma +mode 1' "$0" _sass ;;
     *)
         echo "gpu_check: unknown step '$step'" >&2
