@@ -367,6 +367,25 @@ START_TEST(test_conv_geometries) {
 }
 END_TEST
 
+START_TEST(test_lean_pick) {
+    /* what both searches keep (ours and cuDNN's): of the choices within 3 % of the fastest, the
+     * least room; an unusable choice (INFINITY), however little room, never */
+    auto pick = [](std::vector<double> times, std::vector<double> rooms) {
+        return lean_pick(
+            (int)times.size(), [&](int i) { return times[i]; }, [&](int i) { return rooms[i]; });
+    };
+    /* the fastest is 3; 0 is 1 % slower with half its room; 2, 3.03 % slower, is out */
+    ck_assert_int_eq(pick({1.0, INFINITY, 1.02, 0.99, 1.5}, {10, 0, 5, 20, 0}), 0);
+    ck_assert_int_eq(pick({1.0, INFINITY, 1.0195, 0.99, 1.5}, {10, 0, 5, 20, 0}), 2);
+    ck_assert_int_eq(pick({1.0, 1.01, 1.02}, {5, 5, 5}), 0);      /* rooms tie: the fastest */
+    ck_assert_int_eq(pick({1.02, 1.01, 1.0}, {5, 5, 5}), 2);
+    ck_assert_int_eq(pick({2.0, 1.0}, {0, 100}), 1);              /* no room, but twice as slow */
+    ck_assert_int_eq(pick({INFINITY, INFINITY}, {1, 0}), 0);      /* none usable: the first */
+    ck_assert_int_eq(pick({INFINITY, 3.0, 3.05}, {0, 9, 8}), 2);
+    ck_assert_int_eq(pick({1.0}, {7}), 0);
+}
+END_TEST
+
 START_TEST(test_conv_tuning) {
     /* the filter gradient of the long-K geometry: twelve variants (two tiles, split or not, FP32
      * or tensor cores, the latter pipelined or not) */
@@ -930,6 +949,7 @@ int main(void) {
     tcase_add_test(tc, test_matrix_transposes);
     tcase_add_test(tc, test_matrix_split_k);
     tcase_add_test(tc, test_matrix_plan_tiles);
+    tcase_add_test(tc, test_lean_pick);
     tcase_add_test(tc, test_conv_tuning);
     tcase_add_test(tc, test_conv_winograd_tuning);
     tcase_add_test(tc, test_conv_winograd_short_round);

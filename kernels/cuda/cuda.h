@@ -68,9 +68,11 @@ void cvn_cuda_set_native_dnn(bool native);
 bool cvn_cuda_has_cudnn(void);
 /* What cuDNN's search (cudnnFind...Algorithm, run once per convolution shape on the cuDNN path)
  * timed for the shape it met last: per product ("fwd:", "bwd data:", "bwd filter:"), each
- * algorithm that ran and its time, fastest first (the one the backend uses), as text into buf (at
- * most size bytes, ended by a 0). Returns the text's full length (more than size - 1 where it was
- * cut short), 0 where cuDNN searched nothing (no cuDNN, the emulation, no convolution yet). */
+ * algorithm that ran, fastest first, its time, its workspace in MiB where it needs one, and
+ * "(kept)" after the one the backend uses (the fastest, or one within 3 % of it that needs less
+ * workspace), as text into buf (at most size bytes, ended by a 0). Returns the text's full length
+ * (more than size - 1 where it was cut short), 0 where cuDNN searched nothing (no cuDNN, the
+ * emulation, no convolution yet). */
 size_t cvn_cuda_cudnn_search(char *buf, size_t size);
 /* The configurations the GPU harness (tests/test_cuda.c) and benchmark (bench/bench_cuda.c) run,
  * by number: 0 cuDNN (convolution, pooling, batch norm) + cuBLAS; then our pooling and batch norm

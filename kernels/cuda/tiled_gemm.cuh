@@ -54,6 +54,7 @@
 
 #include "backend.h"
 #include "cuda/activation.cuh"
+#include "cuda/lean_pick.cuh"
 
 /* The products: a matrix's, a convolution's three, and Winograd's batch (winograd.cuh: the kernels'
  * MODE only; args.mode stays the convolution product it computes) */
@@ -1255,11 +1256,6 @@ static inline int64_t plan_room_floats(const gemm_plan &p) {
     return p.args.wg.m ? wino_floats(p.args, p.args.wg.m, p.args.wg.images) : 0;
 }
 
-/* How much slower than the fastest a variant may time and still be picked for needing less room:
- * a shape's timings repeat to within a few per cent, and the rooms differ by up to 35 times
- * (bench's large layer by F(2x2): 805 MB all images at once, 22.5 MB in rounds) */
-#define TUNE_ROOM_SLACK 1.03
-
 /* What tune_plan timed: the variants, their times (in time's unit; the backend's: ms) and which
  * it kept */
 struct tune_record {
@@ -1269,8 +1265,8 @@ struct tune_record {
 };
 
 /* The variant of a convolution plan to keep, by time(variant): of those within
- * TUNE_ROOM_SLACK of the fastest, the one that needs least room (the fastest of those); all of
- * them into record where it is not NULL. Each variant writes into scratch (as large as the plan's
+ * TUNE_ROOM_SLACK of the fastest, the one that needs least room (lean_pick); all of them into
+ * record where it is not NULL. Each variant writes into scratch (as large as the plan's
  * output, whose contents it may leave as garbage) instead of the output, which stays untouched.
  * The GPU backend times on the stream with events, once per shape; the tests time on the CPU
  * emulator. */
@@ -1280,20 +1276,14 @@ static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
                            tune_record *record = NULL) {
     tune_record r;
     r.n = plan_candidates(planned, r.cands, tensor_cores, winograd, wino_only);
-    int fastest = 0;
     for (int i = 0; i < r.n; i++) {
         gemm_plan trial = r.cands[i];
         trial.args.out = scratch;
         r.times[i] = time(trial);
-        if (r.times[i] < r.times[fastest]) fastest = i;
     }
-    r.kept = fastest;
-    for (int i = 0; i < r.n; i++) {
-        int64_t room = plan_room_floats(r.cands[i]), kept_room = plan_room_floats(r.cands[r.kept]);
-        if (r.times[i] <= r.times[fastest] * TUNE_ROOM_SLACK &&
-            (room < kept_room || (room == kept_room && r.times[i] < r.times[r.kept])))
-            r.kept = i;
-    }
+    r.kept = lean_pick(
+        r.n, [&](int i) { return r.times[i]; },
+        [&](int i) { return plan_room_floats(r.cands[i]); });
     if (record) *record = r;
     return r.cands[r.kept];
 }

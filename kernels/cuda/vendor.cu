@@ -10,6 +10,7 @@
 extern "C" {
 #include "core/core.h"
 }
+#include "cuda/lean_pick.cuh"
 #include "cuda/text.cuh"
 #include "cuda/vendor.h"
 
@@ -46,11 +47,13 @@ static conv_plan plans[CONV_PLANS];
 static int next_plan;
 
 /* What cuDNN's search timed for the shape planned last, per product (forward, backward data,
- * backward filter): each algorithm that ran, fastest first (cuda_vendor_last_search) */
+ * backward filter): each algorithm that ran, fastest first, its workspace, and which was kept
+ * (cuda_vendor_last_search) */
 static struct {
-    int n[3];
+    int n[3], kept[3];
     int algo[3][8];
     float ms[3][8];
+    size_t bytes[3][8];
 } last_search;
 
 static const char *const algo_names[3][8] = {
@@ -59,16 +62,26 @@ static const char *const algo_names[3][8] = {
     {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"},
     {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED", "FFT_TILING"}};
 
-/* Keeps the successful results of one product's search (perf: cuDNN's AlgoPerf structs of that
- * product, fastest first) */
-template <class Perf> static void keep_search(int product, const Perf *perf, int got) {
+/* The algorithm to keep of one product's search (perf: cuDNN's AlgoPerf structs of that product,
+ * fastest first, got of them): the one with the least workspace of those within TUNE_ROOM_SLACK
+ * of the fastest (lean_pick, as our own tuning keeps the least room); -1 where none succeeded.
+ * The successful results go to last_search. */
+template <class Perf> static int search_pick(int product, const Perf *perf, int got) {
+    got = got < 8 ? got : 8;
+    auto ok = [&](int i) { return perf[i].status == CUDNN_STATUS_SUCCESS; };
+    int kept = lean_pick(
+        got, [&](int i) { return ok(i) ? (double)perf[i].time : INFINITY; },
+        [&](int i) { return perf[i].memory; });
     int n = 0;
-    for (int i = 0; i < got && i < 8; i++) {
-        if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    for (int i = 0; i < got; i++) {
+        if (!ok(i)) continue;
+        if (i == kept) last_search.kept[product] = n;
         last_search.algo[product][n] = (int)perf[i].algo;
+        last_search.bytes[product][n] = perf[i].memory;
         last_search.ms[product][n++] = perf[i].time;
     }
     last_search.n[product] = n;
+    return got && ok(kept) ? kept : -1;
 }
 
 size_t cuda_vendor_last_search(char *buf, size_t size) {
@@ -82,6 +95,9 @@ size_t cuda_vendor_last_search(char *buf, size_t size) {
             int a = last_search.algo[p][i];
             const char *name = a >= 0 && a < 8 && algo_names[p][a] ? algo_names[p][a] : "?";
             text_append(buf, size, &len, "%s %s %.3f ms", i ? "," : "", name, last_search.ms[p][i]);
+            if (last_search.bytes[p][i])
+                text_append(buf, size, &len, " %.1f MiB", last_search.bytes[p][i] / 1048576.0);
+            if (i == last_search.kept[p]) text_append(buf, size, &len, " (kept)");
         }
     }
     return len;
@@ -129,27 +145,24 @@ static conv_plan *plan_for(const cvn_conv_desc *d) {
         cudnnSetConvolutionGroupCount(p->conv, d->groups) ||
         cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH))
         return NULL;
-    /* cuDNN times its algorithms on this shape once (as PyTorch's cudnn.benchmark does); the
-     * fastest that succeeds wins. */
-    int got = 0;
+    /* cuDNN times its algorithms on this shape once (as PyTorch's cudnn.benchmark does); of those
+     * that succeed, search_pick keeps the fastest or one nearly as fast with less workspace. */
+    int got = 0, k;
     cudnnConvolutionFwdAlgoPerf_t f[8];
     cudnnConvolutionBwdDataAlgoPerf_t bd[8];
     cudnnConvolutionBwdFilterAlgoPerf_t bf[8];
     if (cudnnFindConvolutionForwardAlgorithm(dnn, p->x, p->w, p->conv, p->y, 8, &got, f) ||
-        !got || f[0].status)
+        (k = search_pick(0, f, got)) < 0)
         return NULL;
-    p->fwd = f[0].algo;
-    keep_search(0, f, got);
+    p->fwd = f[k].algo;
     if (cudnnFindConvolutionBackwardDataAlgorithm(dnn, p->w, p->y, p->conv, p->x, 8, &got, bd) ||
-        !got || bd[0].status)
+        (k = search_pick(1, bd, got)) < 0)
         return NULL;
-    p->bwd_data = bd[0].algo;
-    keep_search(1, bd, got);
+    p->bwd_data = bd[k].algo;
     if (cudnnFindConvolutionBackwardFilterAlgorithm(dnn, p->x, p->y, p->conv, p->w, 8, &got, bf) ||
-        !got || bf[0].status)
+        (k = search_pick(2, bf, got)) < 0)
         return NULL;
-    p->bwd_filter = bf[0].algo;
-    keep_search(2, bf, got);
+    p->bwd_filter = bf[k].algo;
     if (cudnnGetConvolutionForwardWorkspaceSize(dnn, p->x, p->w, p->conv, p->y, p->fwd, &p->ws_fwd) ||
         cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->w, p->y, p->conv, p->x, p->bwd_data,
                                                      &p->ws_data) ||
