@@ -146,7 +146,7 @@ static void bench_conv(const char *name, const int64_t *shape, const int64_t *ws
             line += line[len] ? len + 1 : len;
         }
     }
-    char search[1024]; /* what cuDNN timed for this shape on path 0, if it ran */
+    char search[4096]; /* what cuDNN timed for this shape on path 0, if it ran */
     if ((only_path < 0 || only_path == 0) && cvn_cuda_cudnn_search(search, sizeof search))
         printf("%-26s cudnn search: %s\n", name, search);
     cvn_tape_free(c.t);

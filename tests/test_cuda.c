@@ -145,6 +145,10 @@ static void expect_tuning_report(void) {
     char report[16384], picks[512];
     size_t n = cvn_cuda_conv_tuning(report, sizeof report);
     ck_assert_msg(n > 0 && n < sizeof report, "a report of %zu bytes", n);
+    char tiny[8];
+    ck_assert_uint_eq(cvn_cuda_conv_tuning(tiny, sizeof tiny), n); /* cut short, the length kept */
+    ck_assert_uint_eq(strlen(tiny), sizeof tiny - 1);
+    ck_assert(!strncmp(tiny, "fwd: ", 5));
     cvn_cuda_conv_picks(picks, sizeof picks);
     const char *line = report;
     for (int i = 0; i < 3; i++) {
@@ -213,7 +217,7 @@ START_TEST(test_large_conv_matches_cpu) {
 #ifdef CVN_WITH_CUDA
         if (path == 3) expect_tuning_report();
         if (path == 0 && cvn_cuda_has_cudnn()) { /* what cuDNN's search timed for this shape */
-            char s[1024], tiny[8];
+            char s[4096], tiny[8];
             size_t n = cvn_cuda_cudnn_search(s, sizeof s);
             ck_assert_msg(n > 0 && n < sizeof s && !strncmp(s, "fwd: ", 5) &&
                               strstr(s, " | bwd data: ") && strstr(s, " | bwd filter: ") &&
@@ -221,6 +225,9 @@ START_TEST(test_large_conv_matches_cpu) {
                           "cuDNN's search reads '%s'", s);
             ck_assert_uint_eq(cvn_cuda_cudnn_search(tiny, sizeof tiny), n); /* cut short */
             ck_assert_uint_eq(strlen(tiny), sizeof tiny - 1);
+            int kept = 0; /* one algorithm kept per product */
+            for (const char *k = s; (k = strstr(k, "(kept)")) != NULL; k++) kept++;
+            ck_assert_msg(kept == 3, "cuDNN's search reads '%s'", s);
         }
 #endif
         cvn_tensor_free(xg), cvn_tensor_free(wg);
