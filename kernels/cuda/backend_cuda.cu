@@ -27,9 +27,9 @@
 extern "C" {
 #include "core/core.h"
 #include "cuda/cuda.h"
+}
 #include "cuda/settings.cuh"
 #include "cuda/text.cuh"
-}
 #include "cuda/tiled_gemm.cuh"
 #include "cuda/upload_ring.cuh"
 #include "cuda/vendor.h"
@@ -1380,7 +1380,9 @@ extern "C" size_t cvn_cuda_conv_tuning(char *buf, size_t size) {
     return len;
 }
 extern "C" void cvn_cuda_set_conv_winograd_round(size_t bytes) {
-    int64_t floats = bytes ? (int64_t)std::min(bytes / sizeof(float), (size_t)WINO_ROOM_MAX)
+    /* at least a float: 0 would mean no rounds at all (wino_chunk) */
+    int64_t floats = bytes ? (int64_t)std::clamp(bytes / sizeof(float), (size_t)1,
+                                                 (size_t)WINO_ROOM_MAX)
                            : WINO_ROUND_FLOATS;
     if (floats != wino_round_floats) n_tunings = 0; /* its timings were of other rounds */
     wino_round_floats = floats;
