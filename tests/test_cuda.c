@@ -152,15 +152,13 @@ static void expect_tuning_report(void) {
     cvn_cuda_conv_picks(picks, sizeof picks);
     const char *line = report;
     for (int i = 0; i < 3; i++) {
-        size_t name = strlen(products[i]);
-        ck_assert_msg(!strncmp(line, products[i], name) && !strncmp(line + name, ": ", 2), "%s",
-                      line);
-        char head[16];
-        snprintf(head, sizeof head, "%s: ", products[i]);
-        const char *end = strchr(line, '\n'), *entry = line + name + 2, *pick = strstr(picks, head);
+        char head[16]; /* "fwd: " */
+        size_t head_len = (size_t)snprintf(head, sizeof head, "%s: ", products[i]);
+        ck_assert_msg(!strncmp(line, head, head_len), "%s", line);
+        const char *end = strchr(line, '\n'), *entry = line + head_len, *pick = strstr(picks, head);
         ck_assert_ptr_nonnull(end);
         ck_assert_msg(pick != NULL, "no %s in %s", head, picks);
-        pick += name + 2;
+        pick += head_len;
         size_t pick_len = strcspn(pick, "|");
         while (pick_len && pick[pick_len - 1] == ' ') pick_len--;
         double last = 0;

@@ -2,7 +2,7 @@
  * when the backend starts. A value it does not know stops the start with an error naming it, so
  * that a typo (CVN_CUDA_CONV=cudnnn) does not quietly run another path than the one asked for.
  * Host code with no runtime calls, read through a function in place of getenv, so that
- * tests/test_cuda_emu.cpp checks it against a table. */
+ * tests/test_cuda_settings.cpp checks it against a table. */
 #ifndef CVN_CUDA_SETTINGS_CUH
 #define CVN_CUDA_SETTINGS_CUH
 
