@@ -135,7 +135,6 @@ static void expect_near_cpu(const char *what, int path, const cvn_tensor *gpu,
     cvn_tensor_free(h);
 }
 
-/* A larger grouped, strided convolution: GPU (every path) against the CPU, y, dx and dw. */
 #ifdef CVN_WITH_CUDA
 /* cvn_cuda_conv_tuning after all three products were tuned, against cvn_cuda_conv_picks: a line
  * per product, each variant with its time, fastest first, and the one marked kept is the one that
@@ -192,6 +191,7 @@ static void expect_tuning_report(void) {
 }
 #endif
 
+/* A larger grouped, strided convolution: GPU (every path) against the CPU, y, dx and dw. */
 START_TEST(test_large_conv_matches_cpu) {
     cvn_rng r;
     cvn_rng_seed(&r, 4);

@@ -1371,8 +1371,8 @@ extern "C" size_t cvn_cuda_conv_tuning(char *buf, size_t size) {
             text_append(buf, size, &len, j ? ", " : "%s: ", product_names[i]);
             describe_pick(buf, size, &len, pick_of(c));
             text_append(buf, size, &len, " %.3f ms", r.times[order[j]]);
-            if (plan_room_floats(c))
-                text_append(buf, size, &len, " %.1f MiB", plan_room_floats(c) * 4.0 / (1 << 20));
+            if (int64_t room = plan_room_floats(c))
+                text_append(buf, size, &len, " %.1f MiB", room * 4.0 / (1 << 20));
             if (order[j] == r.kept) text_append(buf, size, &len, " (kept)");
         }
         if (r.n) text_append(buf, size, &len, "\n");

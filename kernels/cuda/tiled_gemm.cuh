@@ -1265,16 +1265,16 @@ struct tune_record {
 };
 
 /* The variant of a convolution plan to keep, by time(variant): of those within
- * TUNE_ROOM_SLACK of the fastest, the one that needs least room (lean_pick); all of them into
- * record where it is not NULL. Each variant writes into scratch (as large as the plan's
- * output, whose contents it may leave as garbage) instead of the output, which stays untouched.
- * The GPU backend times on the stream with events, once per shape; the tests time on the CPU
- * emulator. */
+ * TUNE_ROOM_SLACK of the fastest, the one that needs least room (lean_pick); all of them in
+ * record, filled in place, where it is not NULL. Each variant writes into scratch (as large as
+ * the plan's output, whose contents it may leave as garbage) instead of the output, which stays
+ * untouched. The GPU backend times on the stream with events, once per shape; the tests time on
+ * the CPU emulator. */
 template <class Time>
 static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
                            bool tensor_cores = true, int winograd = 4, bool wino_only = false,
                            tune_record *record = NULL) {
-    tune_record r;
+    tune_record own, &r = record ? *record : own;
     r.n = plan_candidates(planned, r.cands, tensor_cores, winograd, wino_only);
     for (int i = 0; i < r.n; i++) {
         gemm_plan trial = r.cands[i];
@@ -1284,7 +1284,6 @@ static gemm_plan tune_plan(const gemm_plan &planned, float *scratch, Time time,
     r.kept = lean_pick(
         r.n, [&](int i) { return r.times[i]; },
         [&](int i) { return plan_room_floats(r.cands[i]); });
-    if (record) *record = r;
     return r.cands[r.kept];
 }
 
